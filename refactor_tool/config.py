@@ -1,0 +1,145 @@
+"""Names and paths the codemods work with.
+
+The defaults are PLAN.md's names. A project that calls things differently overrides any of
+them in its own ``pyproject.toml``::
+
+    [tool.refactor-tool]
+    package = "myapp"
+    session_module = "myapp/db/session.py"
+    session_fixture = "dbsession"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A ``[tool.refactor-tool]`` table that cannot be used (names the file and key)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- application layout -------------------------------------------------------------
+    package: str = "sologm"
+    session_module: str = "sologm/database/session.py"
+    base_manager_module: str = "sologm/core/base_manager.py"
+    core_package: str = "sologm/core"
+    factory_module: str = "sologm/core/factory.py"
+    # --- class, method and function names -----------------------------------------------
+    database_manager_class: str = "DatabaseManager"
+    session_context_class: str = "SessionContext"
+    base_manager_class: str = "BaseManager"
+    get_session_method: str = "_get_session"
+    execute_method: str = "_execute_db_operation"
+    lazy_init_method: str = "_lazy_init_manager"
+    factory_function: str = "create_all_managers"
+    removed_session_apis: tuple[str, ...] = ("get_session", "close_session", "scoped_session")
+    # --- tests --------------------------------------------------------------------------
+    session_fixture: str = "db_session"
+    session_context_fixture: str = "session_context"
+    factory_fixture_prefix: str = "create_test_"
+    session_variable: str = "session"
+    managers_variable: str = "managers"
+    # --- verification -------------------------------------------------------------------
+    script: str = "sologm"  # entry point in [project.scripts] that the phase-1 gate runs
+    smoke_args: tuple[str, ...] = ("game", "list")
+    smoke_env: tuple[str, ...] = ("SOLOGM_HOME", "SOLOGM_DATABASE_URL")
+    pytest_args: tuple[str, ...] = ()
+    # --- files --------------------------------------------------------------------------
+    exclude: tuple[str, ...] = (
+        ".git",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "build",
+        "dist",
+        "node_modules",
+        "__pycache__",
+        ".refactor-tool",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+    )
+
+    @property
+    def package_dotted(self) -> str:
+        return self.package.replace("/", ".")
+
+    @staticmethod
+    def module_name(relpath: str) -> str:
+        """``sologm/core/factory.py`` -> ``sologm.core.factory``."""
+        parts = list(Path(relpath).with_suffix("").parts)
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts)
+
+    @property
+    def factory_module_name(self) -> str:
+        return self.module_name(self.factory_module)
+
+    @property
+    def session_module_name(self) -> str:
+        return self.module_name(self.session_module)
+
+    @property
+    def base_manager_module_name(self) -> str:
+        return self.module_name(self.base_manager_module)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def load_config(root: Path) -> Config:
+    """Read ``[tool.refactor-tool]`` from ``root/pyproject.toml``; defaults where absent."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return Config()
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{pyproject}: cannot read TOML: {exc}") from exc
+    table = data.get("tool", {}).get("refactor-tool", {})
+    overrides: dict[str, object] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(
+                f"{pyproject}: [tool.refactor-tool] has unknown key {key!r}; known keys: {known}"
+            )
+        default = getattr(Config(), name)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{pyproject}: [tool.refactor-tool] {key} must be a list of strings")
+            value = tuple(value)
+        elif not isinstance(value, type(default)):
+            raise ConfigError(
+                f"{pyproject}: [tool.refactor-tool] {key} must be a {type(default).__name__}"
+            )
+        overrides[name] = value
+    return dataclasses.replace(Config(), **overrides)
+
+
+def project_scripts(root: Path) -> dict[str, str]:
+    """The target's ``[project.scripts]`` table (entry-point name -> ``module:function``)."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+    return dict(data.get("project", {}).get("scripts", {}))
+
+
+__all__ = ["Config", "ConfigError", "load_config", "project_scripts"]

@@ -1,0 +1,164 @@
+"""The target tree as the codemods see it.
+
+A :class:`Project` is a root directory plus an in-memory *overlay* of contents that earlier
+phases produced but did not write (``--dry-run --all``) or that a test supplies (fixture
+pairs). Every read goes through the overlay first, and every parse goes through one cache keyed
+by the file's bytes, so a file is parsed at most once for as long as its content is unchanged,
+however many phases and analyses look at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator
+
+import libcst as cst
+
+from .config import Config, load_config
+
+
+@dataclass
+class InputError(Exception):
+    """Bad input: always names the file (relative to the target) and, where known, the line."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class Project:
+    def __init__(
+        self,
+        root: Path,
+        config: Config | None = None,
+        overlay: dict[str, bytes | None] | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.config = config if config is not None else load_config(self.root)
+        # relpath -> bytes (content) or None (deleted by an earlier, unwritten phase)
+        self.overlay: dict[str, bytes | None] = dict(overlay or {})
+        self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}
+        self._listing: list[str] | None = None
+        self._state: dict[str, object] | None = None
+        self.parse_count = 0
+
+    # ---------------------------------------------------------------- tool state
+    STATE_DIR = ".refactor-tool"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / self.STATE_DIR
+
+    @property
+    def state(self) -> dict[str, object]:
+        """Facts a later phase needs that an earlier phase removes from the code.
+
+        Kept in ``.refactor-tool/state.json`` beside the baseline (never part of the diff);
+        held in memory for runs that write nothing. Example: phase 4 records the fixture
+        graph before it deletes the fixtures, and phase 5 inlines from that record.
+        """
+        if self._state is None:
+            path = self.state_dir / "state.json"
+            try:
+                self._state = json.loads(path.read_text(encoding="utf-8"))
+            except (FileNotFoundError, ValueError):
+                self._state = {}
+        return self._state
+
+    def save_state(self) -> None:
+        if self._state:
+            self.state_dir.mkdir(exist_ok=True)
+            tmp = self.state_dir / "state.json.tmp"
+            tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.state_dir / "state.json")
+
+    # ---------------------------------------------------------------- files
+    def python_files(self) -> list[str]:
+        """Every ``.py`` file of the target (relative POSIX paths, sorted), overlay included."""
+        if self._listing is None:
+            found: set[str] = set()
+            if self.root.is_dir():
+                found.update(self._walk())
+            self._listing = sorted(found)
+        files = set(self._listing)
+        for rel, content in self.overlay.items():
+            if rel.endswith(".py"):
+                if content is None:
+                    files.discard(rel)
+                else:
+                    files.add(rel)
+        return sorted(files)
+
+    def _walk(self) -> Iterator[str]:
+        excluded = set(self.config.exclude)
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in excluded and not d.endswith(".egg-info")
+            )
+            rel_dir = Path(dirpath).relative_to(self.root)
+            for name in filenames:
+                if name.endswith(".py"):
+                    yield (rel_dir / name).as_posix()
+
+    def path(self, rel: str) -> Path:
+        return self.root / PurePosixPath(rel)
+
+    def exists(self, rel: str) -> bool:
+        if rel in self.overlay:
+            return self.overlay[rel] is not None
+        return self.path(rel).is_file()
+
+    def read_bytes(self, rel: str) -> bytes:
+        if rel in self.overlay:
+            content = self.overlay[rel]
+            if content is None:
+                raise FileNotFoundError(rel)
+            return content
+        return self.path(rel).read_bytes()
+
+    def read_text(self, rel: str) -> str:
+        """Decoded source, for cheap text checks (the prefilter); never written back."""
+        return self.read_bytes(rel).decode("utf-8", errors="replace")
+
+    def grep(self, rels: Iterable[str], *needles: str) -> list[str]:
+        """The cheap text prefilter: files whose raw bytes contain any of ``needles``."""
+        encoded = [n.encode() for n in needles]
+        return [rel for rel in rels if any(n in self.read_bytes(rel) for n in encoded)]
+
+    # ---------------------------------------------------------------- parsing
+    def parse(self, rel: str) -> cst.Module:
+        source = self.read_bytes(rel)
+        key = (rel, hashlib.blake2b(source, digest_size=16).digest())
+        module = self._parse_cache.get(key)
+        if module is None:
+            module = parse_source(rel, source)
+            self.parse_count += 1
+            self._parse_cache[key] = module
+        return module
+
+    def apply(self, changes: Iterable["object"]) -> None:
+        """Record changes in the overlay (used between phases of an unwritten run)."""
+        for change in changes:
+            self.overlay[change.path] = change.new  # type: ignore[attr-defined]
+
+    def module_name(self, rel: str) -> str:
+        return self.config.module_name(rel)
+
+
+def parse_source(rel: str, source: bytes) -> cst.Module:
+    """Parse with libcst, turning any failure into an :class:`InputError` with file and line."""
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        raise InputError(rel, exc.raw_line, f"cannot parse: {exc.message}") from None
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise InputError(rel, line, f"cannot parse: {exc}") from None
