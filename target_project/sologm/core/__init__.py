@@ -1,0 +1,1 @@
+"""Business logic: one manager per model."""
