@@ -9,6 +9,7 @@ however many phases and analyses look at it.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -158,7 +159,16 @@ def parse_source(rel: str, source: bytes) -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
-        raise InputError(rel, exc.raw_line, f"cannot parse: {exc.message}") from None
+        # libcst's line is often the one after the error (or 1 for tokenizer errors); when
+        # Python's own compiler rejects the file too, its line and message are the exact ones
+        line, message = exc.raw_line, exc.message
+        try:
+            compile(source, rel, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as py_exc:
+            line, message = py_exc.lineno or line, py_exc.msg
+        except (ValueError, UnicodeDecodeError):
+            pass
+        raise InputError(rel, line, f"cannot parse: {message}") from None
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         line = getattr(exc, "lineno", None)
         raise InputError(rel, line, f"cannot parse: {exc}") from None

@@ -1,0 +1,965 @@
+"""The ``refactor-tool`` command line.
+
+Exit codes: 0 done and every gate as expected; 1 a gate or check failed; 2 bad input (unknown
+phase or step, missing target, a target not of the expected shape, a file that does not parse, a
+read-only file or a symlink leading outside the target, a dirty git tree without
+``--allow-dirty``); bad input always names the file (and line) and nothing at all is written.
+3 is an internal error of the tool itself (the traceback is shown).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.rule import Rule
+from rich.table import Table
+
+from . import gitops
+from .config import ConfigError, load_config
+from .engine import FileChange, _check_writable, check_parses, run_phase, write_changes
+from .phases import PHASES
+from .project import InputError, Project
+from .report import PhaseRecord, Reporter, RunReport, summary_line
+from .verify import (
+    Baseline,
+    EnvironmentProblem,
+    GateResult,
+    check_as_dict,
+    default_python,
+    load_baseline,
+    record_baseline,
+    run_gate,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class BadInput(Exception):
+    """Bad input that is not about a particular file line (unknown phase, missing target...)."""
+
+
+# ----------------------------------------------------------------------------- help texts
+
+
+def phases_epilog() -> str:
+    """The phase list for every ``--help``, read from the registry."""
+    lines = ["\b", "Phases (PLAN.md; from the phase registry):"]
+    if not PHASES:
+        lines.append("  (no phase is installed)")
+    for number in sorted(PHASES):
+        phase = PHASES[number]
+        lines.append(f"  {number}  {phase.title}")
+        for step in phase.steps:
+            how = (
+                "codemod"
+                if step.codemods
+                else "generated"
+                if step.generates
+                else "procedural"
+            )
+            lines.append(f"       {step.id}  {step.title}  [{how}]")
+    lines += [
+        "",
+        "\b",
+        "Exit codes: 0 done, every gate as expected; 1 a gate or check failed;",
+        "2 bad input (names file and line; nothing written); 3 internal error.",
+    ]
+    return "\n".join(lines)
+
+
+EPILOG = phases_epilog()
+
+
+def _phase_numbers() -> str:
+    return ", ".join(str(n) for n in sorted(PHASES)) or "none installed"
+
+
+# ----------------------------------------------------------------------------- error handling
+
+
+def handle_errors(func: Callable[..., int]) -> Callable[..., None]:
+    """Map the tool's exceptions to exit codes and actionable messages."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        rep = Reporter()
+        try:
+            code = func(rep, *args, **kwargs)
+        except (InputError, ConfigError, BadInput, EnvironmentProblem) as exc:
+            rep.error(str(exc))
+            if rep.wrote:
+                rep.err.print(
+                    "phases before this one were written (see above); the rest was not."
+                )
+            else:
+                rep.err.print("nothing was written.")
+            code = EXIT_BAD_INPUT
+        except gitops.GitError as exc:
+            rep.error(str(exc))
+            code = EXIT_FAILED
+        except KeyboardInterrupt:
+            rep.error(
+                "interrupted"
+                + (
+                    "; files already written stay written (see above)"
+                    if rep.wrote
+                    else "; nothing was written"
+                )
+            )
+            code = 130
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception:  # noqa: BLE001 - a bug in the tool: show it, with a distinct code
+            rep.err.print_exception(show_locals=False)
+            rep.error(
+                "internal error in refactor-tool (a bug: the traceback above says where)"
+            )
+            code = EXIT_INTERNAL
+        sys.exit(code)
+
+    return wrapper
+
+
+def resolve_target(target: str | None) -> Path:
+    path = Path(target) if target else Path.cwd()
+    if not path.exists():
+        raise BadInput(f"{path}: target directory does not exist")
+    if not path.is_dir():
+        raise BadInput(f"{path}: target is not a directory")
+    return path.resolve()
+
+
+def open_project(target: str | None) -> Project:
+    root = resolve_target(target)
+    config = load_config(root)
+    project = Project(root, config)
+    package = root / config.package
+    if not package.is_dir():
+        raise InputError(
+            f"{config.package}/",
+            None,
+            f"expected the application package {config.package_dotted!r} in {root} "
+            "(is --target right? another name goes in [tool.refactor-tool] package in pyproject.toml)",
+        )
+    return project
+
+
+def resolve_python(root: Path, python: str | None) -> str:
+    chosen = python or default_python(root)
+    if os.sep in chosen or (os.altsep and os.altsep in chosen):
+        if not Path(chosen).exists():
+            raise BadInput(f"--python {chosen}: no such interpreter")
+        return chosen
+    found = shutil.which(chosen)
+    if not found:
+        raise BadInput(f"--python {chosen}: not found on PATH")
+    return found
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+@contextmanager
+def spinner(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
+    """A transient spinner on stderr in a terminal; a plain line otherwise."""
+    if rep.err.is_terminal:
+        with rep.err.status(text) as status:
+            yield lambda msg: status.update(msg)
+    else:
+        rep.err.print(f"[dim]{escape(text)}[/]")
+        yield lambda msg: rep.err.print(f"[dim]{escape(msg)}[/]")
+
+
+@contextmanager
+def file_progress(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
+    if not rep.err.is_terminal:
+        yield lambda rel: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=rep.err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(text, total=None)
+        yield lambda rel: progress.update(task, advance=1, description=f"{text} {rel}")
+
+
+# ----------------------------------------------------------------------------- the apply path
+
+
+class AnalyzedPhase:
+    """A phase whose analysis is already done (the engine would otherwise build it again).
+
+    Everything else is the phase's own; ``analyze`` returns the analysis computed once for
+    the project as it is now.
+    """
+
+    def __init__(self, phase: Any, analysis: Any) -> None:
+        self._phase = phase
+        self._analysis = analysis
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._phase, name)
+
+    def analyze(self, project: Project) -> Any:
+        return self._analysis
+
+
+@dataclass
+class ApplyOptions:
+    dry_run: bool = False
+    verify: bool = True
+    python: str | None = None
+    commit: bool = False
+    allow_dirty: bool = False
+    json_path: str | None = None
+    jobs: int = 1
+    show_diff: bool = False
+    new_baseline: bool = False
+    command: str = "apply"
+
+
+def compute(
+    rep: Reporter,
+    project: Project,
+    selection: Sequence[tuple[Any, list[str] | None]],
+    jobs: int,
+) -> list[PhaseRecord]:
+    """Every selected phase in memory, each on the previous one's output; nothing is written.
+
+    Before a phase runs, every file it needs is parsed (a file that does not parse is bad input
+    with file and line, raised here before anything is written).
+    """
+    records = []
+    for phase, step_ids in selection:
+        with file_progress(rep, f"phase {phase.number}:") as tick:
+            analysis = phase.analyze(project)
+            check_parses(project, phase.files(project, analysis))
+            result = run_phase(
+                project,
+                AnalyzedPhase(phase, analysis),
+                step_ids,
+                jobs=jobs,
+                progress=tick,
+            )
+        project.apply(result.changes)
+        steps = step_ids or [s.id for s in phase.steps]
+        records.append(
+            PhaseRecord(
+                phase.number, phase.title, list(steps), result.changes, result.notes
+            )
+        )
+    return records
+
+
+def combined_changes(records: Sequence[PhaseRecord]) -> list[FileChange]:
+    """One change per file, from its bytes before the first phase to after the last."""
+    first: dict[str, bytes | None] = {}
+    last: dict[str, bytes | None] = {}
+    for record in records:
+        for change in record.changes:
+            first.setdefault(change.path, change.old)
+            last[change.path] = change.new
+    return [
+        FileChange(p, first[p], last[p]) for p in sorted(first) if first[p] != last[p]
+    ]
+
+
+def _phase_header(rep: Reporter, record: PhaseRecord, to_err: bool = False) -> None:
+    console = rep.err if to_err else rep.out
+    steps = ", ".join(record.steps)
+    console.print(
+        Rule(
+            f"[bold]Phase {record.number}: {escape(record.title)}[/] [dim](steps {steps})[/]",
+            align="left",
+        )
+    )
+    phase = PHASES.get(record.number)
+    if phase is not None:
+        for step in phase.steps:
+            if step.id in record.steps and step.note:
+                console.print(
+                    f"  [dim]{step.id} {escape(step.title)}: {escape(step.note)}[/]"
+                )
+
+
+def get_baseline(
+    rep: Reporter, project: Project, python: str, *, new: bool, before_write: bool
+) -> Baseline:
+    baseline = None if new else load_baseline(project.root)
+    if baseline is not None:
+        rep.info(
+            f"[dim]baseline: {len(baseline.suite.tests)} tests, recorded {baseline.taken_at} "
+            f"(.refactor-tool/baseline.json)[/]"
+        )
+        return baseline
+    if not before_write:
+        rep.warn(
+            "no baseline was recorded before the refactor started; recording one now from the tree as "
+            "it is, so failures already present count as pre-existing"
+        )
+    gitops.ensure_excluded(project.root)
+    with spinner(
+        rep,
+        "recording the baseline: running the target's tests before anything is written",
+    ) as update:
+        baseline = record_baseline(
+            Project(project.root, project.config), python, on_step=update
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(baseline.suite.counts().items()))
+    rep.info(
+        f"baseline recorded: {len(baseline.suite.tests)} tests ({counts}); smoke: {baseline.smoke.status}"
+    )
+    return baseline
+
+
+def gate_for(
+    rep: Reporter, project: Project, number: int, baseline: Baseline, python: str
+) -> GateResult:
+    phase = PHASES.get(number)
+    title = phase.title if phase else f"phase {number}"
+    with spinner(rep, f"phase {number}: verifying") as update:
+        return run_gate(
+            Project(project.root, project.config),
+            number,
+            title,
+            baseline,
+            python,
+            on_step=update,
+        )
+
+
+def run_apply(
+    rep: Reporter,
+    project: Project,
+    selection: Sequence[tuple[Any, list[str] | None]],
+    opts: ApplyOptions,
+) -> int:
+    root = project.root
+    report = RunReport(
+        opts.command, str(root), dry_run=opts.dry_run, verify=opts.verify
+    )
+    repo = gitops.repo_root(root)
+    if not opts.dry_run:
+        if opts.commit and repo is None:
+            raise BadInput(
+                f"{root}: --commit needs a git repository (run `git init` there, or leave out --commit)"
+            )
+        if repo is not None and not opts.allow_dirty:
+            dirty = gitops.dirty_files(root)
+            if dirty:
+                shown = "\n  ".join(dirty[:10]) + ("\n  …" if len(dirty) > 10 else "")
+                raise BadInput(
+                    f"{root}: the git tree has uncommitted changes; commit or stash them, or pass "
+                    f"--allow-dirty:\n  {shown}"
+                )
+    if opts.dry_run and opts.commit:
+        rep.warn("--commit does nothing with --dry-run")
+    python = (
+        resolve_python(root, opts.python) if opts.verify and not opts.dry_run else None
+    )
+    report.python = python
+
+    records = compute(rep, project, selection, opts.jobs)
+    report.phases = records
+    combined = combined_changes(records)
+
+    if opts.dry_run:
+        rep.diff(combined)
+        for record in records:
+            rep.err.print(
+                f"phase {record.number} ({escape(record.title)}): "
+                + summary_line(record.changes, record.notes, dry_run=True)
+            )
+            rep.notes(record.notes, to_err=True)
+        if len(records) > 1:
+            rep.err.print(
+                "[bold]total:[/] "
+                + summary_line(
+                    combined, [n for r in records for n in r.notes], dry_run=True
+                )
+            )
+        rep.err.print("[dim]dry run: nothing was written[/]")
+        if opts.json_path:
+            report.write(Path(opts.json_path))
+        return EXIT_OK
+
+    # nothing is written unless every file of every phase can be written
+    check_project = Project(root, project.config)
+    for change in combined:
+        _check_writable(check_project, change)
+
+    baseline = None
+    if opts.verify:
+        baseline = get_baseline(
+            rep, project, python or "", new=opts.new_baseline, before_write=True
+        )
+        report.baseline = baseline.as_dict() | {"suite": None, "touches_db": None}
+    else:
+        rep.info("[dim]--no-verify: no gates run[/]")
+
+    exit_code = EXIT_OK
+    gitops.ensure_excluded(
+        root
+    )  # .refactor-tool/ (baseline, state) never shows in git status
+    for record in records:
+        _phase_header(rep, record)
+        rep.wrote = True
+        write_changes(Project(root, project.config), record.changes)
+        record.written = True
+        record.status = "written"
+        project.save_state()  # phases 4-5 keep facts there that later phases need
+        if record.changes:
+            rep.info(summary_line(record.changes, record.notes, dry_run=False) + ":")
+            rep.changed_files(record.changes)
+        else:
+            rep.info("nothing to change: the code already has this phase")
+        if opts.show_diff:
+            rep.diff(record.changes, plain_stdout=not rep.stdout_is_terminal)
+        rep.notes(record.notes)
+        if baseline is not None:
+            gate = gate_for(rep, project, record.number, baseline, python or "")
+            record.gate = gate
+            rep.gate(gate)
+            if not gate.ok:
+                record.status = "failed"
+                exit_code = EXIT_FAILED
+                rep.error(
+                    f"phase {record.number}'s gate failed; its changes are in the working tree"
+                    + (" (not committed)" if opts.commit else "")
+                    + (
+                        f". Inspect them (git -C {root} diff), fix the cause or undo them "
+                        f"(git -C {root} checkout -- .), then run again."
+                        if repo is not None
+                        else ". The files listed above were changed; fix the cause or restore "
+                        "them from your copy, then run again."
+                    )
+                )
+                break
+            record.status = "verified"
+        if opts.commit:
+            if record.changes:
+                kind = (
+                    "step " + record.steps[0]
+                    if len(selection) == 1 and selection[0][1]
+                    else f"phase {record.number}"
+                )
+                title = record.title
+                if kind.startswith("step"):
+                    phase = PHASES[record.number]
+                    title = phase.step(record.steps[0]).title
+                message = f"refactor-tool: {kind} - {title}"
+                sha = gitops.commit(root, [c.path for c in record.changes], message)
+                record.commit = sha
+                rep.info(f"committed [bold]{sha[:10]}[/] {escape(message)}")
+            else:
+                rep.info("[dim]nothing to commit for this phase[/]")
+
+    done = [r for r in records if r.written]
+    if exit_code == EXIT_OK:
+        phases = ", ".join(str(r.number) for r in done)
+        rep.info(
+            f"[bold green]done:[/] phase{'s' if len(done) != 1 else ''} {phases} applied"
+            + (", every gate as expected" if opts.verify else " (not verified)")
+        )
+    else:
+        skipped = [r for r in records if not r.written]
+        for r in skipped:
+            r.status = "skipped"
+        if skipped:
+            rep.info(
+                f"not applied: phase(s) {', '.join(str(r.number) for r in skipped)}"
+            )
+    report.exit_code = exit_code
+    if opts.json_path:
+        report.write(Path(opts.json_path))
+        rep.info(f"[dim]report written to {escape(opts.json_path)}[/]")
+    return exit_code
+
+
+# ----------------------------------------------------------------------------- commands
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT, epilog=EPILOG)
+@click.version_option(package_name="refactor-tool", prog_name="refactor-tool")
+def main() -> None:
+    """Carry out PLAN.md's session-management refactoring on a SQLAlchemy app, phase by phase.
+
+    Every phase is a set of libcst codemods; after each applied phase the app's own test suite
+    runs as a verification gate and is compared with a baseline taken before anything was
+    written. Start with `refactor-tool demo`, then `refactor-tool status --target DIR`.
+    """
+
+
+_target_option = click.option(
+    "--target",
+    metavar="DIR",
+    default=None,
+    help="The project to refactor (default: the current directory).",
+)
+_python_option = click.option(
+    "--python",
+    "python",
+    metavar="PY",
+    default=None,
+    help="Interpreter that runs the target's tests (default: the target's .venv, else this tool's).",
+)
+_json_option = click.option(
+    "--json",
+    "json_path",
+    metavar="FILE",
+    default=None,
+    help="Write a machine-readable report to FILE.",
+)
+_jobs_option = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="CPU count",
+    help="Processes for the codemods.",
+)
+
+
+def _selection(
+    phase: int | None, all_: bool, step: str | None
+) -> list[tuple[Any, list[str] | None]]:
+    given = sum(1 for x in (phase is not None, all_, step is not None) if x)
+    if given != 1:
+        raise click.UsageError("give exactly one of --phase N, --all or --step N.M")
+    if all_:
+        if not PHASES:
+            raise BadInput("no phase is installed")
+        return [(PHASES[n], None) for n in sorted(PHASES)]
+    if step is not None:
+        number, _, _rest = step.partition(".")
+        if not number.isdigit() or int(number) not in PHASES:
+            raise BadInput(
+                f"<command line>: unknown step {step!r} (phases: {_phase_numbers()}; steps look like 1.2)"
+            )
+        found = PHASES[int(number)]
+        try:
+            chosen = found.step(step)
+        except KeyError:
+            steps = ", ".join(s.id for s in found.steps)
+            raise BadInput(
+                f"<command line>: phase {number} has no step {step} (steps: {steps})"
+            ) from None
+        return [(found, [chosen.id])]
+    assert phase is not None
+    if phase not in PHASES:
+        raise BadInput(
+            f"<command line>: unknown phase {phase} (phases: {_phase_numbers()})"
+        )
+    return [(PHASES[phase], None)]
+
+
+@main.command(context_settings=CONTEXT, epilog=EPILOG)
+@click.option("--phase", type=int, metavar="N", default=None, help="Apply phase N.")
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Apply every phase in order, each gated; stop at the first unexpected result.",
+)
+@click.option(
+    "--step",
+    metavar="N.M",
+    default=None,
+    help="Apply one step of a phase alone (PLAN.md's numbering).",
+)
+@_target_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write nothing; print the diff (a plain patch for `git apply` when piped).",
+)
+@click.option("--no-verify", is_flag=True, help="Do not run the verification gates.")
+@_python_option
+@click.option(
+    "--commit",
+    is_flag=True,
+    help="Commit each phase (`refactor-tool: phase N - <title>`) once its gate passes.",
+)
+@click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Run even if the git tree has uncommitted changes.",
+)
+@_json_option
+@_jobs_option
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Also print each phase's diff as it is written.",
+)
+@click.option(
+    "--new-baseline",
+    is_flag=True,
+    help="Discard the recorded baseline and take a new one first.",
+)
+@handle_errors
+def apply(
+    rep: Reporter,
+    phase: int | None,
+    all_: bool,
+    step: str | None,
+    target: str | None,
+    dry_run: bool,
+    no_verify: bool,
+    python: str | None,
+    commit: bool,
+    allow_dirty: bool,
+    json_path: str | None,
+    jobs: int,
+    show_diff: bool,
+    new_baseline: bool,
+) -> int:
+    """Apply a phase (--phase N), every phase (--all) or one step (--step N.M).
+
+    Before anything is written every file the selected phases need is parsed and a baseline of
+    the target's tests is recorded (.refactor-tool/baseline.json, kept out of git). Each phase
+    is then written and verified by its gate; the run stops at the first gate that fails.
+    """
+    selection = _selection(phase, all_, step)
+    project = open_project(target)
+    if all_:
+        missing = [n for n in range(1, 7) if n not in PHASES]
+        if missing:
+            rep.warn(
+                f"phase(s) {', '.join(map(str, missing))} are not installed; running {_phase_numbers()}"
+            )
+    opts = ApplyOptions(
+        dry_run=dry_run,
+        verify=not no_verify,
+        python=python,
+        commit=commit,
+        allow_dirty=allow_dirty,
+        json_path=json_path,
+        jobs=jobs,
+        show_diff=show_diff,
+        new_baseline=new_baseline,
+    )
+    return run_apply(rep, project, selection, opts)
+
+
+@main.command(context_settings=CONTEXT, epilog=EPILOG)
+@_target_option
+@_jobs_option
+def status(target: str | None, jobs: int) -> None:
+    """Show, per phase and step, whether the code is applied, pending or not applicable.
+
+    Detected from the code itself: each step's codemods run in memory; a step that would change
+    nothing is applied, one that would change something is pending, one that finds nothing to
+    work on is n/a. Procedural steps show their phase's state and how the tool handles them.
+    """
+    _status(target, jobs)
+
+
+@handle_errors
+def _status(rep: Reporter, target: str | None, jobs: int) -> int:
+    project = open_project(target)
+    table = Table(
+        title=f"refactor-tool status: {escape(str(project.root))}", title_justify="left"
+    )
+    table.add_column("step")
+    table.add_column("title")
+    table.add_column("state")
+    table.add_column("detail", overflow="fold")
+    style = {"applied": "green", "pending": "yellow", "n/a": "dim", "error": "red"}
+    for number in sorted(PHASES):
+        phase = PHASES[number]
+        states: dict[str, tuple[str, str]] = {}
+        phase_error = None
+        mechanical = [s for s in phase.steps if s.mechanical]
+        whole = None
+        try:
+            with file_progress(rep, f"phase {number}:") as tick:
+                analyzed = AnalyzedPhase(phase, phase.analyze(project))
+                whole = run_phase(project, analyzed, jobs=jobs, progress=tick)
+                if not whole.changes:  # the phase is done: no need to ask step by step
+                    for step in mechanical:
+                        done = whole.candidates or step.generates
+                        states[step.id] = (
+                            ("applied", "")
+                            if done
+                            else ("n/a", "nothing in the code for this step")
+                        )
+                for step in mechanical if whole.changes else []:
+                    result = run_phase(
+                        project, analyzed, [step.id], jobs=jobs, progress=tick
+                    )
+                    if result.changes:
+                        files = ", ".join(c.path for c in result.changes[:3]) + (
+                            " …" if len(result.changes) > 3 else ""
+                        )
+                        states[step.id] = ("pending", f"would change {files}")
+                    elif result.candidates or step.generates:
+                        states[step.id] = ("applied", "")
+                    else:
+                        states[step.id] = ("n/a", "nothing in the code for this step")
+        except InputError as exc:
+            if "cannot parse" in exc.message:
+                raise
+            phase_error = str(exc)
+            states = {step.id: ("n/a", phase_error) for step in mechanical}
+        mech = [s for s, _ in states.values()]
+        if "pending" in mech or (whole is not None and whole.changes):
+            verdict = "pending"
+        elif "applied" in mech:
+            verdict = "applied"
+        else:
+            verdict = "n/a"
+        table.add_row(
+            f"[bold]{number}[/]",
+            f"[bold]{escape(phase.title)}[/]",
+            f"[{style[verdict]}]{verdict}[/]",
+            escape(phase_error or ""),
+        )
+        for step in phase.steps:
+            state, detail = states.get(
+                step.id, (verdict, step.note or "procedural step")
+            )
+            table.add_row(
+                f"  {step.id}",
+                escape(step.title),
+                f"[{style.get(state, '')}]{state}[/]",
+                escape(detail),
+            )
+    rep.out.print(table)
+    return EXIT_OK
+
+
+@main.command(context_settings=CONTEXT, epilog=EPILOG)
+@click.option(
+    "--phase", type=int, metavar="N", required=True, help="The phase whose gate to run."
+)
+@_target_option
+@_python_option
+@_json_option
+@click.option(
+    "--new-baseline",
+    is_flag=True,
+    help="Discard the recorded baseline and take a new one first.",
+)
+def verify(
+    phase: int,
+    target: str | None,
+    python: str | None,
+    json_path: str | None,
+    new_baseline: bool,
+) -> None:
+    """Run phase N's verification gate alone, against the recorded baseline."""
+    _verify(phase, target, python, json_path, new_baseline)
+
+
+@handle_errors
+def _verify(
+    rep: Reporter,
+    phase: int,
+    target: str | None,
+    python: str | None,
+    json_path: str | None,
+    new_baseline: bool,
+) -> int:
+    if phase not in PHASES and phase not in range(1, 7):
+        raise BadInput(
+            f"<command line>: unknown phase {phase} (phases: {_phase_numbers()})"
+        )
+    project = open_project(target)
+    py = resolve_python(project.root, python)
+    baseline = get_baseline(rep, project, py, new=new_baseline, before_write=False)
+    gate = gate_for(rep, project, phase, baseline, py)
+    rep.gate(gate)
+    if json_path:
+        report = RunReport("verify", str(project.root), python=py)
+        spec = PHASES.get(phase)
+        record = PhaseRecord(
+            phase,
+            spec.title if spec else f"phase {phase}",
+            [],
+            gate=gate,
+            status="verified" if gate.ok else "failed",
+        )
+        report.phases = [record]
+        report.baseline = baseline.as_dict() | {"suite": None, "touches_db": None}
+        report.exit_code = EXIT_OK if gate.ok else EXIT_FAILED
+        report.write(Path(json_path))
+    return EXIT_OK if gate.ok else EXIT_FAILED
+
+
+def _check_parts(result: Any) -> tuple[str, bool, list[str]]:
+    data = check_as_dict(result)
+    name = str(
+        data.get("title")
+        or data.get("name")
+        or data.get("description")
+        or data.get("id")
+        or "invariant"
+    )
+    if data.get("id") and data.get("id") != name:
+        name = f"{data['id']}. {name}"
+    failures = (
+        data.get("failures", data.get("locations", data.get("problems", []))) or []
+    )
+    lines = []
+    for item in failures:
+        if isinstance(item, dict):
+            where = item.get("path", "")
+            if item.get("line"):
+                where = f"{where}:{item['line']}"
+            lines.append(f"{where}: {item.get('message', '')}".strip(": "))
+        else:
+            lines.append(str(item))
+    if not data["ok"] and not lines and data.get("message"):
+        lines.append(str(data["message"]))
+    return name, bool(data["ok"]), lines
+
+
+@main.command(context_settings=CONTEXT, epilog=EPILOG)
+@_target_option
+def check(target: str | None) -> None:
+    """Check DESIGN.md's end-state invariants; each failing one is shown with file:line.
+
+    Exits 1 if any invariant fails: it fails on an untouched project and passes after
+    `apply --all`, so it can guard CI against an incomplete migration.
+    """
+    _check(target)
+
+
+@handle_errors
+def _check(rep: Reporter, target: str | None) -> int:
+    if importlib.util.find_spec(f"{__package__}.check") is None:
+        raise BadInput(
+            "`check` is not available in this installation (refactor_tool/check.py is missing)"
+        )
+    run_checks = importlib.import_module(f"{__package__}.check").run_checks
+    project = open_project(target)
+    results = run_checks(project)
+    failed = 0
+    for result in results:
+        name, ok, lines = _check_parts(result)
+        mark = "[green]✓[/]" if ok else "[red]✗[/]"
+        rep.out.print(f"{mark} {escape(name)}")
+        if not ok:
+            failed += 1
+            for line in lines:
+                rep.out.print(f"    {escape(line)}", soft_wrap=True)
+    if failed:
+        rep.out.print(f"[bold red]{failed} of {len(results)} invariant(s) fail[/]")
+        return EXIT_FAILED
+    rep.out.print(f"[bold green]all {len(results)} invariants hold[/]")
+    return EXIT_OK
+
+
+def bundled_target() -> Path:
+    import refactor_tool
+
+    return Path(refactor_tool.__file__).resolve().parent.parent / "target_project"
+
+
+@main.command(context_settings=CONTEXT, epilog=EPILOG)
+@_python_option
+@_jobs_option
+@click.option(
+    "--dest",
+    metavar="DIR",
+    default=None,
+    help="Where to put the copy (default: a new temporary directory).",
+)
+@click.option("--no-diff", is_flag=True, help="Do not print the diffs.")
+def demo(python: str | None, jobs: int, dest: str | None, no_diff: bool) -> None:
+    """Copy the bundled target_project/ to a scratch git repo and run `apply --all --commit` there."""
+    _demo(python, jobs, dest, no_diff)
+
+
+@handle_errors
+def _demo(
+    rep: Reporter, python: str | None, jobs: int, dest: str | None, no_diff: bool
+) -> int:
+    source = bundled_target()
+    if not (source / "pyproject.toml").is_file():
+        raise BadInput(
+            f"{source}: the bundled target_project/ is not here (the demo needs a source checkout of "
+            "refactor-tool: git clone it and `pip install -e '.[test]'`)"
+        )
+    if not gitops.git_available():
+        raise BadInput(
+            "git: not found on PATH; the demo commits each phase and needs git"
+        )
+    if dest:
+        workdir = Path(dest).resolve()
+        if workdir.exists() and any(workdir.iterdir()):
+            raise BadInput(f"{workdir}: --dest must be a new or empty directory")
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        if workdir.exists():
+            workdir.rmdir()
+    else:
+        workdir = (
+            Path(tempfile.mkdtemp(prefix="refactor-tool-demo-")) / "target_project"
+        )
+    shutil.copytree(
+        source,
+        workdir,
+        ignore=shutil.ignore_patterns(
+            "__pycache__",
+            ".pytest_cache",
+            "*.pyc",
+            ".refactor-tool",
+            "*.db",
+            "*.egg-info",
+        ),
+    )
+    gitops.init_and_commit(workdir, "target_project as PLAN.md starts from it")
+    rep.info(
+        f"demo: copied the bundled target_project/ to [bold]{escape(str(workdir))}[/] and committed it"
+    )
+    project = open_project(str(workdir))
+    selection = [(PHASES[n], None) for n in sorted(PHASES)]
+    opts = ApplyOptions(
+        commit=True, jobs=jobs, python=python, show_diff=not no_diff, command="demo"
+    )
+    code = run_apply(rep, project, selection, opts)
+    rep.out.print(Rule("[bold]demo result[/]", align="left"))
+    for line in gitops.log_oneline(workdir, len(selection) + 1):
+        rep.out.print(f"  {escape(line)}")
+    rep.out.print(
+        f"the refactored project is in [bold]{escape(str(workdir))}[/]; look at it with"
+    )
+    rep.out.print(f"  git -C {escape(str(workdir))} log --stat")
+    rep.out.print(f"  refactor-tool status --target {escape(str(workdir))}")
+    if code == EXIT_OK:
+        rep.out.print(f"  refactor-tool check --target {escape(str(workdir))}")
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name="refactor-tool")

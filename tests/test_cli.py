@@ -1,0 +1,555 @@
+"""The command line, run for real (``python -m refactor_tool``) on scratch copies of the bundled
+target project: every command, every exit code, and the promise that bad input writes nothing.
+
+The target's suite takes seconds per run, so only two tests run gates: one ``apply --phase 1
+--commit --json`` (plus a ``verify``) and the end-to-end ``demo``; everything else runs with
+``--no-verify`` or ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refactor_tool.phases import PHASES
+from refactor_tool.project import Project
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = REPO / "target_project"
+IGNORE = shutil.ignore_patterns(
+    "__pycache__", ".pytest_cache", ".refactor-tool", "*.egg-info", "*.db"
+)
+
+pytestmark = pytest.mark.skipif(
+    not (TARGET / "pyproject.toml").is_file(), reason="target_project/ is not here"
+)
+
+needs_check = pytest.mark.skipif(
+    not (REPO / "refactor_tool" / "check.py").is_file(),
+    reason="refactor_tool/check.py is not written yet",
+)
+needs_all_phases = pytest.mark.skipif(
+    sorted(PHASES) != [1, 2, 3, 4, 5, 6],
+    reason=f"only phases {sorted(PHASES)} are installed",
+)
+
+
+ENV = dict(os.environ, COLUMNS="200", PYTHONDONTWRITEBYTECODE="1")
+ENV.pop("PYTEST_ADDOPTS", None)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "refactor_tool", *args],
+        check=False,
+        cwd=cwd or REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file of the tree (of .git: HEAD and info/exclude; the index is git's stat cache)."""
+    files: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(".git/") and rel not in (".git/HEAD", ".git/info/exclude"):
+            continue
+        if path.is_file() or path.is_symlink():
+            files[rel] = path.read_bytes() if path.exists() else b"<dangling>"
+    if (root / ".git").is_dir():
+        files["<HEAD>"] = git(root, "rev-parse", "HEAD").encode()
+    return files
+
+
+def python_snapshot(root: Path) -> dict[str, bytes]:
+    return {rel: data for rel, data in snapshot(root).items() if rel.endswith(".py")}
+
+
+@pytest.fixture(scope="session")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """target_project/ copied once and committed to a fresh git repository."""
+    root = tmp_path_factory.mktemp("pristine") / "target"
+    shutil.copytree(TARGET, root, ignore=IGNORE)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start")
+    return root
+
+
+@pytest.fixture
+def target(pristine: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "target"
+    shutil.copytree(pristine, root, symlinks=True)
+    return root
+
+
+# ----------------------------------------------------------------------------- help and usage
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["apply"], ["status"], ["verify"], ["check"], ["demo"]]
+)
+def test_help_of_every_command_lists_the_phases(command: list[str]) -> None:
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    for number, phase in PHASES.items():
+        assert f"{number}  {phase.title}" in result.stdout
+        for step in phase.steps:
+            assert step.id in result.stdout
+    assert "Exit codes" in result.stdout
+
+
+def test_console_script_matches_module() -> None:
+    script = shutil.which("refactor-tool")
+    if script is None:
+        pytest.skip("refactor-tool is not installed as a console script")
+    result = subprocess.run(
+        [script, "--help"], check=False, capture_output=True, text=True, env=ENV
+    )
+    assert result.returncode == 0
+    assert result.stdout == run_cli("--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["apply"], "exactly one of --phase N, --all or --step N.M"),
+        (["apply", "--phase", "1", "--all"], "exactly one of"),
+        (["apply", "--phase", "99"], "unknown phase 99"),
+        (["apply", "--phase", "x"], "'x' is not a valid integer"),
+        (["apply", "--step", "1.99"], "phase 1 has no step 1.99"),
+        (["apply", "--step", "99.1"], "unknown step '99.1'"),
+        (["verify", "--phase", "99"], "unknown phase 99"),
+        (["verify"], "Missing option '--phase'"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2(target: Path, args: list[str], message: str) -> None:
+    before = snapshot(target)
+    result = (
+        run_cli(*args, "--target", str(target))
+        if args != ["frobnicate"]
+        else run_cli(*args)
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert snapshot(target) == before
+
+
+def test_missing_target_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    for args in (["apply", "--phase", "1"], ["status"], ["verify", "--phase", "1"]):
+        result = run_cli(*args, "--target", str(missing))
+        assert result.returncode == 2
+        assert f"{missing}: target directory does not exist" in result.stderr
+    assert not missing.exists()
+
+
+def test_target_of_the_wrong_shape_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    result = run_cli("apply", "--phase", "1", "--target", str(tmp_path))
+    assert result.returncode == 2
+    assert "sologm/: expected the application package 'sologm'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+def test_bad_config_exits_2(target: Path) -> None:
+    pyproject = target / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[tool.refactor-tool]\npackge = "x"\n'
+    )
+    result = run_cli("status", "--target", str(target))
+    assert result.returncode == 2
+    assert (
+        "pyproject.toml: [tool.refactor-tool] has unknown key 'packge'" in result.stderr
+    )
+
+
+# ----------------------------------------------------------------------------- nothing written on bad input
+
+
+def test_unparsable_file_exits_2_naming_file_and_line(target: Path) -> None:
+    session = target / "sologm/database/session.py"
+    lines = session.read_text().count("\n")
+    session.write_text(session.read_text() + "\ndef broken(:\n    pass\n")
+    git(target, "commit", "-qam", "break it")
+    before = snapshot(target)
+    result = run_cli("apply", "--phase", "1", "--target", str(target))
+    assert result.returncode == 2, result.stderr
+    assert re.search(
+        rf"sologm/database/session\.py:{lines + 2}: cannot parse", result.stderr
+    ), result.stderr
+    assert "nothing was written" in result.stderr
+    assert snapshot(target) == before
+    assert not (target / ".refactor-tool").exists()
+
+
+def test_all_checks_every_phase_before_writing_anything(target: Path) -> None:
+    """A file only a late phase needs is broken: --all exits 2 before phase 1 writes."""
+    project = Project(target)
+    first = set(
+        PHASES[min(PHASES)].files(project, PHASES[min(PHASES)].analyze(project))
+    )
+    last = max(PHASES)
+    later = [
+        f
+        for f in PHASES[last].files(project, PHASES[last].analyze(project))
+        if f not in first
+    ]
+    if not later:
+        pytest.skip("no phase after the first needs a file of its own")
+    victim = later[0]
+    path = target / victim
+    line = path.read_text().count("\n") + 2
+    path.write_text(path.read_text() + "\nclass Broken(:\n    pass\n")
+    git(target, "commit", "-qam", "break a late file")
+    before = snapshot(target)
+    result = run_cli("apply", "--all", "--commit", "--target", str(target))
+    assert result.returncode == 2, result.stderr
+    assert f"{victim}:{line}: cannot parse" in result.stderr
+    assert snapshot(target) == before
+    assert not (target / ".refactor-tool").exists()
+
+
+def test_dirty_tree_is_refused_without_allow_dirty(target: Path) -> None:
+    readme = target / "README.md"
+    readme.write_text(readme.read_text() + "\nlocal edit\n")
+    before = snapshot(target)
+    result = run_cli("apply", "--phase", "1", "--no-verify", "--target", str(target))
+    assert result.returncode == 2
+    assert "uncommitted changes" in result.stderr and "--allow-dirty" in result.stderr
+    assert "README.md" in result.stderr
+    assert snapshot(target) == before
+    # a dry run is fine on a dirty tree, and --allow-dirty lets the run go ahead
+    assert (
+        run_cli(
+            "apply", "--phase", "1", "--dry-run", "--target", str(target)
+        ).returncode
+        == 0
+    )
+    result = run_cli(
+        "apply", "--phase", "1", "--no-verify", "--allow-dirty", "--target", str(target)
+    )
+    assert result.returncode == 0, result.stderr
+    assert python_snapshot(target) != {
+        k: v for k, v in before.items() if k.endswith(".py")
+    }
+
+
+def test_commit_outside_a_git_repository_exits_2(target: Path) -> None:
+    shutil.rmtree(target / ".git")
+    before = snapshot(target)
+    result = run_cli(
+        "apply", "--phase", "1", "--commit", "--no-verify", "--target", str(target)
+    )
+    assert result.returncode == 2
+    assert "--commit needs a git repository" in result.stderr
+    assert snapshot(target) == before
+
+
+def _phase1_files(target: Path) -> list[str]:
+    out = run_cli("apply", "--phase", "1", "--dry-run", "--target", str(target)).stdout
+    return re.findall(r"^diff --git a/(\S+) ", out, re.MULTILINE)
+
+
+def test_read_only_file_exits_2(target: Path) -> None:
+    victim = target / _phase1_files(target)[-1]
+    victim.chmod(0o444)
+    before = snapshot(target)
+    result = run_cli("apply", "--phase", "1", "--no-verify", "--target", str(target))
+    assert result.returncode == 2
+    assert f"{victim.relative_to(target).as_posix()}: is read-only" in result.stderr
+    assert snapshot(target) == before
+
+
+def test_symlink_leading_outside_exits_2(target: Path, tmp_path: Path) -> None:
+    rel = _phase1_files(target)[0]
+    outside = tmp_path / "outside.py"
+    shutil.move(target / rel, outside)
+    (target / rel).symlink_to(outside)
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "symlink")
+    before = snapshot(target)
+    original = outside.read_bytes()
+    result = run_cli("apply", "--phase", "1", "--no-verify", "--target", str(target))
+    assert result.returncode == 2
+    assert (
+        f"{rel}: is a symlink to" in result.stderr
+        and "outside the target" in result.stderr
+    )
+    assert snapshot(target) == before
+    assert outside.read_bytes() == original
+
+
+# ----------------------------------------------------------------------------- dry run, status, check
+
+
+def test_dry_run_patch_applies_with_git_apply(target: Path, tmp_path: Path) -> None:
+    before = snapshot(target)
+    result = run_cli("apply", "--phase", "1", "--dry-run", "--target", str(target))
+    assert result.returncode == 0, result.stderr
+    assert snapshot(target) == before  # nothing written, not even the baseline
+    assert result.stdout.startswith("diff --git ")
+    assert re.search(
+        r"phase 1 \(.*\): would change \d+ files?, \d+ manual-attention items?",
+        result.stderr,
+    )
+    assert "diff --git" not in result.stderr
+    patch = tmp_path / "p.patch"
+    patch.write_text(result.stdout)
+    git(target, "apply", str(patch))
+    applied = python_snapshot(target)
+    # the same result as applying the phase for real
+    git(target, "checkout", "-q", "--", ".")
+    assert (
+        run_cli(
+            "apply", "--phase", "1", "--no-verify", "--target", str(target)
+        ).returncode
+        == 0
+    )
+    assert python_snapshot(target) == applied
+    assert applied != {k: v for k, v in before.items() if k.endswith(".py")}
+
+
+def test_dry_run_all_combined_diff_equals_apply_all(
+    target: Path, pristine: Path, tmp_path: Path
+) -> None:
+    dry = run_cli(
+        "apply",
+        "--all",
+        "--dry-run",
+        "--json",
+        str(tmp_path / "dry.json"),
+        "--target",
+        str(target),
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "total: would change" in dry.stderr or len(PHASES) == 1
+    report = json.loads((tmp_path / "dry.json").read_text())
+    assert report["dry_run"] is True
+    assert [p["phase"] for p in report["phases"]] == sorted(PHASES)
+    assert all(p["written"] is False and p["gate"] is None for p in report["phases"])
+    patch = tmp_path / "all.patch"
+    patch.write_text(dry.stdout)
+    git(target, "apply", str(patch))
+    via_patch = python_snapshot(target)
+
+    real = tmp_path / "real"
+    shutil.copytree(pristine, real, symlinks=True)
+    result = run_cli("apply", "--all", "--no-verify", "--commit", "--target", str(real))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert python_snapshot(real) == via_patch
+    assert git(real, "status", "--porcelain") == ""
+    subjects = git(real, "log", "--format=%s").splitlines()
+    changed = [p["phase"] for p in report["phases"] if p["files_changed"]]
+    assert subjects[: len(changed)] == [
+        f"refactor-tool: phase {n} - {PHASES[n].title}" for n in reversed(changed)
+    ]
+
+    # running everything again changes nothing
+    again = run_cli("apply", "--all", "--dry-run", "--target", str(real))
+    assert again.returncode == 0 and again.stdout == ""
+
+    status = run_cli("status", "--target", str(real))
+    assert status.returncode == 0, status.stderr
+    assert "pending" not in status.stdout
+
+
+def status_states(output: str) -> dict[str, str]:
+    states = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) >= 3 and re.fullmatch(r"\d+(\.\d+)?", cells[0]):
+            states[cells[0]] = cells[2]
+    return states
+
+
+def test_status_before_and_after_phase_1(target: Path) -> None:
+    result = run_cli("status", "--target", str(target))
+    assert result.returncode == 0, result.stderr
+    before = status_states(result.stdout)
+    assert set(before) >= {str(n) for n in PHASES} | {
+        s.id for p in PHASES.values() for s in p.steps
+    }
+    assert before["1"] == "pending"
+    assert (
+        run_cli(
+            "apply", "--phase", "1", "--no-verify", "--target", str(target)
+        ).returncode
+        == 0
+    )
+    after = status_states(run_cli("status", "--target", str(target)).stdout)
+    assert after["1"] == "applied"
+    for step in PHASES[1].steps:
+        assert after[step.id] in ("applied", "n/a")
+
+
+def test_step_applies_one_step_alone(target: Path) -> None:
+    phase = PHASES[1]
+    step = next(s for s in reversed(phase.steps) if s.mechanical)
+    whole = run_cli(
+        "apply", "--phase", "1", "--dry-run", "--target", str(target)
+    ).stdout
+    result = run_cli(
+        "apply", "--step", step.id, "--no-verify", "--commit", "--target", str(target)
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        git(target, "log", "-1", "--format=%s").strip()
+        == f"refactor-tool: step {step.id} - {step.title}"
+    )
+    partial = git(target, "show", "--format=", "HEAD")
+    assert partial and partial != whole
+    # the rest of the phase is still to do
+    rest = run_cli("apply", "--phase", "1", "--dry-run", "--target", str(target))
+    assert rest.returncode == 0 and rest.stdout.startswith("diff --git")
+
+
+@needs_check
+def test_check_fails_on_the_untouched_target(target: Path) -> None:
+    result = run_cli("check", "--target", str(target))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"sologm/\S+\.py:\d+", result.stdout)
+
+
+# ----------------------------------------------------------------------------- gates, commits, JSON
+
+
+def test_apply_phase_1_with_gate_commit_and_json(target: Path, tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    result = run_cli(
+        "apply",
+        "--phase",
+        "1",
+        "--commit",
+        "--json",
+        str(report_path),
+        "--target",
+        str(target),
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "baseline recorded" in out
+    assert "Phase 1 gate" in out and "Phase 1 verdict: as expected" in out
+
+    report = json.loads(report_path.read_text())
+    assert report["exit_code"] == 0 and report["dry_run"] is False
+    (phase,) = report["phases"]
+    assert (
+        phase["phase"] == 1
+        and phase["status"] == "verified"
+        and phase["written"] is True
+    )
+    committed = sorted(git(target, "show", "--name-only", "--format=", "HEAD").split())
+    assert (
+        sorted(f["path"] for f in phase["files_changed"])
+        == committed
+        == report["files_changed"]
+    )
+    assert phase["diff"].startswith("diff --git")
+    assert phase["commit"] == git(target, "rev-parse", "HEAD").strip()
+    assert (
+        git(target, "log", "-1", "--format=%s").strip()
+        == f"refactor-tool: phase 1 - {PHASES[1].title}"
+    )
+    for note in phase["manual_attention"]:
+        assert set(note) >= {"path", "line", "step", "message", "text"}
+    gate = phase["gate"]
+    assert gate["verdict"] == "ok"
+    counts = {row["state"]: row for row in gate["counts"]}
+    assert counts["total"]["baseline"] > 0
+    assert (
+        counts["passed"]["now"] < counts["passed"]["baseline"]
+    )  # phase 1 breaks the old session API
+    assert any(
+        c["judgement"] == "expected" and c["after"] == "removed-session-api"
+        for c in gate["changed_tests"]
+    )
+    assert [c["name"] for c in gate["commands"]] == ["smoke"]
+    assert gate["commands"][0]["status"] == "ok"
+
+    # the baseline sits with the target, out of git's sight
+    baseline = json.loads((target / ".refactor-tool/baseline.json").read_text())
+    assert baseline["test_count"] == counts["total"]["baseline"]
+    assert baseline["smoke"]["status"] == "ok"
+    assert ".refactor-tool/" in (target / ".git/info/exclude").read_text()
+    assert git(target, "status", "--porcelain") == ""
+
+    # `verify` reuses that baseline; a newly failing test that touches no database fails the gate
+    canary = target / "sologm/test_zz_canary.py"
+    canary.write_text("def test_canary_arithmetic():\n    assert 1 + 1 == 3\n")
+    result = run_cli(
+        "verify",
+        "--phase",
+        "1",
+        "--target",
+        str(target),
+        "--json",
+        str(tmp_path / "v.json"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "baseline: " in result.stdout and "baseline recorded" not in result.stdout
+    assert "test_canary_arithmetic" in result.stdout
+    assert "Phase 1 verdict: FAILED" in result.stdout
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["exit_code"] == 1
+    (bad,) = [
+        c
+        for c in verdict["phases"][0]["gate"]["changed_tests"]
+        if c["judgement"] == "unexpected"
+    ]
+    assert bad["id"] == "sologm/test_zz_canary.py::test_canary_arithmetic"
+    assert "touches no database" in bad["message"]
+
+
+# ----------------------------------------------------------------------------- the end-to-end demo
+
+
+@needs_all_phases
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    dest = tmp_path / "demo"
+    result = run_cli("demo", "--dest", str(dest))
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:] + result.stderr[-3000:]
+    for number in PHASES:
+        assert f"Phase {number} verdict: as expected" in out
+    assert "diff --git" in out
+    assert f"the refactored project is in {dest}" in out
+    assert f"git -C {dest} log --stat" in out
+    subjects = git(dest, "log", "--format=%s").splitlines()
+    assert subjects[-1] == "target_project as PLAN.md starts from it"
+    assert [s for s in subjects if s.startswith("refactor-tool: phase")] == [
+        f"refactor-tool: phase {n} - {PHASES[n].title}"
+        for n in sorted(PHASES, reverse=True)
+    ]
+    assert git(dest, "status", "--porcelain") == ""
+    # the bundled project itself is untouched
+    assert not (TARGET / ".refactor-tool").exists()
+    status = run_cli("status", "--target", str(dest))
+    assert status.returncode == 0 and "pending" not in status.stdout
+    if (REPO / "refactor_tool" / "check.py").is_file():
+        check = run_cli("check", "--target", str(dest))
+        assert check.returncode == 0, check.stdout + check.stderr
+    # the demo refuses a destination that is not empty
+    again = run_cli("demo", "--dest", str(dest))
+    assert again.returncode == 2 and "must be a new or empty directory" in again.stderr
