@@ -1,0 +1,771 @@
+"""Phase 1 of PLAN.md: core session management (``sologm/database/session.py``).
+
+* 1.1 ``DatabaseManager.session`` becomes the ``sessionmaker`` itself: its annotation says
+  ``sessionmaker`` and ``self.session = scoped_session(factory)`` stores ``factory``; the
+  ``get_session`` / ``close_session`` methods are removed.
+* 1.2 ``SessionContext.__enter__`` makes a new session with ``self._db.session()``;
+  ``__exit__`` no longer calls ``close_session()`` and closes the session in a ``finally``
+  after the commit/rollback.
+* 1.3 The standalone ``get_session()`` function is removed, and so is every import and
+  re-export (``__all__``) of a removed name across the target. What cannot be rewritten
+  mechanically (a call of a removed function or method, ``scoped_session`` used elsewhere,
+  a function-local import) is reported with its file and line.
+
+The removed names come from ``Config.removed_session_apis``; the class names from
+``Config.database_manager_class`` / ``Config.session_context_class``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.codemod import SkipFile
+from libcst.helpers import (
+    get_absolute_module_from_package_for_import,
+    get_full_name_for_node,
+)
+
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.managers import (
+    FastDispatch,
+    code,
+    drop_unused_imports,
+    import_map,
+    names_in,
+    package_of,
+    relpath_for,
+    without_aliases,
+)
+from refactor_tool.config import Config
+from refactor_tool.project import InputError, Project
+
+SCOPED = "scoped_session"
+SESSIONMAKER = "sessionmaker"
+
+
+# ------------------------------------------------------------------------------- analysis
+
+
+@dataclass(frozen=True)
+class SessionApiAnalysis:
+    config: Config
+    root: Path
+    session_module: str  # relpath of the session module
+    session_module_name: str
+    #: modules a removed name may be imported from: the session module and its packages
+    sources: frozenset[str]
+    #: removed function/method names (``get_session``, ``close_session``)
+    removed: frozenset[str]
+    #: the DatabaseManager attribute that holds the session registry (``session``)
+    session_attr: str
+    #: the module ``scoped_session`` / ``sessionmaker`` are imported from
+    orm_module: str
+
+
+def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
+    """The attribute of the DatabaseManager that holds the sessions' factory."""
+    cls = next(
+        (
+            n
+            for n in tree.body
+            if isinstance(n, cst.ClassDef) and n.name.value == class_name
+        ),
+        None,
+    )
+    if cls is None:
+        return "session"
+    for stmt in cls.body.body:
+        # ``session: scoped_session`` (or already ``sessionmaker``)
+        if m.matches(
+            stmt,
+            m.SimpleStatementLine(
+                body=[
+                    m.AnnAssign(
+                        target=m.Name(),
+                        annotation=m.Annotation(
+                            m.MatchIfTrue(
+                                lambda a: bool(
+                                    _mentions(a, SCOPED) or _mentions(a, SESSIONMAKER)
+                                )
+                            )
+                        ),
+                    )
+                ]
+            ),
+        ):
+            return stmt.body[0].target.value  # type: ignore[attr-defined]
+    # ``self.X = scoped_session(...)`` or ``def get_session(self): return self.X()``
+    for node in m.findall(
+        cls,
+        m.Assign(
+            targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))],
+            value=m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED))),
+        ),
+    ):
+        return node.targets[0].target.attr.value  # type: ignore[attr-defined]
+    for fn in cls.body.body:
+        if isinstance(fn, cst.FunctionDef) and fn.name.value == getter:
+            for ret in m.findall(
+                fn,
+                m.Return(m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name()))),
+            ):
+                return ret.value.func.attr.value  # type: ignore[attr-defined]
+    return "session"
+
+
+def _mentions(node: cst.CSTNode, name: str) -> bool:
+    return bool(m.findall(node, m.Name(name))) or any(
+        name in (s.evaluated_value or "")  # type: ignore[operator]
+        for s in m.findall(node, m.SimpleString())
+        if isinstance(s, cst.SimpleString) and isinstance(s.evaluated_value, str)
+    )
+
+
+def analyze(project: Project) -> SessionApiAnalysis:
+    config = project.config
+    rel = config.session_module
+    if not project.exists(rel):
+        raise InputError(
+            rel,
+            None,
+            "session module not found; set session_module in [tool.refactor-tool]",
+        )
+    module_name = project.module_name(rel)
+    parts = module_name.split(".")
+    sources = frozenset(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    removed = frozenset(n for n in config.removed_session_apis if n != SCOPED)
+    getter = (
+        "get_session"
+        if "get_session" in removed
+        else next(iter(sorted(removed)), "get_session")
+    )
+    tree = project.parse(rel)
+    orm_module = "sqlalchemy.orm"
+    for node in m.findall(tree, m.ImportFrom(module=m.DoNotCare())):
+        assert isinstance(node, cst.ImportFrom)
+        if isinstance(node.names, cst.ImportStar) or node.module is None:
+            continue
+        if any(
+            get_full_name_for_node(a.name) in (SCOPED, SESSIONMAKER) for a in node.names
+        ):
+            orm_module = get_full_name_for_node(node.module) or orm_module
+            break
+    return SessionApiAnalysis(
+        config=config,
+        root=project.root,
+        session_module=rel,
+        session_module_name=module_name,
+        sources=sources,
+        removed=removed,
+        session_attr=_registry_attr(tree, config.database_manager_class, getter),
+        orm_module=orm_module,
+    )
+
+
+def files(project: Project, analysis: SessionApiAnalysis) -> list[str]:
+    """The session module, plus every file whose text mentions a removed name."""
+    needles = sorted(set(analysis.config.removed_session_apis) | {SCOPED})
+    found = set(project.grep(project.python_files(), *needles))
+    if project.exists(analysis.session_module):
+        found.add(analysis.session_module)
+    return sorted(found)
+
+
+# ------------------------------------------------------------------------------- shared
+
+
+class _SessionModuleCodemod(FastDispatch, RefactorCodemod):
+    """A step that only rewrites the session module; every other file is skipped."""
+
+    ANALYZE = analyze
+
+    def in_session_module(self) -> bool:
+        analysis: SessionApiAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if rel is not None:
+            return rel == analysis.session_module
+        return self.context.full_module_name == analysis.session_module_name
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        if not self.in_session_module():
+            raise SkipFile("not the session module")
+        self._classes: list[str] = []
+        self._functions: list[str] = []
+        return super().transform_module_impl(tree)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node.name.value)
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        self._classes.pop()
+        return updated_node
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node.name.value)
+
+    def in_class(self, name: str) -> bool:
+        """Directly inside class ``name`` or one of its methods (not a nested class)."""
+        return bool(self._classes) and self._classes[-1] == name
+
+
+def _single_positional(call: cst.Call) -> bool:
+    return (
+        len(call.args) == 1 and call.args[0].keyword is None and not call.args[0].star
+    )
+
+
+def _method_call(names: str | Sequence[str]) -> m.Call:
+    names = [names] if isinstance(names, str) else list(names)
+    return m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in names])))
+
+
+# ------------------------------------------------------------------------------- step 1.1
+
+
+class UseSessionmaker(_SessionModuleCodemod):
+    """``DatabaseManager.session`` becomes the sessionmaker; its session methods go."""
+
+    STEP = "1.1"
+    DESCRIPTION = (
+        "DatabaseManager stores the sessionmaker itself in `session` (annotation and "
+        "assignment), without scoped_session; its get_session/close_session methods are removed."
+    )
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        self._changed_scoped = False
+        self._used_attribute_form = False
+        self._blocked = False
+        self._drop: set[str] = set()  # names whose imports may have become unused
+        return super().transform_module_impl(tree)
+
+    def _manager(self) -> bool:
+        return self.in_class(self.config.database_manager_class) and not self._blocked
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        super().visit_ClassDef(node)
+        if node.name.value != self.config.database_manager_class:
+            return
+        # a registry built with extra arguments (scopefunc=...) is not rewritten at all:
+        # changing only the annotation or the methods would leave the class half-converted
+        odd = [
+            call
+            for call in m.findall(
+                node, m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED)))
+            )
+            if not _single_positional(cst.ensure_type(call, cst.Call))
+        ]
+        for call in odd:
+            self.report(
+                call,
+                f"`{SCOPED}(...)` with extra arguments (e.g. scopefunc); {node.name.value} left "
+                f"unchanged: store the sessionmaker itself in `self.{self.analysis.session_attr}` "
+                "and remove the session methods by hand",
+            )
+        self._blocked = bool(odd)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        self._functions.pop()
+        if (
+            self._manager()
+            and not self._functions
+            and original_node.name.value in self.analysis.removed
+        ):
+            self._drop |= names_in(original_node)
+            return cst.RemoveFromParent()
+        return updated_node
+
+    def leave_AnnAssign(
+        self, original_node: cst.AnnAssign, updated_node: cst.AnnAssign
+    ) -> cst.AnnAssign:
+        if not self._manager():
+            return updated_node
+        target = get_full_name_for_node(original_node.target)
+        attr = self.analysis.session_attr
+        if target not in (attr, f"self.{attr}"):
+            return updated_node
+        if not m.findall(original_node.annotation, m.Name(SCOPED)):
+            return updated_node
+        self._changed_scoped = True
+        if m.findall(original_node.annotation, m.Attribute(attr=m.Name(SCOPED))):
+            self._used_attribute_form = True
+        return updated_node.with_changes(
+            annotation=m.replace(
+                updated_node.annotation, m.Name(SCOPED), cst.Name(SESSIONMAKER)
+            )
+        )
+
+    def leave_Call(
+        self, original_node: cst.Call, updated_node: cst.Call
+    ) -> cst.BaseExpression:
+        if not (self._manager() and self._functions):
+            return updated_node
+        if not m.matches(
+            original_node,
+            m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED))),
+        ):
+            return updated_node
+        self._changed_scoped = True
+        if isinstance(original_node.func, cst.Attribute):
+            self._used_attribute_form = True
+        inner = updated_node.args[0].value
+        # keep any parentheses written around the call
+        return (
+            inner.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+            if updated_node.lpar
+            else inner
+        )
+
+    def leave_SimpleStatementLine(
+        self,
+        original_node: cst.SimpleStatementLine,
+        updated_node: cst.SimpleStatementLine,
+    ) -> cst.SimpleStatementLine:
+        # a comment right above the rewritten assignment that explains the removed
+        # thread-local registry is no longer true: it goes with the scoped_session
+        if not (self._manager() and self._functions) or not m.findall(
+            original_node,
+            m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED))),
+        ):
+            return updated_node
+        lines = list(updated_node.leading_lines)
+        block_start = len(lines)
+        while block_start > 0 and lines[block_start - 1].comment is not None:
+            block_start -= 1
+        block = lines[block_start:]
+        stale = (*self.analysis.removed, SCOPED, "thread-local", "thread local")
+        if any(word in line.comment.value for line in block for word in stale):  # type: ignore[union-attr]
+            return updated_node.with_changes(leading_lines=lines[:block_start])
+        return updated_node
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        if self._changed_scoped:
+            orm = self.analysis.orm_module
+            if not self._used_attribute_form:
+                imports = import_map(
+                    updated_node,
+                    self.context.full_module_name or "",
+                    self.analysis.session_module,
+                )
+                if imports.get(SESSIONMAKER) != f"{orm}.{SESSIONMAKER}":
+                    self.add_needed_import(orm, SESSIONMAKER)
+            self._drop.add(SCOPED)
+        return drop_unused_imports(
+            self, updated_node, self.analysis.session_module, self._drop
+        )
+
+
+# ------------------------------------------------------------------------------- step 1.2
+
+
+class SessionContextLifecycle(_SessionModuleCodemod):
+    """``SessionContext`` makes its own session and closes it in ``finally``."""
+
+    STEP = "1.2"
+    DESCRIPTION = (
+        "SessionContext.__enter__ creates a session with the sessionmaker; __exit__ commits or "
+        "rolls back, then closes the session in a finally block, without close_session()."
+    )
+
+    def _context(self) -> bool:
+        return self.in_class(self.config.session_context_class)
+
+    def leave_Call(
+        self, original_node: cst.Call, updated_node: cst.Call
+    ) -> cst.BaseExpression:
+        # __enter__: ``self._db.get_session()`` -> ``self._db.session()``
+        if not (
+            self._context() and self._functions and self._functions[0] == "__enter__"
+        ):
+            return updated_node
+        getters = [n for n in self.analysis.removed if n.startswith("get")]
+        if getters and m.matches(
+            original_node,
+            m.Call(
+                func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in getters])), args=[]
+            ),
+        ):
+            func = cst.ensure_type(updated_node.func, cst.Attribute)
+            return updated_node.with_changes(
+                func=func.with_changes(attr=cst.Name(self.analysis.session_attr))
+            )
+        return updated_node
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self._functions.pop()
+        if not (
+            self._context()
+            and not self._functions
+            and original_node.name.value == "__exit__"
+        ):
+            return updated_node
+        body = cst.ensure_type(updated_node.body, cst.IndentedBlock)
+        closers = [n for n in self.analysis.removed if not n.startswith("get")]
+        # 1. drop ``self._db.close_session()``
+        body = (
+            _drop_statements(body, m.Expr(_method_call(closers))) if closers else body
+        )
+        # 2. move ``self.session.close()`` into a finally after the commit/rollback
+        new_body, status = _close_in_finally(body)
+        if status == "no-close":
+            self.report(
+                original_node,
+                "SessionContext.__exit__ never closes its session; add "
+                "`finally: self.session.close()` after the commit/rollback; rewrite by hand",
+            )
+        elif status == "no-commit":
+            self.report(
+                original_node,
+                "SessionContext.__exit__ closes the session but no commit/rollback precedes it "
+                "in the same block; put the close in a `finally` by hand",
+            )
+        return updated_node.with_changes(body=new_body)
+
+
+def _drop_statements(
+    block: cst.IndentedBlock, matcher: m.BaseMatcherNode
+) -> cst.IndentedBlock:
+    """Remove, at any depth, simple statement lines whose only statement matches."""
+
+    class Dropper(cst.CSTTransformer):
+        def leave_SimpleStatementLine(
+            self,
+            original_node: cst.SimpleStatementLine,
+            updated_node: cst.SimpleStatementLine,
+        ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+            if len(original_node.body) == 1 and m.matches(
+                original_node.body[0], matcher
+            ):
+                return cst.RemoveFromParent()
+            return updated_node
+
+    return cst.ensure_type(block.visit(Dropper()), cst.IndentedBlock)
+
+
+_CLOSE = m.SimpleStatementLine(
+    body=[m.Expr(m.Call(func=m.Attribute(attr=m.Name("close")), args=[]))]
+)
+_COMMIT_OR_ROLLBACK = m.Call(
+    func=m.Attribute(attr=m.Name("commit") | m.Name("rollback"))
+)
+
+
+def _close_in_finally(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
+    """Wrap the commit/rollback statements before ``X.close()`` in ``try: ... finally:``.
+
+    Returns the new block and a status: "done" (already in a finally, or rewritten),
+    "no-close" (no close at all), "no-commit" (a close without commit/rollback before it).
+    """
+    for node in m.findall(block, m.Try()):
+        final = cst.ensure_type(node, cst.Try).finalbody
+        if final is not None and m.findall(final, _CLOSE):
+            return block, "done"
+    return _wrap(block)
+
+
+def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
+    statements = list(block.body)
+    for i, stmt in enumerate(statements):
+        if m.matches(stmt, _CLOSE):
+            start = next(
+                (j for j in range(i) if m.findall(statements[j], _COMMIT_OR_ROLLBACK)),
+                None,
+            )
+            if start is None:
+                return block, "no-commit"
+            end = i
+            while end < len(statements) and m.matches(statements[end], _CLOSE):
+                end += 1
+            moved = statements[start:i]
+            first = moved[0]
+            leading = getattr(first, "leading_lines", ())
+            moved[0] = first.with_changes(leading_lines=())
+            closes = [
+                s.with_changes(
+                    leading_lines=[
+                        ln for ln in s.leading_lines if ln.comment is not None
+                    ]
+                )
+                for s in statements[i:end]
+            ]
+            wrapped = cst.Try(
+                body=cst.IndentedBlock(body=moved),
+                finalbody=cst.Finally(body=cst.IndentedBlock(body=closes)),
+                leading_lines=leading,
+            )
+            return block.with_changes(
+                body=[*statements[:start], wrapped, *statements[end:]]
+            ), "done"
+    # not at this level: look into compound statements (``if self.session:`` ...)
+    for i, stmt in enumerate(statements):
+        if isinstance(stmt, (cst.If, cst.With)) and isinstance(
+            stmt.body, cst.IndentedBlock
+        ):
+            inner, status = _wrap(stmt.body)
+            if status != "no-close":
+                statements[i] = stmt.with_changes(body=inner)
+                return block.with_changes(body=statements), status
+    return block, "no-close"
+
+
+# ------------------------------------------------------------------------------- step 1.3
+
+
+class RemoveSessionApis(FastDispatch, RefactorCodemod):
+    """The standalone ``get_session()`` goes, with every import and re-export of a removed name."""
+
+    STEP = "1.3"
+    DESCRIPTION = (
+        "Remove the standalone get_session() function and every import or __all__ entry of a "
+        "removed session API across the project; report call sites that remain."
+    )
+    ANALYZE = analyze
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: SessionApiAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        self._is_session_module = (
+            rel == analysis.session_module
+            if rel is not None
+            else self.context.full_module_name == analysis.session_module_name
+        )
+        self._module_name = self.context.full_module_name or ""
+        self._rel = rel or ""
+        self._depth = 0  # function/class nesting
+        self._dropped: set[str] = (
+            set()
+        )  # names whose import or definition went away here
+        self._kept_local: list[cst.ImportFrom] = []
+        self._imports_sources = self._is_session_module
+        self._method_calls: list[cst.Call] = []
+        self._scoped_uses: list[cst.CSTNode] = []
+        self._name_uses: list[cst.Name] = []
+        self._not_uses: set[int] = set()
+        self._inside_removed = (
+            0  # inside a function this step removes: nothing to report
+        )
+        self._drop: set[str] = set()  # names whose imports may have become unused
+        return super().transform_module_impl(tree)
+
+    # -- scope depth
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if (
+            self._is_session_module
+            and self._depth == 0
+            and node.name.value in self.analysis.removed
+        ):
+            self._inside_removed += 1
+        self._depth += 1
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._depth += 1
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        self._depth -= 1
+        return updated_node
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        self._depth -= 1
+        if (
+            self._is_session_module
+            and self._depth == 0
+            and original_node.name.value in self.analysis.removed
+        ):
+            self._inside_removed -= 1
+            self._dropped.add(original_node.name.value)
+            self._drop |= names_in(original_node)
+            return cst.RemoveFromParent()
+        return updated_node
+
+    # -- imports
+    def _source(self, node: cst.ImportFrom) -> str | None:
+        return get_absolute_module_from_package_for_import(
+            package_of(self._module_name, self._rel) or None, node
+        )
+
+    def leave_ImportFrom(
+        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
+    ) -> cst.ImportFrom | cst.RemovalSentinel:
+        if isinstance(original_node.names, cst.ImportStar):
+            return updated_node
+        source = self._source(original_node)
+        if source not in self.analysis.sources:
+            return updated_node
+        self._imports_sources = True
+        removed = self.analysis.removed
+        hit = [
+            a for a in original_node.names if get_full_name_for_node(a.name) in removed
+        ]
+        if not hit:
+            return updated_node
+        if self._depth:
+            # function-local import (``_get_session`` in a base manager): left for its owner
+            self._kept_local.append(original_node)
+            return updated_node
+        self._dropped.update(a.evaluated_alias or a.evaluated_name for a in hit)
+        return without_aliases(
+            updated_node, lambda a: get_full_name_for_node(a.name) in removed
+        )
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            if get_full_name_for_node(alias.name) in self.analysis.sources:
+                self._imports_sources = True
+
+    # -- __all__
+    def leave_Assign(
+        self, original_node: cst.Assign, updated_node: cst.Assign
+    ) -> cst.Assign:
+        if self._depth or not m.matches(
+            original_node, m.Assign(targets=[m.AssignTarget(m.Name("__all__"))])
+        ):
+            return updated_node
+        return updated_node.with_changes(
+            value=self._drop_all_entries(updated_node.value)
+        )
+
+    def leave_AugAssign(
+        self, original_node: cst.AugAssign, updated_node: cst.AugAssign
+    ) -> cst.AugAssign:
+        if self._depth or not m.matches(
+            original_node, m.AugAssign(target=m.Name("__all__"))
+        ):
+            return updated_node
+        return updated_node.with_changes(
+            value=self._drop_all_entries(updated_node.value)
+        )
+
+    def _drop_all_entries(self, value: cst.BaseExpression) -> cst.BaseExpression:
+        if not isinstance(value, (cst.List, cst.Tuple)):
+            return value
+        drop = (
+            self._dropped
+            if not self._is_session_module
+            else self._dropped | set(self.analysis.removed)
+        )
+        keep = [
+            e
+            for e in value.elements
+            if not (
+                isinstance(e.value, cst.SimpleString)
+                and e.value.evaluated_value in drop
+            )
+        ]
+        if len(keep) == len(value.elements):
+            return value
+        if keep and value.elements and keep[-1] is not value.elements[-1]:
+            keep[-1] = keep[-1].with_changes(comma=value.elements[-1].comma)
+        return value.with_changes(elements=keep)
+
+    # -- leftovers, reported
+    def visit_Call(self, node: cst.Call) -> None:
+        if self._inside_removed:
+            return
+        if m.matches(node, _method_call(sorted(self.analysis.removed))) or m.matches(
+            node,
+            m.Call(
+                func=m.Attribute(
+                    value=m.Attribute(attr=m.Name(self.analysis.session_attr)),
+                    attr=m.Name("remove"),
+                )
+            ),
+        ):
+            self._method_calls.append(node)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if id(node) in self._not_uses or self._inside_removed:
+            return
+        if node.value in self.analysis.removed:
+            self._name_uses.append(node)
+        elif node.value == SCOPED:
+            self._scoped_uses.append(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._not_uses.add(
+            id(node.attr)
+        )  # ``x.get_session`` is not the name get_session
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self._not_uses.add(id(node.keyword))
+
+    def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
+        return False  # names in imports are not uses
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        config = self.config
+        for node in self._kept_local:
+            if self._rel == config.base_manager_module:
+                tail = f"phase 2 removes it with `{config.base_manager_class}.{config.get_session_method}`"
+            else:
+                tail = "the function must receive a session instead; rewrite by hand"
+            self.report(
+                node,
+                "function-local import of a removed session API left in place (it fails when "
+                f"the function runs); {tail}",
+            )
+        calls_of_dropped = [n for n in self._name_uses if n.value in self._dropped]
+        for node in calls_of_dropped:
+            self.report(
+                node,
+                f"`{node.value}` was removed from {self.analysis.session_module_name} (its import is "
+                "gone); open the session with `with get_db_context() as session:` or receive it "
+                "as a parameter; rewrite by hand",
+            )
+        if self._imports_sources:
+            for node in self._method_calls:
+                name = code(node.func)
+                self.report(
+                    node,
+                    f"`{name}()` calls a removed session API; sessions now come from "
+                    f"`{config.session_context_class}` (`with ... as session:`); rewrite by hand",
+                )
+        for node in self._scoped_uses:
+            self.report(
+                node,
+                f"`{SCOPED}` is still used here; sessions come from "
+                f"`{self.config.database_manager_class}.{self.analysis.session_attr}` "
+                "(a sessionmaker) now; rewrite by hand",
+            )
+        return drop_unused_imports(self, updated_node, self._rel, self._drop)
+
+
+# ------------------------------------------------------------------------------- the phase
+
+PHASE = PhaseSpec(
+    1,
+    "Core Session Management Refactoring",
+    "Modify the central `DatabaseManager` and `SessionContext` to use `sessionmaker` directly "
+    "and handle the session lifecycle correctly.",
+    (
+        StepSpec("1.1", "Modify `DatabaseManager`", (UseSessionmaker,)),
+        StepSpec("1.2", "Modify `SessionContext`", (SessionContextLifecycle,)),
+        StepSpec("1.3", "Remove Standalone `get_session()`", (RemoveSessionApis,)),
+    ),
+    files=files,
+    analyze=analyze,
+    verification=(
+        "Run basic application commands that initialize the database (e.g., `sologm game list` "
+        "on an empty DB). It should initialize without errors. "
+        "Run `uv run pytest -v --log-cli-level=DEBUG`. Many tests will likely fail, especially "
+        "those using the removed `get_session` or relying on the old `db_session` fixture "
+        "behavior. Check that failures relate to session handling or manager instantiation."
+    ),
+)

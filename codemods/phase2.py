@@ -1,0 +1,956 @@
+"""Phase 2 of PLAN.md: adapt the base manager (``sologm/core/base_manager.py``).
+
+* 2.1 ``session`` is required in ``BaseManager.__init__`` and in every subclass ``__init__``
+  that forwards it to ``super().__init__`` (the subclasses are found by analysing the class
+  hierarchy, see :mod:`codemods.managers`): ``Optional[Session] = None`` -> ``Session``.
+  Where ``session`` follows parameters that have defaults, it becomes keyword-only (a bare
+  ``*`` is inserted before it) instead of moving to the front: a caller that passed those
+  parameters positionally then fails loudly instead of binding a manager to ``session``.
+  Call sites that no longer fit the signature (no ``session``, or positional arguments
+  past it) are reported with file and line.
+* 2.2 ``BaseManager._get_session`` is removed; other callers of it are reported.
+* 2.3 ``_execute_db_operation`` keeps only the ``try``/``except``/``raise`` around
+  ``operation(self._session, ...)``. The ``commit()`` becomes ``self._session.flush()``
+  (pending rows stay visible to the next query and constraint errors still surface inside
+  the operation, where they are logged and re-raised); the rollback, the close and the
+  ``should_close`` bookkeeping go; log messages about committing and rolling back are
+  reworded.
+* 2.4 ``_lazy_init_manager`` passes ``kwargs["session"] = self._session`` to the manager it
+  creates (added, or normalised from ``setdefault``, when missing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.codemod import SkipFile
+from libcst.helpers import get_full_name_for_node
+
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.managers import (
+    FastDispatch,
+    ManagerClass,
+    ManagerGraph,
+    analyze_managers,
+    code,
+    drop_unused_imports,
+    import_map,
+    names_in,
+    own_init,
+    relpath_for,
+    resolve_local,
+    unwrap_optional,
+)
+from refactor_tool.config import Config
+from refactor_tool.project import Project
+
+# ------------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class BaseManagerAnalysis:
+    config: Config
+    root: Path
+    graph: ManagerGraph
+    session_attr: str  # where BaseManager.__init__ stores the session (``_session``)
+    #: step id -> the files that step can change or report on (text prefilters, no parsing)
+    step_files: dict[str, frozenset[str]]
+
+
+def analyze(project: Project) -> BaseManagerAnalysis:
+    graph = analyze_managers(project)
+    session = project.config.session_variable
+    session_attr = "_session"
+    tree = project.parse(graph.base.rel)
+    for node in tree.body:
+        if isinstance(node, cst.ClassDef) and node.name.value == graph.base.name:
+            init = own_init(node)
+            if init is not None:
+                for assign in m.findall(
+                    init,
+                    m.Assign(
+                        targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))],
+                        value=m.Name(session),
+                    ),
+                ):
+                    session_attr = assign.targets[0].target.attr.value  # type: ignore[attr-defined]
+                    break
+    return BaseManagerAnalysis(
+        project.config, project.root, graph, session_attr, _step_files(project, graph)
+    )
+
+
+def _step_files(project: Project, graph: ManagerGraph) -> dict[str, frozenset[str]]:
+    config = project.config
+    base = graph.base.rel
+    managers = {base, *graph.by_rel}
+
+    def containing(*needles: str) -> set[str]:
+        return set(project.grep(sorted(managers), *needles))
+
+    # call sites: only files with a manager call that does not visibly pass ``session=``
+    names = sorted({c.name for c in graph.subclasses()})
+    callers: set[str] = set()
+    if names:
+        for rel in project.grep(project.python_files(), *(f"{n}(" for n in names)):
+            if rel not in managers and _suspicious_calls(
+                project.read_text(rel), names, config.session_variable
+            ):
+                callers.add(rel)
+    return {
+        "2.1": frozenset(managers | callers),
+        "2.2": frozenset({base} | containing(config.get_session_method)),
+        "2.3": frozenset(
+            {base}
+            | containing(".commit(", ".rollback(", f"def {config.execute_method}")
+        ),
+        "2.4": frozenset({base}),
+    }
+
+
+def _suspicious_calls(text: str, names: list[str], session: str) -> bool:
+    """Whether some ``Name(...)`` call in the text lacks a top-level ``session=`` (or ``**``).
+
+    A text-level prefilter: a file without such a call needs no parsing for the call-site
+    report of step 2.1. Brackets are counted, strings are not understood: at worst a file
+    is parsed for nothing, or a call hidden in a string-laden argument list goes unreported.
+    """
+    call = re.compile(rf"\b(?:{'|'.join(re.escape(n) for n in names)})\(")
+    keyword = re.compile(rf"(?:\b{re.escape(session)}\s*=(?!=)|\*\*)")
+    for match in call.finditer(text):
+        depth, i, top = 1, match.end(), []
+        while i < len(text) and depth:
+            ch = text[i]
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            elif depth == 1:
+                top.append(ch)
+            i += 1
+        if not keyword.search("".join(top)):
+            return True
+    return False
+
+
+def files(project: Project, analysis: BaseManagerAnalysis) -> list[str]:
+    """The base module, the modules defining managers, and files that call a manager class
+    without visibly passing ``session`` (the union of the steps' files)."""
+    return sorted(set().union(*analysis.step_files.values()))
+
+
+# ------------------------------------------------------------------------------- shared
+
+
+class _ManagerCodemod(FastDispatch, RefactorCodemod):
+    """Knows which classes of the current file are managers, and where it is in them."""
+
+    ANALYZE = analyze
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: BaseManagerAnalysis = self.analysis
+        self.rel = relpath_for(self.context.filename, analysis.root)
+        self.managers = analysis.graph.in_file(self.rel)
+        self._classes: list[ManagerClass | None] = []
+        self._functions: list[str] = []
+        wanted = analysis.step_files.get(self.STEP)
+        if wanted is not None and self.rel is not None and self.rel not in wanted:
+            raise SkipFile("nothing for this step here")
+        self.prepare(tree)
+        return super().transform_module_impl(tree)
+
+    def prepare(self, tree: cst.Module) -> None:
+        """Per-file setup (may raise SkipFile)."""
+
+    @property
+    def graph(self) -> ManagerGraph:
+        return self.analysis.graph
+
+    @property
+    def session_name(self) -> str:
+        return self.config.session_variable
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(self.managers.get(node.name.value))
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        self._classes.pop()
+        return updated_node
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node.name.value)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        self._functions.pop()
+        manager = self._classes[-1] if self._classes else None
+        if manager is not None and not self._functions:
+            return self.leave_method(manager, original_node, updated_node)
+        return updated_node
+
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        return updated_node
+
+    @property
+    def current_manager(self) -> ManagerClass | None:
+        return self._classes[-1] if self._classes else None
+
+    def self_attr(self, name: str) -> cst.Attribute:
+        return cst.Attribute(value=cst.Name("self"), attr=cst.Name(name))
+
+
+def _session_arg_matcher(name: str) -> m.OneOf[m.Arg]:
+    return m.Arg(value=m.Name(name), keyword=m.Name(name)) | m.Arg(
+        value=m.Name(name), keyword=None
+    )
+
+
+def _forwards(name: str) -> m.Call:
+    """``super().__init__(..., session=session, ...)`` (or ``Base.__init__(self, session)``)."""
+    return m.Call(
+        func=m.Attribute(
+            value=m.Call(func=m.Name("super")) | m.Name() | m.Attribute(),
+            attr=m.Name("__init__"),
+        ),
+        args=[m.ZeroOrMore(), _session_arg_matcher(name), m.ZeroOrMore()],
+    )
+
+
+# ------------------------------------------------------------------------------- step 2.1
+
+SESSION_DOC = "Database session the manager works in (required); its owner commits."
+
+
+def _rewrite_docstring_entry(
+    fn: cst.FunctionDef, param: str, text: str
+) -> cst.FunctionDef:
+    """Rewrite the ``Args:`` entry of ``param`` when it still calls it optional."""
+    body = fn.body
+    if not (isinstance(body, cst.IndentedBlock) and body.body):
+        return fn
+    first = body.body[0]
+    if not m.matches(first, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
+        return fn
+    string = cst.ensure_type(
+        cst.ensure_type(first, cst.SimpleStatementLine).body[0], cst.Expr
+    ).value
+    string = cst.ensure_type(string, cst.SimpleString)
+    lines = string.value.split("\n")
+    entry = re.compile(rf"^(\s*){re.escape(param)}(\s*\([^)]*\))?:\s")
+    for i, line in enumerate(lines):
+        match = entry.match(line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        end = i + 1
+        while (
+            end < len(lines)
+            and lines[end].strip()
+            and len(lines[end]) - len(lines[end].lstrip()) > indent
+        ):
+            end += 1
+        described = " ".join(part.strip() for part in lines[i:end])
+        if not re.search(r"optional|omitted|none\b|default", described, re.IGNORECASE):
+            return fn
+        closing = ""
+        if end == len(lines) and line.rstrip().endswith(string.quote):
+            closing = string.quote  # one-line docstring entry ending the string
+        new = [*lines[:i], f"{match.group(1)}{param}: {text}{closing}", *lines[end:]]
+        new_string = string.with_changes(value="\n".join(new))
+        new_first = first.with_changes(body=[cst.Expr(new_string)])  # type: ignore[call-arg]
+        return fn.with_changes(body=body.with_changes(body=[new_first, *body.body[1:]]))
+    return fn
+
+
+class RequireSession(_ManagerCodemod):
+    """``session`` becomes a required parameter of every manager constructor."""
+
+    STEP = "2.1"
+    DESCRIPTION = (
+        "Make `session` required in BaseManager.__init__ and in every subclass __init__ that "
+        "forwards it (keyword-only after defaulted parameters); report call sites that no longer fit."
+    )
+
+    def prepare(self, tree: cst.Module) -> None:
+        module_name = self.context.full_module_name or ""
+        self._imports = import_map(tree, module_name, self.rel or "")
+        self._local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
+        self._module_name = module_name
+        self._unwrapped = False
+
+    # -- the constructors
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef:
+        if original_node.name.value != "__init__":
+            return updated_node
+        name = self.session_name
+        params = updated_node.params
+        groups = {
+            "posonly": list(params.posonly_params),
+            "params": list(params.params),
+            "kwonly": list(params.kwonly_params),
+        }
+        where = next(
+            (
+                (g, i)
+                for g, items in groups.items()
+                for i, p in enumerate(items)
+                if p.name.value == name
+            ),
+            None,
+        )
+        if where is None:
+            return updated_node
+        group, index = where
+        param = groups[group][index]
+        annotation = param.annotation
+        inner = (
+            unwrap_optional(annotation.annotation) if annotation is not None else None
+        )
+        if param.default is None and inner is None:
+            return updated_node  # already required
+        if not manager.is_base and not m.findall(original_node.body, _forwards(name)):
+            self.report(
+                original_node,
+                f"{manager.name}.__init__ takes `{name}` but does not pass it to super().__init__; "
+                "left optional; rewrite by hand",
+            )
+            return updated_node
+        if param.default is not None and not m.matches(param.default, m.Name("None")):
+            self.report(
+                original_node,
+                f"{manager.name}.__init__: `{name}` defaults to {code(param.default)}, not None; "
+                "left as it is; rewrite by hand",
+            )
+            return updated_node
+        new_param = param.with_changes(default=None, equal=cst.MaybeSentinel.DEFAULT)
+        if inner is not None and annotation is not None:
+            new_param = new_param.with_changes(
+                annotation=annotation.with_changes(annotation=inner)
+            )
+            self._unwrapped = True
+        before = groups["posonly"] + (
+            groups["params"][:index] if group == "params" else []
+        )
+        if group == "kwonly" or not any(p.default is not None for p in before):
+            groups[group][index] = new_param
+            new_params = params.with_changes(
+                posonly_params=groups["posonly"],
+                params=groups["params"],
+                kwonly_params=groups["kwonly"],
+            )
+        elif isinstance(params.star_arg, cst.Param):
+            self.report(
+                original_node,
+                f"{manager.name}.__init__: `{name}` follows parameters with defaults and `*{params.star_arg.name.value}`; "
+                f"cannot make it required without reordering; rewrite by hand",
+            )
+            return updated_node
+        else:
+            # positional parameters with defaults come first: session and what follows it
+            # become keyword-only (``..., *, session: Session, ...``)
+            if (
+                group == "posonly"
+            ):  # pragma: no cover - session positional-only after defaults
+                self.report(
+                    original_node,
+                    f"{manager.name}.__init__: positional-only `{name}`; rewrite by hand",
+                )
+                return updated_node
+            previous = groups["params"][index - 1] if index else groups["posonly"][-1]
+            star = cst.ParamStar(
+                comma=previous.comma
+                if previous.comma is not cst.MaybeSentinel.DEFAULT
+                else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            )
+            after = groups["params"][index + 1 :]
+            new_params = params.with_changes(
+                params=groups["params"][:index],
+                star_arg=star,
+                kwonly_params=[new_param, *after, *groups["kwonly"]],
+            )
+        result = updated_node.with_changes(params=new_params)
+        return _rewrite_docstring_entry(result, name, SESSION_DOC)
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        if self._unwrapped:
+            return drop_unused_imports(
+                self, updated_node, self.rel or "", {"Optional", "Union"}
+            )
+        return updated_node
+
+    # -- call sites
+    def _called_manager(self, func: cst.BaseExpression) -> ManagerClass | None:
+        dotted = get_full_name_for_node(func)
+        if dotted is None:
+            return None
+        origin = resolve_local(dotted, self._imports, self._module_name, self._local)
+        if origin is None:
+            return None
+        cls = self.graph.classes.get(origin)
+        if cls is None:
+            # re-exported through a package: ``from pkg import GameManager``
+            module, _, name = origin.rpartition(".")
+            candidates = [
+                c
+                for c in self.graph.classes.values()
+                if c.name == name and c.module.startswith(module + ".")
+            ]
+            cls = candidates[0] if len(candidates) == 1 else None
+        return cls
+
+    def visit_Call(self, node: cst.Call) -> None:
+        cls = self._called_manager(node.func)
+        if cls is None or cls.is_base:
+            return
+        params = self.graph.init_params(cls)
+        name = self.session_name
+        if any(a.star for a in node.args) or any(p.kind == "starstar" for p in params):
+            return
+        if any(a.keyword is not None and a.keyword.value == name for a in node.args):
+            return
+        positional = [p for p in params if p.kind in ("posonly", "positional")]
+        session_index = next(
+            (i for i, p in enumerate(positional) if p.name == name), None
+        )
+        moved = session_index is not None and any(
+            p.has_default for p in positional[:session_index]
+        )
+        n_positional = sum(1 for a in node.args if a.keyword is None)
+        if session_index is None and not any(p.name == name for p in params):
+            return  # this constructor takes no session at all
+        if moved and n_positional > session_index:  # type: ignore[operator]
+            self.report(
+                node,
+                f"`{cls.name}(...)` passes {n_positional} positional arguments; `{name}` and the "
+                f"parameters after it are keyword-only now: pass `{name}=...` and the rest by "
+                "keyword; rewrite by hand",
+            )
+        elif session_index is None or n_positional <= session_index or moved:
+            self.report(
+                node,
+                f"`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
+                f"`{name}=...` from the caller's SessionContext; rewrite by hand",
+            )
+
+
+# ------------------------------------------------------------------------------- step 2.2
+
+
+class RemoveGetSession(_ManagerCodemod):
+    """``BaseManager._get_session`` is removed."""
+
+    STEP = "2.2"
+    DESCRIPTION = "Remove BaseManager._get_session; report any other caller of it."
+
+    def visit_Call(self, node: cst.Call) -> None:
+        manager = self.current_manager
+        if manager is None:
+            return
+        method = self.config.get_session_method
+        if not m.matches(
+            node, m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(method)))
+        ):
+            return
+        if manager.is_base and self._functions[:1] in (
+            [method],
+            [self.config.execute_method],
+        ):
+            return  # the method itself (removed) and the operation runner (step 2.3)
+        self.report(
+            node,
+            f"`self.{method}()` was removed with the method; use `self.{self.analysis.session_attr}` "
+            "(always set now); rewrite by hand",
+        )
+
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        if (
+            manager.is_base
+            and original_node.name.value == self.config.get_session_method
+        ):
+            self._drop |= names_in(original_node)
+            return cst.RemoveFromParent()
+        return updated_node
+
+    def prepare(self, tree: cst.Module) -> None:
+        self._drop: set[str] = set()
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        return drop_unused_imports(self, updated_node, self.rel or "", self._drop)
+
+
+# ------------------------------------------------------------------------------- step 2.3
+
+_LOG_LEVELS = (
+    "debug",
+    "info",
+    "warning",
+    "warn",
+    "error",
+    "exception",
+    "critical",
+    "log",
+)
+_LOG_CALL = m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in _LOG_LEVELS])))
+_REWORD = (
+    (
+        re.compile(r"\bRolling back (.+?) after (?:an? )?(error|exception|failure)"),
+        r"Error in \1",
+    ),
+    (
+        re.compile(r"\brolling back (.+?) after (?:an? )?(error|exception|failure)"),
+        r"error in \1",
+    ),
+    (re.compile(r"\bRolling back\b"), "Error in"),
+    (re.compile(r"\brolling back\b"), "error in"),
+    (re.compile(r"\bRolled back\b"), "Failed"),
+    (re.compile(r"\brolled back\b"), "failed"),
+    (re.compile(r"\bCommitting\b"), "Flushing"),
+    (re.compile(r"\bcommitting\b"), "flushing"),
+    (re.compile(r"\bCommitted\b"), "Flushed"),
+    (re.compile(r"\bcommitted\b"), "flushed"),
+    (re.compile(r"\bCommit\b"), "Flush"),
+    (re.compile(r"\bcommit\b"), "flush"),
+)
+
+
+def reword(text: str) -> str:
+    for pattern, replacement in _REWORD:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class _RewordStrings(cst.CSTTransformer):
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        return updated_node.with_changes(value=reword(updated_node.value))
+
+    def leave_FormattedStringText(
+        self,
+        original_node: cst.FormattedStringText,
+        updated_node: cst.FormattedStringText,
+    ) -> cst.FormattedStringText:
+        return updated_node.with_changes(value=reword(updated_node.value))
+
+    def visit_FormattedStringExpression(
+        self, node: cst.FormattedStringExpression
+    ) -> bool:
+        return False
+
+
+class _SimplifyBody(cst.CSTTransformer):
+    """The rewrite of ``_execute_db_operation``'s body (see :class:`SimplifyExecuteDbOperation`)."""
+
+    def __init__(
+        self,
+        session_var: str | None,
+        flag_var: str | None,
+        session_attr: str,
+        getter: str,
+    ) -> None:
+        super().__init__()
+        self.session_var = session_var
+        self.flag_var = flag_var
+        self.session_attr = session_attr
+        self.getter = getter
+        self.not_names: set[int] = set()
+        self.depth = 0
+        self.leftover_flag = False
+        sessions = [m.Attribute(value=m.Name("self"), attr=m.Name(session_attr))]
+        if session_var:
+            sessions.append(m.Name(session_var))
+        self.session = m.OneOf(*sessions)
+
+    def _method(self, *names: str) -> m.SimpleStatementLine:
+        return m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    m.Call(
+                        func=m.Attribute(
+                            value=self.session,
+                            attr=m.OneOf(*[m.Name(n) for n in names]),
+                        )
+                    )
+                )
+            ]
+        )
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        getter_call = m.Call(
+            func=m.Attribute(value=m.Name("self"), attr=m.Name(self.getter))
+        )
+        return not m.matches(
+            node, m.SimpleStatementLine(body=[m.Assign(value=getter_call)])
+        )
+
+    # nested functions and lambdas keep their own names
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self.not_names.add(id(node.attr))
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self.not_names.add(id(node.keyword))
+
+    def leave_Name(
+        self, original_node: cst.Name, updated_node: cst.Name
+    ) -> cst.BaseExpression:
+        if id(original_node) in self.not_names:
+            return updated_node
+        if self.session_var and original_node.value == self.session_var:
+            return cst.Attribute(
+                value=cst.Name("self"), attr=cst.Name(self.session_attr)
+            )
+        if self.flag_var and original_node.value == self.flag_var:
+            self.leftover_flag = True
+        return updated_node
+
+    def leave_SimpleStatementLine(
+        self,
+        original_node: cst.SimpleStatementLine,
+        updated_node: cst.SimpleStatementLine,
+    ) -> cst.BaseStatement | cst.RemovalSentinel:
+        getter_call = m.Call(
+            func=m.Attribute(value=m.Name("self"), attr=m.Name(self.getter))
+        )
+        if m.matches(
+            original_node, m.SimpleStatementLine(body=[m.Assign(value=getter_call)])
+        ):
+            return cst.RemoveFromParent()
+        if m.matches(original_node, self._method("rollback", "close")):
+            return cst.RemoveFromParent()
+        if m.matches(original_node, self._method("commit")):
+            expr = cst.ensure_type(updated_node.body[0], cst.Expr)
+            call = cst.ensure_type(expr.value, cst.Call)
+            func = cst.ensure_type(call.func, cst.Attribute)
+            new_call = call.with_changes(func=func.with_changes(attr=cst.Name("flush")))
+            return updated_node.with_changes(body=[expr.with_changes(value=new_call)])
+        if m.matches(original_node, m.SimpleStatementLine(body=[m.Expr(_LOG_CALL)])):
+            return cst.ensure_type(
+                updated_node.visit(_RewordStrings()), cst.SimpleStatementLine
+            )
+        return updated_node
+
+    def leave_If(
+        self, original_node: cst.If, updated_node: cst.If
+    ) -> cst.BaseStatement | cst.RemovalSentinel:
+        # ``if should_close: session.close()``: the session is not ours to close any more
+        if (
+            self.flag_var
+            and m.matches(original_node.test, m.Name(self.flag_var))
+            and original_node.orelse is None
+        ):
+            return cst.RemoveFromParent()
+        return updated_node
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        if original_node.body and not updated_node.body:
+            return updated_node.with_changes(
+                body=[cst.SimpleStatementLine(body=[cst.Pass()])]
+            )
+        return updated_node
+
+    def leave_Try(
+        self, original_node: cst.Try, updated_node: cst.Try
+    ) -> cst.BaseStatement | cst.FlattenSentinel:
+        final = updated_node.finalbody
+        if (
+            final is not None
+            and original_node.finalbody is not None
+            and _only_pass(final.body)
+            and not _only_pass(original_node.finalbody.body)
+        ):
+            updated_node = updated_node.with_changes(finalbody=None)
+        if not updated_node.handlers and updated_node.finalbody is None:
+            body = cst.ensure_type(updated_node.body, cst.IndentedBlock).body
+            first, *rest = body
+            return cst.FlattenSentinel(
+                [first.with_changes(leading_lines=updated_node.leading_lines), *rest]
+            )
+        return updated_node
+
+
+def _only_pass(block: cst.BaseSuite) -> bool:
+    return m.matches(
+        block, m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Pass()])])
+    )
+
+
+class SimplifyExecuteDbOperation(_ManagerCodemod):
+    """``_execute_db_operation`` runs the operation on ``self._session`` and never commits."""
+
+    STEP = "2.3"
+    DESCRIPTION = (
+        "_execute_db_operation keeps only the try/except/raise around operation(self._session, ...): "
+        "no _get_session, commit replaced by flush, no rollback or close; log messages reworded."
+    )
+
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef:
+        name = original_node.name.value
+        if name != self.config.execute_method:
+            return updated_node
+        if not manager.is_base:
+            self.report(
+                original_node,
+                f"{manager.name} overrides {name}; it must neither commit nor roll back now; rewrite by hand",
+            )
+            return updated_node
+        getter = self.config.get_session_method
+        session_var = flag_var = None
+        for assign in m.findall(
+            original_node.body,
+            m.Assign(
+                value=m.Call(
+                    func=m.Attribute(value=m.Name("self"), attr=m.Name(getter))
+                )
+            ),
+        ):
+            target = cst.ensure_type(assign, cst.Assign).targets[0].target
+            if isinstance(target, cst.Tuple) and target.elements:
+                session_var = get_full_name_for_node(target.elements[0].value)
+                if len(target.elements) > 1:
+                    flag_var = get_full_name_for_node(target.elements[1].value)
+            else:
+                session_var = get_full_name_for_node(target)
+        transformer = _SimplifyBody(
+            session_var, flag_var, self.analysis.session_attr, getter
+        )
+        body = updated_node.body.visit(transformer)
+        result = updated_node.with_changes(body=body)
+        if transformer.leftover_flag:
+            self.report(
+                original_node,
+                f"{name} still uses `{flag_var}` (from {getter}()); the session is never closed "
+                "here any more; rewrite by hand",
+            )
+        session_attr = self.analysis.session_attr
+        operation = m.Call(
+            args=[
+                m.Arg(m.Attribute(value=m.Name("self"), attr=m.Name(session_attr))),
+                m.ZeroOrMore(),
+            ]
+        )
+        if not m.findall(
+            result.body,
+            m.Try(
+                body=m.IndentedBlock(
+                    body=[
+                        m.ZeroOrMore(),
+                        m.MatchIfTrue(lambda s: bool(m.findall(s, operation))),
+                        m.ZeroOrMore(),
+                    ]
+                )
+            ),
+        ):
+            self.report(
+                original_node,
+                f"{name}: no `try:` around `operation(self.{session_attr}, ...)` found after the "
+                "rewrite; check it neither commits nor rolls back; rewrite by hand",
+            )
+        return result
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # a manager that commits or rolls back on its own defeats SessionContext
+        manager = self.current_manager
+        if manager is None or manager.is_base or not self._functions:
+            return
+        if m.matches(
+            node,
+            m.Call(
+                func=m.Attribute(attr=m.Name("commit") | m.Name("rollback")), args=[]
+            ),
+        ):
+            self.report(
+                node,
+                f"{manager.name}.{self._functions[0]} calls `{code(node.func)}()`; the "
+                "SessionContext owns the transaction now (flush if rows must be visible); rewrite by hand",
+            )
+
+
+# ------------------------------------------------------------------------------- step 2.4
+
+
+class LazyInitSharesSession(_ManagerCodemod):
+    """Lazily created managers get the parent's session: ``kwargs["session"] = self._session``."""
+
+    STEP = "2.4"
+    DESCRIPTION = (
+        '_lazy_init_manager passes kwargs["session"] = self._session to the manager it creates '
+        "(added, or normalised from setdefault/other values, when missing)."
+    )
+
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef:
+        if (
+            not manager.is_base
+            or original_node.name.value != self.config.lazy_init_method
+        ):
+            return updated_node
+        star = original_node.params.star_kwarg
+        if not isinstance(star, cst.Param):
+            self.report(
+                original_node,
+                f"{original_node.name.value} takes no **kwargs to pass the session through; rewrite by hand",
+            )
+            return updated_node
+        kwargs = star.name.value
+        name = self.session_name
+        attr = self.analysis.session_attr
+        key = m.SimpleString(
+            m.MatchIfTrue(lambda v: v[-1:] in "'\"" and v.strip("'\"") == name)
+        )
+        subscript = m.Subscript(
+            value=m.Name(kwargs), slice=[m.SubscriptElement(m.Index(key))]
+        )
+        wanted = m.Assign(
+            targets=[m.AssignTarget(subscript)],
+            value=m.Attribute(value=m.Name("self"), attr=m.Name(attr)),
+        )
+        if m.findall(original_node.body, wanted):
+            return updated_node
+        assignment = cst.parse_statement(f'{kwargs}["{name}"] = self.{attr}\n')
+
+        class Fix(cst.CSTTransformer):
+            done = False
+
+            def leave_SimpleStatementLine(
+                self,
+                original: cst.SimpleStatementLine,
+                updated: cst.SimpleStatementLine,
+            ) -> cst.BaseStatement:
+                if self.done:
+                    return updated
+                other = m.SimpleStatementLine(
+                    body=[m.Assign(targets=[m.AssignTarget(subscript)])]
+                )
+                setdefault = m.SimpleStatementLine(
+                    body=[
+                        m.Expr(
+                            m.Call(
+                                func=m.Attribute(
+                                    value=m.Name(kwargs), attr=m.Name("setdefault")
+                                ),
+                                args=[m.Arg(key), m.Arg()],
+                            )
+                        )
+                    ]
+                )
+                if m.matches(original, other | setdefault):
+                    self.done = True
+                    return assignment.with_changes(leading_lines=updated.leading_lines)
+                return updated
+
+        fixer = Fix()
+        body = updated_node.body.visit(fixer)
+        if fixer.done:
+            return updated_node.with_changes(body=body)
+
+        class Insert(cst.CSTTransformer):
+            done = False
+
+            def leave_IndentedBlock(
+                self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+            ) -> cst.IndentedBlock:
+                if self.done:
+                    return updated
+                creating = m.Call(
+                    args=[
+                        m.ZeroOrMore(),
+                        m.Arg(value=m.Name(kwargs), star="**"),
+                        m.ZeroOrMore(),
+                    ]
+                )
+                statements = list(updated.body)
+                for i, stmt in enumerate(original.body):
+                    if isinstance(stmt, cst.SimpleStatementLine) and m.findall(
+                        stmt, creating
+                    ):
+                        self.done = True
+                        return updated.with_changes(
+                            body=[*statements[:i], assignment, *statements[i:]]
+                        )
+                return updated
+
+        inserter = Insert()
+        body = updated_node.body.visit(inserter)
+        if not inserter.done:
+            self.report(
+                original_node,
+                f"{original_node.name.value}: no `Manager(**{kwargs})` call found to pass "
+                f"`{name}=self.{attr}` to; rewrite by hand",
+            )
+            return updated_node
+        return updated_node.with_changes(body=body)
+
+
+# ------------------------------------------------------------------------------- the phase
+
+PHASE = PhaseSpec(
+    2,
+    "Adapt Base Manager",
+    "Modify `BaseManager` to require a session upon initialization and remove its internal "
+    "session/transaction handling logic.",
+    (
+        StepSpec("2.1", "Change `BaseManager.__init__`", (RequireSession,)),
+        StepSpec("2.2", "Remove `BaseManager._get_session`", (RemoveGetSession,)),
+        StepSpec(
+            "2.3",
+            "Simplify `BaseManager._execute_db_operation`",
+            (SimplifyExecuteDbOperation,),
+        ),
+        StepSpec(
+            "2.4", "Update `BaseManager._lazy_init_manager`", (LazyInitSharesSession,)
+        ),
+    ),
+    files=files,
+    analyze=analyze,
+    verification=(
+        "Run `uv run pytest -v --log-cli-level=DEBUG`. Expect widespread failures, particularly "
+        "`TypeError`s where managers are instantiated without the required `session` argument "
+        "(especially in `conftest.py` fixtures). This is expected."
+    ),
+)
+
+__all__ = ["PHASE", "analyze", "files", "reword"]
