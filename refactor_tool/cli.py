@@ -241,6 +241,7 @@ class ApplyOptions:
     jobs: int = 1
     show_diff: bool = False
     new_baseline: bool = False
+    only: tuple[str, ...] = ()
     command: str = "apply"
 
 
@@ -249,6 +250,7 @@ def compute(
     project: Project,
     selection: Sequence[tuple[Any, list[str] | None]],
     jobs: int,
+    only: Sequence[str] = (),
 ) -> list[PhaseRecord]:
     """Every selected phase in memory, each on the previous one's output; nothing is written.
 
@@ -259,15 +261,23 @@ def compute(
     for phase, step_ids in selection:
         with file_progress(rep, f"phase {phase.number}:") as tick:
             analysis = phase.analyze(project)
-            check_parses(project, phase.files(project, analysis))
+            files = list(phase.files(project, analysis))
+            if only:
+                files = [rel for rel in files if rel in only]
+            check_parses(project, files)
             result = run_phase(
                 project,
                 AnalyzedPhase(phase, analysis),
                 step_ids,
+                only=files if only else None,
                 jobs=jobs,
                 progress=tick,
             )
         project.apply(result.changes)
+        # phase 6 formats exactly the files the refactoring changed (codemods/phase6.py)
+        changed = set(project.state.get("changed_files") or [])
+        changed.update(c.path for c in result.changes if c.new is not None)
+        project.state["changed_files"] = sorted(changed)
         steps = step_ids or [s.id for s in phase.steps]
         records.append(
             PhaseRecord(
@@ -385,7 +395,8 @@ def run_apply(
     )
     report.python = python
 
-    records = compute(rep, project, selection, opts.jobs)
+    written_files = set(project.state.get("changed_files") or [])
+    records = compute(rep, project, selection, opts.jobs, opts.only)
     report.phases = records
     combined = combined_changes(records)
 
@@ -433,7 +444,9 @@ def run_apply(
         write_changes(Project(root, project.config), record.changes)
         record.written = True
         record.status = "written"
-        project.save_state()  # phases 4-5 keep facts there that later phases need
+        written_files.update(c.path for c in record.changes if c.new is not None)
+        project.state["changed_files"] = sorted(written_files)
+        project.save_state()  # phases 4-6 keep facts there that later phases need
         if record.changes:
             rep.info(summary_line(record.changes, record.notes, dry_run=False) + ":")
             rep.changed_files(record.changes)
@@ -626,6 +639,13 @@ def _selection(
     is_flag=True,
     help="Discard the recorded baseline and take a new one first.",
 )
+@click.option(
+    "--only",
+    "only",
+    metavar="PATH",
+    multiple=True,
+    help="Restrict the codemods to these files (repeatable), e.g. to go module by module in phase 5.",
+)
 @handle_errors
 def apply(
     rep: Reporter,
@@ -642,6 +662,7 @@ def apply(
     jobs: int,
     show_diff: bool,
     new_baseline: bool,
+    only: tuple[str, ...],
 ) -> int:
     """Apply a phase (--phase N), every phase (--all) or one step (--step N.M).
 
@@ -667,8 +688,24 @@ def apply(
         jobs=jobs,
         show_diff=show_diff,
         new_baseline=new_baseline,
+        only=tuple(_relative_paths(project, only)),
     )
     return run_apply(rep, project, selection, opts)
+
+
+def _relative_paths(project: Project, paths: Sequence[str]) -> list[str]:
+    """``--only`` paths (relative to the cwd or to the target) as target-relative POSIX paths."""
+    result = []
+    for raw in paths:
+        candidates = [Path(raw), project.root / raw]
+        found = next((c.resolve() for c in candidates if c.is_file()), None)
+        if found is None:
+            raise BadInput(f"{raw}: --only names no file (relative to the current directory or the target)")
+        try:
+            result.append(found.relative_to(project.root).as_posix())
+        except ValueError:
+            raise BadInput(f"{raw}: --only names a file outside the target {project.root}") from None
+    return result
 
 
 @main.command(context_settings=CONTEXT, epilog=EPILOG)

@@ -54,3 +54,23 @@ def phase_table() -> list[tuple[str, str, str]]:
         (str(p.number), p.title, ", ".join(f"{s.id} {s.title}" for s in p.steps))
         for p in PHASES.values()
     ]
+
+
+def markdown_table() -> str:
+    """The README's phase table, rendered from the registry (a test keeps them in step)."""
+    lines = ["| phase | step | what the tool does |", "| --- | --- | --- |"]
+    for phase in PHASES.values():
+        for step in phase.steps:
+            if step.codemods:
+                how = "codemod " + ", ".join(f"`{c.__name__}`" for c in step.codemods)
+            elif step.generates:
+                how = "generated: " + (step.note or "new file")
+            else:
+                how = step.note or "-"
+            how = how.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {phase.number} {phase.title} | {step.id} {step.title} | {how} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m refactor_tool.phases > table.md
+    print(markdown_table(), end="")
