@@ -1,0 +1,485 @@
+"""Phase 4 of PLAN.md: refactor the test infrastructure (the conftest fixtures).
+
+Driven by the fixture graph (:mod:`codemods.fixtures`), never by fixture names:
+
+* 4.1 the session fixture (``Config.session_fixture``) is deleted;
+* 4.2 every manager fixture (a fixture returning an instance of a manager class found by
+  the manager analysis) is deleted;
+* 4.3 the fixture that builds the ``DatabaseManager`` is reviewed: calls of the session
+  APIs phase 1 removed (``close_session()``, ``session.remove()``) are dropped from it, any
+  other use of them is reported; a fixture that already just passes the engine is left alone;
+* 4.4 every ``create_test_*`` factory fixture loses its session and manager parameters; its
+  inner function takes ``session: Session`` first, builds its managers with
+  ``managers = create_all_managers(session)`` and calls them as ``managers.<short>``, drops
+  ``merge`` and refreshes through the passed session only, without the relationship
+  collections (a collection refreshed right after its parent is created is frozen; the
+  collections are found in the model classes);
+* 4.5 the object fixtures are deleted (PLAN.md's option 1) once their recipe can be inlined
+  by phase 5; a fixture defined twice in one module loses its earlier, dead definition.
+
+Before anything is deleted, the analysis records the fixture graph (kinds, parameters and
+each fixture's source, its recipe) in ``project.state["fixture_graph"]``: phase 5 inlines
+from that record. Yield fixtures, helper closures over the session and anything else the
+rules cannot classify are reported with file:line and left in place.
+
+Imports go through ``AddImportsVisitor`` (run over the import block only). An import that
+only the deleted fixtures used is removed by a name check over what is left
+(:func:`codemods.fixtures.remove_unused_imports`) rather than by ``RemoveImportsVisitor``,
+whose scope analysis costs about three seconds per step on a 500-line conftest.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.codemod import SkipFile
+from libcst.codemod.visitors import AddImportsVisitor
+
+from codemods import fixtures as fx
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.managers import relpath_for
+from refactor_tool.project import Project
+
+# ------------------------------------------------------------------------------- analysis
+
+
+def analyze(project: Project) -> fx.FixtureAnalysis:
+    """The fixture graph of the current conftests; recorded while they hold old fixtures."""
+    analysis = fx.analyze_current(project)
+    fx.record(project, analysis.graph)
+    return analysis
+
+
+def _database_manager_fixtures(
+    analysis: fx.FixtureAnalysis, rel: str
+) -> list[fx.Fixture]:
+    name = analysis.config.database_manager_class
+    return [
+        f for f in analysis.graph.fixtures.get(rel, {}).values() if name in f.source
+    ]
+
+
+def _has_work(analysis: fx.FixtureAnalysis, rel: str) -> bool:
+    module = analysis.graph.modules[rel]
+    if module.dead:
+        return True
+    for fixture in analysis.graph.fixtures.get(rel, {}).values():
+        if fixture.kind in (fx.SESSION, fx.MANAGER, fx.OBJECT, fx.DB_OTHER):
+            return True
+        if fixture.kind == fx.FACTORY and not fixture.new_style:
+            return True
+    removed = analysis.config.removed_session_apis
+    return any(
+        any(api in f.source for api in removed)
+        for f in _database_manager_fixtures(analysis, rel)
+    )
+
+
+def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
+    """The fixture modules (conftests and what they star-import) that hold work for phase 4."""
+    return [rel for rel in sorted(analysis.graph.modules) if _has_work(analysis, rel)]
+
+
+# ------------------------------------------------------------------------------- codemods
+
+
+class _FixtureModuleCodemod(fx.ImportBlockOnly, RefactorCodemod):
+    """Shared plumbing: the module's relative path, its fixtures, statement removal."""
+
+    ANALYZE = analyze
+
+    def report_fixture(self, fixture: fx.Fixture, message: str) -> None:
+        """A note at the fixture's line in the file as it was before the phase."""
+        self.context.warnings.append(f"{fixture.line}\t{self.STEP}\t{message}")
+
+    def fixture_module(self) -> tuple[str, dict[str, fx.Fixture]]:
+        analysis: fx.FixtureAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if rel is None or rel not in analysis.graph.modules:
+            raise SkipFile("not a fixture module")
+        return rel, analysis.graph.fixtures.get(rel, {})
+
+    def remove_fixtures(
+        self, module: cst.Module, original: cst.Module, doomed: set[int]
+    ) -> cst.Module:
+        if not doomed:
+            return module
+        bindings = fx.top_level_bindings(original)
+        removed_nodes = [module.body[i] for i in sorted(doomed)]
+        imported = {
+            n for n in fx.scan(removed_nodes).used if bindings.get(n) is not None
+        }
+        body, footer = fx.remove_statements(module.body, doomed, module.footer)
+        return fx.remove_unused_imports(
+            module.with_changes(body=body, footer=footer), imported
+        )
+
+    @staticmethod
+    def fixture_indices(module: cst.Module, names: set[str]) -> set[int]:
+        return {
+            i
+            for i, s in enumerate(module.body)
+            if fx.is_fixture(s) and s.name.value in names
+        }  # type: ignore[attr-defined]
+
+
+class RemoveSessionFixture(_FixtureModuleCodemod):
+    STEP = "4.1"
+    DESCRIPTION = (
+        "Delete the session fixture (db_session); tests use session_context instead."
+    )
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        return False  # everything happens on the module's statement list
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        _, fixtures = self.fixture_module()
+        names = {n for n, f in fixtures.items() if f.kind == fx.SESSION}
+        return self.remove_fixtures(
+            updated_node, original_node, self.fixture_indices(updated_node, names)
+        )
+
+
+class RemoveManagerFixtures(_FixtureModuleCodemod):
+    STEP = "4.2"
+    DESCRIPTION = "Delete every manager fixture; tests build managers with create_all_managers(session)."
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        return False
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        _, fixtures = self.fixture_module()
+        names = {n for n, f in fixtures.items() if f.kind == fx.MANAGER}
+        return self.remove_fixtures(
+            updated_node, original_node, self.fixture_indices(updated_node, names)
+        )
+
+
+class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
+    STEP = "4.3"
+    DESCRIPTION = (
+        "Keep the fixture that builds the DatabaseManager working on the sessionmaker-based "
+        "DatabaseManager: drop calls of the removed close_session()/session.remove()."
+    )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        rel, _ = self.fixture_module()
+        self._targets = {
+            f.name: f for f in _database_manager_fixtures(self.analysis, rel)
+        }
+        self._current: fx.Fixture | None = None
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        if (
+            self._current is None
+            and node.name.value in self._targets
+            and fx.is_fixture(node)
+        ):
+            self._current = self._targets[node.name.value]
+        return self._current is not None
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        if (
+            self._current is not None
+            and original_node.name.value == self._current.name
+            and fx.is_fixture(original_node)
+        ):
+            self._current = None
+        return updated_node
+
+    def _removed_call(self, node: cst.CSTNode) -> str | None:
+        removed = set(self.config.removed_session_apis)
+        if (
+            m.matches(node, m.Call(func=m.Attribute(attr=m.Name("close_session"))))
+            and "close_session" in removed
+        ):
+            return "close_session"
+        if m.matches(
+            node,
+            m.Call(
+                func=m.Attribute(
+                    value=m.Attribute(attr=m.Name("session")), attr=m.Name("remove")
+                )
+            ),
+        ):
+            return "session.remove"
+        return None
+
+    def leave_SimpleStatementLine(
+        self,
+        original_node: cst.SimpleStatementLine,
+        updated_node: cst.SimpleStatementLine,
+    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        fixture = self._current
+        if fixture is None:
+            return updated_node
+        if all(
+            isinstance(s, cst.Expr) and self._removed_call(s.value)
+            for s in updated_node.body
+        ):
+            return cst.RemoveFromParent()
+        for api in self.config.removed_session_apis:
+            if m.findall(original_node, m.Attribute(attr=m.Name(api)) | m.Name(api)):
+                text = fx.code(original_node.with_changes(leading_lines=[])).strip()
+                offset = fixture.source[: max(fixture.source.find(text), 0)].count("\n")
+                self.context.warnings.append(
+                    f"{fixture.line + offset}\t{self.STEP}\tfixture {fixture.name!r} uses {api}(), which "
+                    "phase 1 removed from the DatabaseManager; rewrite by hand"
+                )
+                break
+        return updated_node
+
+
+class RefactorFactoryFixtures(_FixtureModuleCodemod):
+    STEP = "4.4"
+    DESCRIPTION = (
+        "Factory fixtures: the inner function takes `session` first, builds its managers with "
+        "create_all_managers(session), drops merge, refreshes only through that session."
+    )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._rel, self._fixtures = self.fixture_module()
+        self._bindings = fx.top_level_bindings(node)
+        self._depth = 0
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self._depth += 1
+        return False  # a factory fixture is rewritten as a whole when it is left
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self._depth -= 1
+        if self._depth or not fx.is_fixture(original_node):
+            return updated_node
+        fixture = self._fixtures.get(original_node.name.value)
+        if fixture is None or fixture.kind != fx.FACTORY or fixture.new_style:
+            return updated_node
+        if fixture.problem:
+            self.report_fixture(
+                fixture,
+                f"factory fixture {fixture.name!r} {fixture.problem}; rewrite by hand",
+            )
+            return updated_node
+        return self._rewrite(original_node, updated_node, fixture)
+
+    def _rewrite(
+        self, original: cst.FunctionDef, fn: cst.FunctionDef, fixture: fx.Fixture
+    ) -> cst.FunctionDef:
+        config = self.config
+        graph = self.analysis.graph
+        deps = {p: graph.resolve(p, fixture.rel) for p in fixture.params}
+        drop = {
+            p
+            for p, d in deps.items()
+            if d is not None and d.kind in (fx.SESSION, fx.MANAGER)
+        }
+        factories = {
+            p for p, d in deps.items() if d is not None and d.kind == fx.FACTORY
+        }
+        replacements: dict[str, cst.BaseExpression] = {}
+        for p in drop:
+            dep = deps[p]
+            assert dep is not None
+            if dep.kind == fx.SESSION:
+                replacements[p] = cst.Name(config.session_variable)
+            else:
+                replacements[p] = fx.managers_attr(config, dep.manager_short or p)
+
+        body = fx.statements(fn)
+        inner = fx.returned_closure(body)
+        if inner is None:
+            return fn
+        inner_index = body.index(inner)
+        if (
+            config.session_variable in fx.positional_params(inner)
+            or config.session_variable in fx.scan([inner.body]).bound
+        ):
+            self.report_fixture(
+                fixture,
+                f"factory fixture {fixture.name!r}: its inner function already binds "
+                f"{config.session_variable!r}; rewrite by hand",
+            )
+            return fn
+        if config.managers_variable in fx.scan([inner.body]).bound | set(
+            fx.scan([inner.body]).used
+        ):
+            self.report_fixture(
+                fixture,
+                f"factory fixture {fixture.name!r}: its inner function already uses "
+                f"{config.managers_variable!r}; rewrite by hand",
+            )
+            return fn
+
+        docstring, inner_body = fx.split_docstring(fx.statements(inner))
+        inner_body, rewriter = fx.rewrite_names(
+            inner_body, replacements, factories, config.session_variable
+        )
+        if rewriter.conflicts:
+            self.report_fixture(
+                fixture,
+                f"factory fixture {fixture.name!r}: {', '.join(sorted(set(rewriter.conflicts)))} "
+                "would be captured by an inner binding; rewrite by hand",
+            )
+            return fn
+        inner_body, cleaner = fx.clean_statements(
+            inner_body, config.session_variable, self.analysis.attribute_kind
+        )
+        for node, attr in cleaner.unknown:
+            self.report_fixture(
+                fixture,
+                f"factory fixture {fixture.name!r} refreshes {attr!r}, which may be a "
+                "relationship collection (no Mapped[...]/uselist= tells); check it by hand",
+            )
+        uses_managers = any(
+            deps[p] is not None and deps[p].kind == fx.MANAGER
+            for p in drop  # type: ignore[union-attr]
+        ) and bool(
+            m.findall(
+                cst.Module(body=inner_body),
+                m.Attribute(value=m.Name(config.managers_variable)),
+            )
+        )
+        if uses_managers:
+            managers_line = cst.parse_statement(
+                f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
+            )
+            first = inner_body[0] if inner_body else None
+            if first is not None and getattr(first, "leading_lines", None):
+                # comments above the first statement stay above it, after the new line
+                managers_line = managers_line.with_changes(leading_lines=[])
+            inner_body = [managers_line, *inner_body]
+            AddImportsVisitor.add_needed_import(
+                self.context, config.factory_module_name, config.factory_function
+            )
+
+        annotation: cst.BaseExpression | None = cst.Name("Session")
+        if "Session" not in self._bindings:
+            AddImportsVisitor.add_needed_import(
+                self.context, "sqlalchemy.orm", "Session"
+            )
+        elif self._bindings["Session"] is None:
+            annotation = None  # a module-level ``Session`` that is not the ORM class
+        session_param = fx.new_param(config.session_variable, annotation)
+        new_inner = inner.with_changes(
+            params=fx.edit_params(inner.params, insert=[session_param], at=0),
+            body=_with_statements(inner.body, docstring + inner_body),
+        )
+        body[inner_index] = new_inner
+        params = fx.edit_params(fn.params, remove=drop)
+        new_fn = fn.with_changes(params=params, body=_with_statements(fn.body, body))
+        if not params.params and not params.kwonly_params and not params.posonly_params:
+            new_fn = new_fn.with_changes(
+                whitespace_before_params=cst.SimpleWhitespace("")
+            )
+        return new_fn
+
+
+def _with_statements(
+    suite: cst.BaseSuite, stmts: list[cst.BaseStatement]
+) -> cst.BaseSuite:
+    if isinstance(suite, cst.IndentedBlock):
+        return suite.with_changes(body=stmts)
+    return cst.IndentedBlock(body=stmts)
+
+
+class RemoveObjectFixtures(_FixtureModuleCodemod):
+    STEP = "4.5"
+    DESCRIPTION = (
+        "Delete the object fixtures (test_game, ...) whose recipe phase 5 inlines into the "
+        "tests, and the dead earlier definition of a fixture defined twice in one module."
+    )
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        return False
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        _, fixtures = self.fixture_module()
+        doomed: set[int] = set()
+        seen: dict[str, int] = {}
+        for i, stmt in enumerate(updated_node.body):
+            if fx.is_fixture(stmt):
+                name = stmt.name.value  # type: ignore[attr-defined]
+                if name in seen:
+                    doomed.add(seen[name])  # an earlier definition: dead code
+                seen[name] = i
+        for name, index in seen.items():
+            fixture = fixtures.get(name)
+            if fixture is None:
+                continue
+            if fixture.kind == fx.OBJECT and fixture.problem is None:
+                doomed.add(index)
+        for fixture in sorted(fixtures.values(), key=lambda f: f.line):
+            if fixture.kind == fx.OBJECT and fixture.problem:
+                self.report_fixture(
+                    fixture,
+                    f"object fixture {fixture.name!r} {fixture.problem}; left in place, rewrite by hand",
+                )
+            elif fixture.kind == fx.DB_OTHER:
+                self.report_fixture(
+                    fixture,
+                    f"fixture {fixture.name!r} uses the session but {fixture.problem}; "
+                    "left in place, rewrite by hand",
+                )
+            elif fixture.kind == fx.MANAGER and fixture.problem:
+                self.report_fixture(
+                    fixture,
+                    f"manager fixture {fixture.name!r} {fixture.problem}; "
+                    "phase 5 cannot inline it, rewrite the tests that use it by hand",
+                )
+        return self.remove_fixtures(updated_node, original_node, doomed)
+
+
+# ------------------------------------------------------------------------------- the phase
+
+PHASE = PhaseSpec(
+    4,
+    "Refactor Test Infrastructure (`conftest.py`)",
+    "Update test fixtures to align with the new session management and manager "
+    "instantiation patterns.",
+    (
+        StepSpec("4.1", "Remove `db_session` Fixture", (RemoveSessionFixture,)),
+        StepSpec("4.2", "Remove Individual Manager Fixtures", (RemoveManagerFixtures,)),
+        StepSpec(
+            "4.3", "Update `database_manager` Fixture", (UpdateDatabaseManagerFixture,)
+        ),
+        StepSpec(
+            "4.4",
+            "Refactor Factory Fixtures (`create_test_*`)",
+            (RefactorFactoryFixtures,),
+        ),
+        StepSpec(
+            "4.5",
+            "Refactor/Remove Object Fixtures (`test_game`, etc.)",
+            (RemoveObjectFixtures,),
+            note=(
+                "Option 1 (preferred by PLAN.md): the object fixtures are deleted and phase 5 "
+                "rebuilds them inside each test from the recipe recorded before the deletion. "
+                "A fixture whose recipe cannot be inlined (it yields, returns early, uses "
+                "'request') is reported and kept."
+            ),
+        ),
+    ),
+    files=files,
+    analyze=analyze,
+    verification=(
+        "Run `uv run pytest -v --log-cli-level=DEBUG`. Expect a very large number of failures "
+        "due to removed fixtures and changed signatures. Check that `pytest --fixtures` shows "
+        "the updated list (no `db_session`, no manager fixtures). Ensure "
+        "`sologm/tests/conftest.py` itself loads without syntax errors."
+    ),
+)
