@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import MethodType
 from typing import Any, ClassVar, Generator
 
 import libcst as cst
@@ -22,6 +23,290 @@ from refactor_tool.config import Config
 from refactor_tool.project import Project
 
 _ANALYSIS_CACHE: dict[tuple[str, str], Any] = {}
+
+
+# ---------------------------------------------------------------------------------------
+# Fast visitor dispatch.
+#
+# libcst's MatcherDecoratableTransformer / MatcherDecoratableVisitor (the base of every
+# codemod, and of libcst's own AddImportsVisitor / RemoveImportsVisitor and the visitors
+# they run) evaluate their decorator bookkeeping and build two method names with getattr for
+# every node and every child attribute, even when no matcher decorator is used at all.
+# Measured on the bundled target, a codemod that does nothing cost five times a parse that
+# way, and RemoveImportsVisitor over one 600-line conftest took over a second.
+#
+# The replacement below is behaviour-preserving: an instance that has matcher decorators
+# (``@m.call_if_inside``, ``@m.visit``...) or handlers set on the instance takes libcst's
+# original path; any other instance dispatches straight to its ``visit_*`` / ``leave_*``
+# methods, looked up once per class and node type, and skips libcst's generated no-op
+# stubs. The decision is made per instance, so third-party visitors keep working unchanged.
+
+_STUB_MODULE = "libcst._typed_visitor"
+_HANDLER_NAMES: dict[type, dict[Any, str | None]] = {}
+_HAS_ATTRIBUTE_HANDLERS: dict[type, bool] = {}
+
+
+def _handler_name(cls: type, name: str) -> str | None:
+    """``name`` if ``cls`` really defines it (not libcst's generated stub), else None."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return None if klass.__module__ == _STUB_MODULE else name
+    return None
+
+
+def _has_attribute_handlers(cls: type) -> bool:
+    found = _HAS_ATTRIBUTE_HANDLERS.get(cls)
+    if found is None:
+        found = any(
+            name.count("_") >= 2 and _handler_name(cls, name) is not None
+            for name in dir(cls)
+            if name.startswith(("visit_", "leave_"))
+        )
+        _HAS_ATTRIBUTE_HANDLERS[cls] = found
+    return found
+
+
+def _lookup(obj: object, prefix: str, node_type: type) -> str | None:
+    cls = type(obj)
+    table = _HANDLER_NAMES.get(cls)
+    if table is None:
+        table = _HANDLER_NAMES[cls] = {}
+    key = (prefix, node_type)
+    try:
+        return table[key]
+    except KeyError:
+        name = table[key] = _handler_name(cls, prefix + node_type.__name__)
+        return name
+
+
+def _lookup_attribute(obj: object, prefix: str, node_type: type, attribute: str) -> str | None:
+    table = _HANDLER_NAMES.setdefault(type(obj), {})
+    key = (prefix, node_type, attribute)
+    if key not in table:
+        table[key] = _handler_name(type(obj), f"{prefix}{node_type.__name__}_{attribute}")
+    return table[key]
+
+
+def _mode(obj: Any) -> int:
+    """0: libcst's own dispatch (matcher decorators, or handlers set on the instance);
+    1: plain dispatch, no ``visit_<Node>_<attribute>`` handlers; 2: plain with them."""
+    mode = obj.__dict__.get("_refactor_tool_dispatch")
+    if mode is None:
+        missing = object()  # an attribute this libcst does not have: use its own dispatch
+        plain = (
+            not getattr(obj, "_matchers", missing)
+            and not getattr(obj, "_extra_visit_funcs", missing)
+            and not getattr(obj, "_extra_leave_funcs", missing)
+            and not any(k.startswith(("visit_", "leave_")) for k in obj.__dict__)
+        )
+        mode = 0 if not plain else 2 if _has_attribute_handlers(type(obj)) else 1
+        obj.__dict__["_refactor_tool_dispatch"] = mode
+    return mode
+
+
+_UNDECORATED: dict[type, bool] = {}
+
+
+def _undecorated(cls: type) -> bool:
+    """No function of ``cls`` (or its bases) carries a matcher decorator."""
+    found = _UNDECORATED.get(cls)
+    if found is None:
+        from libcst.matchers import _decorators as d
+
+        attrs = (
+            d.VISIT_POSITIVE_MATCHER_ATTR,
+            d.VISIT_NEGATIVE_MATCHER_ATTR,
+            d.CONSTRUCTED_VISIT_MATCHER_ATTR,
+            d.CONSTRUCTED_LEAVE_MATCHER_ATTR,
+        )
+        found = not any(
+            hasattr(value, attr)
+            for klass in cls.__mro__
+            if klass.__module__ != _STUB_MODULE
+            for value in vars(klass).values()
+            for attr in attrs
+        )
+        _UNDECORATED[cls] = found
+    return found
+
+
+def _install_fast_dispatch() -> None:
+    from libcst.matchers import MatcherDecoratableTransformer as MT
+    from libcst.matchers import MatcherDecoratableVisitor as MV
+    from libcst.matchers import _visitors
+
+    from libcst.matchers import _decorators
+
+    if getattr(MT, "_refactor_tool_fast", False):
+        return
+    # Everything the replacement relies on is checked before anything is patched, so a
+    # libcst release with other internals keeps its own dispatch, whole.
+    needed = [
+        (_visitors, "_gather_matchers"),
+        (_visitors, "_gather_constructed_visit_funcs"),
+        (_visitors, "_gather_constructed_leave_funcs"),
+        (_decorators, "VISIT_POSITIVE_MATCHER_ATTR"),
+        (_decorators, "VISIT_NEGATIVE_MATCHER_ATTR"),
+        (_decorators, "CONSTRUCTED_VISIT_MATCHER_ATTR"),
+        (_decorators, "CONSTRUCTED_LEAVE_MATCHER_ATTR"),
+    ]
+    if not all(hasattr(module, name) for module, name in needed):
+        return
+
+    # Construction walks dir() of the instance (every generated visit_/leave_ stub, some
+    # two thousand names) three times to collect decorated methods; a class without any
+    # decorator has none to find, which is known once per class.
+    def skip_if_undecorated(gather: Any) -> Any:
+        def gather_fast(obj: object) -> Any:
+            if _undecorated(type(obj)) and not any(
+                k.startswith(("visit_", "leave_")) for k in getattr(obj, "__dict__", {})
+            ):
+                return {}
+            return gather(obj)
+
+        return gather_fast
+
+    for name in ("_gather_matchers", "_gather_constructed_visit_funcs", "_gather_constructed_leave_funcs"):
+        setattr(_visitors, name, skip_if_undecorated(getattr(_visitors, name)))
+    t_visit, t_leave, t_visit_attr, t_leave_attr = MT.on_visit, MT.on_leave, MT.on_visit_attribute, MT.on_leave_attribute
+    v_visit, v_leave, v_visit_attr, v_leave_attr = MV.on_visit, MV.on_leave, MV.on_visit_attribute, MV.on_leave_attribute
+
+    def on_visit(self: Any, node: cst.CSTNode, _orig: Any = None) -> bool:
+        if not _mode(self):
+            return _orig(self, node)
+        name = _lookup(self, "visit_", type(node))
+        if name is None:
+            return True
+        return getattr(self, name)(node) is not False
+
+    def t_on_visit(self: Any, node: cst.CSTNode) -> bool:
+        return on_visit(self, node, t_visit)
+
+    def v_on_visit(self: Any, node: cst.CSTNode) -> bool:
+        return on_visit(self, node, v_visit)
+
+    def t_on_leave(self: Any, original_node: Any, updated_node: Any) -> Any:
+        if not _mode(self):
+            return t_leave(self, original_node, updated_node)
+        name = _lookup(self, "leave_", type(original_node))
+        if name is None:
+            return updated_node
+        return getattr(self, name)(original_node, updated_node)
+
+    def v_on_leave(self: Any, original_node: Any) -> None:
+        if not _mode(self):
+            return v_leave(self, original_node)
+        name = _lookup(self, "leave_", type(original_node))
+        if name is not None:
+            getattr(self, name)(original_node)
+
+    def attribute_hook(prefix: str, orig: Any) -> Any:
+        def hook(self: Any, node: cst.CSTNode, attribute: str) -> None:
+            mode = self.__dict__.get("_refactor_tool_dispatch")
+            if mode == 1:
+                return None
+            if mode is None:
+                mode = _mode(self)
+            if not mode:
+                return orig(self, node, attribute)
+            name = _lookup_attribute(self, prefix, type(node), attribute)
+            if name is not None:
+                getattr(self, name)(node)
+
+        return hook
+
+    MT.on_visit, MT.on_leave = t_on_visit, t_on_leave
+    MT.on_visit_attribute = attribute_hook("visit_", t_visit_attr)
+    MT.on_leave_attribute = attribute_hook("leave_", t_leave_attr)
+    MV.on_visit, MV.on_leave = v_on_visit, v_on_leave
+    MV.on_visit_attribute = attribute_hook("visit_", v_visit_attr)
+    MV.on_leave_attribute = attribute_hook("leave_", v_leave_attr)
+    MT._refactor_tool_fast = True
+    _install_fast_base_dispatch()
+
+
+def _base_mode(obj: Any) -> int:
+    """For plain CSTVisitor / CSTTransformer subclasses: 0 libcst's own dispatch (handlers
+    set on the instance), 1 straight dispatch without attribute hooks, 2 with them."""
+    state = getattr(obj, "__dict__", None)
+    if state is None:
+        return 0
+    mode = state.get("_refactor_tool_base")
+    if mode is None:
+        if any(k.startswith(("visit_", "leave_")) for k in state):
+            mode = 0
+        else:
+            mode = 2 if _has_attribute_handlers(type(obj)) else 1
+        state["_refactor_tool_base"] = mode
+    return mode
+
+
+def _install_fast_base_dispatch() -> None:
+    """The same straight dispatch for plain ``CSTVisitor`` / ``CSTTransformer`` subclasses
+    (the analyses' visitors, libcst's import helpers): libcst builds two method names and
+    calls getattr for every child attribute of every node."""
+    T, V = cst.CSTTransformer, cst.CSTVisitor
+    originals = {
+        (klass, name): getattr(klass, name)
+        for klass in (T, V)
+        for name in ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
+    }
+
+    def make_on_visit(klass: type) -> Any:
+        orig = originals[(klass, "on_visit")]
+
+        def on_visit(self: Any, node: cst.CSTNode) -> bool:
+            if not _base_mode(self):
+                return orig(self, node)
+            name = _lookup(self, "visit_", type(node))
+            if name is None:
+                return True
+            return getattr(self, name)(node) is not False
+
+        return on_visit
+
+    def t_on_leave(self: Any, original_node: Any, updated_node: Any) -> Any:
+        if not _base_mode(self):
+            return originals[(T, "on_leave")](self, original_node, updated_node)
+        name = _lookup(self, "leave_", type(original_node))
+        if name is None:
+            return updated_node
+        return getattr(self, name)(original_node, updated_node)
+
+    def v_on_leave(self: Any, original_node: Any) -> None:
+        if not _base_mode(self):
+            return originals[(V, "on_leave")](self, original_node)
+        name = _lookup(self, "leave_", type(original_node))
+        if name is not None:
+            getattr(self, name)(original_node)
+
+    def make_attribute_hook(klass: type, prefix: str, name: str) -> Any:
+        orig = originals[(klass, name)]
+
+        def hook(self: Any, node: cst.CSTNode, attribute: str) -> None:
+            mode = _base_mode(self)
+            if mode == 1:
+                return None
+            if not mode:
+                return orig(self, node, attribute)
+            found = _lookup_attribute(self, prefix, type(node), attribute)
+            if found is not None:
+                getattr(self, found)(node)
+
+        return hook
+
+    for klass in (T, V):
+        klass.on_visit = make_on_visit(klass)
+        klass.on_visit_attribute = make_attribute_hook(klass, "visit_", "on_visit_attribute")
+        klass.on_leave_attribute = make_attribute_hook(klass, "leave_", "on_leave_attribute")
+    T.on_leave = t_on_leave
+    V.on_leave = v_on_leave
+
+
+try:
+    _install_fast_dispatch()
+except (AttributeError, ImportError):  # a libcst whose internals differ: keep its own dispatch
+    pass
 
 
 def find_project_root(filename: str | None) -> Path:
@@ -100,6 +385,19 @@ class RefactorCodemod(VisitorBasedCodemodCommand):
                 yield wrapper.module
             finally:
                 self.context = replace(self.context, wrapper=oldwrapper)
+
+    def _instantiate_and_run(self, transform: Any, tree: cst.Module) -> cst.Module:
+        # libcst runs AddImportsVisitor / RemoveImportsVisitor here when imports were
+        # scheduled, each behind a deep copy of the module made for metadata keys. A
+        # transform that needs no metadata (AddImportsVisitor) gets the tree as it is;
+        # one that does (RemoveImportsVisitor: scopes) keeps libcst's copy, since a codemod
+        # may have put one node object in two places.
+        inst = transform(self.context)
+        if not inst.get_inherited_dependencies():
+            inst._handle_metadata_reference = MethodType(
+                RefactorCodemod._handle_metadata_reference, inst
+            )
+        return inst.transform_module(tree)
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,13 +13,18 @@ already written is put back.
 
 from __future__ import annotations
 
+import ast
+import base64
 import difflib
+import hashlib
+import json
 import multiprocessing
 import os
 import stat
 import tempfile
+import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
 from libcst.codemod import CodemodContext, SkipFile
@@ -146,22 +151,55 @@ def transform_file(
 ) -> tuple[bytes, bytes, list[Note]]:
     """Send one file through the codemods of ``steps``: (old bytes, new bytes, notes)."""
     old = project.read_bytes(rel)
-    tree = project.parse(rel)
+    original = tree = project.parse(rel)
     notes: list[Note] = []
-    for step in steps:
-        for codemod_class in step.codemods:
-            context = CodemodContext(
-                filename=str(project.path(rel)),
-                full_module_name=project.module_name(rel),
-            )
-            codemod = codemod_class(context, analysis)
-            try:
-                tree = codemod.transform_module(tree)
-            except SkipFile:
-                pass
-            notes.extend(_parse_notes(rel, context.warnings, step.id))
-    new = tree.bytes
+    try:
+        for step in steps:
+            for codemod_class in step.codemods:
+                context = CodemodContext(
+                    filename=str(project.path(rel)),
+                    full_module_name=project.module_name(rel),
+                )
+                codemod = codemod_class(context, analysis)
+                try:
+                    tree = codemod.transform_module(tree)
+                except SkipFile:
+                    pass
+                notes.extend(_parse_notes(rel, context.warnings, step.id))
+        if tree is original:  # every codemod skipped the file: nothing to print
+            return old, old, notes
+        new = tree.bytes
+        if new != old:
+            new = keep_untouched_lines(old, original.bytes, new)
+    except RecursionError:
+        raise InputError(
+            rel, None, "nested too deeply for libcst to walk; leave it out of the run or rewrite by hand"
+        ) from None
     return old, new, notes
+
+
+def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:
+    """Undo libcst's few printing losses on lines the codemods did not touch.
+
+    libcst reproduces almost every file byte for byte, but not all (libcst 1.9 drops the
+    space in ``except E :``). ``printed`` is libcst's output for the unchanged tree: where it
+    equals the codemods' output nothing was changed and the file is left as it was; otherwise
+    every line the codemods left alone is taken from the original bytes.
+    """
+    if printed == old:
+        return new
+    if new == printed:
+        return old
+    old_lines = old.splitlines(keepends=True)
+    printed_lines = printed.splitlines(keepends=True)
+    if len(old_lines) != len(printed_lines):  # pragma: no cover - no such loss known
+        return new
+    new_lines = new.splitlines(keepends=True)
+    out: list[bytes] = []
+    matcher = difflib.SequenceMatcher(None, printed_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        out.extend(old_lines[i1:i2] if tag == "equal" else new_lines[j1:j2])
+    return b"".join(out)
 
 
 # state handed to forked workers (set just before the pool starts)
@@ -186,12 +224,18 @@ def run_phase(
     only: Sequence[str] | None = None,
     jobs: int = 1,
     progress: Callable[[str], None] | None = None,
+    analysis: Any = None,
 ) -> PhaseResult:
-    """Compute a phase's changes in memory. Raises InputError for unparsable input."""
+    """Compute a phase's changes in memory. Raises InputError for unparsable input.
+
+    ``analysis``: the phase's analysis of ``project`` if the caller already built it (it is
+    built here otherwise).
+    """
     steps = selected_steps(phase, step_ids)
     result = PhaseResult(phase)
     parses_before = project.parse_count
-    analysis = phase.analyze(project)
+    if analysis is None:
+        analysis = phase.analyze(project)
     candidates = list(only) if only is not None else list(phase.files(project, analysis))
     result.candidates = len(candidates)
     if any(s.codemods for s in steps):
@@ -214,6 +258,7 @@ def run_phase(
                 result.changes.append(FileChange(rel, old, new))
     if phase.generate is not None and any(s.generates for s in steps):
         overlay = Project(project.root, project.config, dict(project.overlay))
+        overlay.share_caches(project)
         overlay.apply(result.changes)
         generated = phase.generate(overlay, analysis, [s.id for s in steps])
         by_path = {c.path: c for c in result.changes}
@@ -242,9 +287,24 @@ def _work_local(project: Project, steps: Sequence[StepSpec], analysis: Any) -> C
 
 
 def check_parses(project: Project, rels: Iterable[str]) -> None:
-    """Parse every file in ``rels`` (cached); the first failure raises InputError."""
+    """Check that every file in ``rels`` parses; the first failure raises InputError.
+
+    A file already parsed (cached) is fine. Any other is checked with the interpreter's own
+    parser, many times faster than libcst's, so that the libcst parse itself happens where
+    the file is transformed (in the worker processes with ``jobs > 1``). Only when that check
+    fails is libcst asked (it knows newer syntax than an older interpreter), and its error,
+    with file and line, is the one raised.
+    """
     for rel in rels:
-        project.parse(rel)
+        if project.is_parsed(rel):
+            continue
+        source = project.read_bytes(rel)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escape sequences and the like
+                ast.parse(source, filename=rel)
+        except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+            project.parse(rel)
 
 
 # ------------------------------------------------------------------------------- writing
@@ -270,19 +330,36 @@ def _check_writable(project: Project, change: FileChange) -> None:
         raise InputError(change.path, None, "already exists; it would be overwritten")
 
 
+TEMP_SUFFIX = ".refactor-tool.tmp"
+JOURNAL = "journal.json"
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically: readers see the old bytes or the new, never a mix."""
     mode = None
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".refactor-tool.tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -290,6 +367,120 @@ def _atomic_write(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ------------------------------------------------------------------ journal and recovery
+#
+# Before the first file of a phase is replaced, the old bytes of every file the phase changes
+# are saved in ``.refactor-tool/journal.json`` (written atomically). The journal is removed
+# once every file is written, or once a failed write has been rolled back. A journal that is
+# still there means a run was killed midway (SIGKILL, power loss): ``recover_interrupted``
+# puts the old bytes back, so a phase is all-or-nothing even across a kill.
+
+
+def _journal_path(root: Path) -> Path:
+    return root / Project.STATE_DIR / JOURNAL
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_journal(project: Project, changes: Sequence[FileChange]) -> Path:
+    entries = [
+        {
+            "path": c.path,
+            "old": None if c.old is None else base64.b64encode(c.old).decode("ascii"),
+            "new": None if c.new is None else _digest(c.new),
+        }
+        for c in changes
+    ]
+    journal = _journal_path(project.root)
+    journal.parent.mkdir(exist_ok=True)
+    _atomic_write(journal, json.dumps({"version": 1, "files": entries}).encode("utf-8"))
+    return journal
+
+
+def _remove_journal(journal: Path) -> None:
+    journal.unlink(missing_ok=True)
+    try:
+        journal.parent.rmdir()  # only if the tool keeps nothing else there
+    except OSError:
+        pass
+
+
+def remove_stale_temp_files(root: Path, rels: Iterable[str] = ()) -> list[Path]:
+    """Delete temporary files a killed run left (``.<name>.*.refactor-tool.tmp``).
+
+    Looks in the directories of ``rels`` and in the tool's state directory; returns what it
+    removed.
+    """
+    root = Path(root)
+    directories = {root / Project.STATE_DIR}
+    directories.update((root / rel).parent for rel in rels)
+    removed = []
+    for directory in sorted(directories):
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def recover_interrupted(root: Path) -> list[str]:
+    """Roll back a phase whose writing was interrupted; returns the paths put back.
+
+    Only files that still hold either the journal's old bytes or the phase's new bytes are
+    touched; a file edited by hand since the interruption raises :class:`InputError` and the
+    journal is kept, so nothing is lost.
+    """
+    root = Path(root).resolve()
+    journal = _journal_path(root)
+    if not journal.is_file():
+        remove_stale_temp_files(root)
+        return []
+    try:
+        entries = json.loads(journal.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        rel = journal.relative_to(root).as_posix()
+        raise InputError(rel, None, f"unreadable journal of an interrupted run ({exc}); delete it after checking the files") from None
+    plan: list[tuple[str, bytes | None]] = []
+    for entry in entries:
+        rel = entry["path"]
+        old = None if entry["old"] is None else base64.b64decode(entry["old"])
+        path = root / PurePosixPath(rel)
+        current = path.read_bytes() if path.is_file() else None
+        if current == old:
+            continue
+        if (current is None and entry["new"] is None) or (
+            current is not None and entry["new"] == _digest(current)
+        ):
+            plan.append((rel, old))
+            continue
+        raise InputError(
+            rel,
+            None,
+            "changed since an interrupted run wrote it; compare it with "
+            f"{journal.relative_to(root).as_posix()} and restore it by hand",
+        )
+    for rel, old in plan:
+        path = root / PurePosixPath(rel)
+        if old is None:
+            path.unlink(missing_ok=True)
+        else:
+            _atomic_write(path, old)
+    remove_stale_temp_files(root, [e["path"] for e in entries])
+    _remove_journal(journal)
+    return [rel for rel, _ in plan]
 
 
 def write_changes(
@@ -298,9 +489,29 @@ def write_changes(
     *,
     _write: Callable[[Path, bytes], None] = _atomic_write,
 ) -> None:
-    """Write all of ``changes`` or none: on any failure the files already written are restored."""
+    """Write all of ``changes`` or none: on any failure the files already written are restored.
+
+    Every target is checked before the first write (symlinks leaving the target, read-only
+    files, files changed on disk since they were read). Each file is replaced atomically, and
+    a journal of the old bytes is kept while the phase is being written, so that even a killed
+    run is rolled back by the next one (:func:`recover_interrupted`).
+    """
+    changes = [c for c in changes if c.old != c.new]
+    if not changes:
+        return
+    restored = recover_interrupted(project.root)
+    if restored:
+        # these changes were computed on a half-written tree: write none of them
+        shown = ", ".join(restored[:5]) + (" ..." if len(restored) > 5 else "")
+        raise InputError(
+            restored[0],
+            None,
+            f"an interrupted run had written part of a phase; it was rolled back ({shown}); run again",
+        )
     for change in changes:
         _check_writable(project, change)
+    journal = _write_journal(project, changes)
+    created_dirs: list[Path] = []
     done: list[FileChange] = []
     try:
         for change in changes:
@@ -308,6 +519,7 @@ def write_changes(
             if change.new is None:
                 path.unlink()
             else:
+                created_dirs.extend(_missing_dirs(path.parent, project.root))
                 _write(path, change.new)
             done.append(change)
     except BaseException:
@@ -317,4 +529,21 @@ def write_changes(
                 path.unlink(missing_ok=True)
             else:
                 _atomic_write(path, change.old)
+        for directory in reversed(created_dirs):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+        remove_stale_temp_files(project.root, [c.path for c in changes])
+        _remove_journal(journal)
         raise
+    _remove_journal(journal)
+
+
+def _missing_dirs(directory: Path, root: Path) -> list[Path]:
+    """Directories between ``root`` and ``directory`` that do not exist yet (outermost first)."""
+    missing = []
+    while directory != root and not directory.exists() and root in directory.parents:
+        missing.append(directory)
+        directory = directory.parent
+    return list(reversed(missing))

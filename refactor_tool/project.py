@@ -145,10 +145,31 @@ class Project:
             self._parse_cache[key] = module
         return module
 
+    def is_parsed(self, rel: str) -> bool:
+        """Whether ``rel``'s current content is in the parse cache."""
+        key = (rel, hashlib.blake2b(self.read_bytes(rel), digest_size=16).digest())
+        return key in self._parse_cache
+
+    def share_caches(self, other: Project) -> None:
+        """Use ``other``'s parse cache and file listing (same root): parses are keyed by
+        content, so a file parsed by either is never parsed again by the other."""
+        if other.root == self.root:
+            self._parse_cache = other._parse_cache
+            self._listing = other._listing
+
     def apply(self, changes: Iterable["object"]) -> None:
-        """Record changes in the overlay (used between phases of an unwritten run)."""
+        """Record changes in the overlay (used between phases of an unwritten run).
+
+        The parsed trees of the replaced contents are dropped from the cache: nothing reads
+        those contents again, and on a large tree they are most of the memory a run holds.
+        """
+        changed = set()
         for change in changes:
             self.overlay[change.path] = change.new  # type: ignore[attr-defined]
+            changed.add(change.path)  # type: ignore[attr-defined]
+        if changed:
+            for key in [k for k in self._parse_cache if k[0] in changed]:
+                del self._parse_cache[key]
 
     def module_name(self, rel: str) -> str:
         return self.config.module_name(rel)
