@@ -36,7 +36,7 @@ import builtins
 import fnmatch
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -916,8 +916,7 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
     )
     for rel in project.grep(files, "relationship("):
         module = project.parse(rel)
-        for cls in m.findall(module, m.ClassDef()):
-            assert isinstance(cls, cst.ClassDef)
+        for cls in _classes(module.body):
             for stmt in cls.body.body:
                 if not isinstance(stmt, cst.SimpleStatementLine):
                     continue
@@ -943,6 +942,29 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
                         _relationship_kind(cst.ensure_type(value, cst.Call), annotation)
                     )
     return out
+
+
+def _classes(body: Sequence[cst.BaseStatement]) -> Iterator[cst.ClassDef]:
+    """Class definitions among ``body``, nested classes and those under ``if``/``try``
+    included (statements only: a walk of every expression is not needed to find them)."""
+    for stmt in body:
+        blocks: list[cst.BaseSuite] = []
+        if isinstance(stmt, cst.ClassDef):
+            yield stmt
+            blocks.append(stmt.body)
+        elif isinstance(stmt, cst.If):
+            blocks.append(stmt.body)
+            orelse: Any = stmt.orelse
+            while orelse is not None:
+                blocks.append(orelse.body)
+                orelse = getattr(orelse, "orelse", None)
+        elif isinstance(stmt, (cst.Try, cst.TryStar)):
+            blocks.append(stmt.body)
+            blocks.extend(h.body for h in stmt.handlers)
+            blocks.extend(b.body for b in (stmt.orelse, stmt.finalbody) if b is not None)
+        for block in blocks:
+            if isinstance(block, cst.IndentedBlock):
+                yield from _classes(block.body)
 
 
 _COLLECTION_TYPES = re.compile(

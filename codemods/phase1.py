@@ -144,6 +144,14 @@ def analyze(project: Project) -> SessionApiAnalysis:
         else next(iter(sorted(removed)), "get_session")
     )
     tree = project.parse(rel)
+    if not m.findall(tree, m.ClassDef(name=m.Name(config.database_manager_class))):
+        raise InputError(
+            rel,
+            None,
+            f"no class {config.database_manager_class} here; phase 1 rewrites the session "
+            "registry of that class (set session_module or database_manager_class in "
+            "[tool.refactor-tool] if yours lives elsewhere or has another name)",
+        )
     orm_module = "sqlalchemy.orm"
     for node in m.findall(tree, m.ImportFrom(module=m.DoNotCare())):
         assert isinstance(node, cst.ImportFrom)

@@ -113,6 +113,11 @@ _USEFIXTURES = m.Decorator(
 )
 
 
+_GETFIXTUREVALUE = m.Call(
+    func=m.Attribute(attr=m.Name("getfixturevalue")), args=[m.AtLeastN(n=1)]
+)
+
+
 def usefixtures_names(decorators: list[cst.Decorator]) -> list[str]:
     names = []
     for decorator in decorators:
@@ -346,6 +351,22 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                     fn,
                     f"{name}: requests {used!r} through usefixtures; rewrite by hand",
                 )
+        if "request" in fixture_params:  # pytest's request: fixtures fetched by name
+            for call in m.findall(fn.body, _GETFIXTUREVALUE):
+                arg = cst.ensure_type(call, cst.Call).args[0].value
+                used = (
+                    arg.evaluated_value if isinstance(arg, cst.SimpleString) else None
+                )
+                fixture = self._resolve(used) if isinstance(used, str) else None
+                if not isinstance(used, str) or used == config.session_fixture or (
+                    fixture is not None and fixture.kind in fx.DB_KINDS
+                ):
+                    shown = repr(used) if isinstance(used, str) else "a fixture"
+                    self._skip(
+                        fn,
+                        f"{name}: fetches {shown} with request.getfixturevalue; "
+                        "rewrite by hand",
+                    )
         resolved = {
             p: self._resolve(p) for p in fixture_params if p not in parametrized
         }

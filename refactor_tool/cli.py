@@ -37,7 +37,15 @@ from rich.table import Table
 
 from . import gitops
 from .config import ConfigError, load_config
-from .engine import FileChange, _check_writable, check_parses, run_phase, write_changes
+from .engine import (
+    JOURNAL,
+    FileChange,
+    _check_writable,
+    check_parses,
+    recover_interrupted,
+    run_phase,
+    write_changes,
+)
 from .phases import PHASES
 from .project import InputError, Project
 from .report import PhaseRecord, Reporter, RunReport, summary_line
@@ -212,24 +220,6 @@ def file_progress(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
 # ----------------------------------------------------------------------------- the apply path
 
 
-class AnalyzedPhase:
-    """A phase whose analysis is already done (the engine would otherwise build it again).
-
-    Everything else is the phase's own; ``analyze`` returns the analysis computed once for
-    the project as it is now.
-    """
-
-    def __init__(self, phase: Any, analysis: Any) -> None:
-        self._phase = phase
-        self._analysis = analysis
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._phase, name)
-
-    def analyze(self, project: Project) -> Any:
-        return self._analysis
-
-
 @dataclass
 class ApplyOptions:
     dry_run: bool = False
@@ -267,8 +257,9 @@ def compute(
             check_parses(project, files)
             result = run_phase(
                 project,
-                AnalyzedPhase(phase, analysis),
+                phase,
                 step_ids,
+                analysis=analysis,
                 only=files if only else None,
                 jobs=jobs,
                 progress=tick,
@@ -375,6 +366,21 @@ def run_apply(
         opts.command, str(root), dry_run=opts.dry_run, verify=opts.verify
     )
     repo = gitops.repo_root(root)
+    journal = root / Project.STATE_DIR / JOURNAL
+    if journal.is_file():
+        if opts.dry_run:
+            rep.warn(
+                f"{journal}: a run was interrupted while writing a phase; the next "
+                "`apply` puts its files back first (this dry run shows the tree as it is)"
+            )
+        else:
+            restored = recover_interrupted(root)
+            project.refresh()
+            shown = ", ".join(restored[:5]) + (" …" if len(restored) > 5 else "")
+            rep.warn(
+                "a run was interrupted while writing a phase; its files were put back"
+                + (f": {shown}" if restored else " (none had been written yet)")
+            )
     if not opts.dry_run:
         if opts.commit and repo is None:
             raise BadInput(
@@ -740,8 +746,10 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
         whole = None
         try:
             with file_progress(rep, f"phase {number}:") as tick:
-                analyzed = AnalyzedPhase(phase, phase.analyze(project))
-                whole = run_phase(project, analyzed, jobs=jobs, progress=tick)
+                analysis = phase.analyze(project)
+                whole = run_phase(
+                    project, phase, jobs=jobs, progress=tick, analysis=analysis
+                )
                 if not whole.changes:  # the phase is done: no need to ask step by step
                     for step in mechanical:
                         done = whole.candidates or step.generates
@@ -752,7 +760,12 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                         )
                 for step in mechanical if whole.changes else []:
                     result = run_phase(
-                        project, analyzed, [step.id], jobs=jobs, progress=tick
+                        project,
+                        phase,
+                        [step.id],
+                        jobs=jobs,
+                        progress=tick,
+                        analysis=analysis,
                     )
                     if result.changes:
                         files = ", ".join(c.path for c in result.changes[:3]) + (

@@ -81,6 +81,10 @@ class Project:
             tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.state_dir / "state.json")
 
+    def refresh(self) -> None:
+        """Forget the cached file listing (after files were created or removed on disk)."""
+        self._listing = None
+
     # ---------------------------------------------------------------- files
     def python_files(self) -> list[str]:
         """Every ``.py`` file of the target (relative POSIX paths, sorted), overlay included."""

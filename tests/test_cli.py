@@ -173,6 +173,35 @@ def test_target_of_the_wrong_shape_exits_2(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
 
 
+@pytest.mark.parametrize(
+    ("phase", "rel", "message"),
+    [
+        (
+            "1",
+            "sologm/database/session.py",
+            "sologm/database/session.py: no class DatabaseManager here",
+        ),
+        (
+            "2",
+            "sologm/core/base_manager.py",
+            "sologm/core/base_manager.py: no class BaseManager here",
+        ),
+    ],
+)
+def test_missing_expected_module_or_class_exits_2(
+    target: Path, phase: str, rel: str, message: str
+) -> None:
+    """A project with the package but not the class a phase rewrites: named, nothing written."""
+    (target / rel).write_text("class Other:\n    pass\n")
+    before = {p: p.read_bytes() for p in target.rglob("*.py")}
+    result = run_cli(
+        "apply", "--phase", phase, "--no-verify", "--allow-dirty", "--target", str(target)
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert {p: p.read_bytes() for p in target.rglob("*.py")} == before
+
+
 def test_bad_config_exits_2(target: Path) -> None:
     pyproject = target / "pyproject.toml"
     pyproject.write_text(

@@ -496,27 +496,22 @@ def test_killed_cli_run_leaves_whole_files_and_the_next_run_finishes(
 
     assert sorted(state()) == ["new"] + ["old"] * (len(expected) - 1)
 
-    # the next runs roll the interrupted phase back (saying so, writing nothing else) or
-    # finish it; either way they end with the phase wholly applied and nothing left behind
-    for _ in range(2):
-        args, options = _cli(
-            "apply",
-            "--phase",
-            "1",
-            "--no-verify",
-            "--allow-dirty",
-            "--target",
-            str(root),
-        )
-        result = subprocess.run(
-            args, check=False, capture_output=True, text=True, **options
-        )
-        if result.returncode == 0:
-            break
-        assert result.returncode == 2, result.stderr
-        assert "interrupted run" in result.stderr, result.stderr
-        assert set(state()) == {"old"}
+    # a dry run says so and touches nothing
+    args, options = _cli(
+        "apply", "--phase", "1", "--dry-run", "--target", str(root)
+    )
+    before = {rel: (root / rel).read_bytes() for rel in expected}
+    result = subprocess.run(args, check=False, capture_output=True, text=True, **options)
     assert result.returncode == 0, result.stderr
+    assert "the next `apply` puts its files back" in result.stderr, result.stderr
+    assert {rel: (root / rel).read_bytes() for rel in expected} == before
+
+    # the next run first puts the interrupted phase's files back (saying so), which leaves
+    # the committed tree clean again, then applies the phase whole
+    args, options = _cli("apply", "--phase", "1", "--no-verify", "--target", str(root))
+    result = subprocess.run(args, check=False, capture_output=True, text=True, **options)
+    assert result.returncode == 0, result.stderr
+    assert "interrupted while writing a phase" in result.stderr, result.stderr
     assert set(state()) == {"new"}
     assert leftovers(root) == []
 
