@@ -13,6 +13,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -930,6 +931,22 @@ def _check(rep: Reporter, target: str | None) -> int:
     return EXIT_OK
 
 
+def own_command() -> str:
+    """How to run this tool again from the current directory: ``refactor-tool`` when that
+    name on PATH is this installation, else the path of the script (a virtualenv not
+    activated, say), else ``python -m refactor_tool``."""
+    name = "refactor-tool"
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    on_path = shutil.which(name)
+    if argv0 is not None and argv0.name == name and argv0.exists():
+        if on_path and Path(on_path).resolve() == argv0.resolve():
+            return name
+        return shlex.quote(os.path.relpath(argv0) if not argv0.is_absolute() else str(argv0))
+    if on_path and Path(on_path).parent == Path(sys.executable).parent:
+        return name
+    return f"{shlex.quote(sys.executable)} -m refactor_tool"
+
+
 def bundled_target() -> Path:
     import refactor_tool
 
@@ -1005,9 +1022,10 @@ def _demo(
         f"the refactored project is in [bold]{escape(str(workdir))}[/]; look at it with"
     )
     rep.out.print(f"  git -C {escape(str(workdir))} log --stat")
-    rep.out.print(f"  refactor-tool status --target {escape(str(workdir))}")
+    tool = own_command()
+    rep.out.print(f"  {escape(tool)} status --target {escape(str(workdir))}")
     if code == EXIT_OK:
-        rep.out.print(f"  refactor-tool check --target {escape(str(workdir))}")
+        rep.out.print(f"  {escape(tool)} check --target {escape(str(workdir))}")
     return code
 
 

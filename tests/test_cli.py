@@ -582,3 +582,23 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     # the demo refuses a destination that is not empty
     again = run_cli("demo", "--dest", str(dest))
     assert again.returncode == 2 and "must be a new or empty directory" in again.stderr
+
+
+def test_demo_hints_name_a_command_that_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a virtualenv that is not activated, the hints give the script's own path."""
+    from refactor_tool.cli import own_command
+
+    script = tmp_path / "venv" / "bin" / "refactor-tool"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    assert own_command() == str(script)
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert own_command() == "refactor-tool"
+    monkeypatch.setattr(sys, "argv", [str(REPO / "refactor_tool" / "__main__.py")])
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    assert own_command().endswith(" -m refactor_tool")
