@@ -404,3 +404,34 @@ def test_registry_steps_follow_the_plan() -> None:
             assert step.mechanical, step
             for codemod in step.codemods:
                 assert codemod.STEP == step.id and codemod.DESCRIPTION
+
+
+@pytest.mark.parametrize(
+    ("codemod", "step"),
+    [("phase1.UseSessionmaker", "1.1"), ("phase2.RequireSession", "2.1")],
+)
+def test_codemods_run_under_libcsts_own_runner(
+    tmp_path: Path, codemod: str, step: str
+) -> None:
+    """``python -m libcst.tool codemod`` (reading ``.libcst.codemod.yaml``) gives the same
+    files as the tool's engine for that step."""
+    number = int(step.split(".")[0])
+    if number not in PHASES:
+        pytest.skip(f"phase {number} is not installed")
+    by_tool = _copy_target(tmp_path / "tool")
+    by_libcst = _copy_target(tmp_path / "libcst")
+    expected = run_phase(Project(by_tool), PHASES[number], [step]).changes
+    assert expected, f"step {step} changes nothing on the target"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "libcst.tool", "codemod", "--no-format", codemod, str(by_libcst)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"Transformed {len(expected)} files successfully" in result.stderr
+    for change in expected:
+        assert (by_libcst / change.path).read_bytes() == change.new, change.path
