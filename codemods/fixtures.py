@@ -578,6 +578,42 @@ def _star_imports(
     return out
 
 
+def _plugin_modules(project: Project, module: cst.Module) -> list[tuple[str | None, str]]:
+    """(relpath or None, dotted name) of the modules a module-level ``pytest_plugins``
+    names (a string, or a list or tuple of strings): pytest loads their fixtures as if
+    the conftest defined them, so the graph follows them like star imports."""
+    out = []
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.Assign) and any(
+                m.matches(t.target, m.Name("pytest_plugins")) for t in small.targets
+            ):
+                value = small.value
+            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and m.matches(
+                small.target, m.Name("pytest_plugins")
+            ):
+                value = small.value
+            else:
+                continue
+            if isinstance(value, cst.BaseString):
+                strings = [value]
+            elif isinstance(value, (cst.List, cst.Tuple)):
+                strings = [e.value for e in value.elements]
+            else:
+                strings = []
+            for string in strings:
+                dotted = (
+                    string.evaluated_value
+                    if isinstance(string, (cst.SimpleString, cst.ConcatenatedString))
+                    else None
+                )
+                if isinstance(dotted, str) and dotted:
+                    out.append((_module_for(project, dotted), dotted))
+    return out
+
+
 def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph:
     """The fixture graph of the project's current conftests (and what they star-import)."""
     graph = FixtureGraph()
@@ -586,9 +622,9 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         for rel in project.python_files()
         if PurePosixPath(rel).name == "conftest.py"
     ]
-    todo = project.grep(
-        conftests, "fixture"
-    )  # the cheap prefilter: no fixture, no parse
+    # the cheap prefilter: a conftest that neither defines fixtures nor pulls them in from
+    # elsewhere is never parsed
+    todo = project.grep(conftests, "fixture", "import *", "pytest_plugins")
     parsed: dict[str, cst.Module] = {}
     while todo:
         rel = todo.pop(0)
@@ -597,7 +633,9 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         module = project.parse(rel)
         parsed[rel] = module
         stars = []
-        for star_rel, dotted, line in _star_imports(project, rel, module):
+        pulled = [(r, d) for r, d, _ in _star_imports(project, rel, module)]
+        pulled += _plugin_modules(project, module)
+        for star_rel, dotted in pulled:
             if star_rel is None:
                 continue  # a third-party module: not ours to rewrite
             stars.append(star_rel)

@@ -911,9 +911,15 @@ def run_checks(project: Project) -> list[CheckResult]:
     src = _Source(project)
     names = titles(project.config)
     graph, graph_error = _manager_graph(project)
-    conftests = [r for r in project.python_files() if _is_conftest(r)]
-    fixture_files = sorted(set(conftests) | set(project.grep([r for r in project.python_files() if _is_test_module(r)], "fixture")))
+    files = project.python_files()
+    # fixture modules: the conftests, and any other non-test module defining fixtures (one
+    # a conftest loads with ``pytest_plugins`` or star-imports)
+    conftests = [r for r in files if _is_conftest(r)]
+    fixture_files = sorted(set(project.grep(files, "fixture")) | set(conftests))
     fixtures = _fixtures(src, fixture_files)
+    conftests = sorted(
+        set(conftests) | {f.rel for f in fixtures if not _is_test_module(f.rel)}
+    )
     results = [
         CheckResult(1, names[1], check_removed_apis(src)),
         CheckResult(2, names[2], check_session_module(src)),

@@ -737,11 +737,14 @@ def analyze_db_usage(project: Project) -> DbMap:
     }
 
     test_files = [f for f in files if _is_test_file(f)]
+    # fixtures live in test files and conftests, and in any module those pull in
+    # (``pytest_plugins``, star imports): every file that mentions fixtures is read
+    scanned = sorted(set(test_files) | set(project.grep(files, "fixture")))
     fixture_defs: list[
         tuple[str, bool, set[str], set[str]]
     ] = []  # name, autouse, params, names
     module_markers: dict[str, set[str]] = {}
-    for rel in test_files:
+    for rel in scanned:
         module = tree(rel)
         if module is None:
             continue

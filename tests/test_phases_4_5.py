@@ -562,3 +562,44 @@ def test_edit_params_keeps_the_layout(
         fn.params, remove=remove, insert=[fx.new_param(n) for n in insert]
     )
     assert module.with_changes(body=[fn.with_changes(params=params)]).code == expected
+
+
+@pytest.mark.parametrize(
+    "declaration",
+    [
+        'pytest_plugins = "app.testing.fixtures"',
+        'pytest_plugins = ("app.testing.fixtures", "pytest_thirdparty")',
+        'pytest_plugins: list = ["app.testing.fixtures"]',
+    ],
+)
+def test_fixture_graph_follows_pytest_plugins(tmp_path: Path, declaration: str) -> None:
+    """Fixtures in a module a conftest loads with ``pytest_plugins`` are in the graph, and
+    visible to every test below that conftest; a third-party plugin is not followed."""
+    (tmp_path / "pyproject.toml").write_text('[tool.refactor-tool]\npackage = "app"\n')
+    (tmp_path / "conftest.py").write_text(declaration + "\n")
+    testing = tmp_path / "app" / "testing"
+    testing.mkdir(parents=True)
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (testing / "__init__.py").write_text("")
+    (testing / "fixtures.py").write_text(
+        textwrap.dedent(
+            """\
+            import pytest
+
+
+            @pytest.fixture
+            def db_session():
+                return object()
+
+
+            @pytest.fixture
+            def rows(db_session):
+                return [db_session]
+            """
+        )
+    )
+    graph = fx.build_graph(Project(tmp_path), None)
+    assert "app/testing/fixtures.py" in graph.modules
+    assert graph.modules["conftest.py"].stars == ["app/testing/fixtures.py"]
+    found = graph.resolve("rows", "app/tests/test_rows.py")
+    assert found is not None and found.rel == "app/testing/fixtures.py"

@@ -4,9 +4,10 @@ way another team's code base would differ, migrated end to end through the real 
 The variant differs from ``target_project/`` in every name the tool could have learnt by
 heart: the package (``questlog``), its entry point and environment variables, a manager class
 (``GameManager`` is ``CampaignManager``, so its short name is ``campaign``), the session
-fixture (``dbs``). It also has a manager the bundled target lacks (``StatsManager``, which
-depends on another manager), whose fixture lives in a sub-directory conftest, and tests of
-it in every shape phase 5 rewrites. Only the ``[tool.refactor-tool]`` table tells the tool
+fixture (``dbs``). Its shared fixtures live in a plain module that the root conftest loads
+with ``pytest_plugins`` (no star imports). It also has a manager the bundled target lacks
+(``StatsManager``, which depends on another manager), whose fixture lives in a
+sub-directory conftest, and tests of it in the shapes phase 5 rewrites. Only the ``[tool.refactor-tool]`` table tells the tool
 the names it cannot find by analysis.
 """
 
@@ -148,6 +149,18 @@ def make_variant(dest: Path) -> Path:
                 path.write_text(new, encoding="utf-8")
     with (dest / "pyproject.toml").open("a", encoding="utf-8") as handle:
         handle.write(CONFIG)
+    # the shared fixtures become a plugin module that a root conftest loads with
+    # ``pytest_plugins``; the sub-directory conftests no longer star-import them
+    (dest / "questlog/tests/conftest.py").rename(dest / "questlog/tests/fixtures.py")
+    (dest / "conftest.py").write_text(
+        'pytest_plugins = ["questlog.tests.fixtures"]\n', encoding="utf-8"
+    )
+    for conftest in dest.glob("questlog/*/tests/conftest.py"):
+        text = conftest.read_text(encoding="utf-8")
+        conftest.write_text(
+            re.sub(r"(?m)^from questlog\.tests\.conftest import \*.*\n", "", text),
+            encoding="utf-8",
+        )
     (dest / "questlog/core/stats.py").write_text(STATS_MANAGER, encoding="utf-8")
     with (dest / "questlog/core/tests/conftest.py").open("a", encoding="utf-8") as handle:
         handle.write(STATS_FIXTURE)
@@ -197,6 +210,9 @@ def test_all_phases_on_a_renamed_and_grown_project(tmp_path: Path) -> None:
     # its fixture is gone, and its tests were rewritten under the derived short names
     conftest = (root / "questlog/core/tests/conftest.py").read_text(encoding="utf-8")
     assert "def stats_manager" not in conftest
+    plugin = (root / "questlog/tests/fixtures.py").read_text(encoding="utf-8")
+    assert "def dbs(" not in plugin and "def game_manager(" not in plugin
+    assert "def create_test_game(" in plugin
     tests = (root / "questlog/core/tests/test_stats.py").read_text(encoding="utf-8")
     assert "with session_context as session:" in tests
     assert "managers.stats.count_games()" in tests
