@@ -129,6 +129,23 @@ DOCSTRING = m.SimpleStatementLine(
 )
 
 
+def registered_name(fn: cst.FunctionDef) -> str:
+    """The name tests request a fixture by: ``@pytest.fixture(name="x")``'s, else the
+    function's."""
+    for decorator in fn.decorators:
+        call = decorator.decorator
+        if isinstance(call, cst.Call) and m.matches(decorator, FIXTURE_DECORATOR):
+            for arg in call.args:
+                if (
+                    arg.keyword is not None
+                    and arg.keyword.value == "name"
+                    and isinstance(arg.value, cst.SimpleString)
+                    and isinstance(arg.value.evaluated_value, str)
+                ):
+                    return arg.value.evaluated_value
+    return fn.name.value
+
+
 def is_fixture(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.FunctionDef) and any(
         m.matches(d, FIXTURE_DECORATOR) for d in node.decorators
@@ -376,6 +393,9 @@ class Fixture:
     #: returns a closure that calls into the application (``run_cli``): the application
     #: opens its own SessionContext there, so a test's session may hold stale objects after
     runs_app: bool = False
+    #: the function's own name when ``@pytest.fixture(name=...)`` registers it under
+    #: another one (``name`` is the registered name, the one tests request)
+    function: str | None = None
 
     @property
     def where(self) -> str:
@@ -645,7 +665,7 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         for stmt in module.body:
             if is_fixture(stmt):
                 fn = cst.ensure_type(stmt, cst.FunctionDef)
-                defs.setdefault(fn.name.value, []).append(fn)
+                defs.setdefault(registered_name(fn), []).append(fn)
         fixture_module = FixtureModule(
             rel=rel, module=project.module_name(rel), own=list(defs), stars=stars
         )
@@ -686,8 +706,10 @@ def _describe(
     bare = fn.with_changes(leading_lines=[])
     source = module.code_for_node(bare)
     _NODE_CACHE.setdefault(source, bare)
+    registered = registered_name(fn)
     return Fixture(
-        name=fn.name.value,
+        name=registered,
+        function=fn.name.value if registered != fn.name.value else None,
         rel=rel,
         line=_line(module, fn),
         params=params,
@@ -795,6 +817,15 @@ class _Classifier:
         deps = {p: self._dep(p, fixture) for p in fixture.params}
         dep_kinds = {p: (d.kind if d is not None else None) for p, d in deps.items()}
         touches_db = any(k in DB_KINDS for k in dep_kinds.values())
+        if fixture.function is not None and (
+            touches_db or self.config.session_fixture in fixture.params
+        ):
+            # phases 4 and 5 find definitions and recipes by the function's name
+            fixture.problem = (
+                f"is the function {fixture.function!r} registered with name="
+                f"{fixture.name!r}, which the tool does not rewrite"
+            )
+            return DB_OTHER
 
         # ---- manager: returns ``SomeManager(...)`` (directly or through one local)
         returned = _returned_expression(body)

@@ -340,7 +340,13 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         name = fn.name.value
         params = [p.name.value for p in fn.params.params]
         in_class = bool(self._classes)
-        fixture_params = params[1:] if in_class and params else params
+        # pytest fills only parameters without a default (and not ``self``) with fixtures
+        requested = [p.name.value for p in fn.params.params if p.default is None]
+        fixture_params = requested[1:] if in_class and requested else requested
+        first_default = next(
+            (i for i, p in enumerate(fn.params.params) if p.default is not None),
+            len(params),
+        )
         parametrized = parametrized_names(list(fn.decorators))
         for used in usefixtures_names(list(fn.decorators)):
             fixture = self._resolve(used)
@@ -572,7 +578,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
             fn.params,
             remove=removed,
             insert=[fx.new_param(n) for n in insert],
-            at=None if removed else len(params),
+            at=None if removed else first_default,
         )
         suite = fn.body
         if not isinstance(suite, cst.IndentedBlock):
