@@ -172,7 +172,7 @@ def _install_fast_dispatch() -> None:
     v_visit, v_leave, v_visit_attr, v_leave_attr = MV.on_visit, MV.on_leave, MV.on_visit_attribute, MV.on_leave_attribute
 
     def on_visit(self: Any, node: cst.CSTNode, _orig: Any = None) -> bool:
-        if not _mode(self):
+        if not (self.__dict__.get("_refactor_tool_dispatch") or _mode(self)):
             return _orig(self, node)
         name = _lookup(self, "visit_", type(node))
         if name is None:
@@ -186,7 +186,7 @@ def _install_fast_dispatch() -> None:
         return on_visit(self, node, v_visit)
 
     def t_on_leave(self: Any, original_node: Any, updated_node: Any) -> Any:
-        if not _mode(self):
+        if not (self.__dict__.get("_refactor_tool_dispatch") or _mode(self)):
             return t_leave(self, original_node, updated_node)
         name = _lookup(self, "leave_", type(original_node))
         if name is None:
@@ -194,7 +194,7 @@ def _install_fast_dispatch() -> None:
         return getattr(self, name)(original_node, updated_node)
 
     def v_on_leave(self: Any, original_node: Any) -> None:
-        if not _mode(self):
+        if not (self.__dict__.get("_refactor_tool_dispatch") or _mode(self)):
             return v_leave(self, original_node)
         name = _lookup(self, "leave_", type(original_node))
         if name is not None:
@@ -256,7 +256,7 @@ def _install_fast_base_dispatch() -> None:
         orig = originals[(klass, "on_visit")]
 
         def on_visit(self: Any, node: cst.CSTNode) -> bool:
-            if not _base_mode(self):
+            if not (self.__dict__.get("_refactor_tool_base") or _base_mode(self)):
                 return orig(self, node)
             name = _lookup(self, "visit_", type(node))
             if name is None:
@@ -266,7 +266,7 @@ def _install_fast_base_dispatch() -> None:
         return on_visit
 
     def t_on_leave(self: Any, original_node: Any, updated_node: Any) -> Any:
-        if not _base_mode(self):
+        if not (self.__dict__.get("_refactor_tool_base") or _base_mode(self)):
             return originals[(T, "on_leave")](self, original_node, updated_node)
         name = _lookup(self, "leave_", type(original_node))
         if name is None:
@@ -274,7 +274,7 @@ def _install_fast_base_dispatch() -> None:
         return getattr(self, name)(original_node, updated_node)
 
     def v_on_leave(self: Any, original_node: Any) -> None:
-        if not _base_mode(self):
+        if not (self.__dict__.get("_refactor_tool_base") or _base_mode(self)):
             return originals[(V, "on_leave")](self, original_node)
         name = _lookup(self, "leave_", type(original_node))
         if name is not None:
@@ -284,7 +284,11 @@ def _install_fast_base_dispatch() -> None:
         orig = originals[(klass, name)]
 
         def hook(self: Any, node: cst.CSTNode, attribute: str) -> None:
-            mode = _base_mode(self)
+            # called for every child attribute of every node: the mode is read inline
+            try:
+                mode = self.__dict__["_refactor_tool_base"]
+            except (AttributeError, KeyError):
+                mode = _base_mode(self)
             if mode == 1:
                 return None
             if not mode:
