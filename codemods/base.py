@@ -10,6 +10,7 @@ first use from the project that contains the file being transformed.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
 from types import MethodType
@@ -19,6 +20,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from codemods import fastcst
 from refactor_tool.config import Config
 from refactor_tool.project import Project
 
@@ -85,6 +87,72 @@ def _lookup_attribute(obj: object, prefix: str, node_type: type, attribute: str)
     if key not in table:
         table[key] = _handler_name(type(obj), f"{prefix}{node_type.__name__}_{attribute}")
     return table[key]
+
+
+_HANDLED: dict[type, int | None] = {}
+_OUR_HOOKS: set[Any] = set()  # the dispatch functions installed below
+
+
+def _handled_mask(cls: type) -> int | None:
+    """The node classes ``cls`` has a real ``visit_*`` / ``leave_*`` handler for (libcst
+    dispatches on the class name, attribute handlers included)."""
+    if cls not in _HANDLED:
+        hooks = ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
+        if any(getattr(cls, hook, None) not in _OUR_HOOKS for hook in hooks):
+            _HANDLED[cls] = None  # the class dispatches by itself (m.replace's transformer)
+            return None
+        names = set()
+        for name in dir(cls):
+            if name.startswith(("visit_", "leave_")) and _handler_name(cls, name) is not None:
+                names.add(name.split("_")[1])
+        bits: int | None = fastcst.node_mask(())
+        for node_name in names:
+            found = fastcst.named_mask(node_name)
+            bits = None if found is None or bits is None else bits | found
+        _HANDLED[cls] = bits
+    return _HANDLED[cls]
+
+
+def _prunable(obj: object, node_type: type) -> bool:
+    """No handler of ``obj`` can fire on a node of ``node_type`` or anywhere below it, so
+    the traversal may skip the subtree: nothing would observe or change it."""
+    cls = type(obj)
+    table = _HANDLER_NAMES.get(cls)
+    if table is None:
+        table = _HANDLER_NAMES[cls] = {}
+    key = ("prune", node_type)
+    try:
+        return table[key]  # type: ignore[return-value]
+    except KeyError:
+        found = table[key] = not fastcst.may_contain(node_type, _handled_mask(cls))  # type: ignore[assignment]
+        return found  # type: ignore[return-value]
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _unchanged(original: cst.CSTNode, updated: Any) -> bool:
+    """``updated`` is libcst's rebuilt copy of ``original`` with the very same children."""
+    cls = type(original)
+    if type(updated) is not cls:
+        return False
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclass_fields(cls))
+    for name in names:
+        a = getattr(original, name)
+        b = getattr(updated, name)
+        if a is b:
+            continue
+        if (
+            isinstance(a, (tuple, list))
+            and isinstance(b, (tuple, list))
+            and len(a) == len(b)
+            and all(x is y for x, y in zip(a, b))
+        ):
+            continue
+        return False
+    return True
 
 
 def _mode(obj: Any) -> int:
@@ -176,7 +244,7 @@ def _install_fast_dispatch() -> None:
             return _orig(self, node)
         name = _lookup(self, "visit_", type(node))
         if name is None:
-            return True
+            return not _prunable(self, type(node))
         return getattr(self, name)(node) is not False
 
     def t_on_visit(self: Any, node: cst.CSTNode) -> bool:
@@ -188,6 +256,8 @@ def _install_fast_dispatch() -> None:
     def t_on_leave(self: Any, original_node: Any, updated_node: Any) -> Any:
         if not (self.__dict__.get("_refactor_tool_dispatch") or _mode(self)):
             return t_leave(self, original_node, updated_node)
+        if updated_node is not original_node and _unchanged(original_node, updated_node):
+            updated_node = original_node
         name = _lookup(self, "leave_", type(original_node))
         if name is None:
             return updated_node
@@ -221,6 +291,11 @@ def _install_fast_dispatch() -> None:
     MV.on_visit, MV.on_leave = v_on_visit, v_on_leave
     MV.on_visit_attribute = attribute_hook("visit_", v_visit_attr)
     MV.on_leave_attribute = attribute_hook("leave_", v_leave_attr)
+    _OUR_HOOKS.update(
+        getattr(klass, hook)
+        for klass in (MT, MV)
+        for hook in ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
+    )
     MT._refactor_tool_fast = True
     _install_fast_base_dispatch()
 
@@ -260,7 +335,7 @@ def _install_fast_base_dispatch() -> None:
                 return orig(self, node)
             name = _lookup(self, "visit_", type(node))
             if name is None:
-                return True
+                return not _prunable(self, type(node))
             return getattr(self, name)(node) is not False
 
         return on_visit
@@ -268,6 +343,8 @@ def _install_fast_base_dispatch() -> None:
     def t_on_leave(self: Any, original_node: Any, updated_node: Any) -> Any:
         if not (self.__dict__.get("_refactor_tool_base") or _base_mode(self)):
             return originals[(T, "on_leave")](self, original_node, updated_node)
+        if updated_node is not original_node and _unchanged(original_node, updated_node):
+            updated_node = original_node
         name = _lookup(self, "leave_", type(original_node))
         if name is None:
             return updated_node
@@ -305,6 +382,11 @@ def _install_fast_base_dispatch() -> None:
         klass.on_leave_attribute = make_attribute_hook(klass, "leave_", "on_leave_attribute")
     T.on_leave = t_on_leave
     V.on_leave = v_on_leave
+    _OUR_HOOKS.update(
+        getattr(klass, hook)
+        for klass in (T, V)
+        for hook in ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
+    )
 
 
 try:

@@ -48,6 +48,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
+from codemods.fastcst import findall, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -283,7 +284,7 @@ class _Scan(cst.CSTVisitor):
         self._bind(node.target)
 
     def _bind(self, target: cst.CSTNode) -> None:
-        for name in m.findall(target, m.Name()):
+        for name in findall(target, m.Name()):
             assert isinstance(name, cst.Name)
             if name not in self._skip:
                 self.bound.add(name.value)
@@ -304,7 +305,7 @@ class _Scan(cst.CSTVisitor):
 def scan(nodes: Iterable[cst.CSTNode]) -> _Scan:
     scanner = _Scan()
     for node in nodes:
-        node.visit(scanner)
+        walk(node, scanner)
     return scanner
 
 
@@ -352,7 +353,7 @@ def top_level_bindings(
                             small.targets if isinstance(small, cst.Assign) else [small]
                         )
                         for target in targets:
-                            for name in m.findall(target.target, m.Name()):
+                            for name in findall(target.target, m.Name()):
                                 out.setdefault(name.value, None)  # type: ignore[union-attr]
             elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 out[stmt.name.value] = None
@@ -792,7 +793,7 @@ class _Classifier:
     def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
         package = self.config.package_dotted
         called = set()
-        for call in m.findall(inner.body, m.Call()):
+        for call in findall(inner.body, m.Call()):
             root = cst.ensure_type(call, cst.Call).func
             while isinstance(root, (cst.Attribute, cst.Call)):
                 root = root.value if isinstance(root, cst.Attribute) else root.func
@@ -934,7 +935,7 @@ def _recipe_problem(
     returns = scan(body).returns
     if len(returns) != 1:
         return "returns from more than one place"
-    if m.findall(cst.Module(body=list(body)), m.Global() | m.Nonlocal()):
+    if findall(cst.Module(body=list(body)), m.Global() | m.Nonlocal()):
         return "uses global/nonlocal"
     return None
 
@@ -1696,7 +1697,7 @@ def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.
     if not candidates:
         return module
     used = _UsedNames()
-    module.visit(used)
+    walk(module, used)
     strings = "\n".join(used.text)
     unused = {
         name

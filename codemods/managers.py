@@ -31,6 +31,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
+from codemods.fastcst import findall, walk
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
 
@@ -89,7 +90,7 @@ class _Names(cst.CSTVisitor):
         return False
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def visit_Name(self, node: cst.Name) -> None:
@@ -98,7 +99,7 @@ class _Names(cst.CSTVisitor):
 
 def names_in(node: cst.CSTNode) -> set[str]:
     visitor = _Names()
-    node.visit(visitor)
+    walk(node, visitor)
     return visitor.found
 
 
@@ -199,7 +200,7 @@ def drop_unused_imports(
     if not unused:
         return updated
     strings = _StringMentions(unused)
-    updated.visit(strings)
+    walk(updated, strings)
     for name in sorted(strings.found):
         module, _, obj = imports[name].rpartition(".")
         RemoveImportsVisitor.remove_unused_import(
@@ -371,7 +372,7 @@ def unwrap_optional(annotation: cst.BaseExpression) -> cst.BaseExpression | None
 def annotation_names(annotation: cst.BaseExpression) -> list[str]:
     """Dotted names an annotation mentions, including inside string annotations."""
     found: list[str] = []
-    for node in m.findall(annotation, m.Name() | m.Attribute() | m.SimpleString()):
+    for node in findall(annotation, m.Name() | m.Attribute() | m.SimpleString()):
         if isinstance(node, cst.SimpleString):
             text = node.evaluated_value
             if isinstance(text, str):

@@ -29,6 +29,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
+from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.managers import (
     FastDispatch,
@@ -99,7 +100,7 @@ def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
         ):
             return stmt.body[0].target.value  # type: ignore[attr-defined]
     # ``self.X = scoped_session(...)`` or ``def get_session(self): return self.X()``
-    for node in m.findall(
+    for node in findall(
         cls,
         m.Assign(
             targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))],
@@ -109,7 +110,7 @@ def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
         return node.targets[0].target.attr.value  # type: ignore[attr-defined]
     for fn in cls.body.body:
         if isinstance(fn, cst.FunctionDef) and fn.name.value == getter:
-            for ret in m.findall(
+            for ret in findall(
                 fn,
                 m.Return(m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name()))),
             ):
@@ -118,9 +119,9 @@ def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
 
 
 def _mentions(node: cst.CSTNode, name: str) -> bool:
-    return bool(m.findall(node, m.Name(name))) or any(
+    return bool(findall(node, m.Name(name))) or any(
         name in (s.evaluated_value or "")  # type: ignore[operator]
-        for s in m.findall(node, m.SimpleString())
+        for s in findall(node, m.SimpleString())
         if isinstance(s, cst.SimpleString) and isinstance(s.evaluated_value, str)
     )
 
@@ -144,7 +145,7 @@ def analyze(project: Project) -> SessionApiAnalysis:
         else next(iter(sorted(removed)), "get_session")
     )
     tree = project.parse(rel)
-    if not m.findall(tree, m.ClassDef(name=m.Name(config.database_manager_class))):
+    if not findall(tree, m.ClassDef(name=m.Name(config.database_manager_class))):
         raise InputError(
             rel,
             None,
@@ -153,7 +154,7 @@ def analyze(project: Project) -> SessionApiAnalysis:
             "[tool.refactor-tool] if yours lives elsewhere or has another name)",
         )
     orm_module = "sqlalchemy.orm"
-    for node in m.findall(tree, m.ImportFrom(module=m.DoNotCare())):
+    for node in findall(tree, m.ImportFrom(module=m.DoNotCare())):
         assert isinstance(node, cst.ImportFrom)
         if isinstance(node.names, cst.ImportStar) or node.module is None:
             continue
@@ -263,7 +264,7 @@ class UseSessionmaker(_SessionModuleCodemod):
         # changing only the annotation or the methods would leave the class half-converted
         odd = [
             call
-            for call in m.findall(
+            for call in findall(
                 node, m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED)))
             )
             if not _single_positional(cst.ensure_type(call, cst.Call))
@@ -299,10 +300,10 @@ class UseSessionmaker(_SessionModuleCodemod):
         attr = self.analysis.session_attr
         if target not in (attr, f"self.{attr}"):
             return updated_node
-        if not m.findall(original_node.annotation, m.Name(SCOPED)):
+        if not findall(original_node.annotation, m.Name(SCOPED)):
             return updated_node
         self._changed_scoped = True
-        if m.findall(original_node.annotation, m.Attribute(attr=m.Name(SCOPED))):
+        if findall(original_node.annotation, m.Attribute(attr=m.Name(SCOPED))):
             self._used_attribute_form = True
         return updated_node.with_changes(
             annotation=m.replace(
@@ -338,7 +339,7 @@ class UseSessionmaker(_SessionModuleCodemod):
     ) -> cst.SimpleStatementLine:
         # a comment right above the rewritten assignment that explains the removed
         # thread-local registry is no longer true: it goes with the scoped_session
-        if not (self._manager() and self._functions) or not m.findall(
+        if not (self._manager() and self._functions) or not findall(
             original_node,
             m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED))),
         ):
@@ -475,9 +476,9 @@ def _close_in_finally(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]
     Returns the new block and a status: "done" (already in a finally, or rewritten),
     "no-close" (no close at all), "no-commit" (a close without commit/rollback before it).
     """
-    for node in m.findall(block, m.Try()):
+    for node in findall(block, m.Try()):
         final = cst.ensure_type(node, cst.Try).finalbody
-        if final is not None and m.findall(final, _CLOSE):
+        if final is not None and findall(final, _CLOSE):
             return block, "done"
     return _wrap(block)
 
@@ -487,7 +488,7 @@ def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
     for i, stmt in enumerate(statements):
         if m.matches(stmt, _CLOSE):
             start = next(
-                (j for j in range(i) if m.findall(statements[j], _COMMIT_OR_ROLLBACK)),
+                (j for j in range(i) if findall(statements[j], _COMMIT_OR_ROLLBACK)),
                 None,
             )
             if start is None:

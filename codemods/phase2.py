@@ -30,6 +30,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
 
+from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.managers import (
     FastDispatch,
@@ -70,7 +71,7 @@ def analyze(project: Project) -> BaseManagerAnalysis:
         if isinstance(node, cst.ClassDef) and node.name.value == graph.base.name:
             init = own_init(node)
             if init is not None:
-                for assign in m.findall(
+                for assign in findall(
                     init,
                     m.Assign(
                         targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))],
@@ -325,7 +326,7 @@ class RequireSession(_ManagerCodemod):
         )
         if param.default is None and inner is None:
             return updated_node  # already required
-        if not manager.is_base and not m.findall(original_node.body, _forwards(name)):
+        if not manager.is_base and not findall(original_node.body, _forwards(name)):
             self.report(
                 original_node,
                 f"{manager.name}.__init__ takes `{name}` but does not pass it to super().__init__; "
@@ -735,7 +736,7 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
             return updated_node
         getter = self.config.get_session_method
         session_var = flag_var = None
-        for assign in m.findall(
+        for assign in findall(
             original_node.body,
             m.Assign(
                 value=m.Call(
@@ -768,13 +769,13 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
                 m.ZeroOrMore(),
             ]
         )
-        if not m.findall(
+        if not findall(
             result.body,
             m.Try(
                 body=m.IndentedBlock(
                     body=[
                         m.ZeroOrMore(),
-                        m.MatchIfTrue(lambda s: bool(m.findall(s, operation))),
+                        m.MatchIfTrue(lambda s: bool(findall(s, operation))),
                         m.ZeroOrMore(),
                     ]
                 )
@@ -848,7 +849,7 @@ class LazyInitSharesSession(_ManagerCodemod):
             targets=[m.AssignTarget(subscript)],
             value=m.Attribute(value=m.Name("self"), attr=m.Name(attr)),
         )
-        if m.findall(original_node.body, wanted):
+        if findall(original_node.body, wanted):
             return updated_node
         assignment = cst.parse_statement(f'{kwargs}["{name}"] = self.{attr}\n')
 
@@ -904,7 +905,7 @@ class LazyInitSharesSession(_ManagerCodemod):
                 )
                 statements = list(updated.body)
                 for i, stmt in enumerate(original.body):
-                    if isinstance(stmt, cst.SimpleStatementLine) and m.findall(
+                    if isinstance(stmt, cst.SimpleStatementLine) and findall(
                         stmt, creating
                     ):
                         self.done = True

@@ -32,6 +32,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 
+from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, StepSpec
 from codemods.managers import ManagerClass, ManagerGraph, analyze_managers, line_of
 from refactor_tool.config import Config
@@ -118,7 +119,7 @@ def _order(graph: ManagerGraph, managers: list[ManagerClass]) -> list[ManagerCla
 def _session_import(project: Project, graph: ManagerGraph) -> tuple[str, str]:
     """Where the base manager imports the session type from (default sqlalchemy.orm)."""
     tree = project.parse(graph.base.rel)
-    for node in m.findall(tree, m.ImportFrom(module=m.DoNotCare())):
+    for node in findall(tree, m.ImportFrom(module=m.DoNotCare())):
         node = cst.ensure_type(node, cst.ImportFrom)
         if (
             node.module is None
@@ -205,7 +206,7 @@ def _existing(project: Project, config: Config, built: Sequence[Built]) -> str:
         None,
     )
     if function is not None:
-        called = {get_full_name_for_node(c.func) for c in m.findall(function, m.Call())}
+        called = {get_full_name_for_node(c.func) for c in findall(function, m.Call())}
         called = {name.rpartition(".")[2] for name in called if name}
         missing = [b.cls.name for b in built if b.cls.name not in called]
         if not missing:

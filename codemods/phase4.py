@@ -35,6 +35,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 
+from codemods.fastcst import findall, walk
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.managers import relpath_for
@@ -228,7 +229,7 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
         ):
             return cst.RemoveFromParent()
         for api in self.config.removed_session_apis:
-            if m.findall(original_node, m.Attribute(attr=m.Name(api)) | m.Name(api)):
+            if findall(original_node, m.Attribute(attr=m.Name(api)) | m.Name(api)):
                 text = fx.code(original_node.with_changes(leading_lines=[])).strip()
                 offset = fixture.source[: max(fixture.source.find(text), 0)].count("\n")
                 self.context.warnings.append(
@@ -347,7 +348,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             deps[p] is not None and deps[p].kind == fx.MANAGER
             for p in drop  # type: ignore[union-attr]
         ) and bool(
-            m.findall(
+            findall(
                 cst.Module(body=inner_body),
                 m.Attribute(value=m.Name(config.managers_variable)),
             )

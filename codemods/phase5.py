@@ -32,6 +32,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 
+from codemods.fastcst import findall, walk
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.managers import relpath_for
@@ -141,7 +142,7 @@ class _ScopeScan(cst.CSTVisitor):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         self.bound.add(node.name.value)
         for decorator in node.decorators:
-            decorator.visit(self)
+            walk(decorator, self)
         return False
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
@@ -166,7 +167,7 @@ class _ScopeScan(cst.CSTVisitor):
             self.used.add(node.value)
 
     def _bind(self, target: cst.CSTNode) -> None:
-        for name in m.findall(target, m.Name()):
+        for name in findall(target, m.Name()):
             if name not in self._skip:
                 self.bound.add(name.value)  # type: ignore[union-attr]
 
@@ -200,7 +201,7 @@ class _ScopeScan(cst.CSTVisitor):
 def scope_scan(stmts: list[cst.BaseStatement]) -> _ScopeScan:
     scanner = _ScopeScan()
     for stmt in stmts:
-        stmt.visit(scanner)
+        walk(stmt, scanner)
     return scanner
 
 
@@ -358,7 +359,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                     f"{name}: requests {used!r} through usefixtures; rewrite by hand",
                 )
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
-            for call in m.findall(fn.body, _GETFIXTUREVALUE):
+            for call in findall(fn.body, _GETFIXTUREVALUE):
                 arg = cst.ensure_type(call, cst.Call).args[0].value
                 used = (
                     arg.evaluated_value if isinstance(arg, cst.SimpleString) else None
@@ -608,10 +609,10 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         if not runners:
             return set()
         session_fixture = self.config.session_fixture
-        reads = [bool(m.findall(stmt, m.Name(session_fixture))) for stmt in body]
+        reads = [bool(findall(stmt, m.Name(session_fixture))) for stmt in body]
         out = set()
         for i, stmt in enumerate(body):
-            if any(reads[i + 1 :]) and m.findall(
+            if any(reads[i + 1 :]) and findall(
                 stmt, m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
             ):
                 out.add(i)
@@ -668,7 +669,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                     )
                 out.extend(inner)
                 continue
-            if m.findall(stmt, m.Name(ctx)):
+            if findall(stmt, m.Name(ctx)):
                 self._skip(
                     fn,
                     f"{fn.name.value}: uses {ctx} inside a nested block and also old fixtures; "

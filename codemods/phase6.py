@@ -46,6 +46,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 
+from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.managers import own_init
 from refactor_tool.config import Config
@@ -174,7 +175,7 @@ def _execute_commits_gone(project: Project) -> bool:
         if m.matches(stmt, m.ClassDef(name=m.Name(config.base_manager_class))):
             for method in stmt.body.body:  # type: ignore[attr-defined]
                 if m.matches(method, m.FunctionDef(name=m.Name(config.execute_method))):
-                    verbs = m.findall(method, m.Call(func=m.Attribute(attr=m.Name("commit") | m.Name("rollback"))))
+                    verbs = findall(method, m.Call(func=m.Attribute(attr=m.Name("commit") | m.Name("rollback"))))
                     return not verbs
     return False
 

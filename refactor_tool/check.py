@@ -37,6 +37,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from codemods.fastcst import findall, walk
+
 from .config import Config
 from .project import InputError, Project
 
@@ -212,7 +214,7 @@ class _OwnLevel(cst.CSTVisitor):
 
 def _own(fn: cst.FunctionDef, matcher: m.BaseMatcherNode) -> list[cst.CSTNode]:
     visitor = _OwnLevel(matcher)
-    fn.visit(visitor)
+    walk(fn, visitor)
     return visitor.found
 
 
@@ -243,7 +245,7 @@ class _Collect(cst.CSTVisitor):
 
 def _collect(node: cst.CSTNode, *types: type) -> dict[type, list[Any]]:
     visitor = _Collect(types)
-    node.visit(visitor)
+    walk(node, visitor)
     return visitor.found
 
 
@@ -308,7 +310,7 @@ def check_removed_apis(src: _Source) -> list[Failure]:
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
             if node.value is None or not any(m.matches(t, m.Name("__all__")) for t in targets):
                 continue
-            for string in m.findall(node.value, m.SimpleString()):
+            for string in findall(node.value, m.SimpleString()):
                 value = cst.ensure_type(string, cst.SimpleString).evaluated_value
                 if value in names:
                     failures.append(src.fail(rel, string, f"re-exports `{value}` in __all__; remove the entry"))
@@ -348,7 +350,7 @@ def check_session_module(src: _Source) -> list[Failure]:
     enter = _method(context, "__enter__")
     if enter is None:
         failures.append(src.fail(rel, context, f"{config.session_context_class} has no __enter__"))
-    elif not m.findall(enter, m.Call(func=m.Attribute(attr=m.Name("session")), args=[])):
+    elif not findall(enter, m.Call(func=m.Attribute(attr=m.Name("session")), args=[])):
         failures.append(
             src.fail(
                 rel,
@@ -363,21 +365,21 @@ def check_session_module(src: _Source) -> list[Failure]:
         return failures
     closing = [
         t
-        for t in m.findall(exit_, m.Try())
+        for t in findall(exit_, m.Try())
         if cst.ensure_type(t, cst.Try).finalbody is not None
-        and m.findall(cst.ensure_type(t, cst.Try).finalbody, _method_call("close"))  # type: ignore[arg-type]
+        and findall(cst.ensure_type(t, cst.Try).finalbody, _method_call("close"))  # type: ignore[arg-type]
     ]
     if not closing:
         failures.append(
             src.fail(rel, exit_, "__exit__ does not close the session in a `finally` block; wrap commit/rollback in try/finally")
         )
     for verb in ("commit", "rollback"):
-        calls = m.findall(exit_, _method_call(verb))
+        calls = findall(exit_, _method_call(verb))
         if not calls:
             failures.append(src.fail(rel, exit_, f"__exit__ never calls {verb}(); it must commit on success and roll back on error"))
             continue
         if closing:
-            inside = {id(c) for t in closing for part in _try_parts(cst.ensure_type(t, cst.Try)) for c in m.findall(part, _method_call(verb))}
+            inside = {id(c) for t in closing for part in _try_parts(cst.ensure_type(t, cst.Try)) for c in findall(part, _method_call(verb))}
             for call in calls:
                 if id(call) not in inside:
                     failures.append(src.fail(rel, call, f"{verb}() runs outside the try whose finally closes the session"))
@@ -409,15 +411,15 @@ def _check_sessionmaker_attr(src: _Source, rel: str, cls: cst.ClassDef) -> list[
                 else:
                     failures.append(src.fail(rel, ann, f"{name}.session is annotated `{text}`; annotate it `sessionmaker`"))
     self_session = m.Attribute(value=_SELF, attr=m.Name("session"))
-    for fn in m.findall(cls, m.FunctionDef()):
+    for fn in findall(cls, m.FunctionDef()):
         fn = cst.ensure_type(fn, cst.FunctionDef)
         local_makers = {
             cst.ensure_type(t.target, cst.Name).value
-            for a in m.findall(fn, m.Assign(value=m.MatchIfTrue(_is_sessionmaker_call)))
+            for a in findall(fn, m.Assign(value=m.MatchIfTrue(_is_sessionmaker_call)))
             for t in cst.ensure_type(a, cst.Assign).targets
             if isinstance(t.target, cst.Name)
         }
-        for node in m.findall(fn, m.Assign(targets=[m.AssignTarget(target=self_session)]) | m.AnnAssign(target=self_session)):
+        for node in findall(fn, m.Assign(targets=[m.AssignTarget(target=self_session)]) | m.AnnAssign(target=self_session)):
             value = node.value  # type: ignore[attr-defined]
             if value is None:
                 continue
@@ -465,7 +467,7 @@ def check_base_manager(src: _Source) -> list[Failure]:
                 failures.append(
                     src.fail(rel, param, f"`{session}` is annotated `{_code(param.annotation.annotation)}`; annotate it `Session`")
                 )
-        for assign in m.findall(init, m.Assign(value=m.Name(session))):
+        for assign in findall(init, m.Assign(value=m.Name(session))):
             for target in cst.ensure_type(assign, cst.Assign).targets:
                 if m.matches(target.target, m.Attribute(value=_SELF)):
                     session_attr = cst.ensure_type(target.target, cst.Attribute).attr.value
@@ -475,7 +477,7 @@ def check_base_manager(src: _Source) -> list[Failure]:
         failures.append(src.fail(rel, cls, f"no method {config.execute_method}; set execute_method if it has another name"))
     else:
         for verb in ("commit", "rollback"):
-            for call in m.findall(execute, _method_call(verb)):
+            for call in findall(execute, _method_call(verb)):
                 failures.append(
                     src.fail(rel, call, f"{config.execute_method} calls {verb}(); remove it, SessionContext owns the transaction")
                 )
@@ -488,7 +490,7 @@ def check_base_manager(src: _Source) -> list[Failure]:
         kwargs = m.Subscript(
             slice=[m.SubscriptElement(slice=m.Index(value=m.SimpleString(m.MatchIfTrue(lambda s: s.strip("'\"") == session))))]
         )
-        passes = m.findall(lazy, m.Assign(targets=[m.AssignTarget(target=kwargs)], value=own_session)) or m.findall(
+        passes = findall(lazy, m.Assign(targets=[m.AssignTarget(target=kwargs)], value=own_session)) or findall(
             lazy, m.Call(args=[m.ZeroOrMore(), m.Arg(keyword=m.Name(session), value=own_session), m.ZeroOrMore()])
         )
         if not passes:
@@ -570,11 +572,11 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
     body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else ()
     assigned = {
         cst.ensure_type(t, cst.Name).value
-        for a in m.findall(fn, m.AssignTarget(target=m.Name()) | m.AnnAssign(target=m.Name()))
+        for a in findall(fn, m.AssignTarget(target=m.Name()) | m.AnnAssign(target=m.Name()))
         for t in [a.target]  # type: ignore[attr-defined]
     }
     for stmt in body:
-        for call in m.findall(stmt, m.Call()):
+        for call in findall(stmt, m.Call()):
             call = cst.ensure_type(call, cst.Call)
             cls_name = _call_name(call)
             if cls_name not in by_name:
@@ -604,7 +606,7 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
     # everything created is handed back in the namespace
     returned = [
         r
-        for r in m.findall(fn, m.Return())
+        for r in findall(fn, m.Return())
         if m.matches(
             cst.ensure_type(r, cst.Return).value,
             m.Call(func=m.Name("SimpleNamespace") | m.Attribute(attr=m.Name("SimpleNamespace"))),
@@ -643,7 +645,7 @@ def _check_dependencies(
             if index < len(positional):
                 passed[positional[index].name] = arg
             index += 1
-        for name in m.findall(arg.value, m.Name()):
+        for name in findall(arg.value, m.Name()):
             value = cst.ensure_type(name, cst.Name).value
             if value not in bound and value in assigned:
                 failures.append(src.fail(rel, arg, f"`{value}` is used before it is created; create it first"))
@@ -692,7 +694,7 @@ def _fixtures(src: _Source, rels: Iterable[str]) -> list[_FixtureInfo]:
 def _manager_fixture_class(fixture: _FixtureInfo, manager_names: set[str]) -> Optional[str]:
     fn = fixture.node
     if fn.returns is not None:
-        for node in m.findall(fn.returns, m.Name()):
+        for node in findall(fn.returns, m.Name()):
             if cst.ensure_type(node, cst.Name).value in manager_names:
                 return cst.ensure_type(node, cst.Name).value
     made: dict[str, str] = {}
@@ -749,7 +751,7 @@ def _check_factory_fixture(src: _Source, fixture: _FixtureInfo, session: str) ->
     fn = fixture.node
     inner = {
         cst.ensure_type(d, cst.FunctionDef).name.value: cst.ensure_type(d, cst.FunctionDef)
-        for d in m.findall(fn.body, m.FunctionDef())
+        for d in findall(fn.body, m.FunctionDef())
     }
     returned = [
         cst.ensure_type(r, cst.Return).value

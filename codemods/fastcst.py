@@ -1,0 +1,321 @@
+"""Faster traversals of libcst trees, with libcst's results.
+
+libcst's visitor protocol rebuilds every node it passes (``_visit_and_replace_children``
+constructs and validates a new node even for a read-only ``CSTVisitor``), and
+``libcst.matchers.findall`` walks every node of the tree whatever the matcher asks for.
+Measured on the bundled target, one empty traversal costs about as much as parsing the file.
+This module gives the same answers with less work:
+
+* :func:`may_contain` -- which node types can appear below a node of a given type, from the
+  type annotations of libcst's node classes (an expression never holds a statement, a
+  whitespace node never holds a call). The codemods' dispatch (``codemods/base.py``) uses it
+  to skip subtrees in which the visitor has no handler at all.
+* :func:`iter_children` / :func:`walk` -- a node's children in libcst's own (lexical) order,
+  read from the node without rebuilding it, and the ``CSTVisitor`` protocol run on top of
+  that (``on_visit``, the attribute hooks, ``on_leave``, in libcst's order).
+* :func:`findall` -- ``libcst.matchers.findall`` for matchers of known node types: only
+  subtrees that can hold such a node are entered, and nothing is rebuilt.
+
+Each falls back on libcst itself where it cannot be sure (an unknown node class, a matcher
+of unknown type, metadata matchers), and ``tests/test_fastcst.py`` compares every answer
+with libcst's own on real code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Iterator, Sequence
+
+import libcst as cst
+import libcst.matchers as m
+
+__all__ = ["findall", "iter_children", "may_contain", "node_mask", "walk"]
+
+# ---------------------------------------------------------------------------------------
+# What can be inside what.
+
+_BIT: dict[type, int] = {}  # concrete node class -> its bit
+_BELOW: dict[type, int] = {}  # node class -> bits of the classes that can appear below it
+_NAMED: dict[str, int] = {}  # class name -> bits of the concrete classes of that name
+_READY = False
+
+
+def _subclasses(root: type) -> set[type]:
+    seen: set[type] = set()
+    stack = [root]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+    return seen
+
+
+def _build() -> None:
+    """Compute ``_BELOW`` for every node class libcst defines (once per process)."""
+    global _READY
+    classes = _subclasses(cst.CSTNode)
+    concrete = sorted(
+        (c for c in classes if not getattr(c, "__abstractmethods__", None)),
+        key=lambda c: (c.__module__, c.__qualname__),
+    )
+    for i, cls in enumerate(concrete):
+        _BIT[cls] = 1 << i
+        _NAMED[cls.__name__] = _NAMED.get(cls.__name__, 0) | (1 << i)
+    everything = (1 << len(concrete)) - 1
+    # the concrete classes each class stands for in an annotation (itself and subclasses)
+    family: dict[type, int] = {}
+    for cls in classes | {cst.CSTNode}:
+        bits = _BIT.get(cls, 0)
+        for sub in _subclasses(cls):
+            bits |= _BIT.get(sub, 0)
+        family[cls] = bits
+
+    def mentioned(annotation: Any) -> int:
+        if isinstance(annotation, type):
+            if issubclass(annotation, cst.CSTNode):
+                return family.get(annotation, everything)
+            return 0
+        bits = 0
+        for arg in typing.get_args(annotation):
+            bits |= mentioned(arg)
+        return bits
+
+    direct: dict[type, int] = {}
+    for cls in concrete:
+        try:
+            hints = typing.get_type_hints(cls)
+            bits = 0
+            for f in dataclasses.fields(cls):
+                bits |= mentioned(hints.get(f.name))
+        except Exception:  # an annotation this cannot read: anything may be below
+            bits = everything
+        direct[cls] = bits
+    by_bit = {bit: cls for cls, bit in _BIT.items()}
+    below = dict(direct)
+    changed = True
+    while changed:  # transitive closure (the graph is small: a few hundred classes)
+        changed = False
+        for cls in concrete:
+            bits = below[cls]
+            grown = bits
+            rest = bits
+            while rest:
+                low = rest & -rest
+                grown |= below[by_bit[low]]
+                rest ^= low
+            if grown != bits:
+                below[cls] = grown
+                changed = True
+    _BELOW.update(below)
+    _READY = True
+
+
+def node_mask(classes: Sequence[type]) -> int | None:
+    """Bits of ``classes`` (None when one of them is unknown: assume anything)."""
+    if not _READY:
+        _build()
+    bits = 0
+    for cls in classes:
+        bit = _BIT.get(cls)
+        if bit is None:
+            return None
+        bits |= bit
+    return bits
+
+
+def named_mask(name: str) -> int | None:
+    """Bits of the concrete node classes called ``name`` (0 when there is none)."""
+    if not _READY:
+        _build()
+    return _NAMED.get(name, 0)
+
+
+def may_contain(cls: type, mask: int | None) -> bool:
+    """Whether a node of class ``cls``, or anything below it, can be of a class in ``mask``."""
+    if mask is None:
+        return True
+    if not _READY:
+        _build()
+    below = _BELOW.get(cls)
+    if below is None:  # a node class defined after the table was built
+        return True
+    return bool((below | _BIT[cls]) & mask)
+
+
+# ---------------------------------------------------------------------------------------
+# Children without rebuilding.
+
+_ORDER: dict[type, tuple[tuple[str, ...], int]] = {}
+
+
+class _Recorder(cst.CSTVisitor):
+    """Records which attributes ``_visit_and_replace_children`` visits, in its order."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        return None
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        if attribute not in self.names:
+            self.names.append(attribute)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+
+def _order(node: cst.CSTNode) -> tuple[tuple[str, ...], int]:
+    """The attributes libcst visits, in its order, and how many it always visits.
+
+    libcst visits an attribute even when it holds None or a sentinel, except the few it
+    visits only when they are set (``FormattedStringExpression.format_spec``): those come
+    after the others, as in libcst's own order.
+    """
+    cls = type(node)
+    order = _ORDER.get(cls)
+    if order is None:
+        recorder = _Recorder()
+        node._visit_and_replace_children(recorder)
+        names = recorder.names
+        always = len(names)
+        names += [
+            f.name for f in dataclasses.fields(cls) if f.name not in names and not f.name.startswith("_")
+        ]
+        order = _ORDER[cls] = (tuple(names), always)
+    return order
+
+
+def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """``node.children`` in the same order, without rebuilding ``node``."""
+    for name in _order(node)[0]:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for child in value:
+                if isinstance(child, cst.CSTNode):
+                    yield child
+
+
+def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """``node.visit(visitor)`` for a read-only visitor, without rebuilding the tree.
+
+    The visitor sees the same calls in the same order: ``on_visit``, then for each attribute
+    ``on_visit_attribute``, the children, ``on_leave_attribute``, then ``on_leave``.
+    """
+    if visitor.on_visit(node):
+        names, always = _order(node)
+        for i, name in enumerate(names):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                visitor.on_visit_attribute(node, name)
+                walk(value, visitor)
+                visitor.on_leave_attribute(node, name)
+            elif isinstance(value, (tuple, list)):
+                visitor.on_visit_attribute(node, name)
+                for child in value:
+                    if isinstance(child, cst.CSTNode):
+                        walk(child, visitor)
+                visitor.on_leave_attribute(node, name)
+            elif i < always:
+                visitor.on_visit_attribute(node, name)
+                visitor.on_leave_attribute(node, name)
+    visitor.on_leave(node)
+
+
+# ---------------------------------------------------------------------------------------
+# findall
+
+try:  # the matcher evaluation libcst's own findall uses
+    from libcst.matchers._matcher_base import _construct_metadata_fetcher_null, _matches
+
+    _NULL_FETCHER: Any = _construct_metadata_fetcher_null()
+except ImportError:  # pragma: no cover - a libcst with other internals: use its findall
+    _matches = None  # type: ignore[assignment]
+
+
+def _matcher_mask(matcher: Any) -> int | None:
+    """The concrete node classes ``matcher`` can match (None: any, or unknown)."""
+    if not _READY:
+        _build()
+    if isinstance(matcher, m.OneOf):
+        bits = 0
+        for option in matcher.options:
+            sub = _matcher_mask(option)
+            if sub is None:
+                return None
+            bits |= sub
+        return bits
+    if isinstance(matcher, m.AllOf):
+        known = [b for b in (_matcher_mask(o) for o in matcher.options) if b is not None]
+        if not known:
+            return None
+        bits = known[0]
+        for b in known[1:]:
+            bits &= b
+        return bits
+    if isinstance(matcher, m.TypeOf):
+        bits = 0
+        for option in matcher.options:
+            sub = _matcher_mask(option)
+            if sub is None:
+                return None
+            bits |= sub
+        return bits
+    if isinstance(matcher, m.BaseMatcherNode) and type(matcher).__module__.startswith(
+        "libcst.matchers"
+    ):
+        # libcst compares the node's class name with the matcher's
+        return _NAMED.get(type(matcher).__name__, 0)
+    return None
+
+
+def findall(tree: Any, matcher: Any, *, metadata_resolver: Any = None) -> Sequence[cst.CSTNode]:
+    """``libcst.matchers.findall(tree, matcher)``: the same nodes in the same order."""
+    if (
+        _matches is None
+        or metadata_resolver is not None
+        or not isinstance(tree, cst.CSTNode)
+        or isinstance(matcher, (m.AtLeastN, m.AtMostN))
+    ):
+        return m.findall(tree, matcher, metadata_resolver=metadata_resolver)
+    mask = _matcher_mask(matcher)
+    found: list[cst.CSTNode] = []
+    if mask is None:
+        _find_any(tree, matcher, found)
+    elif mask:
+        _find_typed(tree, matcher, mask, found)
+    return found
+
+
+def _find_any(node: cst.CSTNode, matcher: Any, found: list[cst.CSTNode]) -> None:
+    if _matches(node, matcher, _NULL_FETCHER) is not None:
+        found.append(node)
+    for child in iter_children(node):
+        _find_any(child, matcher, found)
+
+
+def _find_typed(node: cst.CSTNode, matcher: Any, mask: int, found: list[cst.CSTNode]) -> None:
+    cls = type(node)
+    bit = _BIT.get(cls)
+    if bit is None:  # unknown class: check it and everything below
+        _find_any(node, matcher, found)
+        return
+    if bit & mask and _matches(node, matcher, _NULL_FETCHER) is not None:
+        found.append(node)
+    if not _BELOW[cls] & mask:
+        return
+    for name in _order(node)[0]:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            _find_typed(value, matcher, mask, found)
+        elif isinstance(value, (tuple, list)):
+            for child in value:
+                if isinstance(child, cst.CSTNode):
+                    _find_typed(child, matcher, mask, found)
