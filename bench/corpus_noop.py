@@ -158,7 +158,7 @@ def check_file(root: Path, rel: str, phases: Sequence[PhaseUnderTest]) -> Outcom
     notes: list[str] = []
     for phase in phases:
         try:
-            old, new, phase_notes = transform_file(
+            old, new, phase_notes, _tree = transform_file(
                 project, rel, phase.steps, phase.analysis
             )
         except Exception:  # noqa: BLE001 - any exception is what we are looking for

@@ -89,27 +89,19 @@ def _lookup_attribute(obj: object, prefix: str, node_type: type, attribute: str)
     return table[key]
 
 
-_HANDLED: dict[type, int | None] = {}
 _OUR_HOOKS: set[Any] = set()  # the dispatch functions installed below
+_HANDLED: dict[type, int | None] = {}
 
 
 def _handled_mask(cls: type) -> int | None:
-    """The node classes ``cls`` has a real ``visit_*`` / ``leave_*`` handler for (libcst
-    dispatches on the class name, attribute handlers included)."""
+    """The node classes ``cls`` has a real handler for; None when the class dispatches by
+    itself (``m.replace``'s transformer overrides ``on_leave``): nothing may be skipped."""
     if cls not in _HANDLED:
         hooks = ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
         if any(getattr(cls, hook, None) not in _OUR_HOOKS for hook in hooks):
-            _HANDLED[cls] = None  # the class dispatches by itself (m.replace's transformer)
-            return None
-        names = set()
-        for name in dir(cls):
-            if name.startswith(("visit_", "leave_")) and _handler_name(cls, name) is not None:
-                names.add(name.split("_")[1])
-        bits: int | None = fastcst.node_mask(())
-        for node_name in names:
-            found = fastcst.named_mask(node_name)
-            bits = None if found is None or bits is None else bits | found
-        _HANDLED[cls] = bits
+            _HANDLED[cls] = None
+        else:
+            _HANDLED[cls] = fastcst.handled_mask(cls)
     return _HANDLED[cls]
 
 
@@ -382,11 +374,13 @@ def _install_fast_base_dispatch() -> None:
         klass.on_leave_attribute = make_attribute_hook(klass, "leave_", "on_leave_attribute")
     T.on_leave = t_on_leave
     V.on_leave = v_on_leave
-    _OUR_HOOKS.update(
+    plain = [
         getattr(klass, hook)
         for klass in (T, V)
         for hook in ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
-    )
+    ]
+    _OUR_HOOKS.update(plain)
+    fastcst.PLAIN_HOOKS.update(plain)  # fastcst.walk calls such visitors' handlers directly
 
 
 try:
@@ -417,6 +411,7 @@ class RefactorCodemod(VisitorBasedCodemodCommand):
         super().__init__(context)
         self._analysis = analysis
         self._positions: Any = None
+        self._reports = 0
         self._tree: cst.Module | None = None
 
     # ------------------------------------------------------------ analysis
@@ -445,17 +440,23 @@ class RefactorCodemod(VisitorBasedCodemodCommand):
         """
         line = None
         if self._tree is not None:
-            if self._positions is None:
-                wrapper = MetadataWrapper(self._tree, unsafe_skip_copy=True)
-                self._positions = wrapper.resolve(PositionProvider)
-            pos = self._positions.get(node)
-            line = pos.start.line if pos is not None else None
+            self._reports += 1
+            if self._positions is None and self._reports <= 3:
+                # a few reports: print the module only up to each node
+                line = fastcst.line_of(self._tree, node)
+            else:
+                if self._positions is None:
+                    wrapper = MetadataWrapper(self._tree, unsafe_skip_copy=True)
+                    self._positions = wrapper.resolve(PositionProvider)
+                pos = self._positions.get(node)
+                line = pos.start.line if pos is not None else None
         self.context.warnings.append(f"{line or 0}\t{self.STEP}\t{message}")
 
     # ------------------------------------------------------------ libcst plumbing
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         self._tree = tree
         self._positions = None
+        self._reports = 0
         return super().transform_module_impl(tree)
 
     @contextmanager

@@ -207,26 +207,114 @@ def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     """``node.visit(visitor)`` for a read-only visitor, without rebuilding the tree.
 
     The visitor sees the same calls in the same order: ``on_visit``, then for each attribute
-    ``on_visit_attribute``, the children, ``on_leave_attribute``, then ``on_leave``.
+    ``on_visit_attribute``, the children, ``on_leave_attribute``, then ``on_leave``. A
+    visitor that dispatches the plain way (``visit_<Node>`` / ``leave_<Node>`` methods, no
+    attribute handlers, hooks as installed by ``codemods.base``) has its handlers called
+    directly, and subtrees where none of them can fire are not entered at all.
     """
+    table = _plain_table(visitor)
+    if table is not None:
+        _walk_plain(node, visitor, table)
+    else:
+        _walk(node, visitor)
+
+
+def _walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     if visitor.on_visit(node):
         names, always = _order(node)
         for i, name in enumerate(names):
             value = getattr(node, name)
             if isinstance(value, cst.CSTNode):
                 visitor.on_visit_attribute(node, name)
-                walk(value, visitor)
+                _walk(value, visitor)
                 visitor.on_leave_attribute(node, name)
             elif isinstance(value, (tuple, list)):
                 visitor.on_visit_attribute(node, name)
                 for child in value:
                     if isinstance(child, cst.CSTNode):
-                        walk(child, visitor)
+                        _walk(child, visitor)
                 visitor.on_leave_attribute(node, name)
             elif i < always:
                 visitor.on_visit_attribute(node, name)
                 visitor.on_leave_attribute(node, name)
     visitor.on_leave(node)
+
+
+#: the dispatch hooks ``codemods.base`` installs on libcst's visitor classes: a class whose
+#: four hooks are among these dispatches to its ``visit_*`` / ``leave_*`` methods only
+PLAIN_HOOKS: set[Any] = set()
+_HOOK_NAMES = ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
+_STUB_MODULE = "libcst._typed_visitor"
+_PLAIN: dict[type, Any] = {}
+_HANDLED: dict[type, int] = {}
+
+
+def handler(cls: type, name: str) -> Any:
+    """The function ``cls`` defines as handler ``name`` (None for libcst's generated stubs)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return None if klass.__module__ == _STUB_MODULE else klass.__dict__[name]
+    return None
+
+
+def handled_mask(cls: type) -> int:
+    """The node classes ``cls`` has a ``visit_*`` / ``leave_*`` handler for (attribute
+    handlers included); libcst dispatches on the node's class name."""
+    found = _HANDLED.get(cls)
+    if found is None:
+        if not _READY:
+            _build()
+        found = 0
+        for name in dir(cls):
+            if name.startswith(("visit_", "leave_")) and handler(cls, name) is not None:
+                found |= _NAMED.get(name.split("_")[1], 0)
+        _HANDLED[cls] = found
+    return found
+
+
+def _plain_table(visitor: Any) -> dict[type, Any] | None:
+    cls = type(visitor)
+    table = _PLAIN.get(cls, False)
+    if table is False:
+        plain = all(getattr(cls, hook, None) in PLAIN_HOOKS for hook in _HOOK_NAMES) and not any(
+            name.count("_") >= 2 and handler(cls, name) is not None
+            for name in dir(cls)
+            if name.startswith(("visit_", "leave_"))
+        )
+        table = _PLAIN[cls] = {} if plain else None
+    if table is not None and any(
+        k.startswith(("visit_", "leave_")) for k in getattr(visitor, "__dict__", ())
+    ):
+        return None  # handlers set on the instance: libcst's own dispatch sees them
+    return table
+
+
+def _entry(visitor_cls: type, cls: type) -> tuple[Any, Any, bool]:
+    visit = handler(visitor_cls, "visit_" + cls.__name__)
+    leave = handler(visitor_cls, "leave_" + cls.__name__)
+    prune = visit is None and leave is None and not may_contain(cls, handled_mask(visitor_cls))
+    return visit, leave, prune
+
+
+def _walk_plain(node: cst.CSTNode, visitor: Any, table: dict[type, Any]) -> None:
+    cls = type(node)
+    entry = table.get(cls)
+    if entry is None:
+        entry = table[cls] = _entry(type(visitor), cls)
+    visit, leave, prune = entry
+    if prune:
+        return
+    if visit is None or visit(visitor, node) is not False:
+        for name in _order(node)[0]:
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                _walk_plain(value, visitor, table)
+            elif isinstance(value, (tuple, list)):
+                for child in value:
+                    if isinstance(child, cst.CSTNode):
+                        _walk_plain(child, visitor, table)
+    if leave is not None:
+        leave(visitor, node)
 
 
 # ---------------------------------------------------------------------------------------
@@ -319,3 +407,99 @@ def _find_typed(node: cst.CSTNode, matcher: Any, mask: int, found: list[cst.CSTN
             for child in value:
                 if isinstance(child, cst.CSTNode):
                     _find_typed(child, matcher, mask, found)
+
+
+# ---------------------------------------------------------------------------------------
+# The line of one node
+
+try:
+    from libcst._nodes.internal import CodegenState as _CodegenState
+    from libcst.metadata.position_provider import NEWLINE_RE as _NEWLINE_RE
+except ImportError:  # pragma: no cover - a libcst with other internals
+    _CodegenState = None  # type: ignore[assignment,misc]
+
+
+class _Found(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+if _CodegenState is not None:
+    from contextlib import contextmanager
+
+    class _LineState(_CodegenState):  # type: ignore[misc,valid-type]
+        """Prints the module only until the start of one node is known.
+
+        The start is the one ``PositionProvider`` gives: where the node's syntactic part
+        begins (``record_syntactic_position``, or the start of the child it names), else
+        where its code begins.
+        """
+
+        target: Any = None
+        first: int | None = None
+        syntactic: int | None = None
+
+        def _line(self) -> int:
+            return 1 + len(_NEWLINE_RE.findall("".join(self.tokens)))
+
+        def before_codegen(self, node: cst.CSTNode) -> None:
+            if node is self.target and self.first is None:
+                self.first = self._line()
+
+        def after_codegen(self, node: cst.CSTNode) -> None:
+            if node is self.target:
+                line = self.syntactic if self.syntactic is not None else self.first
+                raise _Found(line if line is not None else self._line())
+
+        @contextmanager  # type: ignore[misc]
+        def record_syntactic_position(
+            self, node: cst.CSTNode, *, start_node: Any = None, end_node: Any = None
+        ) -> Iterator[None]:
+            if node is self.target:
+                if start_node is None:
+                    self.syntactic = self._line()
+                else:  # the start of that child is the start of this node
+                    self.target, self.first, self.syntactic = start_node, None, None
+            yield
+
+
+def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
+    """The 1-based line ``PositionProvider`` would give ``node`` (None if it is not in
+    ``module``), printing only the code before it, not the whole module with positions."""
+    if _CodegenState is None:  # pragma: no cover
+        from libcst.metadata import MetadataWrapper, PositionProvider
+
+        pos = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider).get(node)
+        return pos.start.line if pos is not None else None
+    state = _LineState(default_indent=module.default_indent, default_newline=module.default_newline)
+    state.target = node
+    try:
+        module._codegen(state)
+    except _Found as found:
+        return found.line
+    return None
+
+
+def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
+    """Whether a ``Name`` node with one of ``names`` appears in ``node`` (stops at the first)."""
+    if not _READY:
+        _build()
+    name_bit = _NAMED.get("Name", 0)
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        cls = type(current)
+        if cls is cst.Name:
+            if current.value in names:  # type: ignore[attr-defined]
+                return True
+            continue
+        below = _BELOW.get(cls)
+        if below is not None and not below & name_bit:
+            continue
+        for name in _order(current)[0]:
+            value = getattr(current, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, (tuple, list)):
+                stack.extend(c for c in value if isinstance(c, cst.CSTNode))
+    return False

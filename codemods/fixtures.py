@@ -32,10 +32,12 @@ that keeps commas, trailing commas and comments in place.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import fnmatch
 import re
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -48,7 +50,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
-from codemods.fastcst import findall, walk
+from codemods.fastcst import findall, mentions, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -435,6 +437,11 @@ class FixtureGraph:
     )  # rel -> name -> fixture
     #: the recorded graph from before phase 4, consulted for names no longer defined
     fallback: FixtureGraph | None = None
+    #: lookups already answered, valid while no module or fixture is added
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def _version(self) -> tuple[int, int]:
+        return len(self.modules), sum(len(f) for f in self.fixtures.values())
 
     # ---------------------------------------------------------------- lookups
     def visible(self, rel: str, _seen: set[str] | None = None) -> dict[str, Fixture]:
@@ -468,11 +475,18 @@ class FixtureGraph:
         return out
 
     def resolve_current(self, name: str, rel: str) -> Fixture | None:
-        for scope in self.scopes(rel):
-            fixture = self.visible(scope).get(name)
-            if fixture is not None:
-                return fixture
-        return None
+        version = self._version()
+        if self._memo.get("version") != version:
+            self._memo.clear()
+            self._memo["version"] = version
+        key = ("visible-from", rel)
+        table = self._memo.get(key)
+        if table is None:
+            table = {}
+            for scope in reversed(self.scopes(rel)):
+                table.update(self.visible(scope))
+            self._memo[key] = table
+        return table.get(name)
 
     def resolve(self, name: str, rel: str) -> Fixture | None:
         """The fixture ``name`` as a test or fixture at ``rel`` gets it (recorded as fallback)."""
@@ -985,6 +999,13 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
         func=m.Name("relationship") | m.Attribute(attr=m.Name("relationship"))
     )
     for rel in project.grep(files, "relationship("):
+        if not project.is_parsed(rel):
+            # a model module no phase transforms: Python's own parser is many times faster
+            found = _ast_relationship_kinds(project.read_bytes(rel))
+            if found is not None:
+                for name, kinds in found.items():
+                    out.setdefault(name, set()).update(kinds)
+                continue
         module = project.parse(rel)
         for cls in _classes(module.body):
             for stmt in cls.body.body:
@@ -1011,6 +1032,84 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
                     out.setdefault(target.value, set()).add(
                         _relationship_kind(cst.ensure_type(value, cst.Call), annotation)
                     )
+    return out
+
+
+def _ast_relationship_kinds(source: bytes) -> dict[str, set[str]] | None:
+    """:func:`relationship_kinds` of one module read with :mod:`ast` (None: it does not
+    parse here, e.g. syntax newer than this interpreter; libcst decides then)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        return None
+    out: dict[str, set[str]] = {}
+
+    def classes(body: list[ast.stmt]) -> Iterator[ast.ClassDef]:
+        for stmt in body:
+            blocks: list[list[ast.stmt]] = []
+            if isinstance(stmt, ast.ClassDef):
+                yield stmt
+                blocks.append(stmt.body)
+            elif isinstance(stmt, ast.If):
+                blocks += [stmt.body, stmt.orelse]
+            elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                blocks += [stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody]
+            for block in blocks:
+                yield from classes(block)
+
+    def is_relationship(value: ast.expr | None) -> bool:
+        if not isinstance(value, ast.Call):
+            return False
+        func = value.func
+        return (isinstance(func, ast.Name) and func.id == "relationship") or (
+            isinstance(func, ast.Attribute) and func.attr == "relationship"
+        )
+
+    def kind(call: ast.Call, annotation: ast.expr | None) -> str:
+        for keyword in call.keywords:
+            if keyword.arg == "uselist":
+                value = keyword.value
+                if isinstance(value, ast.Constant) and value.value is True:
+                    return "collection"
+                if isinstance(value, ast.Constant) and value.value is False:
+                    return "scalar"
+                return "unknown"
+        if annotation is None:
+            return "unknown"
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            try:
+                annotation = ast.parse(annotation.value, mode="eval").body
+            except SyntaxError:
+                return "unknown"
+        if not (
+            isinstance(annotation, ast.Subscript)
+            and (
+                (isinstance(annotation.value, ast.Name) and annotation.value.id == "Mapped")
+                or (isinstance(annotation.value, ast.Attribute) and annotation.value.attr == "Mapped")
+            )
+        ):
+            return "unknown"
+        inner = annotation.slice
+        if isinstance(inner, ast.Tuple) or isinstance(inner, ast.Slice):
+            return "unknown"
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+            text = inner.value.strip()
+        else:
+            text = ast.unparse(inner).strip()
+        return "collection" if _COLLECTION_TYPES.match(text) else "scalar"
+
+    for cls in classes(tree.body):
+        for stmt in cls.body:
+            if isinstance(stmt, ast.AnnAssign):
+                target, annotation, value = stmt.target, stmt.annotation, stmt.value
+            elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target, annotation, value = stmt.targets[0], None, stmt.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and is_relationship(value):
+                out.setdefault(target.id, set()).add(kind(value, annotation))  # type: ignore[arg-type]
     return out
 
 
@@ -1267,9 +1366,11 @@ def rewrite_names(
     session_name: str,
 ) -> tuple[list[cst.BaseStatement], NameRewriter]:
     rewriter = NameRewriter(replacements, factories, session_name)
+    # the rewriter acts only on those names: a statement without any is left as it is
+    wanted = set(replacements) | rewriter.factories
     out = [
         cst.ensure_type(n.visit(rewriter), cst.BaseStatement)
-        if not isinstance(n, cst.RemovalSentinel)
+        if not isinstance(n, cst.RemovalSentinel) and mentions(n, wanted)
         else n
         for n in nodes
     ]

@@ -31,6 +31,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
+from codemods import fastcst
 from codemods.fastcst import findall, walk
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
@@ -245,11 +246,7 @@ def code(node: cst.CSTNode) -> str:
 
 def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
     """1-based line of ``node`` in ``module`` (computed only when asked: analysis errors)."""
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    pos = positions.get(node)
-    return pos.start.line if pos is not None else None
+    return fastcst.line_of(module, node)
 
 
 def package_of(module_name: str, rel: str) -> str:

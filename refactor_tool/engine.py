@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
+import libcst as cst
 from libcst.codemod import CodemodContext, SkipFile
 
 from codemods.base import PhaseSpec, StepSpec
@@ -56,6 +57,11 @@ class FileChange:
     path: str
     old: bytes | None  # None: the file is created
     new: bytes | None  # None: the file is deleted
+    #: the codemods' tree of the new content and the bytes it prints, so that a later phase
+    #: of the same run starts from it instead of parsing ``new`` again (kept only while
+    #: ``new`` is still those bytes)
+    tree: Any = field(default=None, repr=False, compare=False)
+    tree_source: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -148,8 +154,9 @@ def _parse_notes(rel: str, warnings: Iterable[str], default_step: str) -> list[N
 
 def transform_file(
     project: Project, rel: str, steps: Sequence[StepSpec], analysis: Any
-) -> tuple[bytes, bytes, list[Note]]:
-    """Send one file through the codemods of ``steps``: (old bytes, new bytes, notes)."""
+) -> tuple[bytes, bytes, list[Note], Any]:
+    """Send one file through the codemods of ``steps``: (old bytes, new bytes, notes, the
+    new tree when it prints exactly the new bytes, else None)."""
     old = project.read_bytes(rel)
     original = tree = project.parse(rel)
     notes: list[Note] = []
@@ -166,16 +173,112 @@ def transform_file(
                 except SkipFile:
                     pass
                 notes.extend(_parse_notes(rel, context.warnings, step.id))
-        if tree is original:  # every codemod skipped the file: nothing to print
-            return old, old, notes
-        new = tree.bytes
-        if new != old:
-            new = keep_untouched_lines(old, original.bytes, new)
+        if tree is original:  # no codemod changed a node: nothing to print
+            return old, old, notes, None
+        spliced = splice(old, original, tree, project.printed_if_known(rel, original))
+        if spliced is not None:
+            printed, printed_original = spliced
+        else:
+            printed = tree.bytes
+            printed_original = None
+        if printed == old:
+            return old, old, notes, None
+        if printed_original is None:
+            printed_original = project.printed(rel, original)
+        new = keep_untouched_lines(old, printed_original, printed)
     except RecursionError:
         raise InputError(
             rel, None, "nested too deeply for libcst to walk; leave it out of the run or rewrite by hand"
         ) from None
-    return old, new, notes
+    return old, new, notes, (tree if new == printed else None)
+
+
+def _statement_lines(old: bytes, module: Any) -> list[int] | None:
+    """0-based first line of each top-level statement of ``module`` (its leading blank and
+    comment lines included), read off Python's own parser; None where the two parsers'
+    statements cannot be matched one for one."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = ast.parse(old).body
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        return None
+    starts: list[int] = []
+    i = 0
+    for stmt in module.body:
+        small = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        if i + small > len(body):
+            return None
+        node = body[i]
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        leading = len(getattr(stmt, "leading_lines", ()))
+        decorators = getattr(stmt, "decorators", ())
+        if decorators:
+            leading += len(decorators[0].leading_lines)
+        starts.append(first - 1 - leading)
+        i += small
+    if i != len(body):
+        return None
+    return starts
+
+
+def splice(old: bytes, original: Any, tree: Any, known: bytes | None) -> tuple[bytes, bytes] | None:
+    """``(tree.bytes, original.bytes)`` printing only what the codemods changed.
+
+    A top-level statement the codemods left alone is the same node object in ``tree`` as in
+    ``original``; its text is taken from ``old`` instead of being printed (twice: once for
+    the output, once to check that libcst reproduces the original). Statement boundaries
+    come from Python's parser and are checked against libcst's leading lines; whenever
+    anything does not line up, None (print everything).
+    """
+    kept = {id(s) for s in original.body}
+    if not any(id(s) in kept for s in tree.body):
+        return None
+    if (
+        tree.header is not original.header and list(tree.header) != list(original.header)
+    ) or (tree.footer is not original.footer and list(tree.footer) != list(original.footer)):
+        return None
+    if not (
+        original.has_trailing_newline
+        and tree.has_trailing_newline
+        and tree.encoding == original.encoding
+        and tree.default_newline == original.default_newline
+        and tree.default_indent == original.default_indent
+        and old.endswith((b"\n", b"\r"))
+        and not old.startswith(b"\xef\xbb\xbf")
+    ):
+        return None
+    starts = _statement_lines(old, original)
+    if starts is None:
+        return None
+    lines = old.splitlines(keepends=True)
+    end = len(lines) - len(original.footer)
+    bounds = [*starts, end]
+    if bounds[0] != len(original.header) or any(a >= b for a, b in zip(bounds, bounds[1:])):
+        return None
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    text = {id(s): old[offsets[a] : offsets[b]] for s, a, b in zip(original.body, bounds, bounds[1:])}
+    head, foot = old[: offsets[bounds[0]]], old[offsets[end] :]
+    encoding = tree.encoding
+    new = b"".join(
+        [head, *(text.get(id(s)) or tree.code_for_node(s).encode(encoding) for s in tree.body), foot]
+    )
+    if known is not None:
+        return new, known
+    reused = {id(s) for s in tree.body}
+    printed = b"".join(
+        [
+            head,
+            *(
+                text[id(s)] if id(s) in reused else original.code_for_node(s).encode(encoding)
+                for s in original.body
+            ),
+            foot,
+        ]
+    )
+    return new, printed
 
 
 def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:
@@ -206,14 +309,15 @@ def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:
 _WORKER: dict[str, Any] = {}
 
 
-def _work(rel: str) -> tuple[str, bytes, bytes, list[Note], InputError | None]:
+def _work(rel: str) -> tuple[str, bytes, bytes, list[Note], Any, InputError | None]:
     try:
-        old, new, notes = transform_file(
+        old, new, notes, _tree = transform_file(
             _WORKER["project"], rel, _WORKER["steps"], _WORKER["analysis"]
         )
-        return rel, old, new, notes, None
+        # trees do not travel back from worker processes; the next phase parses again
+        return rel, old, new, notes, None, None
     except InputError as exc:
-        return rel, b"", b"", [], exc
+        return rel, b"", b"", [], None, exc
 
 
 def run_phase(
@@ -239,7 +343,7 @@ def run_phase(
     candidates = list(only) if only is not None else list(phase.files(project, analysis))
     result.candidates = len(candidates)
     if any(s.codemods for s in steps):
-        outcomes: Iterable[tuple[str, bytes, bytes, list[Note], InputError | None]]
+        outcomes: Iterable[tuple[str, bytes, bytes, list[Note], Any, InputError | None]]
         if jobs > 1 and len(candidates) >= 2 * jobs and "fork" in multiprocessing.get_all_start_methods():
             _WORKER.update(project=project, steps=steps, analysis=analysis)
             ctx = multiprocessing.get_context("fork")
@@ -248,14 +352,16 @@ def run_phase(
             _WORKER.clear()
         else:
             outcomes = map(_work_local(project, steps, analysis), candidates)
-        for rel, old, new, notes, error in outcomes:
+        for rel, old, new, notes, tree, error in outcomes:
             if error is not None:
                 raise error
             if progress:
                 progress(rel)
             result.notes.extend(notes)
             if new != old:
-                result.changes.append(FileChange(rel, old, new))
+                result.changes.append(
+                    FileChange(rel, old, new, tree, new if tree is not None else None)
+                )
     if phase.generate is not None and any(s.generates for s in steps):
         overlay = Project(project.root, project.config, dict(project.overlay))
         overlay.share_caches(project)
@@ -279,9 +385,9 @@ def run_phase(
 
 
 def _work_local(project: Project, steps: Sequence[StepSpec], analysis: Any) -> Callable[[str], Any]:
-    def work(rel: str) -> tuple[str, bytes, bytes, list[Note], InputError | None]:
-        old, new, notes = transform_file(project, rel, steps, analysis)
-        return rel, old, new, notes, None
+    def work(rel: str) -> tuple[str, bytes, bytes, list[Note], Any, InputError | None]:
+        old, new, notes, tree = transform_file(project, rel, steps, analysis)
+        return rel, old, new, notes, tree, None
 
     return work
 

@@ -47,6 +47,7 @@ class Project:
         # relpath -> bytes (content) or None (deleted by an earlier, unwritten phase)
         self.overlay: dict[str, bytes | None] = dict(overlay or {})
         self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}
+        self._printed: dict[str, tuple[cst.Module, bytes]] = {}
         self._listing: list[str] | None = None
         self._state: dict[str, object] | None = None
         self.parse_count = 0
@@ -141,7 +142,7 @@ class Project:
     # ---------------------------------------------------------------- parsing
     def parse(self, rel: str) -> cst.Module:
         source = self.read_bytes(rel)
-        key = (rel, hashlib.blake2b(source, digest_size=16).digest())
+        key = (rel, _digest(source))
         module = self._parse_cache.get(key)
         if module is None:
             module = parse_source(rel, source)
@@ -149,16 +150,28 @@ class Project:
             self._parse_cache[key] = module
         return module
 
+    def printed_if_known(self, rel: str, module: cst.Module) -> bytes | None:
+        """The bytes ``module`` prints, when known without printing it."""
+        known = self._printed.get(rel)
+        return known[1] if known is not None and known[0] is module else None
+
+    def printed(self, rel: str, module: cst.Module) -> bytes:
+        """``module.bytes`` for a tree of this project's cache, printed at most once: a tree
+        a phase produced is known to print the bytes it was stored under."""
+        if self._printed.get(rel, (None, None))[0] is module:
+            return self._printed[rel][1]
+        return module.bytes
+
     def is_parsed(self, rel: str) -> bool:
         """Whether ``rel``'s current content is in the parse cache."""
-        key = (rel, hashlib.blake2b(self.read_bytes(rel), digest_size=16).digest())
-        return key in self._parse_cache
+        return (rel, _digest(self.read_bytes(rel))) in self._parse_cache
 
     def share_caches(self, other: Project) -> None:
         """Use ``other``'s parse cache and file listing (same root): parses are keyed by
         content, so a file parsed by either is never parsed again by the other."""
         if other.root == self.root:
             self._parse_cache = other._parse_cache
+            self._printed = other._printed
             self._listing = other._listing
 
     def apply(self, changes: Iterable["object"]) -> None:
@@ -166,7 +179,11 @@ class Project:
 
         The parsed trees of the replaced contents are dropped from the cache: nothing reads
         those contents again, and on a large tree they are most of the memory a run holds.
+        A change that carries the codemods' tree of its new content (``tree``, printing
+        exactly ``tree_source``) puts that tree in the cache, so the next phase does not parse
+        what this one has just printed.
         """
+        changes = list(changes)
         changed = set()
         for change in changes:
             self.overlay[change.path] = change.new  # type: ignore[attr-defined]
@@ -174,9 +191,21 @@ class Project:
         if changed:
             for key in [k for k in self._parse_cache if k[0] in changed]:
                 del self._parse_cache[key]
+            for rel in changed:
+                self._printed.pop(rel, None)
+        for change in changes:
+            tree = getattr(change, "tree", None)
+            new = change.new  # type: ignore[attr-defined]
+            if tree is not None and new is not None and new == getattr(change, "tree_source", None):
+                self._parse_cache[(change.path, _digest(new))] = tree  # type: ignore[attr-defined]
+                self._printed[change.path] = (tree, new)  # type: ignore[attr-defined]
 
     def module_name(self, rel: str) -> str:
         return self.config.module_name(rel)
+
+
+def _digest(source: bytes) -> bytes:
+    return hashlib.blake2b(source, digest_size=16).digest()
 
 
 def parse_source(rel: str, source: bytes) -> cst.Module:
