@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
-import libcst as cst
 from libcst.codemod import CodemodContext, SkipFile
 
 from codemods.base import PhaseSpec, StepSpec
 
 from .project import InputError, Project
+from .splice import splice
 
 
 @dataclass(frozen=True)
@@ -191,94 +191,6 @@ def transform_file(
             rel, None, "nested too deeply for libcst to walk; leave it out of the run or rewrite by hand"
         ) from None
     return old, new, notes, (tree if new == printed else None)
-
-
-def _statement_lines(old: bytes, module: Any) -> list[int] | None:
-    """0-based first line of each top-level statement of ``module`` (its leading blank and
-    comment lines included), read off Python's own parser; None where the two parsers'
-    statements cannot be matched one for one."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            body = ast.parse(old).body
-    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
-        return None
-    starts: list[int] = []
-    i = 0
-    for stmt in module.body:
-        small = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
-        if i + small > len(body):
-            return None
-        node = body[i]
-        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
-        leading = len(getattr(stmt, "leading_lines", ()))
-        decorators = getattr(stmt, "decorators", ())
-        if decorators:
-            leading += len(decorators[0].leading_lines)
-        starts.append(first - 1 - leading)
-        i += small
-    if i != len(body):
-        return None
-    return starts
-
-
-def splice(old: bytes, original: Any, tree: Any, known: bytes | None) -> tuple[bytes, bytes] | None:
-    """``(tree.bytes, original.bytes)`` printing only what the codemods changed.
-
-    A top-level statement the codemods left alone is the same node object in ``tree`` as in
-    ``original``; its text is taken from ``old`` instead of being printed (twice: once for
-    the output, once to check that libcst reproduces the original). Statement boundaries
-    come from Python's parser and are checked against libcst's leading lines; whenever
-    anything does not line up, None (print everything).
-    """
-    kept = {id(s) for s in original.body}
-    if not any(id(s) in kept for s in tree.body):
-        return None
-    if (
-        tree.header is not original.header and list(tree.header) != list(original.header)
-    ) or (tree.footer is not original.footer and list(tree.footer) != list(original.footer)):
-        return None
-    if not (
-        original.has_trailing_newline
-        and tree.has_trailing_newline
-        and tree.encoding == original.encoding
-        and tree.default_newline == original.default_newline
-        and tree.default_indent == original.default_indent
-        and old.endswith((b"\n", b"\r"))
-        and not old.startswith(b"\xef\xbb\xbf")
-    ):
-        return None
-    starts = _statement_lines(old, original)
-    if starts is None:
-        return None
-    lines = old.splitlines(keepends=True)
-    end = len(lines) - len(original.footer)
-    bounds = [*starts, end]
-    if bounds[0] != len(original.header) or any(a >= b for a, b in zip(bounds, bounds[1:])):
-        return None
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    text = {id(s): old[offsets[a] : offsets[b]] for s, a, b in zip(original.body, bounds, bounds[1:])}
-    head, foot = old[: offsets[bounds[0]]], old[offsets[end] :]
-    encoding = tree.encoding
-    new = b"".join(
-        [head, *(text.get(id(s)) or tree.code_for_node(s).encode(encoding) for s in tree.body), foot]
-    )
-    if known is not None:
-        return new, known
-    reused = {id(s) for s in tree.body}
-    printed = b"".join(
-        [
-            head,
-            *(
-                text[id(s)] if id(s) in reused else original.code_for_node(s).encode(encoding)
-                for s in original.body
-            ),
-            foot,
-        ]
-    )
-    return new, printed
 
 
 def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:

@@ -48,6 +48,8 @@ class Project:
         self.overlay: dict[str, bytes | None] = dict(overlay or {})
         self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}
         self._printed: dict[str, tuple[cst.Module, bytes]] = {}
+        self._reads: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._root_str = str(self.root)
         self._listing: list[str] | None = None
         self._state: dict[str, object] | None = None
         self.parse_count = 0
@@ -128,7 +130,18 @@ class Project:
             if content is None:
                 raise FileNotFoundError(rel)
             return content
-        return self.path(rel).read_bytes()
+        # every phase's prefilter reads every file: keep the bytes while the file's size,
+        # modification time and inode say it is the same file
+        path = os.path.join(self._root_str, rel)
+        info = os.stat(path)
+        key = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
+        cached = self._reads.get(rel)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with open(path, "rb") as handle:
+            data = handle.read()
+        self._reads[rel] = (key, data)
+        return data
 
     def read_text(self, rel: str) -> str:
         """Decoded source, for cheap text checks (the prefilter); never written back."""
