@@ -221,10 +221,39 @@ def _digest(source: bytes) -> bytes:
     return hashlib.blake2b(source, digest_size=16).digest()
 
 
+try:
+    from libcst._nodes.base import CSTNode as _CSTNode
+
+    _VALIDATE = _CSTNode.__dict__["__post_init__"]
+except (ImportError, KeyError):  # pragma: no cover - a libcst with other internals
+    _CSTNode = _VALIDATE = None
+
+
+def _no_validation(self: object) -> None:
+    return None
+
+
+def _parse_trusted(source: bytes) -> cst.Module:
+    """``cst.parse_module`` without libcst's per-node validation.
+
+    Every node libcst builds checks its own invariants on construction; for the nodes its
+    parser builds from source that already parsed, those checks cannot fail (libcst's own
+    comment on ``__post_init__`` says as much), and they are a sixth of the parse. They stay
+    on everywhere else: nodes the codemods build are validated as usual.
+    """
+    if _VALIDATE is None:
+        return cst.parse_module(source)
+    _CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
+    try:
+        return cst.parse_module(source)
+    finally:
+        _CSTNode.__post_init__ = _VALIDATE  # type: ignore[method-assign]
+
+
 def parse_source(rel: str, source: bytes) -> cst.Module:
     """Parse with libcst, turning any failure into an :class:`InputError` with file and line."""
     try:
-        return cst.parse_module(source)
+        return _parse_trusted(source)
     except cst.ParserSyntaxError as exc:
         # libcst's line is often the one after the error (or 1 for tokenizer errors); when
         # Python's own compiler rejects the file too, its line and message are the exact ones
