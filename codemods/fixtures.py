@@ -61,6 +61,7 @@ from codemods.managers import (
 )
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
+from refactor_tool.splice import statement_lines, statement_texts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -562,11 +563,30 @@ class FixtureAnalysis:
 
 
 _LINES: dict[int, tuple[cst.Module, dict[int, int]]] = {}
+_TEXTS: dict[int, tuple[cst.Module, dict[int, str]]] = {}
 
 
-def _line(module: cst.Module, node: cst.CSTNode) -> int:
-    """1-based line of a top-level statement (its first decorator), without a metadata pass."""
+def _texts(module: cst.Module, source: bytes) -> dict[int, str]:
+    """Source text of each top-level statement (without its leading lines), sliced from
+    ``source`` where libcst would print exactly that; missing ones are printed by the caller."""
+    cached = _TEXTS.get(id(module))
+    if cached is None or cached[0] is not module:
+        if len(_TEXTS) > 64:
+            _TEXTS.clear()
+        cached = _TEXTS[id(module)] = (module, statement_texts(source, module) or {})
+    return cached[1]
+
+
+def _line(module: cst.Module, node: cst.CSTNode, source: bytes | None = None) -> int:
+    """1-based line of a top-level statement (its first decorator), without a metadata pass
+    (read off Python's parser when the module's ``source`` is given, else printed)."""
     cached = _LINES.get(id(module))
+    if (cached is None or cached[0] is not module) and source is not None:
+        found = statement_lines(source, module)
+        if found is not None:
+            if len(_LINES) > 64:
+                _LINES.clear()
+            cached = _LINES[id(module)] = (module, found)
     if cached is None or cached[0] is not module:
         lines: dict[int, int] = {}
         before = 1 + len(module.header)
@@ -609,7 +629,7 @@ def _star_imports(
             dotted = None
         if dotted is None:
             continue
-        out.append((_module_for(project, dotted), dotted, _line(module, stmt)))
+        out.append((_module_for(project, dotted), dotted, _line(module, stmt, project.read_bytes(rel))))
     return out
 
 
@@ -666,6 +686,7 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         if rel in graph.modules:
             continue
         module = project.parse(rel)
+        source = project.read_bytes(rel)
         parsed[rel] = module
         stars = []
         pulled = [(r, d) for r, d, _ in _star_imports(project, rel, module)]
@@ -688,9 +709,9 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         graph.fixtures[rel] = {}
         for name, nodes in defs.items():
             if len(nodes) > 1:
-                fixture_module.dead[name] = [_line(module, n) for n in nodes[:-1]]
+                fixture_module.dead[name] = [_line(module, n, source) for n in nodes[:-1]]
             fn = nodes[-1]
-            graph.fixtures[rel][name] = _describe(module, rel, fn, bindings)
+            graph.fixtures[rel][name] = _describe(module, rel, fn, bindings, source)
         graph.modules[rel] = fixture_module
     classifier = _Classifier(project, graph, managers, parsed)
     for fixture in graph.all():
@@ -699,7 +720,11 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
 
 
 def _describe(
-    module: cst.Module, rel: str, fn: cst.FunctionDef, bindings: dict[str, Any]
+    module: cst.Module,
+    rel: str,
+    fn: cst.FunctionDef,
+    bindings: dict[str, Any],
+    module_source: bytes | None = None,
 ) -> Fixture:
     params = positional_params(fn)
     _, body = split_docstring(statements(fn))
@@ -719,14 +744,16 @@ def _describe(
             else:
                 imports[name] = list(binding)
     bare = fn.with_changes(leading_lines=[])
-    source = module.code_for_node(bare)
+    source = _texts(module, module_source).get(id(fn)) if module_source is not None else None
+    if source is None:
+        source = module.code_for_node(bare)
     _NODE_CACHE.setdefault(source, bare)
     registered = registered_name(fn)
     return Fixture(
         name=registered,
         function=fn.name.value if registered != fn.name.value else None,
         rel=rel,
-        line=_line(module, fn),
+        line=_line(module, fn, module_source),
         params=params,
         source=source,
         autouse=any(m.matches(d, AUTOUSE_DECORATOR) for d in fn.decorators),

@@ -32,7 +32,7 @@ from libcst.codemod import CodemodContext, SkipFile
 from codemods.base import PhaseSpec, StepSpec
 
 from .project import InputError, Project
-from .splice import splice
+from .splice import reproduces, splice
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def transform_file(
         if printed == old:
             return old, old, notes, None
         if printed_original is None:
-            printed_original = project.printed(rel, original)
+            printed_original = old if reproduces(old) else project.printed(rel, original)
         new = keep_untouched_lines(old, printed_original, printed)
     except RecursionError:
         raise InputError(

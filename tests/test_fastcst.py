@@ -1,0 +1,175 @@
+"""The fast traversals give libcst's own answers (codemods/fastcst.py, codemods/base.py).
+
+Each helper is compared with the libcst function it replaces, on every module of the bundled
+target and on a fixed sample of the installed standard library (real code of every shape).
+"""
+
+from __future__ import annotations
+
+import random
+import sysconfig
+from pathlib import Path
+
+import libcst as cst
+import libcst.matchers as m
+import pytest
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+import codemods.base  # noqa: F401  (installs the dispatch under test)
+from codemods import fastcst
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _corpus() -> list[Path]:
+    files = sorted((REPO / "target_project").rglob("*.py"))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sample = sorted(p for p in stdlib.glob("*.py") if p.stat().st_size < 30_000)
+    files += sample[:: max(1, len(sample) // 15)]
+    return files
+
+
+def _modules() -> list[tuple[str, bytes, cst.Module]]:
+    out = []
+    for path in _corpus():
+        source = path.read_bytes()
+        try:
+            out.append((path.name, source, cst.parse_module(source)))
+        except Exception:  # a file libcst cannot parse is not this test's business
+            continue
+    return out
+
+
+MODULES = _modules()
+IDS = [name for name, _, _ in MODULES]
+
+
+class _Recorder(cst.CSTVisitor):
+    """Overrides the hooks themselves: libcst's protocol, event by event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.events.append(("visit", id(node)))
+        return not isinstance(node, cst.Lambda)  # a pruned subtree, too
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.events.append(("leave", id(original_node)))
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.events.append(("visit_attr", id(node), attribute))
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        self.events.append(("leave_attr", id(original_node), attribute))
+
+
+class _Handlers(cst.CSTVisitor):
+    """A plain visitor (visit_*/leave_* only): what it sees, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.seen.append(("def", id(node)))
+        return node.name.value != "main"  # returning False skips the body
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.seen.append(("/def", id(original_node)))
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.seen.append(("name", id(node)))
+
+    def leave_Call(self, original_node: cst.Call) -> None:
+        self.seen.append(("/call", id(original_node)))
+
+
+class _ReferenceHandlers(_Handlers):
+    """The same handlers dispatched by hand, as libcst's own visitor does."""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        handler = getattr(self, f"visit_{type(node).__name__}", None)
+        return True if handler is None else handler(node) is not False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        handler = getattr(self, f"leave_{type(original_node).__name__}", None)
+        if handler is not None:
+            handler(original_node)
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_walk_sees_what_libcst_visit_sees(name: str, source: bytes, module: cst.Module) -> None:
+    expected, actual = _Recorder(), _Recorder()
+    module.visit(expected)
+    fastcst.walk(module, actual)
+    assert actual.events == expected.events
+    reference, plain = _ReferenceHandlers(), _Handlers()
+    module.visit(reference)
+    fastcst.walk(module, plain)
+    assert plain.seen == reference.seen
+    assert plain.seen or "(" not in module.code  # a module with code has names
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_findall_and_children_match_libcst(name: str, source: bytes, module: cst.Module) -> None:
+    matchers = [
+        m.Name(),
+        m.Call(func=m.Attribute(attr=m.Name())),
+        m.FunctionDef() | m.ClassDef(),
+        m.SimpleString() | m.Comment(),
+        m.MatchIfTrue(lambda n: isinstance(n, cst.Comma)),
+    ]
+    for matcher in matchers:
+        assert [id(n) for n in fastcst.findall(module, matcher)] == [
+            id(n) for n in m.findall(module, matcher)
+        ], matcher
+    for node in [module, *fastcst.findall(module, m.ClassDef() | m.Call())][:20]:
+        assert [id(c) for c in fastcst.iter_children(node)] == [id(c) for c in node.children]
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_line_of_is_the_position_providers_line(name: str, source: bytes, module: cst.Module) -> None:
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    nodes = list(fastcst.findall(module, m.MatchIfTrue(lambda n: True)))
+    for node in random.Random(name).sample(nodes, min(15, len(nodes))):
+        assert fastcst.line_of(module, node) == positions[node].start.line, node
+    assert fastcst.line_of(module, cst.Name("not_in_module")) is None
+
+
+def test_node_classes_that_cannot_hold_others() -> None:
+    statements = fastcst.node_mask([cst.FunctionDef, cst.SimpleStatementLine])
+    assert not fastcst.may_contain(cst.Call, statements)  # an expression holds no statement
+    assert not fastcst.may_contain(cst.SimpleWhitespace, fastcst.node_mask([cst.Name]))
+    assert fastcst.may_contain(cst.IndentedBlock, statements)
+    assert fastcst.may_contain(cst.Lambda, fastcst.node_mask([cst.Call]))
+    assert fastcst.mentions(cst.parse_statement("x = f(y)\n"), {"y"})
+    assert not fastcst.mentions(cst.parse_statement("x = f.y\n"), {"z"})
+
+
+class _Rename(cst.CSTTransformer):
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        return updated_node.with_changes(value="renamed") if original_node.value == "self" else updated_node
+
+
+class _ReferenceRename(_Rename):
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:
+        if isinstance(original_node, cst.Name):
+            return self.leave_Name(original_node, updated_node)  # type: ignore[arg-type]
+        return updated_node
+
+
+class _Nothing(cst.CSTTransformer):
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        return updated_node
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_transformers_skip_and_keep_unchanged_nodes(name: str, source: bytes, module: cst.Module) -> None:
+    assert module.visit(_Nothing()) is module  # nothing changed: the very same tree
+    renamed = module.visit(_Rename())
+    assert renamed.code == module.visit(_ReferenceRename()).code
+    if "self" not in module.code:
+        assert renamed is module
