@@ -503,3 +503,38 @@ def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
             elif isinstance(value, (tuple, list)):
                 stack.extend(c for c in value if isinstance(c, cst.CSTNode))
     return False
+
+
+def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
+    """``id`` of ``node`` and of every node below it whose subtree has a ``Name`` with one of
+    ``names``: a transformer that acts on those names only may skip every other subtree."""
+    if not _READY:
+        _build()
+    name_bit = _NAMED.get("Name", 0)
+    found: set[int] = set()
+
+    def visit(current: cst.CSTNode) -> bool:
+        cls = type(current)
+        if cls is cst.Name:
+            if current.value in names:  # type: ignore[attr-defined]
+                found.add(id(current))
+                return True
+            return False
+        below = _BELOW.get(cls)
+        if below is not None and not below & name_bit:
+            return False
+        hot = False
+        for attr in _order(current)[0]:
+            value = getattr(current, attr)
+            if isinstance(value, cst.CSTNode):
+                hot = visit(value) or hot
+            elif isinstance(value, (tuple, list)):
+                for child in value:
+                    if isinstance(child, cst.CSTNode):
+                        hot = visit(child) or hot
+        if hot:
+            found.add(id(current))
+        return hot
+
+    visit(node)
+    return found

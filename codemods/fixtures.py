@@ -50,7 +50,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
-from codemods.fastcst import findall, mentions, walk
+from codemods.fastcst import findall, holding, mentions, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -1282,6 +1282,29 @@ class NameRewriter(cst.CSTTransformer):
     def _shadowed(self, name: str) -> bool:
         return any(name in s for s in self._shadow)
 
+    # Everything this rewriter does is about the names in ``replacements`` and
+    # ``factories``: a subtree holding none of them is neither visited nor rebuilt.
+    _hot: set[int] | None = None
+
+    def rewrite(self, node: cst.BaseStatement) -> cst.BaseStatement:
+        self._hot = holding(node, set(self.replacements) | self.factories)
+        self._cold: set[int] = set()
+        try:
+            return cst.ensure_type(node.visit(self), cst.BaseStatement)
+        finally:
+            self._hot = None
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._hot is not None and id(node) not in self._hot:
+            self._cold.add(id(node))
+            return False
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: Any) -> Any:
+        if self._hot is not None and id(original_node) in self._cold:
+            return updated_node
+        return super().on_leave(original_node, updated_node)
+
     def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
         names = {
             p.name.value
@@ -1396,9 +1419,7 @@ def rewrite_names(
     # the rewriter acts only on those names: a statement without any is left as it is
     wanted = set(replacements) | rewriter.factories
     out = [
-        cst.ensure_type(n.visit(rewriter), cst.BaseStatement)
-        if not isinstance(n, cst.RemovalSentinel) and mentions(n, wanted)
-        else n
+        rewriter.rewrite(n) if not isinstance(n, cst.RemovalSentinel) and mentions(n, wanted) else n
         for n in nodes
     ]
     return out, rewriter

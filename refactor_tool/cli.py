@@ -45,6 +45,7 @@ from .engine import (
     check_parses,
     recover_interrupted,
     run_phase,
+    selected_steps,
     write_changes,
 )
 from .phases import PHASES
@@ -255,7 +256,12 @@ def compute(
             files = list(phase.files(project, analysis))
             if only:
                 files = [rel for rel in files if rel in only]
-            check_parses(project, files)
+            chosen = selected_steps(phase, step_ids)
+            if jobs > 1 or not any(step.codemods for step in chosen):
+                # with one process the phase's codemods parse each file themselves, in this
+                # order, before anything is written; otherwise a file that does not parse is
+                # found here first, with its line
+                check_parses(project, files)
             result = run_phase(
                 project,
                 phase,

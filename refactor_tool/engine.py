@@ -218,6 +218,9 @@ def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:
 
 
 # state handed to forked workers (set just before the pool starts)
+#: below this much source a phase runs in this process: starting workers costs more than
+#: they save, and only this process can hand its trees on to the next phase
+PARALLEL_BYTES = 256 * 1024
 _WORKER: dict[str, Any] = {}
 
 
@@ -256,7 +259,12 @@ def run_phase(
     result.candidates = len(candidates)
     if any(s.codemods for s in steps):
         outcomes: Iterable[tuple[str, bytes, bytes, list[Note], Any, InputError | None]]
-        if jobs > 1 and len(candidates) >= 2 * jobs and "fork" in multiprocessing.get_all_start_methods():
+        if (
+            jobs > 1
+            and len(candidates) >= 2 * jobs
+            and "fork" in multiprocessing.get_all_start_methods()
+            and sum(len(project.read_bytes(rel)) for rel in candidates) >= PARALLEL_BYTES
+        ):
             _WORKER.update(project=project, steps=steps, analysis=analysis)
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(jobs) as pool:

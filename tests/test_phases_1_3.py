@@ -435,3 +435,20 @@ def test_codemods_run_under_libcsts_own_runner(
     assert f"Transformed {len(expected)} files successfully" in result.stderr
     for change in expected:
         assert (by_libcst / change.path).read_bytes() == change.new, change.path
+
+
+def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--jobs 2`` on a tree big enough for worker processes: the same bytes and notes as one
+    process (small trees stay in one process, which also hands its trees to the next phase)."""
+    import refactor_tool.engine as engine
+
+    root = _copy_target(tmp_path)
+    serial = [run_phase(Project(root), PHASES[n]) for n in (1, 2)]
+    monkeypatch.setattr(engine, "PARALLEL_BYTES", 0)
+    parallel = [run_phase(Project(root), PHASES[n], jobs=2) for n in (1, 2)]
+    for one, two in zip(serial, parallel):
+        assert [(c.path, c.old, c.new) for c in two.changes] == [
+            (c.path, c.old, c.new) for c in one.changes
+        ]
+        assert two.notes == one.notes
+    assert serial[1].changes  # phase 2 has manager files to rewrite: the pool really ran
