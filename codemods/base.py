@@ -193,9 +193,7 @@ def _undecorated(cls: type) -> bool:
 def _install_fast_dispatch() -> None:
     from libcst.matchers import MatcherDecoratableTransformer as MT
     from libcst.matchers import MatcherDecoratableVisitor as MV
-    from libcst.matchers import _visitors
-
-    from libcst.matchers import _decorators
+    from libcst.matchers import _decorators, _visitors
 
     if getattr(MT, "_refactor_tool_fast", False):
         return

@@ -332,7 +332,7 @@ def _matcher_mask(matcher: Any) -> int | None:
     """The concrete node classes ``matcher`` can match (None: any, or unknown)."""
     if not _READY:
         _build()
-    if isinstance(matcher, m.OneOf):
+    if isinstance(matcher, (m.OneOf, m.TypeOf)):  # TypeOf: m.Name | m.Attribute
         bits = 0
         for option in matcher.options:
             sub = _matcher_mask(option)
@@ -347,14 +347,6 @@ def _matcher_mask(matcher: Any) -> int | None:
         bits = known[0]
         for b in known[1:]:
             bits &= b
-        return bits
-    if isinstance(matcher, m.TypeOf):
-        bits = 0
-        for option in matcher.options:
-            sub = _matcher_mask(option)
-            if sub is None:
-                return None
-            bits |= sub
         return bits
     if isinstance(matcher, m.BaseMatcherNode) and type(matcher).__module__.startswith(
         "libcst.matchers"

@@ -31,6 +31,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
+import codemods.base  # noqa: F401  (installs the dispatch FastDispatch copies below)
 from codemods import fastcst
 from codemods.fastcst import findall, walk
 from refactor_tool.config import Config

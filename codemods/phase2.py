@@ -30,8 +30,8 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
 
-from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.fastcst import findall
 from codemods.managers import (
     FastDispatch,
     ManagerClass,

@@ -32,8 +32,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 
-from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, StepSpec
+from codemods.fastcst import findall
 from codemods.managers import ManagerClass, ManagerGraph, analyze_managers, line_of
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project

@@ -35,9 +35,9 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 
-from codemods.fastcst import findall, walk
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.fastcst import findall
 from codemods.managers import relpath_for
 from refactor_tool.project import Project
 

@@ -46,8 +46,8 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 
-from codemods.fastcst import findall, walk
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.fastcst import findall
 from codemods.managers import own_init
 from refactor_tool.config import Config
 from refactor_tool.project import Project

@@ -82,23 +82,10 @@ class _Splicer:
     # ------------------------------------------------------------------ boundaries
     def starts(self, body: Sequence[cst.BaseStatement], nodes: Sequence[ast.stmt]) -> list[tuple[int, ast.stmt]]:
         """(0-based first line with leading lines, the ast statement) of each statement."""
-        out = []
-        i = 0
-        for stmt in body:
-            small = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
-            if i + small > len(nodes):
-                raise _Mismatch
-            node = nodes[i]
-            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
-            leading = len(getattr(stmt, "leading_lines", ()))
-            decorators = getattr(stmt, "decorators", ())
-            if decorators:
-                leading += len(decorators[0].leading_lines)
-            out.append((first - 1 - leading, node))
-            i += small
-        if i != len(nodes):
+        found = _starts(body, nodes)
+        if found is None:
             raise _Mismatch
-        return out
+        return [(start, node) for start, _, node in found]
 
     # ------------------------------------------------------------------ blocks
     def block(
@@ -220,11 +207,8 @@ def splice(
         and not old.startswith(b"\xef\xbb\xbf")
     ):
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nodes = ast.parse(old).body
-    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+    nodes = python_body(old)
+    if nodes is None:
         return None
     splicer = _Splicer(old, original, tree)
     splicer.want_old = known is None
@@ -240,18 +224,29 @@ def splice(
     return new, known if known is not None else head + b"".join(old_parts) + foot
 
 
-def _top_level(source: bytes, module: cst.Module) -> list[tuple[cst.BaseStatement, int, int, int]] | None:
-    """(statement, 0-based first line with its leading lines, 0-based first line of its own,
-    0-based end line) of each top-level statement; None when they cannot be established."""
+def python_body(source: bytes) -> list[ast.stmt] | None:
+    """The module-level statements of ``source`` by Python's own parser (None: it cannot
+    read it, e.g. syntax newer than this interpreter)."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nodes = ast.parse(source).body
+            warnings.simplefilter("ignore")  # invalid escape sequences and the like
+            return ast.parse(source).body
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         return None
+
+
+def _starts(
+    body: Sequence[cst.BaseStatement], nodes: Sequence[ast.stmt]
+) -> list[tuple[int, int, ast.stmt]] | None:
+    """(0-based first line with its leading lines, 0-based first line of its own, the first
+    ast statement) of each libcst statement of ``body``; None where the parsers disagree.
+
+    A libcst simple statement line holds as many ast statements as it has small statements
+    (``import a; import b``); a decorated definition starts at its first decorator.
+    """
     out = []
     i = 0
-    for stmt in module.body:
+    for stmt in body:
         small = _small(stmt)
         if i + small > len(nodes):
             return None
@@ -261,14 +256,22 @@ def _top_level(source: bytes, module: cst.Module) -> list[tuple[cst.BaseStatemen
         decorators = getattr(stmt, "decorators", ())
         if decorators:
             leading += len(decorators[0].leading_lines)
-        out.append((stmt, first - leading, first, 0))
+        out.append((first - leading, first, node))
         i += small
-    if i != len(nodes):
+    return out if i == len(nodes) else None
+
+
+def _top_level(source: bytes, module: cst.Module) -> list[tuple[cst.BaseStatement, int, int, int]] | None:
+    """(statement, 0-based first line with its leading lines, 0-based first line of its own,
+    0-based end line) of each top-level statement; None when they cannot be established."""
+    nodes = python_body(source)
+    found = None if nodes is None else _starts(module.body, nodes)
+    if found is None:
         return None
     end = len(source.splitlines()) - len(module.footer)
     spans = []
-    for k, (stmt, start, first, _) in enumerate(out):
-        stop = out[k + 1][1] if k + 1 < len(out) else end
+    for k, (stmt, (start, first, _)) in enumerate(zip(module.body, found)):
+        stop = found[k + 1][0] if k + 1 < len(found) else end
         if not start <= first < stop:
             return None
         spans.append((stmt, start, first, stop))
