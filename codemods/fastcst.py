@@ -530,3 +530,38 @@ def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
 
     visit(node)
     return found
+
+
+def names_used(node: cst.CSTNode, wanted: set[str] | frozenset[str]) -> set[str]:
+    """Which of ``wanted`` appear in ``node`` as identifiers: ``Name`` nodes outside imports
+    and other than attribute names (``x.name`` uses ``x``, not ``name``); stops once all are
+    found."""
+    if not _READY:
+        _build()
+    name_bit = _NAMED.get("Name", 0)
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        cls = type(current)
+        if cls is cst.Name:
+            if current.value in wanted:  # type: ignore[attr-defined]
+                found.add(current.value)  # type: ignore[attr-defined]
+                if len(found) == len(wanted):
+                    break
+            continue
+        if cls is cst.Import or cls is cst.ImportFrom:
+            continue
+        if cls is cst.Attribute:
+            stack.append(current.value)  # type: ignore[attr-defined]
+            continue
+        below = _BELOW.get(cls)
+        if below is not None and not below & name_bit:
+            continue
+        for attr in _order(current)[0]:
+            value = getattr(current, attr)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, (tuple, list)):
+                stack.extend(c for c in value if isinstance(c, cst.CSTNode))
+    return found

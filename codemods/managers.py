@@ -196,7 +196,7 @@ def drop_unused_imports(
     wanted = set(names)
     if not wanted:
         return updated
-    unused = wanted - names_in(updated)
+    unused = wanted - fastcst.names_used(updated, wanted)
     imports = import_map(updated, codemod.context.full_module_name or "", rel)
     unused = {n for n in unused if "." in imports.get(n, "")}
     if not unused:

@@ -136,6 +136,16 @@ def test_line_of_is_the_position_providers_line(name: str, source: bytes, module
     assert fastcst.line_of(module, cst.Name("not_in_module")) is None
 
 
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_names_used_is_names_in(name: str, source: bytes, module: cst.Module) -> None:
+    from codemods.managers import names_in
+
+    everything = names_in(module)
+    wanted = {"self", "os", "sys", "Optional", "session", "get", "not_there"}
+    assert fastcst.names_used(module, wanted) == wanted & everything
+    assert fastcst.names_used(module, everything) == everything
+
+
 def test_node_classes_that_cannot_hold_others() -> None:
     statements = fastcst.node_mask([cst.FunctionDef, cst.SimpleStatementLine])
     assert not fastcst.may_contain(cst.Call, statements)  # an expression holds no statement
