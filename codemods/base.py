@@ -90,6 +90,7 @@ def _lookup_attribute(obj: object, prefix: str, node_type: type, attribute: str)
 
 
 _OUR_HOOKS: set[Any] = set()  # the dispatch functions installed below
+_ATTRIBUTE_MODE: dict[Any, Any] = {}  # an installed attribute hook -> its mode function
 _HANDLED: dict[type, int | None] = {}
 
 
@@ -286,6 +287,9 @@ def _install_fast_dispatch() -> None:
         for klass in (MT, MV)
         for hook in ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
     )
+    for klass in (MT, MV):
+        _ATTRIBUTE_MODE[klass.on_visit_attribute] = _mode
+        _ATTRIBUTE_MODE[klass.on_leave_attribute] = _mode
     MT._refactor_tool_fast = True
     _install_fast_base_dispatch()
 
@@ -379,12 +383,145 @@ def _install_fast_base_dispatch() -> None:
     ]
     _OUR_HOOKS.update(plain)
     fastcst.PLAIN_HOOKS.update(plain)  # fastcst.walk calls such visitors' handlers directly
+    for klass in (T, V):
+        _ATTRIBUTE_MODE[klass.on_visit_attribute] = _base_mode
+        _ATTRIBUTE_MODE[klass.on_leave_attribute] = _base_mode
 
 
 try:
     _install_fast_dispatch()
 except (AttributeError, ImportError):  # a libcst whose internals differ: keep its own dispatch
     pass
+
+
+# ---------------------------------------------------------------------------------------
+# Transformers without rebuilding what they do not change.
+#
+# libcst's ``node.visit(transformer)`` builds (and validates) a new copy of every node it
+# passes, changed or not; the dispatch above then hands the original back where nothing
+# below changed. :func:`transform` runs the same protocol (the same hook calls in the same
+# order, the same handling of RemovalSentinel / FlattenSentinel and of emptied statement
+# lines) but builds a new node only where a child really changed.
+
+_BODY_FIELDS = {(cst.Module, "body"), (cst.IndentedBlock, "body")}
+_REMOVAL: dict[tuple[type, str], str] = {}
+
+
+def _removal(cls: type, name: str) -> str:
+    """What a removed child of ``cls.name`` becomes: "none", "sentinel" or "error"."""
+    key = (cls, name)
+    found = _REMOVAL.get(key)
+    if found is None:
+        import types
+        import typing
+
+        try:
+            hint = typing.get_type_hints(cls).get(name)
+        except Exception:  # noqa: BLE001 - unreadable annotations: libcst's own rule
+            hint = None
+        args = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else set()
+        if type(None) in args:
+            found = "none"
+        elif cst.MaybeSentinel in args:
+            found = "sentinel"
+        else:
+            found = "error"
+        _REMOVAL[key] = found
+    return found
+
+
+def _attribute_hooks(visitor: Any) -> bool:
+    """Whether the attribute hooks can do anything for this visitor."""
+    cls = type(visitor)
+    mode_of = _ATTRIBUTE_MODE.get(cls.on_visit_attribute)
+    if mode_of is None or _ATTRIBUTE_MODE.get(cls.on_leave_attribute) is not mode_of:
+        return True  # hooks of its own
+    return mode_of(visitor) != 1
+
+
+def transform(node: Any, visitor: Any) -> Any:
+    """``node.visit(visitor)`` for a transformer, rebuilding only changed nodes."""
+    result = _transform(node, visitor, _attribute_hooks(visitor))
+    if isinstance(node, cst.Module) and isinstance(result, cst.RemovalSentinel):
+        return node.with_changes(body=(), header=(), footer=())
+    return result
+
+
+def _transform(node: Any, v: Any, hooks: bool) -> Any:
+    if v.on_visit(node):
+        cls = type(node)
+        names, always = fastcst._order(node)
+        changes: dict[str, Any] | None = None
+        for i, name in enumerate(names):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                if hooks:
+                    v.on_visit_attribute(node, name)
+                new = _transform(value, v, hooks)
+                if new is not value:
+                    if isinstance(new, cst.FlattenSentinel):
+                        raise TypeError(
+                            f"We got a FlattenSentinel while visiting a {type(value).__name__}. This "
+                            "node's parent does not allow for it to be it to be replaced with a sequence."
+                        )
+                    if isinstance(new, cst.RemovalSentinel):
+                        policy = _removal(cls, name)
+                        if policy == "error":
+                            raise TypeError(
+                                f"We got a RemovalSentinel while visiting a {type(value).__name__}. "
+                                "This node's parent does not allow it to be removed."
+                            )
+                        new = None if policy == "none" else cst.MaybeSentinel.DEFAULT
+                    if changes is None:
+                        changes = {}
+                    changes[name] = new
+                if hooks:
+                    v.on_leave_attribute(node, name)
+            elif isinstance(value, (tuple, list)):
+                if hooks:
+                    v.on_visit_attribute(node, name)
+                body = (cls, name) in _BODY_FIELDS
+                out: list[Any] | None = None
+                for k, child in enumerate(value):
+                    if not isinstance(child, cst.CSTNode):
+                        if out is not None:
+                            out.append(child)
+                        continue
+                    new = _transform(child, v, hooks)
+                    if new is child:
+                        if out is not None:
+                            out.append(child)
+                        continue
+                    if out is None:
+                        out = list(value[:k])
+                    if isinstance(new, cst.RemovalSentinel):
+                        continue
+                    if isinstance(new, cst.FlattenSentinel):
+                        for part in new:
+                            if body and not child._is_removable() and part._is_removable():
+                                continue
+                            out.append(part)
+                    elif not (body and not child._is_removable() and new._is_removable()):
+                        out.append(new)
+                if out is not None:
+                    if changes is None:
+                        changes = {}
+                    changes[name] = tuple(out)
+                if hooks:
+                    v.on_leave_attribute(node, name)
+            elif i < always and hooks:
+                v.on_visit_attribute(node, name)
+                v.on_leave_attribute(node, name)
+        updated = node.with_changes(**changes) if changes else node
+    else:
+        updated = node
+    result = v.on_leave(node, updated)
+    if not isinstance(result, (cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel)):
+        raise cst.CSTValidationError(
+            "Expected a node of type CSTNode or a RemovalSentinel, "
+            + f"but got a return value of {type(result).__name__}"
+        )
+    return result
 
 
 def find_project_root(filename: str | None) -> Path:
@@ -455,7 +592,7 @@ class RefactorCodemod(VisitorBasedCodemodCommand):
         self._tree = tree
         self._positions = None
         self._reports = 0
-        return super().transform_module_impl(tree)
+        return transform(tree, self)
 
     @contextmanager
     def _handle_metadata_reference(self, module: cst.Module) -> Generator[cst.Module, None, None]:

@@ -50,6 +50,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
+from codemods.base import transform
 from codemods.fastcst import findall, holding, mentions, walk
 from codemods.managers import (
     ManagerGraph,
@@ -1290,7 +1291,7 @@ class NameRewriter(cst.CSTTransformer):
         self._hot = holding(node, set(self.replacements) | self.factories)
         self._cold: set[int] = set()
         try:
-            return cst.ensure_type(node.visit(self), cst.BaseStatement)
+            return cst.ensure_type(transform(node, self), cst.BaseStatement)
         finally:
             self._hot = None
 

@@ -31,8 +31,8 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
-import codemods.base  # noqa: F401  (installs the dispatch FastDispatch copies below)
 from codemods import fastcst
+from codemods.base import transform  # also installs the dispatch FastDispatch copies
 from codemods.fastcst import findall, walk
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
@@ -209,7 +209,7 @@ def drop_unused_imports(
             codemod.context, module, obj, asname=name if name != obj else None
         )
     direct = unused - strings.found
-    return updated.visit(_DropAliases(direct)) if direct else updated
+    return transform(updated, _DropAliases(direct)) if direct else updated
 
 
 def iter_statements(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:

@@ -29,7 +29,7 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
-from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
 from codemods.fastcst import findall
 from codemods.managers import (
     FastDispatch,
@@ -459,7 +459,7 @@ def _drop_statements(
                 return cst.RemoveFromParent()
             return updated_node
 
-    return cst.ensure_type(block.visit(Dropper()), cst.IndentedBlock)
+    return cst.ensure_type(transform(block, Dropper()), cst.IndentedBlock)
 
 
 _CLOSE = m.SimpleStatementLine(

@@ -30,7 +30,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
 
-from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
 from codemods.fastcst import findall
 from codemods.managers import (
     FastDispatch,
@@ -659,7 +659,7 @@ class _SimplifyBody(cst.CSTTransformer):
             return updated_node.with_changes(body=[expr.with_changes(value=new_call)])
         if m.matches(original_node, m.SimpleStatementLine(body=[m.Expr(_LOG_CALL)])):
             return cst.ensure_type(
-                updated_node.visit(_RewordStrings()), cst.SimpleStatementLine
+                transform(updated_node, _RewordStrings()), cst.SimpleStatementLine
             )
         return updated_node
 
@@ -754,7 +754,7 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
         transformer = _SimplifyBody(
             session_var, flag_var, self.analysis.session_attr, getter
         )
-        body = updated_node.body.visit(transformer)
+        body = transform(updated_node.body, transformer)
         result = updated_node.with_changes(body=body)
         if transformer.leftover_flag:
             self.report(
@@ -884,7 +884,7 @@ class LazyInitSharesSession(_ManagerCodemod):
                 return updated
 
         fixer = Fix()
-        body = updated_node.body.visit(fixer)
+        body = transform(updated_node.body, fixer)
         if fixer.done:
             return updated_node.with_changes(body=body)
 
@@ -915,7 +915,7 @@ class LazyInitSharesSession(_ManagerCodemod):
                 return updated
 
         inserter = Insert()
-        body = updated_node.body.visit(inserter)
+        body = transform(updated_node.body, inserter)
         if not inserter.done:
             self.report(
                 original_node,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 import libcst.matchers as m
@@ -183,3 +184,68 @@ def test_transformers_skip_and_keep_unchanged_nodes(name: str, source: bytes, mo
     assert renamed.code == module.visit(_ReferenceRename()).code
     if "self" not in module.code:
         assert renamed is module
+
+
+class _Surgery(cst.CSTTransformer):
+    """Removes, flattens and rewrites, and records what its attribute handlers saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def leave_Pass(self, original_node: cst.Pass, updated_node: cst.Pass) -> cst.RemovalSentinel:
+        return cst.RemoveFromParent()  # an emptied line goes, a lone `pass` in a block stays
+
+    def leave_Return(
+        self, original_node: cst.Return, updated_node: cst.Return
+    ) -> cst.FlattenSentinel[cst.BaseSmallStatement]:
+        return cst.FlattenSentinel([cst.Expr(cst.Name("before_return")), updated_node])
+
+    def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg | cst.RemovalSentinel:
+        if isinstance(original_node.value, cst.Integer):
+            return cst.RemoveFromParent()
+        return updated_node
+
+    def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.RemovalSentinel:
+        return cst.RemoveFromParent()
+
+    def visit_Call_func(self, node: cst.Call) -> None:
+        self.seen.append(f"func {type(node.func).__name__}")
+
+    def leave_Call_args(self, original_node: cst.Call) -> None:
+        self.seen.append(f"args {len(original_node.args)}")
+
+
+class _ReferenceSurgery(_Surgery):
+    """The same handlers under libcst's own dispatch (hooks overridden, so not ours)."""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+        handler = getattr(self, f"leave_{type(original_node).__name__}", None)
+        return updated_node if handler is None else handler(original_node, updated_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        handler = getattr(self, f"visit_{type(node).__name__}_{attribute}", None)
+        if handler is not None:
+            handler(node)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        handler = getattr(self, f"leave_{type(original_node).__name__}_{attribute}", None)
+        if handler is not None:
+            handler(original_node)
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_transform_is_libcst_visit(name: str, source: bytes, module: cst.Module) -> None:
+    """codemods.base.transform: libcst's result, rebuilding only what changed."""
+    from codemods.base import transform
+
+    expected, actual = _ReferenceSurgery(), _Surgery()
+    want = module.visit(expected)
+    got = transform(module, actual)
+    assert got.code == want.code
+    assert actual.seen == expected.seen
+    assert transform(module, _Nothing()) is module
+    assert transform(module, _Rename()).code == module.visit(_ReferenceRename()).code
