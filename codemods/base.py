@@ -439,6 +439,17 @@ def _attribute_hooks(visitor: Any) -> bool:
     return mode_of(visitor) != 1
 
 
+def _fields_for(visitor: Any, node: Any) -> tuple[str, ...]:
+    table = _HANDLER_NAMES.get(type(visitor))
+    if table is None:
+        table = _HANDLER_NAMES[type(visitor)] = {}
+    key = ("fields", type(node))
+    found = table.get(key)
+    if found is None:
+        found = table[key] = fastcst.fields_reaching(node, _handled_mask(type(visitor)))  # type: ignore[assignment]
+    return found  # type: ignore[return-value]
+
+
 def transform(node: Any, visitor: Any) -> Any:
     """``node.visit(visitor)`` for a transformer, rebuilding only changed nodes."""
     result = _transform(node, visitor, _attribute_hooks(visitor))
@@ -450,11 +461,16 @@ def transform(node: Any, visitor: Any) -> Any:
 def _transform(node: Any, v: Any, hooks: bool) -> Any:
     if v.on_visit(node):
         cls = type(node)
-        names, always = fastcst._order(node)
+        if hooks:
+            names, always = fastcst._order(node)
+        else:  # nothing happens on attributes: skip those no handler can fire in
+            names, always = _fields_for(v, node), 0
         changes: dict[str, Any] | None = None
+        is_node = fastcst.IS_NODE
         for i, name in enumerate(names):
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
+            kind = type(value)
+            if kind is not tuple and kind is not list and (is_node.get(kind) or fastcst.is_node(value)):
                 if hooks:
                     v.on_visit_attribute(node, name)
                 new = _transform(value, v, hooks)
@@ -477,13 +493,13 @@ def _transform(node: Any, v: Any, hooks: bool) -> Any:
                     changes[name] = new
                 if hooks:
                     v.on_leave_attribute(node, name)
-            elif isinstance(value, (tuple, list)):
+            elif kind is tuple or kind is list:
                 if hooks:
                     v.on_visit_attribute(node, name)
                 body = (cls, name) in _BODY_FIELDS
                 out: list[Any] | None = None
                 for k, child in enumerate(value):
-                    if not isinstance(child, cst.CSTNode):
+                    if not (is_node.get(type(child)) or fastcst.is_node(child)):
                         if out is not None:
                             out.append(child)
                         continue

@@ -38,6 +38,7 @@ __all__ = ["findall", "iter_children", "may_contain", "node_mask", "walk"]
 _BIT: dict[type, int] = {}  # concrete node class -> its bit
 _BELOW: dict[type, int] = {}  # node class -> bits of the classes that can appear below it
 _NAMED: dict[str, int] = {}  # class name -> bits of the concrete classes of that name
+_FIELD_REACH: dict[type, dict[str, int]] = {}  # class -> field -> bits of what it can hold
 _READY = False
 
 
@@ -83,15 +84,20 @@ def _build() -> None:
         return bits
 
     direct: dict[type, int] = {}
+    per_field: dict[type, dict[str, int]] = {}
     for cls in concrete:
+        fields_bits: dict[str, int] = {}
         try:
             hints = typing.get_type_hints(cls)
             bits = 0
             for f in dataclasses.fields(cls):
-                bits |= mentioned(hints.get(f.name))
+                fields_bits[f.name] = mentioned(hints.get(f.name))
+                bits |= fields_bits[f.name]
         except Exception:  # an annotation this cannot read: anything may be below
             bits = everything
+            fields_bits = {}
         direct[cls] = bits
+        per_field[cls] = fields_bits
     by_bit = {bit: cls for cls, bit in _BIT.items()}
     below = dict(direct)
     changed = True
@@ -109,6 +115,17 @@ def _build() -> None:
                 below[cls] = grown
                 changed = True
     _BELOW.update(below)
+    for cls, fields_bits in per_field.items():
+        reach = {}
+        for name, bits in fields_bits.items():
+            grown = bits
+            rest = bits
+            while rest:
+                low = rest & -rest
+                grown |= below[by_bit[low]]
+                rest ^= low
+            reach[name] = grown
+        _FIELD_REACH[cls] = reach
     _READY = True
 
 
@@ -148,6 +165,19 @@ def may_contain(cls: type, mask: int | None) -> bool:
 # Children without rebuilding.
 
 _ORDER: dict[type, tuple[tuple[str, ...], int]] = {}
+
+#: class -> whether it is a CSTNode class. ``isinstance(x, CSTNode)`` goes through the ABC
+#: machinery (CSTNode is abstract) and is the costliest thing a walk does per field; a dict
+#: lookup on the exact class answers the same.
+IS_NODE: dict[type, bool] = {}
+
+
+def is_node(value: object) -> bool:
+    cls = type(value)
+    known = IS_NODE.get(cls)
+    if known is None:
+        known = IS_NODE[cls] = issubclass(cls, cst.CSTNode)
+    return known
 
 
 class _Recorder(cst.CSTVisitor):
@@ -189,6 +219,19 @@ def _order(node: cst.CSTNode) -> tuple[tuple[str, ...], int]:
         ]
         order = _ORDER[cls] = (tuple(names), always)
     return order
+
+
+def fields_reaching(node: cst.CSTNode, mask: int | None) -> tuple[str, ...]:
+    """The attributes of ``node`` (in libcst's order) whose values can hold a node of a class
+    in ``mask``, itself or below (all of them for an unknown class or mask)."""
+    names = _order(node)[0]
+    if mask is None:
+        return names
+    reach = _FIELD_REACH.get(type(node))
+    if not reach:
+        return names
+    everything = -1
+    return tuple(n for n in names if reach.get(n, everything) & mask)
 
 
 def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -289,30 +332,33 @@ def _plain_table(visitor: Any) -> dict[type, Any] | None:
     return table
 
 
-def _entry(visitor_cls: type, cls: type) -> tuple[Any, Any, bool]:
+def _entry(visitor_cls: type, node: cst.CSTNode) -> tuple[Any, Any, bool, tuple[str, ...]]:
+    cls = type(node)
     visit = handler(visitor_cls, "visit_" + cls.__name__)
     leave = handler(visitor_cls, "leave_" + cls.__name__)
-    prune = visit is None and leave is None and not may_contain(cls, handled_mask(visitor_cls))
-    return visit, leave, prune
+    mask = handled_mask(visitor_cls)
+    prune = visit is None and leave is None and not may_contain(cls, mask)
+    return visit, leave, prune, fields_reaching(node, mask)
 
 
 def _walk_plain(node: cst.CSTNode, visitor: Any, table: dict[type, Any]) -> None:
     cls = type(node)
     entry = table.get(cls)
     if entry is None:
-        entry = table[cls] = _entry(type(visitor), cls)
-    visit, leave, prune = entry
+        entry = table[cls] = _entry(type(visitor), node)
+    visit, leave, prune, names = entry
     if prune:
         return
     if visit is None or visit(visitor, node) is not False:
-        for name in _order(node)[0]:
+        for name in names:
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                _walk_plain(value, visitor, table)
-            elif isinstance(value, (tuple, list)):
+            kind = type(value)
+            if kind is tuple or kind is list:
                 for child in value:
-                    if isinstance(child, cst.CSTNode):
+                    if IS_NODE.get(type(child)) or is_node(child):
                         _walk_plain(child, visitor, table)
+            elif IS_NODE.get(kind) or is_node(value):
+                _walk_plain(value, visitor, table)
     if leave is not None:
         leave(visitor, node)
 
@@ -565,3 +611,25 @@ def names_used(node: cst.CSTNode, wanted: set[str] | frozenset[str]) -> set[str]
             elif isinstance(value, (tuple, list)):
                 stack.extend(c for c in value if isinstance(c, cst.CSTNode))
     return found
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def clone(node: Any) -> Any:
+    """``node.deep_clone()``: a new tree of new nodes, the same code (libcst's deep_clone
+    deep-copies every scalar field through an exception; those are immutable)."""
+    cls = type(node)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    changes = {}
+    for name in names:
+        value = getattr(node, name)
+        kind = type(value)
+        if kind is tuple or kind is list:
+            value = tuple(clone(c) if is_node(c) else c for c in value)
+        elif is_node(value):
+            value = clone(value)
+        changes[name] = value
+    return cls(**changes)

@@ -51,7 +51,7 @@ from libcst.helpers import (
 )
 
 from codemods.base import transform
-from codemods.fastcst import findall, holding, mentions, walk
+from codemods.fastcst import clone, findall, holding, mentions, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -1377,7 +1377,7 @@ class NameRewriter(cst.CSTTransformer):
         ):
             self.conflicts.append(name)
             return updated_node
-        return replacement.deep_clone().with_changes(
+        return clone(replacement).with_changes(
             lpar=updated_node.lpar, rpar=updated_node.rpar
         )
 

@@ -249,3 +249,12 @@ def test_transform_is_libcst_visit(name: str, source: bytes, module: cst.Module)
     assert actual.seen == expected.seen
     assert transform(module, _Nothing()) is module
     assert transform(module, _Rename()).code == module.visit(_ReferenceRename()).code
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_clone_is_deep_clone(name: str, source: bytes, module: cst.Module) -> None:
+    copy = fastcst.clone(module)
+    assert copy.code == module.code
+    assert copy.deep_equals(module.deep_clone())
+    originals = {id(n) for n in fastcst.findall(module, m.MatchIfTrue(lambda n: True))}
+    assert not originals & {id(n) for n in fastcst.findall(copy, m.MatchIfTrue(lambda n: True))}
