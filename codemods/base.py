@@ -540,6 +540,50 @@ def _transform(node: Any, v: Any, hooks: bool) -> Any:
     return result
 
 
+def _install_fast_visit() -> None:
+    """Every ``node.visit(...)`` in the process, libcst's own helpers included (imports
+    added and removed, metadata providers, ``m.replace``), goes through :func:`transform`
+    for transformers and :func:`fastcst.walk` for visitors: the same calls in the same order,
+    without rebuilding unchanged nodes."""
+    node_cls = cst.CSTNode
+    if getattr(node_cls.visit, "_refactor_tool", False):
+        return
+    libcst_visit = node_cls.visit
+
+    def visit(self: Any, visitor: Any) -> Any:
+        if isinstance(visitor, cst.CSTTransformer):
+            return _transform(self, visitor, _attribute_hooks(visitor))
+        if isinstance(visitor, cst.CSTVisitor):
+            fastcst.walk(self, visitor)
+            return self
+        return libcst_visit(self, visitor)
+
+    visit.__doc__ = libcst_visit.__doc__
+    visit._refactor_tool = True  # type: ignore[attr-defined]
+    node_cls.visit = visit  # type: ignore[method-assign]
+    _VISITS.extend((libcst_visit, visit))
+
+
+_VISITS: list[Any] = []  # libcst's CSTNode.visit and ours
+
+
+@contextmanager
+def libcst_visit_only() -> Generator[None, None, None]:
+    """libcst's own ``CSTNode.visit`` for the duration (the tests' reference)."""
+    if not _VISITS:
+        yield
+        return
+    cst.CSTNode.visit = _VISITS[0]  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cst.CSTNode.visit = _VISITS[1]  # type: ignore[method-assign]
+
+
+if _OUR_HOOKS:  # the dispatch above is installed: its bookkeeping is what transform reads
+    _install_fast_visit()
+
+
 def find_project_root(filename: str | None) -> Path:
     """The nearest directory above ``filename`` holding a ``pyproject.toml`` (else the cwd)."""
     if filename:
@@ -630,12 +674,16 @@ class RefactorCodemod(VisitorBasedCodemodCommand):
         # transform that needs no metadata (AddImportsVisitor) gets the tree as it is;
         # one that does (RemoveImportsVisitor: scopes) keeps libcst's copy, since a codemod
         # may have put one node object in two places.
-        inst = transform(self.context)
-        if not inst.get_inherited_dependencies():
-            inst._handle_metadata_reference = MethodType(
-                RefactorCodemod._handle_metadata_reference, inst
-            )
-        return inst.transform_module(tree)
+        return run_helper(transform, self.context, tree)
+
+
+def run_helper(transform: Any, context: CodemodContext, tree: cst.Module) -> cst.Module:
+    """Run one of libcst's helper transforms (AddImportsVisitor...) on ``tree``; one that
+    needs no metadata works on the tree as it is, without libcst's deep copy of it."""
+    inst = transform(context)
+    if not inst.get_inherited_dependencies():
+        inst._handle_metadata_reference = MethodType(RefactorCodemod._handle_metadata_reference, inst)
+    return inst.transform_module(tree)
 
 
 # ---------------------------------------------------------------------------------------

@@ -50,8 +50,8 @@ from libcst.helpers import (
     get_full_name_for_node,
 )
 
-from codemods.base import transform
-from codemods.fastcst import clone, findall, holding, mentions, walk
+from codemods.base import run_helper, transform
+from codemods.fastcst import clone, findall, holding, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -1289,6 +1289,9 @@ class NameRewriter(cst.CSTTransformer):
 
     def rewrite(self, node: cst.BaseStatement) -> cst.BaseStatement:
         self._hot = holding(node, set(self.replacements) | self.factories)
+        if id(node) not in self._hot:
+            self._hot = None
+            return node  # none of the names: nothing to do
         self._cold: set[int] = set()
         try:
             return cst.ensure_type(transform(node, self), cst.BaseStatement)
@@ -1418,11 +1421,7 @@ def rewrite_names(
 ) -> tuple[list[cst.BaseStatement], NameRewriter]:
     rewriter = NameRewriter(replacements, factories, session_name)
     # the rewriter acts only on those names: a statement without any is left as it is
-    wanted = set(replacements) | rewriter.factories
-    out = [
-        rewriter.rewrite(n) if not isinstance(n, cst.RemovalSentinel) and mentions(n, wanted) else n
-        for n in nodes
-    ]
+    out = [rewriter.rewrite(n) if not isinstance(n, cst.RemovalSentinel) else n for n in nodes]
     return out, rewriter
 
 
@@ -1921,7 +1920,7 @@ class ImportBlockOnly:
         if last < 0:
             return super()._instantiate_and_run(transform, tree)  # type: ignore[misc]
         head = tree.with_changes(body=tree.body[: last + 1], footer=[])
-        done = transform(self.context).transform_module(head)  # type: ignore[attr-defined]
+        done = run_helper(transform, self.context, head)  # type: ignore[attr-defined]
         return tree.with_changes(
             header=done.header, body=[*done.body, *tree.body[last + 1 :]]
         )

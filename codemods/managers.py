@@ -643,6 +643,7 @@ def analyze_managers(project: Project) -> ManagerGraph:
     scanned_set: set[str] = set()
     names: set[str] = {base.name}
     searched: set[str] = set()
+    defs_of: dict[str, tuple[cst.Module, list[str], list[tuple[cst.ClassDef, bool]]]] = {}
     while True:
         new_names = names - searched
         if not new_names:
@@ -662,10 +663,12 @@ def analyze_managers(project: Project) -> ManagerGraph:
                 module = project.parse(rel)
                 module_name = project.module_name(rel)
                 imports = resolver.imports(rel)
-                local_defs = [
-                    n.name.value for n in module.body if isinstance(n, cst.ClassDef)
-                ]
-                for node, top_level in _class_defs(module):
+                found = defs_of.get(rel)
+                if found is None or found[0] is not module:  # each file's classes, once
+                    local = [n.name.value for n in module.body if isinstance(n, cst.ClassDef)]
+                    found = defs_of[rel] = (module, local, list(_class_defs(module)))
+                _, local_defs, class_defs = found
+                for node, top_level in class_defs:
                     qualified = f"{module_name}.{node.name.value}"
                     if qualified in graph.classes:
                         continue

@@ -18,6 +18,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 import codemods.base  # noqa: F401  (installs the dispatch under test)
 from codemods import fastcst
+from codemods.base import libcst_visit_only
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -101,11 +102,13 @@ class _ReferenceHandlers(_Handlers):
 @pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
 def test_walk_sees_what_libcst_visit_sees(name: str, source: bytes, module: cst.Module) -> None:
     expected, actual = _Recorder(), _Recorder()
-    module.visit(expected)
+    with libcst_visit_only():
+        module.visit(expected)
     fastcst.walk(module, actual)
     assert actual.events == expected.events
     reference, plain = _ReferenceHandlers(), _Handlers()
-    module.visit(reference)
+    with libcst_visit_only():
+        module.visit(reference)
     fastcst.walk(module, plain)
     assert plain.seen == reference.seen
     assert plain.seen or "(" not in module.code  # a module with code has names
@@ -121,11 +124,13 @@ def test_findall_and_children_match_libcst(name: str, source: bytes, module: cst
         m.MatchIfTrue(lambda n: isinstance(n, cst.Comma)),
     ]
     for matcher in matchers:
-        assert [id(n) for n in fastcst.findall(module, matcher)] == [
-            id(n) for n in m.findall(module, matcher)
-        ], matcher
+        with libcst_visit_only():
+            expected = [id(n) for n in m.findall(module, matcher)]
+        assert [id(n) for n in fastcst.findall(module, matcher)] == expected, matcher
     for node in [module, *fastcst.findall(module, m.ClassDef() | m.Call())][:20]:
-        assert [id(c) for c in fastcst.iter_children(node)] == [id(c) for c in node.children]
+        with libcst_visit_only():
+            expected = [id(c) for c in node.children]
+        assert [id(c) for c in fastcst.iter_children(node)] == expected
 
 
 @pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
@@ -181,7 +186,9 @@ class _Nothing(cst.CSTTransformer):
 def test_transformers_skip_and_keep_unchanged_nodes(name: str, source: bytes, module: cst.Module) -> None:
     assert module.visit(_Nothing()) is module  # nothing changed: the very same tree
     renamed = module.visit(_Rename())
-    assert renamed.code == module.visit(_ReferenceRename()).code
+    with libcst_visit_only():
+        assert renamed.code == module.visit(_ReferenceRename()).code
+        assert module.visit(_Nothing()).code == module.code
     if "self" not in module.code:
         assert renamed is module
 
@@ -243,12 +250,19 @@ def test_transform_is_libcst_visit(name: str, source: bytes, module: cst.Module)
     from codemods.base import transform
 
     expected, actual = _ReferenceSurgery(), _Surgery()
-    want = module.visit(expected)
+    with libcst_visit_only():
+        want = module.visit(expected)
+        reference_rename = module.visit(_ReferenceRename()).code
     got = transform(module, actual)
     assert got.code == want.code
     assert actual.seen == expected.seen
     assert transform(module, _Nothing()) is module
-    assert transform(module, _Rename()).code == module.visit(_ReferenceRename()).code
+    assert transform(module, _Rename()).code == reference_rename
+    # libcst's own helpers go through the same path: m.replace, whose transformer has
+    # hooks of its own
+    replaced = m.replace(module, m.Name("self"), cst.Name("this"))
+    with libcst_visit_only():
+        assert replaced.code == m.replace(module, m.Name("self"), cst.Name("this")).code
 
 
 @pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
