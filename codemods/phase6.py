@@ -34,12 +34,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import tokenize
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Optional, Sequence
 
 import libcst as cst
@@ -1012,6 +1013,75 @@ def ruff_format(project: Project, rel: str, source: bytes, command: Optional[lis
     return proc.stdout
 
 
+_RUFF_CONFIGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+_EXTEND = re.compile(rb"^\s*extend\s*=", re.M)
+
+
+def _ruff_config_above(directory: Path) -> bool:
+    """Whether ruff could take a configuration from ``directory`` or above it."""
+    for folder in (directory, *directory.parents):
+        for name in _RUFF_CONFIGS:
+            path = folder / name
+            try:
+                if path.is_file() and (name != "pyproject.toml" or b"[tool.ruff" in path.read_bytes()):
+                    return True
+            except OSError:
+                return True
+    return False
+
+
+def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], command: list[str]) -> Optional[dict[str, bytes]]:
+    """:func:`ruff_format` of many files with one ruff process.
+
+    The files are written to a scratch copy of their part of the tree together with every
+    ruff configuration file on their way from the target's root (the target itself is never
+    written by a dry run), so each file gets the settings, and the excludes, it would get in
+    place. None, and the caller formats file by file, wherever that copy could see other
+    settings: a configuration above the target's root or above the scratch directory, or
+    one that extends another file.
+    """
+    root = project.root
+    configs: set[Path] = set()
+    for rel, _ in items:
+        folder = project.path(rel).parent
+        while True:
+            for name in _RUFF_CONFIGS:
+                if (folder / name).is_file():
+                    configs.add(folder / name)
+            if folder == root or root not in folder.parents:
+                break
+            folder = folder.parent
+    try:
+        if any(_EXTEND.search(path.read_bytes()) for path in configs):
+            return None
+        for _, source in items:
+            source.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if _ruff_config_above(root.parent):
+        return None
+    with tempfile.TemporaryDirectory(prefix="refactor-tool-format-") as scratch:
+        base = Path(scratch)
+        if _ruff_config_above(base):
+            return None
+        for path in configs:
+            target = base / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        for rel, source in items:
+            target = base / PurePosixPath(rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source)
+        cmd = [*command, "format", "--force-exclude", "--no-cache", "--quiet", *[rel for rel, _ in items]]
+        try:
+            proc = subprocess.run(cmd, cwd=base, capture_output=True, timeout=300, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if proc.returncode != 0:
+            return None  # one file it cannot format: let each be tried on its own
+        return {rel: (base / PurePosixPath(rel)).read_bytes() for rel, _ in items}
+
+
 def format_changed(project: Project, changes: list[Any]) -> list[Any]:
     """Step 6.3: ``ruff format`` every Python file the refactoring changed (phase 6's own
     changes and :func:`refactored_files`); untouched files are never formatted."""
@@ -1029,9 +1099,13 @@ def format_changed(project: Project, changes: list[Any]) -> list[Any]:
         return changes
     command = _ruff_command()
     items = sorted(todo.items())
-    workers = max(1, min(8, os.cpu_count() or 1, len(items)))
-    with ThreadPoolExecutor(workers) as pool:
-        formatted = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command), items))
+    batch = ruff_format_batch(project, [(rel, item[0]) for rel, item in items], command) if len(items) > 1 else None
+    if batch is not None:
+        formatted = [batch[rel] for rel, _ in items]
+    else:
+        workers = max(1, min(8, os.cpu_count() or 1, len(items)))
+        with ThreadPoolExecutor(workers) as pool:
+            formatted = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command), items))
     result = list(changes)
     for (rel, (source, change)), new in zip(items, formatted):
         if new == source:

@@ -597,3 +597,36 @@ def test_phase6_keeps_the_end_state_and_is_idempotent(tmp_path: Path) -> None:
         (root / change.path).write_bytes(change.new)
     assert all(r.ok for r in run_checks(Project(root)))
     assert run_phase(Project(root), PHASE).changes == []
+
+
+def test_one_ruff_process_formats_as_file_by_file(tmp_path: Path) -> None:
+    """The batched ``ruff format`` (a scratch copy with the target's configuration files)
+    gives every file what ruff gives it in place, nested configuration and excludes included;
+    a configuration it could not reproduce there makes it step aside."""
+    from codemods.phase6 import _ruff_command, ruff_format, ruff_format_batch
+
+    root = tmp_path / "proj"
+    (root / "pkg" / "wide").mkdir(parents=True)
+    (root / "pkg" / "skipped").mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "p"\n\n[tool.ruff]\nline-length = 40\nextend-exclude = ["pkg/skipped"]\n'
+    )
+    (root / "pkg" / "wide" / "ruff.toml").write_text("line-length = 120\n")
+    long_call = b"result = some_function(argument_one, argument_two, argument_three)\n"
+    items = [
+        ("pkg/a.py", long_call),
+        ("pkg/wide/b.py", long_call),
+        ("pkg/skipped/c.py", b"x = {  'a':1 }\n"),
+        ("top.py", b"def f( a ):\n  return a\n"),
+    ]
+    project = Project(root)
+    command = _ruff_command()
+    batch = ruff_format_batch(project, items, command)
+    assert batch is not None
+    for rel, source in items:
+        assert batch[rel] == ruff_format(project, rel, source, command), rel
+    assert batch["pkg/a.py"] != long_call  # 40 columns: wrapped
+    assert batch["pkg/wide/b.py"] == long_call  # 120 columns there
+    assert batch["pkg/skipped/c.py"] == items[2][1]  # excluded: left alone
+    (root / "pkg" / "wide" / "ruff.toml").write_text('extend = "../../pyproject.toml"\n')
+    assert ruff_format_batch(project, items, command) is None
