@@ -43,6 +43,7 @@ from .engine import (
     FileChange,
     _check_writable,
     check_parses,
+    long_lived_frozen,
     recover_interrupted,
     run_phase,
     selected_steps,
@@ -251,7 +252,7 @@ def compute(
     """
     records = []
     for phase, step_ids in selection:
-        with file_progress(rep, f"phase {phase.number}:") as tick:
+        with file_progress(rep, f"phase {phase.number}:") as tick, long_lived_frozen():
             analysis = phase.analyze(project)
             files = list(phase.files(project, analysis))
             if only:
