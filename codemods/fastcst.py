@@ -100,32 +100,27 @@ def _build() -> None:
         per_field[cls] = fields_bits
     by_bit = {bit: cls for cls, bit in _BIT.items()}
     below = dict(direct)
+
+    def grown(bits: int) -> int:
+        """``bits`` and everything that can be below a class among them."""
+        out = rest = bits
+        while rest:
+            low = rest & -rest
+            out |= below[by_bit[low]]
+            rest ^= low
+        return out
+
     changed = True
     while changed:  # transitive closure (the graph is small: a few hundred classes)
         changed = False
         for cls in concrete:
-            bits = below[cls]
-            grown = bits
-            rest = bits
-            while rest:
-                low = rest & -rest
-                grown |= below[by_bit[low]]
-                rest ^= low
-            if grown != bits:
-                below[cls] = grown
+            more = grown(below[cls])
+            if more != below[cls]:
+                below[cls] = more
                 changed = True
     _BELOW.update(below)
     for cls, fields_bits in per_field.items():
-        reach = {}
-        for name, bits in fields_bits.items():
-            grown = bits
-            rest = bits
-            while rest:
-                low = rest & -rest
-                grown |= below[by_bit[low]]
-                rest ^= low
-            reach[name] = grown
-        _FIELD_REACH[cls] = reach
+        _FIELD_REACH[cls] = {name: grown(bits) for name, bits in fields_bits.items()}
     _READY = True
 
 
@@ -518,29 +513,44 @@ def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
     return None
 
 
-def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
-    """Whether a ``Name`` node with one of ``names`` appears in ``node`` (stops at the first)."""
+def _names_below(node: cst.CSTNode, identifiers_only: bool) -> Iterator[cst.Name]:
+    """Every ``Name`` node in ``node`` (with ``identifiers_only``: not in imports, and not
+    the attribute name of ``x.name``), entering only fields that can hold one."""
     if not _READY:
         _build()
     name_bit = _NAMED.get("Name", 0)
+    masks: dict[type, tuple[str, ...]] = _NAME_FIELDS
     stack = [node]
     while stack:
         current = stack.pop()
         cls = type(current)
         if cls is cst.Name:
-            if current.value in names:  # type: ignore[attr-defined]
-                return True
+            yield current  # type: ignore[misc]
             continue
-        below = _BELOW.get(cls)
-        if below is not None and not below & name_bit:
-            continue
-        for name in _order(current)[0]:
-            value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
+        if identifiers_only:
+            if cls is cst.Import or cls is cst.ImportFrom:
+                continue
+            if cls is cst.Attribute:
+                stack.append(current.value)  # type: ignore[attr-defined]
+                continue
+        names = masks.get(cls)
+        if names is None:
+            names = masks[cls] = fields_reaching(current, name_bit)
+        for attr in reversed(names):
+            value = getattr(current, attr)
+            kind = type(value)
+            if kind is tuple or kind is list:
+                stack.extend(c for c in reversed(value) if is_node(c))
+            elif IS_NODE.get(kind) or is_node(value):
                 stack.append(value)
-            elif isinstance(value, (tuple, list)):
-                stack.extend(c for c in value if isinstance(c, cst.CSTNode))
-    return False
+
+
+_NAME_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
+    """Whether a ``Name`` node with one of ``names`` appears in ``node`` (stops at the first)."""
+    return any(n.value in names for n in _names_below(node, False))
 
 
 def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
@@ -582,34 +592,12 @@ def names_used(node: cst.CSTNode, wanted: set[str] | frozenset[str]) -> set[str]
     """Which of ``wanted`` appear in ``node`` as identifiers: ``Name`` nodes outside imports
     and other than attribute names (``x.name`` uses ``x``, not ``name``); stops once all are
     found."""
-    if not _READY:
-        _build()
-    name_bit = _NAMED.get("Name", 0)
     found: set[str] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        cls = type(current)
-        if cls is cst.Name:
-            if current.value in wanted:  # type: ignore[attr-defined]
-                found.add(current.value)  # type: ignore[attr-defined]
-                if len(found) == len(wanted):
-                    break
-            continue
-        if cls is cst.Import or cls is cst.ImportFrom:
-            continue
-        if cls is cst.Attribute:
-            stack.append(current.value)  # type: ignore[attr-defined]
-            continue
-        below = _BELOW.get(cls)
-        if below is not None and not below & name_bit:
-            continue
-        for attr in _order(current)[0]:
-            value = getattr(current, attr)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif isinstance(value, (tuple, list)):
-                stack.extend(c for c in value if isinstance(c, cst.CSTNode))
+    for name in _names_below(node, True):
+        if name.value in wanted:
+            found.add(name.value)
+            if len(found) == len(wanted):
+                break
     return found
 
 

@@ -86,17 +86,20 @@ class _Handlers(cst.CSTVisitor):
         self.seen.append(("/call", id(original_node)))
 
 
+def _call(obj: object, name: str, *args: object, default: object = None) -> object:
+    """Call ``obj.<name>(*args)`` if it has such a handler: dispatch by name, libcst's way."""
+    handler = getattr(obj, name, None)
+    return default if handler is None else handler(*args)
+
+
 class _ReferenceHandlers(_Handlers):
     """The same handlers dispatched by hand, as libcst's own visitor does."""
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        handler = getattr(self, f"visit_{type(node).__name__}", None)
-        return True if handler is None else handler(node) is not False
+        return _call(self, f"visit_{type(node).__name__}", node) is not False
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        handler = getattr(self, f"leave_{type(original_node).__name__}", None)
-        if handler is not None:
-            handler(original_node)
+        _call(self, f"leave_{type(original_node).__name__}", original_node)
 
 
 @pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
@@ -230,18 +233,14 @@ class _ReferenceSurgery(_Surgery):
         return True
 
     def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
-        handler = getattr(self, f"leave_{type(original_node).__name__}", None)
-        return updated_node if handler is None else handler(original_node, updated_node)
+        name = f"leave_{type(original_node).__name__}"
+        return _call(self, name, original_node, updated_node, default=updated_node)
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
-        handler = getattr(self, f"visit_{type(node).__name__}_{attribute}", None)
-        if handler is not None:
-            handler(node)
+        _call(self, f"visit_{type(node).__name__}_{attribute}", node)
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
-        handler = getattr(self, f"leave_{type(original_node).__name__}_{attribute}", None)
-        if handler is not None:
-            handler(original_node)
+        _call(self, f"leave_{type(original_node).__name__}_{attribute}", original_node)
 
 
 @pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
