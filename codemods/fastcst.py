@@ -513,6 +513,83 @@ def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
     return None
 
 
+# ---------------------------------------------------------------------------------------
+# Printing
+
+if _CodegenState is not None:
+    import contextlib
+
+    from libcst._nodes.expression import _BaseParenthesizedNode
+
+    _NO_CONTEXT = contextlib.nullcontext()
+    _PARENTHESIZE = _BaseParenthesizedNode.__dict__["_parenthesize"]
+
+    class _PlainState(_CodegenState):  # type: ignore[misc,valid-type]
+        """libcst's codegen state for plain printing (``Module.code``), without the
+        bookkeeping only positions need: ``record_syntactic_position`` does nothing in
+        libcst's own plain state either, here it does nothing without a generator."""
+
+        def record_syntactic_position(
+            self, node: cst.CSTNode, *, start_node: Any = None, end_node: Any = None
+        ) -> Any:
+            return _NO_CONTEXT
+
+    class _Parens:
+        """``_parenthesize`` for the plain state: the same tokens, no generator."""
+
+        __slots__ = ("node", "state")
+
+        def __init__(self, node: Any, state: Any) -> None:
+            self.node, self.state = node, state
+
+        def __enter__(self) -> None:
+            for lpar in self.node.lpar:
+                lpar._codegen(self.state)
+
+        def __exit__(self, kind: object, value: object, tb: object) -> None:
+            if kind is None:
+                for rpar in self.node.rpar:
+                    rpar._codegen(self.state)
+
+    def _parenthesize(self: Any, state: Any) -> Any:
+        if type(state) is not _PlainState:  # positions are being recorded: libcst's own
+            return _PARENTHESIZE(self, state)
+        if not self.lpar and not self.rpar:
+            return _NO_CONTEXT
+        return _Parens(self, state)
+
+
+def code(node: cst.CSTNode, module: cst.Module | None = None, indents: Sequence[str] = ()) -> str:
+    """``module.code_for_node(node)`` (``node.code`` for a module), printed by libcst's own
+    codegen with a lighter state: the parenthesised-expression and position hooks, which
+    print nothing themselves, cost no generator each. ``indents`` are the indentation tokens
+    the node is printed under (a statement inside a block)."""
+    if module is None:
+        module = node if isinstance(node, cst.Module) else _DEFAULT_MODULE
+    if _CodegenState is None:  # pragma: no cover - a libcst with other internals
+        if indents:
+            raise NotImplementedError("printing under an indentation needs libcst's CodegenState")
+        return node.code if isinstance(node, cst.Module) else module.code_for_node(node)
+    state = _PlainState(default_indent=module.default_indent, default_newline=module.default_newline)
+    if indents:
+        state.indent_tokens = list(indents)
+    previous = _BaseParenthesizedNode.__dict__["_parenthesize"]
+    _BaseParenthesizedNode._parenthesize = _parenthesize  # type: ignore[method-assign]
+    try:
+        node._codegen(state)
+    finally:
+        _BaseParenthesizedNode._parenthesize = previous  # type: ignore[method-assign]
+    return "".join(state.tokens)
+
+
+def module_bytes(module: cst.Module) -> bytes:
+    """``module.bytes``, printed by :func:`code`."""
+    return code(module).encode(module.encoding)
+
+
+_DEFAULT_MODULE = cst.Module(body=[])
+
+
 def _names_below(node: cst.CSTNode, identifiers_only: bool) -> Iterator[cst.Name]:
     """Every ``Name`` node in ``node`` (with ``identifiers_only``: not in imports, and not
     the attribute name of ``x.name``), entering only fields that can hold one."""

@@ -51,6 +51,7 @@ from libcst.helpers import (
 )
 
 from codemods.base import run_helper, transform
+from codemods import fastcst
 from codemods.fastcst import clone, findall, holding, walk
 from codemods.managers import (
     ManagerGraph,
@@ -594,7 +595,7 @@ def _line(module: cst.Module, node: cst.CSTNode, source: bytes | None = None) ->
         for stmt in module.body:
             # decorators start the definition; leading blank lines and comments do not
             lines[id(stmt)] = before + len(getattr(stmt, "leading_lines", ()))
-            before += module.code_for_node(stmt).count("\n")
+            before += fastcst.code(stmt, module).count("\n")
         if len(_LINES) > 64:
             _LINES.clear()
         cached = _LINES[id(module)] = (module, lines)
@@ -747,7 +748,7 @@ def _describe(
     bare = fn.with_changes(leading_lines=[])
     source = _texts(module, module_source).get(id(fn)) if module_source is not None else None
     if source is None:
-        source = module.code_for_node(bare)
+        source = fastcst.code(bare, module)
     _NODE_CACHE.setdefault(source, bare)
     registered = registered_name(fn)
     return Fixture(

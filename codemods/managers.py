@@ -39,7 +39,6 @@ from refactor_tool.project import InputError, Project
 
 # ------------------------------------------------------------------------------- helpers
 
-_EMPTY = cst.Module(body=[])
 
 _DECORATOR_ATTRS = (
     "_call_if_inside_matcher",
@@ -242,7 +241,7 @@ def iter_statements(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:
 
 def code(node: cst.CSTNode) -> str:
     """Source text of a node (for annotations and messages)."""
-    return _EMPTY.code_for_node(node)
+    return fastcst.code(node)
 
 
 def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:

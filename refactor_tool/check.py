@@ -37,7 +37,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from codemods.fastcst import findall, walk
+from codemods.fastcst import code, findall, walk
 
 from .config import Config
 from .project import InputError, Project
@@ -136,7 +136,7 @@ class _Source:
 
 
 def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node).strip()
+    return code(node).strip()
 
 
 def _top_class(module: cst.Module, name: str) -> Optional[cst.ClassDef]:

@@ -173,7 +173,9 @@ class Project:
         a phase produced is known to print the bytes it was stored under."""
         if self._printed.get(rel, (None, None))[0] is module:
             return self._printed[rel][1]
-        return module.bytes
+        from codemods.fastcst import module_bytes
+
+        return module_bytes(module)
 
     def is_parsed(self, rel: str) -> bool:
         """Whether ``rel``'s current content is in the parse cache."""

@@ -26,6 +26,8 @@ from typing import Any, Sequence
 
 import libcst as cst
 
+from codemods.fastcst import code
+
 try:
     from libcst._nodes.internal import CodegenState
 except ImportError:  # pragma: no cover - a libcst with other internals: print everything
@@ -73,11 +75,7 @@ class _Splicer:
         return self.old[self.offsets[start] : self.offsets[end]]
 
     def print(self, node: cst.CSTNode, indents: Sequence[str]) -> bytes:
-        module = self.tree
-        state = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline)
-        state.indent_tokens = list(indents)
-        node._codegen(state)
-        return "".join(state.tokens).encode(self.encoding)
+        return code(node, self.tree, indents).encode(self.encoding)
 
     # ------------------------------------------------------------------ boundaries
     def starts(self, body: Sequence[cst.BaseStatement], nodes: Sequence[ast.stmt]) -> list[tuple[int, ast.stmt]]:

@@ -14,6 +14,7 @@ from typing import Any
 import libcst as cst
 import libcst.matchers as m
 import pytest
+from libcst._nodes.base import CSTCodegenError
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 import codemods.base  # noqa: F401  (installs the dispatch under test)
@@ -271,3 +272,67 @@ def test_clone_is_deep_clone(name: str, source: bytes, module: cst.Module) -> No
     assert copy.deep_equals(module.deep_clone())
     originals = {id(n) for n in fastcst.findall(module, m.MatchIfTrue(lambda n: True))}
     assert not originals & {id(n) for n in fastcst.findall(copy, m.MatchIfTrue(lambda n: True))}
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_code_is_libcst_print(name: str, source: bytes, module: cst.Module) -> None:
+    assert fastcst.code(module) == module.code
+    assert fastcst.module_bytes(module) == module.bytes
+    nodes = fastcst.findall(module, m.MatchIfTrue(lambda n: True))
+    for node in nodes[:: max(1, len(nodes) // 300)]:
+        try:
+            expected = module.code_for_node(node)
+        except CSTCodegenError:  # needs its parent's context (an annotation)
+            with pytest.raises(CSTCodegenError):
+                fastcst.code(node, module)
+            continue
+        assert fastcst.code(node, module) == expected
+
+
+def test_code_prints_built_nodes_and_indentation_like_libcst() -> None:
+    """Nodes a codemod builds leave whitespace and commas to libcst's defaults."""
+    call = cst.Call(
+        func=cst.Attribute(value=cst.Name("managers"), attr=cst.Name("game")),
+        args=[cst.Arg(cst.Name("session")), cst.Arg(cst.Integer("1"), keyword=cst.Name("n"))],
+        lpar=[cst.LeftParen()],
+        rpar=[cst.RightParen()],
+    )
+    stmt = cst.With(
+        items=[cst.WithItem(cst.Name("ctx"), asname=cst.AsName(cst.Name("s")))],
+        body=cst.IndentedBlock(
+            body=[
+                cst.SimpleStatementLine([cst.Expr(call)]),
+                cst.If(
+                    test=cst.UnaryOperation(cst.Not(), cst.Name("x", lpar=[cst.LeftParen()], rpar=[cst.RightParen()])),
+                    body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Return()])]),
+                ),
+            ]
+        ),
+    )
+    tabbed = cst.parse_module("if x:\n\tpass\n")
+    for module in (cst.Module(body=[]), tabbed):
+        assert fastcst.code(stmt, module) == module.code_for_node(stmt)
+        assert fastcst.code(stmt, module, ["    "]).startswith("    with ctx as s:")
+        state = fastcst._PlainState(default_indent=module.default_indent, default_newline=module.default_newline)
+        state.indent_tokens = ["  ", "\t"]
+        stmt._codegen(state)
+        assert fastcst.code(stmt, module, ["  ", "\t"]) == "".join(state.tokens)
+
+
+def test_code_leaves_position_printing_alone() -> None:
+    """The lighter parentheses hook is in place only while code() prints, and defers to
+    libcst's own whenever positions are recorded."""
+    from libcst._nodes.expression import _BaseParenthesizedNode
+
+    before = _BaseParenthesizedNode.__dict__["_parenthesize"]
+    module = cst.parse_module("x = (a +\n     (b))\ny = f((1), [2])\n")
+    fastcst.code(module)
+    assert _BaseParenthesizedNode.__dict__["_parenthesize"] is before
+    inner = fastcst.findall(module, m.Name("b"))[0]
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[inner]
+    _BaseParenthesizedNode._parenthesize = fastcst._parenthesize
+    try:
+        got = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[inner]
+    finally:
+        _BaseParenthesizedNode._parenthesize = before
+    assert (got.start, got.end) == (expected.start, expected.end) and got.start.column == 6
