@@ -33,6 +33,7 @@ from libcst.codemod import CodemodContext, SkipFile
 
 from codemods.base import PhaseSpec, StepSpec
 
+from . import project as project_module
 from .project import InputError, Project
 from .splice import reproduces, splice
 
@@ -321,12 +322,15 @@ def long_lived_frozen() -> Iterator[None]:
     A run holds every parsed tree (hundreds of thousands of small objects, none in a
     reference cycle) and keeps allocating; each full collection would walk all of them
     again. ``gc.freeze()`` sets them aside for the phase (they are still freed as usual when
-    nothing refers to them); ``gc.unfreeze()`` hands them back afterwards.
+    nothing refers to them), and so is every tree the phase parses; ``gc.unfreeze()`` hands
+    them back afterwards.
     """
     gc.freeze()
+    project_module.FREEZE_PARSED = True
     try:
         yield
     finally:
+        project_module.FREEZE_PARSED = False
         gc.unfreeze()
 
 

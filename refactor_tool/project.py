@@ -10,6 +10,7 @@ however many phases and analyses look at it.
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import json
 import os
@@ -235,21 +236,38 @@ def _no_validation(self: object) -> None:
     return None
 
 
+#: set while a phase runs (``engine.long_lived_frozen``): every tree parsed is then set aside
+#: for the cycle collector at once, like what was alive when the phase started
+FREEZE_PARSED = False
+
+
 def _parse_trusted(source: bytes) -> cst.Module:
-    """``cst.parse_module`` without libcst's per-node validation.
+    """``cst.parse_module`` without libcst's per-node validation or the cycle collector.
 
     Every node libcst builds checks its own invariants on construction; for the nodes its
     parser builds from source that already parsed, those checks cannot fail (libcst's own
     comment on ``__post_init__`` says as much), and they are a sixth of the parse. They stay
     on everywhere else: nodes the codemods build are validated as usual.
+
+    A parse allocates tens of thousands of nodes, none in a reference cycle, that live for
+    the rest of the run; the cycle collector would walk them again and again while they are
+    built, and after that at every full collection. It is paused while libcst builds them,
+    and during a phase the new tree is frozen right away (``gc.freeze``).
     """
     if _VALIDATE is None:
         return cst.parse_module(source)
     _CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        return cst.parse_module(source)
+        module = cst.parse_module(source)
     finally:
         _CSTNode.__post_init__ = _VALIDATE  # type: ignore[method-assign]
+        if collecting:
+            gc.enable()
+    if FREEZE_PARSED:
+        gc.freeze()
+    return module
 
 
 def parse_source(rel: str, source: bytes) -> cst.Module:

@@ -539,6 +539,28 @@ def test_a_whole_run_parses_each_file_version_once(
     assert len({rel for rel, _ in parsed}) < len(project.python_files())
 
 
+def test_trees_parsed_during_a_phase_are_kept_from_the_cycle_collector(tmp_path: Path) -> None:
+    """A parse pauses the collector and leaves it as it was; inside a phase the new tree is
+    frozen with what was alive before, and everything is handed back when the phase ends."""
+    import gc
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "a.py").write_text("x = 1\n" * 50)
+    (root / "b.py").write_text("y = 2\n" * 50)
+    project = Project(root)
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    project.parse("a.py")
+    assert gc.isenabled() and gc.get_freeze_count() == before
+    with engine.long_lived_frozen():
+        frozen = gc.get_freeze_count()
+        module = project.parse("b.py")
+        assert gc.isenabled() and gc.get_freeze_count() > frozen
+        assert module.code == "y = 2\n" * 50
+    assert gc.get_freeze_count() == 0
+
+
 def test_fast_visitor_dispatch_keeps_libcst_semantics() -> None:
     """codemods/base.py speeds up libcst's matcher-decoratable visitors; classes that use
     matcher decorators keep libcst's own dispatch, the others dispatch straight."""
