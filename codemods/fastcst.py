@@ -681,6 +681,20 @@ def names_used(node: cst.CSTNode, wanted: set[str] | frozenset[str]) -> set[str]
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
+_STATEMENTS: dict[str, cst.BaseStatement] = {}
+
+
+def parse_statement(source: str) -> cst.BaseStatement:
+    """``cst.parse_statement(source)``: new nodes every call (a copy of the first parse of
+    the same text; parsing again costs twice as much as copying)."""
+    parsed = _STATEMENTS.get(source)
+    if parsed is None:
+        if len(_STATEMENTS) > 256:
+            _STATEMENTS.clear()
+        parsed = _STATEMENTS[source] = cst.parse_statement(source)
+    return clone(parsed)
+
+
 def clone(node: Any) -> Any:
     """``node.deep_clone()``: a new tree of new nodes, the same code (libcst's deep_clone
     deep-copies every scalar field through an exception; those are immutable)."""

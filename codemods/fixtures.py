@@ -37,7 +37,6 @@ import builtins
 import fnmatch
 import re
 import sys
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -63,7 +62,7 @@ from codemods.managers import (
 )
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
-from refactor_tool.splice import statement_lines, statement_texts
+from refactor_tool.splice import python_module, statement_lines, statement_texts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -1067,11 +1066,8 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
 def _ast_relationship_kinds(source: bytes) -> dict[str, set[str]] | None:
     """:func:`relationship_kinds` of one module read with :mod:`ast` (None: it does not
     parse here, e.g. syntax newer than this interpreter; libcst decides then)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(source)
-    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+    tree = python_module(source)
+    if tree is None:
         return None
     out: dict[str, set[str]] = {}
 

@@ -37,7 +37,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall
+from codemods.fastcst import findall, parse_statement
 from codemods.managers import relpath_for
 from refactor_tool.project import Project
 
@@ -354,7 +354,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             )
         )
         if uses_managers:
-            managers_line = cst.parse_statement(
+            managers_line = parse_statement(
                 f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
             )
             first = inner_body[0] if inner_body else None

@@ -34,7 +34,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall, walk
+from codemods.fastcst import findall, parse_statement, walk
 from codemods.managers import relpath_for
 from refactor_tool.project import Project
 
@@ -543,7 +543,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                 self._inline(fn, recipe, replacements, factory_names, reserved_names)
             )
 
-        managers_line = cst.parse_statement(
+        managers_line = parse_statement(
             f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
         )
         first_leading: list[cst.EmptyLine] = []
@@ -619,7 +619,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         return out
 
     def _expire_line(self) -> cst.SimpleStatementLine:
-        line = cst.parse_statement(f"{self.config.session_variable}.expire_all()\n")
+        line = parse_statement(f"{self.config.session_variable}.expire_all()\n")
         return cst.ensure_type(line, cst.SimpleStatementLine).with_changes(
             trailing_whitespace=cst.TrailingWhitespace(
                 whitespace=cst.SimpleWhitespace("  "),

@@ -19,6 +19,7 @@ the module as before.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import warnings
 from dataclasses import fields
@@ -225,10 +226,18 @@ def splice(
 def python_body(source: bytes) -> list[ast.stmt] | None:
     """The module-level statements of ``source`` by Python's own parser (None: it cannot
     read it, e.g. syntax newer than this interpreter)."""
+    tree = python_module(source)
+    return None if tree is None else tree.body
+
+
+@functools.lru_cache(maxsize=64)
+def python_module(source: bytes) -> ast.Module | None:
+    """``ast.parse(source)``, None where it fails; the same content is read by several
+    analyses and by :func:`splice` (the most recent results are kept: treat them as read-only)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences and the like
-            return ast.parse(source).body
+            return ast.parse(source)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         return None
 

@@ -336,3 +336,11 @@ def test_code_leaves_position_printing_alone() -> None:
     finally:
         _BaseParenthesizedNode._parenthesize = before
     assert (got.start, got.end) == (expected.start, expected.end) and got.start.column == 6
+
+
+def test_parse_statement_gives_new_nodes_each_time() -> None:
+    text = "managers = create_all_managers(session)\n"
+    first, second = fastcst.parse_statement(text), fastcst.parse_statement(text)
+    assert first.deep_equals(cst.parse_statement(text)) and second.deep_equals(first)
+    mine = {id(n) for n in fastcst.findall(first, m.MatchIfTrue(lambda n: True))}
+    assert not mine & {id(n) for n in fastcst.findall(second, m.MatchIfTrue(lambda n: True))}
