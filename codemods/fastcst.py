@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -661,7 +661,50 @@ def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
             found.add(id(current))
         return hot
 
-    visit(node)
+    try:
+        visit(node)
+    finally:
+        del visit  # the closure refers to itself: break the cycle now
+    return found
+
+
+def holding_leaf(node: cst.CSTNode, leaf: type, test: Callable[[Any], bool]) -> set[int]:
+    """:func:`holding` for any leaf class: ``id`` of ``node`` and of every node below it
+    whose subtree has a ``leaf`` node (``cst.Comment``, say) for which ``test`` is true."""
+    if not _READY:
+        _build()
+    bit = _BIT.get(leaf)
+    if bit is None:
+        raise ValueError(f"not a libcst node class: {leaf!r}")
+    found: set[int] = set()
+
+    def visit(current: cst.CSTNode) -> bool:
+        cls = type(current)
+        if cls is leaf:
+            hot = bool(test(current))
+            if hot:
+                found.add(id(current))
+            return hot
+        below = _BELOW.get(cls)
+        if below is not None and not below & bit:
+            return False
+        hot = False
+        for attr in _order(current)[0]:
+            value = getattr(current, attr)
+            if isinstance(value, cst.CSTNode):
+                hot = visit(value) or hot
+            elif isinstance(value, (tuple, list)):
+                for child in value:
+                    if isinstance(child, cst.CSTNode):
+                        hot = visit(child) or hot
+        if hot:
+            found.add(id(current))
+        return hot
+
+    try:
+        visit(node)
+    finally:
+        del visit  # the closure refers to itself: break the cycle now
     return found
 
 

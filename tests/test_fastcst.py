@@ -344,3 +344,36 @@ def test_parse_statement_gives_new_nodes_each_time() -> None:
     assert first.deep_equals(cst.parse_statement(text)) and second.deep_equals(first)
     mine = {id(n) for n in fastcst.findall(first, m.MatchIfTrue(lambda n: True))}
     assert not mine & {id(n) for n in fastcst.findall(second, m.MatchIfTrue(lambda n: True))}
+
+
+class _Ancestry(cst.CSTVisitor):
+    """Reference for holding_leaf: every node above (and at) a wanted leaf."""
+
+    def __init__(self, leaf: type, test: Any) -> None:
+        self.leaf, self.test = leaf, test
+        self.stack: list[int] = []
+        self.found: set[int] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.stack.append(id(node))
+        if type(node) is self.leaf and self.test(node):
+            self.found.update(self.stack)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_holding_leaf_is_the_ancestry_of_wanted_leaves(name: str, source: bytes, module: cst.Module) -> None:
+    for leaf, test in (
+        (cst.Comment, lambda c: "e" in c.value),
+        (cst.SimpleString, lambda s: len(s.value) > 10),
+        (cst.Name, lambda n: n.value in {"self", "os"}),
+    ):
+        reference = _Ancestry(leaf, test)
+        with libcst_visit_only():
+            module.visit(reference)
+        assert fastcst.holding_leaf(module, leaf, test) == reference.found
+        if leaf is cst.Name:
+            assert fastcst.holding(module, {"self", "os"}) == reference.found
