@@ -633,70 +633,49 @@ def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
 def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
     """``id`` of ``node`` and of every node below it whose subtree has a ``Name`` with one of
     ``names``: a transformer that acts on those names only may skip every other subtree."""
-    if not _READY:
-        _build()
-    name_bit = _NAMED.get("Name", 0)
-    found: set[int] = set()
-
-    def visit(current: cst.CSTNode) -> bool:
-        cls = type(current)
-        if cls is cst.Name:
-            if current.value in names:  # type: ignore[attr-defined]
-                found.add(id(current))
-                return True
-            return False
-        below = _BELOW.get(cls)
-        if below is not None and not below & name_bit:
-            return False
-        hot = False
-        for attr in _order(current)[0]:
-            value = getattr(current, attr)
-            if isinstance(value, cst.CSTNode):
-                hot = visit(value) or hot
-            elif isinstance(value, (tuple, list)):
-                for child in value:
-                    if isinstance(child, cst.CSTNode):
-                        hot = visit(child) or hot
-        if hot:
-            found.add(id(current))
-        return hot
-
-    try:
-        visit(node)
-    finally:
-        del visit  # the closure refers to itself: break the cycle now
-    return found
+    return holding_leaf(node, cst.Name, lambda name: name.value in names)
 
 
 def holding_leaf(node: cst.CSTNode, leaf: type, test: Callable[[Any], bool]) -> set[int]:
-    """:func:`holding` for any leaf class: ``id`` of ``node`` and of every node below it
-    whose subtree has a ``leaf`` node (``cst.Comment``, say) for which ``test`` is true."""
+    """``id`` of ``node`` and of every node below it whose subtree has a ``leaf`` node
+    (``cst.Name``, ``cst.Comment``...) for which ``test`` is true. Only the fields that can
+    hold such a node are entered."""
     if not _READY:
         _build()
     bit = _BIT.get(leaf)
     if bit is None:
-        raise ValueError(f"not a libcst node class: {leaf!r}")
+        raise ValueError(f"not a concrete libcst node class: {leaf!r}")
     found: set[int] = set()
+    reaching: dict[type, tuple[str, ...]] = {}
+    known = IS_NODE
 
-    def visit(current: cst.CSTNode) -> bool:
+    def visit(current: Any) -> bool:
         cls = type(current)
-        if cls is leaf:
-            hot = bool(test(current))
-            if hot:
-                found.add(id(current))
-            return hot
-        below = _BELOW.get(cls)
-        if below is not None and not below & bit:
-            return False
-        hot = False
-        for attr in _order(current)[0]:
+        hot = cls is leaf and bool(test(current))
+        names = reaching.get(cls)
+        if names is None:
+            names = reaching[cls] = fields_reaching(current, bit)
+        for attr in names:
             value = getattr(current, attr)
-            if isinstance(value, cst.CSTNode):
-                hot = visit(value) or hot
-            elif isinstance(value, (tuple, list)):
+            kind = type(value)
+            if kind is tuple or kind is list:
                 for child in value:
-                    if isinstance(child, cst.CSTNode):
-                        hot = visit(child) or hot
+                    is_child = known.get(type(child))
+                    if is_child is None:
+                        is_child = is_node(child)
+                    if is_child and visit(child):
+                        hot = True
+            else:
+                is_child = known.get(kind)
+                if is_child is None:
+                    is_child = is_node(value)
+                if is_child:
+                    if visit(value):
+                        hot = True
+                elif isinstance(value, Sequence) and not isinstance(value, str):
+                    for child in value:  # another kind of sequence: rare, checked in full
+                        if is_node(child) and visit(child):
+                            hot = True
         if hot:
             found.add(id(current))
         return hot

@@ -284,6 +284,23 @@ def import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]
     Imports inside functions and ``if TYPE_CHECKING:`` blocks count too: a name only
     used in annotations is imported there.
     """
+    key = (id(module), module_name, rel)
+    cached = _IMPORT_MAPS.get(key)
+    if cached is not None and cached[0] is module:
+        return dict(cached[1])
+    names = _import_map(module, module_name, rel)
+    if len(_IMPORT_MAPS) > 64:
+        _IMPORT_MAPS.clear()
+    _IMPORT_MAPS[key] = (module, names)
+    return dict(names)
+
+
+#: import_map's answers for the trees asked about lately (trees are immutable; the entry
+#: keeps its tree, so the id cannot be reused while the entry is there)
+_IMPORT_MAPS: dict[tuple[int, str, str], tuple[cst.Module, dict[str, str]]] = {}
+
+
+def _import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]:
     package = package_of(module_name, rel)
     names: dict[str, str] = {}
     for node in iter_statements(module.body):

@@ -370,6 +370,7 @@ def test_holding_leaf_is_the_ancestry_of_wanted_leaves(name: str, source: bytes,
         (cst.Comment, lambda c: "e" in c.value),
         (cst.SimpleString, lambda s: len(s.value) > 10),
         (cst.Name, lambda n: n.value in {"self", "os"}),
+        (cst.Call, lambda c: isinstance(c.func, cst.Name)),
     ):
         reference = _Ancestry(leaf, test)
         with libcst_visit_only():
