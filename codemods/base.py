@@ -532,7 +532,12 @@ def _transform(node: Any, v: Any, hooks: bool) -> Any:
     else:
         updated = node
     result = v.on_leave(node, updated)
-    if not isinstance(result, (cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel)):
+    if (
+        result is not updated
+        and result is not node
+        and not fastcst.is_node(result)
+        and not isinstance(result, (cst.RemovalSentinel, cst.FlattenSentinel))
+    ):
         raise cst.CSTValidationError(
             "Expected a node of type CSTNode or a RemovalSentinel, "
             + f"but got a return value of {type(result).__name__}"

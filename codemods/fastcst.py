@@ -458,7 +458,9 @@ class _Found(Exception):
 
 
 if _CodegenState is not None:
-    from contextlib import contextmanager
+    import contextlib
+
+    _NO_CONTEXT = contextlib.nullcontext()
 
     class _LineState(_CodegenState):  # type: ignore[misc,valid-type]
         """Prints the module only until the start of one node is known.
@@ -484,16 +486,17 @@ if _CodegenState is not None:
                 line = self.syntactic if self.syntactic is not None else self.first
                 raise _Found(line if line is not None else self._line())
 
-        @contextmanager  # type: ignore[misc]
         def record_syntactic_position(
             self, node: cst.CSTNode, *, start_node: Any = None, end_node: Any = None
-        ) -> Iterator[None]:
+        ) -> Any:
+            # libcst's is a context manager whose work happens on entry; here it happens on
+            # the call, just before the caller enters the (empty) context
             if node is self.target:
                 if start_node is None:
                     self.syntactic = self._line()
                 else:  # the start of that child is the start of this node
                     self.target, self.first, self.syntactic = start_node, None, None
-            yield
+            return _NO_CONTEXT
 
 
 def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
@@ -507,7 +510,8 @@ def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
     state = _LineState(default_indent=module.default_indent, default_newline=module.default_newline)
     state.target = node
     try:
-        module._codegen(state)
+        with _light_parentheses():
+            module._codegen(state)
     except _Found as found:
         return found.line
     return None
@@ -517,11 +521,8 @@ def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
 # Printing
 
 if _CodegenState is not None:
-    import contextlib
-
     from libcst._nodes.expression import _BaseParenthesizedNode
 
-    _NO_CONTEXT = contextlib.nullcontext()
     _PARENTHESIZE = _BaseParenthesizedNode.__dict__["_parenthesize"]
 
     class _PlainState(_CodegenState):  # type: ignore[misc,valid-type]
@@ -545,6 +546,8 @@ if _CodegenState is not None:
         def __enter__(self) -> None:
             for lpar in self.node.lpar:
                 lpar._codegen(self.state)
+            if type(self.state) is _LineState:
+                self.state.record_syntactic_position(self.node)
 
         def __exit__(self, kind: object, value: object, tb: object) -> None:
             if kind is None:
@@ -552,11 +555,23 @@ if _CodegenState is not None:
                     rpar._codegen(self.state)
 
     def _parenthesize(self: Any, state: Any) -> Any:
-        if type(state) is not _PlainState:  # positions are being recorded: libcst's own
-            return _PARENTHESIZE(self, state)
-        if not self.lpar and not self.rpar:
-            return _NO_CONTEXT
-        return _Parens(self, state)
+        kind = type(state)
+        if kind is _PlainState:
+            if not self.lpar and not self.rpar:
+                return _NO_CONTEXT
+            return _Parens(self, state)
+        if kind is _LineState:
+            return _Parens(self, state)
+        return _PARENTHESIZE(self, state)  # positions are being recorded: libcst's own
+
+    @contextlib.contextmanager
+    def _light_parentheses() -> Iterator[None]:
+        previous = _BaseParenthesizedNode.__dict__["_parenthesize"]
+        _BaseParenthesizedNode._parenthesize = _parenthesize  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            _BaseParenthesizedNode._parenthesize = previous  # type: ignore[method-assign]
 
 
 def code(node: cst.CSTNode, module: cst.Module | None = None, indents: Sequence[str] = ()) -> str:
@@ -573,12 +588,8 @@ def code(node: cst.CSTNode, module: cst.Module | None = None, indents: Sequence[
     state = _PlainState(default_indent=module.default_indent, default_newline=module.default_newline)
     if indents:
         state.indent_tokens = list(indents)
-    previous = _BaseParenthesizedNode.__dict__["_parenthesize"]
-    _BaseParenthesizedNode._parenthesize = _parenthesize  # type: ignore[method-assign]
-    try:
+    with _light_parentheses():
         node._codegen(state)
-    finally:
-        _BaseParenthesizedNode._parenthesize = previous  # type: ignore[method-assign]
     return "".join(state.tokens)
 
 
