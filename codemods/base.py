@@ -452,13 +452,25 @@ def _fields_for(visitor: Any, node: Any) -> tuple[str, ...]:
 
 def transform(node: Any, visitor: Any) -> Any:
     """``node.visit(visitor)`` for a transformer, rebuilding only changed nodes."""
-    result = _transform(node, visitor, _attribute_hooks(visitor))
+    result = _transform(node, visitor, _attribute_hooks(visitor), _only(visitor))
     if isinstance(node, cst.Module) and isinstance(result, cst.RemovalSentinel):
         return node.with_changes(body=(), header=(), footer=())
     return result
 
 
-def _transform(node: Any, v: Any, hooks: bool) -> Any:
+def _only(visitor: Any) -> set[int] | None:
+    """The transformer's ``visits_only``: ``id`` of every node it needs to see (None: all).
+
+    A transformer that knows where its work is (the paths down to the names it rewrites, say)
+    sets it before the traversal; any other child subtree is then kept as it is without a
+    call to any hook, exactly as if its ``on_visit`` had returned False and its
+    ``on_leave`` had returned the node. Not used with attribute hooks.
+    """
+    only = getattr(visitor, "visits_only", None)
+    return only if only is not None and not _attribute_hooks(visitor) else None
+
+
+def _transform(node: Any, v: Any, hooks: bool, only: set[int] | None = None) -> Any:
     if v.on_visit(node):
         cls = type(node)
         if hooks:
@@ -471,9 +483,11 @@ def _transform(node: Any, v: Any, hooks: bool) -> Any:
             value = getattr(node, name)
             kind = type(value)
             if kind is not tuple and kind is not list and (is_node.get(kind) or fastcst.is_node(value)):
+                if only is not None and id(value) not in only:
+                    continue
                 if hooks:
                     v.on_visit_attribute(node, name)
-                new = _transform(value, v, hooks)
+                new = _transform(value, v, hooks, only)
                 if new is not value:
                     if isinstance(new, cst.FlattenSentinel):
                         raise TypeError(
@@ -499,11 +513,13 @@ def _transform(node: Any, v: Any, hooks: bool) -> Any:
                 body = (cls, name) in _BODY_FIELDS
                 out: list[Any] | None = None
                 for k, child in enumerate(value):
-                    if not (is_node.get(type(child)) or fastcst.is_node(child)):
+                    if not (is_node.get(type(child)) or fastcst.is_node(child)) or (
+                        only is not None and id(child) not in only
+                    ):
                         if out is not None:
                             out.append(child)
                         continue
-                    new = _transform(child, v, hooks)
+                    new = _transform(child, v, hooks, only)
                     if new is child:
                         if out is not None:
                             out.append(child)
@@ -557,7 +573,7 @@ def _install_fast_visit() -> None:
 
     def visit(self: Any, visitor: Any) -> Any:
         if isinstance(visitor, cst.CSTTransformer):
-            return _transform(self, visitor, _attribute_hooks(visitor))
+            return _transform(self, visitor, _attribute_hooks(visitor), _only(visitor))
         if isinstance(visitor, cst.CSTVisitor):
             fastcst.walk(self, visitor)
             return self

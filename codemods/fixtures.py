@@ -1282,29 +1282,16 @@ class NameRewriter(cst.CSTTransformer):
 
     # Everything this rewriter does is about the names in ``replacements`` and
     # ``factories``: a subtree holding none of them is neither visited nor rebuilt.
-    _hot: set[int] | None = None
+    visits_only: set[int] | None = None
 
     def rewrite(self, node: cst.BaseStatement) -> cst.BaseStatement:
-        self._hot = holding(node, set(self.replacements) | self.factories)
-        if id(node) not in self._hot:
-            self._hot = None
-            return node  # none of the names: nothing to do
-        self._cold: set[int] = set()
+        self.visits_only = holding(node, set(self.replacements) | self.factories)
         try:
+            if id(node) not in self.visits_only:
+                return node  # none of the names: nothing to do
             return cst.ensure_type(transform(node, self), cst.BaseStatement)
         finally:
-            self._hot = None
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if self._hot is not None and id(node) not in self._hot:
-            self._cold.add(id(node))
-            return False
-        return super().on_visit(node)
-
-    def on_leave(self, original_node: cst.CSTNode, updated_node: Any) -> Any:
-        if self._hot is not None and id(original_node) in self._cold:
-            return updated_node
-        return super().on_leave(original_node, updated_node)
+            self.visits_only = None
 
     def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
         names = {

@@ -433,15 +433,10 @@ class RemoveStaleComments(RefactorCodemod):
         self._dead: frozenset[str] = self.analysis.dead
         # every change and report starts from a comment that names a removed API: only the
         # paths down to those comments are visited
-        self._hot = holding_leaf(tree, cst.Comment, lambda c: pattern.search(c.value) is not None)
-        if id(tree) not in self._hot:
+        self.visits_only = holding_leaf(tree, cst.Comment, lambda c: pattern.search(c.value) is not None)
+        if id(tree) not in self.visits_only:
             raise SkipFile("no comment names a removed API")
         return super().transform_module_impl(tree)
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if id(node) not in self._hot:
-            return False
-        return super().on_visit(node)
 
     def leave_TrailingWhitespace(
         self, original_node: cst.TrailingWhitespace, updated_node: cst.TrailingWhitespace
@@ -452,8 +447,6 @@ class RemoveStaleComments(RefactorCodemod):
         return updated_node.with_changes(whitespace=cst.SimpleWhitespace(""), comment=None)
 
     def on_leave(self, original_node: cst.CSTNode, updated_node: Any) -> Any:
-        if id(original_node) not in self._hot:  # no such comment below: nothing to do
-            return updated_node
         updated = super().on_leave(original_node, updated_node)
         if not isinstance(updated, cst.CSTNode) or type(updated) is not type(original_node):
             return updated

@@ -378,3 +378,46 @@ def test_holding_leaf_is_the_ancestry_of_wanted_leaves(name: str, source: bytes,
         assert fastcst.holding_leaf(module, leaf, test) == reference.found
         if leaf is cst.Name:
             assert fastcst.holding(module, {"self", "os"}) == reference.found
+
+
+class _CountingRename(_Rename):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[int] = []
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.append(id(node))
+
+
+class _ReferenceOnly(_ReferenceRename):
+    """libcst's own protocol, told to stay out of every subtree outside ``only``."""
+
+    def __init__(self, only: set[int]) -> None:
+        super().__init__()
+        self.only = only
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return id(node) in self.only
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:
+        if id(original_node) not in self.only:
+            return updated_node
+        return super().on_leave(original_node, updated_node)
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_visits_only_keeps_other_subtrees_without_hooks(name: str, source: bytes, module: cst.Module) -> None:
+    """A transformer's ``visits_only``: only those nodes see a hook; the result is libcst's
+    with those subtrees pruned."""
+    from codemods.base import transform
+
+    only = fastcst.holding(module, {"self"}) | {id(module)}
+    # half of the paths: a rename below a pruned node must not happen
+    only -= {i for k, i in enumerate(sorted(only)) if k % 2}
+    only.add(id(module))
+    with libcst_visit_only():
+        expected = module.visit(_ReferenceOnly(only)).code
+    counting = _CountingRename()
+    counting.visits_only = only  # type: ignore[attr-defined]
+    assert transform(module, counting).code == expected
+    assert set(counting.names) <= only
