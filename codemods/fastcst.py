@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import libcst as cst
 import libcst.matchers as m
 
-__all__ = ["findall", "iter_children", "may_contain", "node_mask", "walk"]
+__all__ = ["findall", "iter_children", "matches", "may_contain", "node_mask", "walk"]
 
 # ---------------------------------------------------------------------------------------
 # What can be inside what.
@@ -359,14 +359,241 @@ def _walk_plain(node: cst.CSTNode, visitor: Any, table: dict[type, Any]) -> None
 
 
 # ---------------------------------------------------------------------------------------
-# findall
+# matches and findall
 
-try:  # the matcher evaluation libcst's own findall uses
-    from libcst.matchers._matcher_base import _construct_metadata_fetcher_null, _matches
+try:  # the matcher evaluation libcst's own matches and findall use
+    from libcst.matchers._matcher_base import (
+        DoNotCareSentinel as _DoNotCare,
+        _attribute_matches,
+        _BaseMetadataMatcher,
+        _construct_metadata_fetcher_null,
+        _ExtractMatchingNode,
+        _InverseOf,
+        _matches,
+    )
 
     _NULL_FETCHER: Any = _construct_metadata_fetcher_null()
-except ImportError:  # pragma: no cover - a libcst with other internals: use its findall
+except ImportError:  # pragma: no cover - a libcst with other internals: use its own
     _matches = None  # type: ignore[assignment]
+
+#: id(matcher) -> (the matcher, kept alive so that the id stays its own; its predicate)
+_COMPILED: dict[int, tuple[Any, Callable[[Any], bool]]] = {}  # findall's under -1 - id
+
+
+def matches(node: Any, matcher: Any, *, metadata_resolver: Any = None) -> bool:
+    """``libcst.matchers.matches(node, matcher)``, by a predicate compiled once per matcher.
+
+    libcst interprets the matcher anew on every call (its fields listed with
+    ``dataclasses.fields``, a dict of captures merged at every level); the codemods'
+    matchers are module constants checked thousands of times. The predicate makes the same
+    decisions in the same order, and hands whatever it does not cover (metadata, wildcards
+    other than "anything before and after", ``TypeOf``) to libcst's own evaluation of that
+    part."""
+    if _matches is None or metadata_resolver is not None:
+        return m.matches(node, matcher, metadata_resolver=metadata_resolver)
+    entry = _COMPILED.get(id(matcher))
+    if entry is not None and entry[0] is matcher:
+        return entry[1](node)
+    # compiling costs a few interpretations: a matcher built for one call is interpreted
+    if _SEEN.get(id(matcher)) is not matcher:
+        if len(_SEEN) > 1024:
+            _SEEN.clear()
+        _SEEN[id(matcher)] = matcher
+        return m.matches(node, matcher)
+    return compiled(matcher)(node)
+
+
+#: id(matcher) -> matcher, for matchers checked once so far
+_SEEN: dict[int, Any] = {}
+
+
+def compiled(matcher: Any, top: bool = True) -> Callable[[Any], bool]:
+    """The predicate ``lambda node: libcst.matchers.matches(node, matcher)``; with
+    ``top=False`` the one libcst's ``findall`` applies to every node (it allows a
+    ``MatchIfTrue`` or metadata matcher at the top, and never sees a RemovalSentinel)."""
+    key = id(matcher) if top else -1 - id(matcher)
+    entry = _COMPILED.get(key)
+    if entry is not None and entry[0] is matcher:
+        return entry[1]
+    test: Callable[[Any], bool]
+    if not top:
+        test = _node_test(matcher)
+    elif isinstance(matcher, (m.AtLeastN, m.AtMostN, m.MatchIfTrue, _BaseMetadataMatcher)):
+        test = _never  # libcst: not allowed at the top
+    else:
+        inner = _node_test(matcher)
+
+        def test(node: Any) -> bool:
+            return type(node) is not cst.RemovalSentinel and inner(node)
+
+    if len(_COMPILED) > 1024:
+        _COMPILED.clear()
+    _COMPILED[key] = (matcher, test)
+    return test
+
+
+def _never(node: Any) -> bool:
+    return False
+
+
+def _node_test(matcher: Any) -> Callable[[Any], bool]:
+    """libcst's ``_matches(node, matcher)``: a node (or a MaybeSentinel) against a node
+    matcher, OneOf or AllOf."""
+    if isinstance(matcher, m.OneOf):
+        options = [_concrete_test(o) for o in matcher.options]
+        return _maybe_sentinel(matcher, lambda node: any(t(node) for t in options))
+    if isinstance(matcher, m.AllOf):
+        options = [_concrete_test(o) for o in matcher.options]
+        return _maybe_sentinel(matcher, lambda node: all(t(node) for t in options))
+    if isinstance(matcher, m.TypeOf):
+        return _libcst_node_test(matcher)
+    return _maybe_sentinel(matcher, _concrete_test(matcher))
+
+
+def _maybe_sentinel(matcher: Any, test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    inverse = isinstance(matcher, _InverseOf)
+
+    def checked(node: Any) -> bool:
+        if type(node) is cst.MaybeSentinel:  # only an inverse matches a missing value
+            return inverse
+        return test(node)
+
+    return checked
+
+
+def _libcst_node_test(matcher: Any) -> Callable[[Any], bool]:
+    return lambda node: _matches(node, matcher, _NULL_FETCHER) is not None
+
+
+def _concrete_test(matcher: Any) -> Callable[[Any], bool]:
+    """libcst's ``_node_matches``: one node against one matcher (no OneOf at this level)."""
+    if isinstance(matcher, _InverseOf):
+        inner = _concrete_test(matcher.matcher)
+        return lambda node: not inner(node)
+    if isinstance(matcher, _ExtractMatchingNode):  # a capture: the same decision
+        return _concrete_test(matcher.matcher)
+    if isinstance(matcher, m.MatchIfTrue):
+        func = matcher.func
+        return lambda node: bool(func(node))
+    if (
+        isinstance(matcher, (m.OneOf, m.AllOf, m.TypeOf, _BaseMetadataMatcher))
+        or not isinstance(matcher, m.BaseMatcherNode)
+        or not dataclasses.is_dataclass(matcher)
+    ):
+        return _libcst_concrete_test(matcher)
+    name = type(matcher).__name__
+    checks: list[tuple[str, Callable[[Any], bool]]] = []
+    for f in dataclasses.fields(matcher):
+        if f.name == "_metadata":
+            continue
+        desired = getattr(matcher, f.name)
+        if isinstance(desired, _DoNotCare):
+            continue
+        if f.name == "metadata":
+            return _libcst_concrete_test(matcher)
+        checks.append((f.name, _attribute_test(desired)))
+    if not checks:
+        return lambda node: type(node).__name__ == name
+    if len(checks) == 1:
+        (attr, only), = checks
+        return lambda node: type(node).__name__ == name and only(getattr(node, attr))
+
+    def test(node: Any) -> bool:
+        if type(node).__name__ != name:
+            return False
+        for attr, check in checks:
+            if not check(getattr(node, attr)):
+                return False
+        return True
+
+    return test
+
+
+def _libcst_concrete_test(matcher: Any) -> Callable[[Any], bool]:
+    from libcst.matchers._matcher_base import _node_matches
+
+    return lambda node: _node_matches(node, matcher, _NULL_FETCHER) is not None
+
+
+def _attribute_test(desired: Any) -> Callable[[Any], bool]:
+    """libcst's ``_attribute_matches``: a field's value against what the matcher wants."""
+    if isinstance(desired, _DoNotCare):
+        return lambda value: True
+    if isinstance(desired, _InverseOf):
+        inner = _attribute_test(desired.matcher)
+        return lambda value: not inner(value)
+    if isinstance(desired, _ExtractMatchingNode):
+        return _attribute_test(desired.matcher)
+    if isinstance(desired, m.MatchIfTrue):
+        func = desired.func
+        return lambda value: bool(func(value))
+    if desired is None:
+        return lambda value: value is None
+    if isinstance(desired, str):
+        return lambda value: value == desired
+    if isinstance(desired, bool):
+        return lambda value: value is desired
+    sequence = _sequence_test(desired) if type(desired) in (list, tuple) else None
+    libcst_own = lambda value: _attribute_matches(value, desired, _NULL_FETCHER) is not None  # noqa: E731
+    if sequence is not None:
+        return lambda value: sequence(value) if type(value) in (tuple, list) else libcst_own(value)
+    if isinstance(desired, (m.OneOf, m.AllOf)):
+        either = _node_test(desired)  # about a node value; libcst decides for a sequence
+        return lambda value: libcst_own(value) if _is_sequence(value) else either(value)
+    if isinstance(desired, Sequence):
+        return libcst_own
+    node_test = _node_test(desired)
+
+    def test(value: Any) -> bool:
+        if _is_sequence(value):
+            return False  # a sequence against a node matcher never matches
+        return node_test(value)
+
+    return test
+
+
+def _is_sequence(value: Any) -> bool:
+    kind = type(value)
+    if kind is tuple or kind is list or kind is str:
+        return True
+    if IS_NODE.get(kind) or value is None or kind is cst.MaybeSentinel:
+        return False
+    return isinstance(value, Sequence)
+
+
+def _sequence_test(desired: Sequence[Any]) -> Callable[[Any], bool] | None:
+    """A sequence of matchers against a sequence of nodes, for the two shapes the codemods
+    use: one matcher per element, and "some element matches" (``[ZeroOrMore(), X,
+    ZeroOrMore()]``). None for anything else (libcst decides)."""
+    def anything(wildcard: Any) -> bool:
+        return (
+            type(wildcard) is m.AtLeastN
+            and wildcard.n == 0
+            and isinstance(wildcard.matcher, _DoNotCare)
+        )
+
+    if any(isinstance(d, (m.AtLeastN, m.AtMostN, _ExtractMatchingNode)) for d in desired):
+        if (
+            len(desired) == 3
+            and anything(desired[0])
+            and anything(desired[2])
+            and not isinstance(desired[1], (m.AtLeastN, m.AtMostN, _ExtractMatchingNode, _DoNotCare))
+        ):
+            middle = _node_test(desired[1])
+            return lambda values: any(middle(v) for v in values)
+        return None
+    tests = [None if isinstance(d, _DoNotCare) else _node_test(d) for d in desired]
+    count = len(tests)
+
+    def test(values: Sequence[Any]) -> bool:
+        if len(values) != count:
+            return False
+        for value, check in zip(values, tests):
+            if check is not None and not check(value):
+                return False
+        return True
+
+    return test
 
 
 def _matcher_mask(matcher: Any) -> int | None:
@@ -408,38 +635,53 @@ def findall(tree: Any, matcher: Any, *, metadata_resolver: Any = None) -> Sequen
         return m.findall(tree, matcher, metadata_resolver=metadata_resolver)
     mask = _matcher_mask(matcher)
     found: list[cst.CSTNode] = []
+    test = compiled(matcher, top=False)
     if mask is None:
-        _find_any(tree, matcher, found)
+        _find_any(tree, test, found)
     elif mask:
-        _find_typed(tree, matcher, mask, found)
+        _find_typed(tree, test, mask, found)
     return found
 
 
-def _find_any(node: cst.CSTNode, matcher: Any, found: list[cst.CSTNode]) -> None:
-    if _matches(node, matcher, _NULL_FETCHER) is not None:
+def _find_any(node: cst.CSTNode, test: Callable[[Any], bool], found: list[cst.CSTNode]) -> None:
+    if test(node):
         found.append(node)
     for child in iter_children(node):
-        _find_any(child, matcher, found)
+        _find_any(child, test, found)
 
 
-def _find_typed(node: cst.CSTNode, matcher: Any, mask: int, found: list[cst.CSTNode]) -> None:
+def _find_typed(
+    node: cst.CSTNode, test: Callable[[Any], bool], mask: int, found: list[cst.CSTNode]
+) -> None:
     cls = type(node)
     bit = _BIT.get(cls)
     if bit is None:  # unknown class: check it and everything below
-        _find_any(node, matcher, found)
+        _find_any(node, test, found)
         return
-    if bit & mask and _matches(node, matcher, _NULL_FETCHER) is not None:
+    if bit & mask and test(node):
         found.append(node)
     if not _BELOW[cls] & mask:
         return
-    for name in _order(node)[0]:
+    names = _TYPED_FIELDS.get((cls, mask))
+    if names is None:
+        names = _TYPED_FIELDS[(cls, mask)] = fields_reaching(node, mask)
+    for name in names:  # in libcst's order: the nodes come out in its order
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            _find_typed(value, matcher, mask, found)
-        elif isinstance(value, (tuple, list)):
+        kind = type(value)
+        if kind is tuple or kind is list:
             for child in value:
-                if isinstance(child, cst.CSTNode):
-                    _find_typed(child, matcher, mask, found)
+                if is_node(child):
+                    _find_typed(child, test, mask, found)
+        elif is_node(value):
+            _find_typed(value, test, mask, found)
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            for child in value:
+                if is_node(child):
+                    _find_typed(child, test, mask, found)
+
+
+#: (node class, matcher mask) -> the fields findall enters
+_TYPED_FIELDS: dict[tuple[type, int], tuple[str, ...]] = {}
 
 
 # ---------------------------------------------------------------------------------------
@@ -641,6 +883,10 @@ def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
     return any(n.value in names for n in _names_below(node, False))
 
 
+#: leaf bit -> node class -> the fields that can hold such a leaf (holding_leaf's walk)
+_REACHING: dict[int, dict[type, tuple[str, ...]]] = {}
+
+
 def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
     """``id`` of ``node`` and of every node below it whose subtree has a ``Name`` with one of
     ``names``: a transformer that acts on those names only may skip every other subtree."""
@@ -657,7 +903,9 @@ def holding_leaf(node: cst.CSTNode, leaf: type, test: Callable[[Any], bool]) -> 
     if bit is None:
         raise ValueError(f"not a concrete libcst node class: {leaf!r}")
     found: set[int] = set()
-    reaching: dict[type, tuple[str, ...]] = {}
+    reaching = _REACHING.get(bit)
+    if reaching is None:
+        reaching = _REACHING[bit] = {}
     known = IS_NODE
 
     def visit(current: Any) -> bool:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import builtins
 import fnmatch
+import functools
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,7 +52,7 @@ from libcst.helpers import (
 
 from codemods.base import run_helper, transform
 from codemods import fastcst
-from codemods.fastcst import clone, findall, holding, walk
+from codemods.fastcst import clone, findall, holding, matches, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -132,6 +133,19 @@ AUTOUSE_DECORATOR = m.Decorator(
 DOCSTRING = m.SimpleStatementLine(
     body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]
 )
+_ONE_IMPORT_LINE = m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
+_IMPORT_LINE = m.SimpleStatementLine(
+    body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
+)
+_STAR_IMPORT_LINE = m.SimpleStatementLine(body=[m.ImportFrom(names=m.ImportStar())])
+
+
+# one matcher object per shape: matchers checked again and again are compiled once
+# (codemods/fastcst.py ``matches``)
+@functools.lru_cache(maxsize=64)
+def _call_on(receiver: str, method: str) -> m.Call:
+    """``<receiver>.<method>(...)``."""
+    return m.Call(func=m.Attribute(value=m.Name(receiver), attr=m.Name(method)))
 
 
 def registered_name(fn: cst.FunctionDef) -> str:
@@ -139,7 +153,7 @@ def registered_name(fn: cst.FunctionDef) -> str:
     function's."""
     for decorator in fn.decorators:
         call = decorator.decorator
-        if isinstance(call, cst.Call) and m.matches(decorator, FIXTURE_DECORATOR):
+        if isinstance(call, cst.Call) and matches(decorator, FIXTURE_DECORATOR):
             for arg in call.args:
                 if (
                     arg.keyword is not None
@@ -153,7 +167,7 @@ def registered_name(fn: cst.FunctionDef) -> str:
 
 def is_fixture(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.FunctionDef) and any(
-        m.matches(d, FIXTURE_DECORATOR) for d in node.decorators
+        matches(d, FIXTURE_DECORATOR) for d in node.decorators
     )
 
 
@@ -167,7 +181,7 @@ def statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
 def split_docstring(
     stmts: Sequence[cst.BaseStatement],
 ) -> tuple[list[cst.BaseStatement], list[cst.BaseStatement]]:
-    if stmts and m.matches(stmts[0], DOCSTRING):
+    if stmts and matches(stmts[0], DOCSTRING):
         return [stmts[0]], list(stmts[1:])
     return [], list(stmts)
 
@@ -619,9 +633,7 @@ def _star_imports(
     out = []
     package = package_of(project.module_name(rel), rel)
     for stmt in module.body:
-        if not m.matches(
-            stmt, m.SimpleStatementLine(body=[m.ImportFrom(names=m.ImportStar())])
-        ):
+        if not matches(stmt, _STAR_IMPORT_LINE):
             continue
         node = cst.ensure_type(stmt, cst.SimpleStatementLine).body[0]
         try:
@@ -644,10 +656,10 @@ def _plugin_modules(project: Project, module: cst.Module) -> list[tuple[str | No
             continue
         for small in stmt.body:
             if isinstance(small, cst.Assign) and any(
-                m.matches(t.target, m.Name("pytest_plugins")) for t in small.targets
+                matches(t.target, m.Name("pytest_plugins")) for t in small.targets
             ):
                 value = small.value
-            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and m.matches(
+            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and matches(
                 small.target, m.Name("pytest_plugins")
             ):
                 value = small.value
@@ -757,7 +769,7 @@ def _describe(
         line=_line(module, fn, module_source),
         params=params,
         source=source,
-        autouse=any(m.matches(d, AUTOUSE_DECORATOR) for d in fn.decorators),
+        autouse=any(matches(d, AUTOUSE_DECORATOR) for d in fn.decorators),
         yields=scanned.yields,
         imports=imports,
         module_names=module_names,
@@ -928,14 +940,14 @@ def _returned_expression(
     body: Sequence[cst.BaseStatement],
 ) -> cst.BaseExpression | None:
     """``return X(...)`` or ``x = X(...) ... return x``: the value returned, resolved once."""
-    if not body or not m.matches(
+    if not body or not matches(
         body[-1], m.SimpleStatementLine(body=[m.Return(value=m.DoNotCare())])
     ):
         return None
     value = cst.ensure_type(body[-1], cst.SimpleStatementLine).body[0].value  # type: ignore[attr-defined]
     if isinstance(value, cst.Name):
         for stmt in body[:-1]:
-            if m.matches(
+            if matches(
                 stmt,
                 m.SimpleStatementLine(
                     body=[
@@ -949,7 +961,7 @@ def _returned_expression(
 
 def returned_closure(body: Sequence[cst.BaseStatement]) -> cst.FunctionDef | None:
     """The inner function a fixture returns (``def _create(...): ...; return _create``)."""
-    if not body or not m.matches(
+    if not body or not matches(
         body[-1], m.SimpleStatementLine(body=[m.Return(value=m.Name())])
     ):
         return None
@@ -970,7 +982,7 @@ def _recipe_problem(
         return "yields (a teardown phase 5 cannot inline)"
     if "request" in fixture.params:
         return "uses 'request' (parametrized or introspecting fixture)"
-    if not body or not m.matches(
+    if not body or not matches(
         body[-1], m.SimpleStatementLine(body=[m.Return(value=m.DoNotCare())])
     ):
         return "does not end with 'return <value>'"
@@ -1054,7 +1066,7 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
                     if (
                         not isinstance(target, cst.Name)
                         or value is None
-                        or not m.matches(value, relationship_call)
+                        or not matches(value, relationship_call)
                     ):
                         continue
                     out.setdefault(target.value, set()).add(
@@ -1169,9 +1181,9 @@ _COLLECTION_TYPES = re.compile(
 def _relationship_kind(call: cst.Call, annotation: cst.BaseExpression | None) -> str:
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == "uselist":
-            if m.matches(arg.value, m.Name("True")):
+            if matches(arg.value, m.Name("True")):
                 return "collection"
-            if m.matches(arg.value, m.Name("False")):
+            if matches(arg.value, m.Name("False")):
                 return "scalar"
             return "unknown"
     if annotation is None:
@@ -1184,7 +1196,7 @@ def _relationship_kind(call: cst.Call, annotation: cst.BaseExpression | None) ->
             except Exception:
                 return "unknown"
     inner = annotation
-    if m.matches(
+    if matches(
         inner, m.Subscript(value=m.Name("Mapped") | m.Attribute(attr=m.Name("Mapped")))
     ):
         elements = cst.ensure_type(inner, cst.Subscript).slice
@@ -1340,7 +1352,7 @@ class NameRewriter(cst.CSTTransformer):
         return False
 
     def visit_Call(self, node: cst.Call) -> None:
-        if m.matches(node.func, m.Name()):
+        if isinstance(node.func, cst.Name):
             self._calls.add(node.func)
 
     def leave_Name(
@@ -1382,7 +1394,7 @@ class NameRewriter(cst.CSTTransformer):
             args
             and not args[0].keyword
             and not args[0].star
-            and m.matches(args[0].value, m.Name(self.session_name))
+            and matches(args[0].value, m.Name(self.session_name))
         ):
             return updated_node
         ws = updated_node.whitespace_before_args
@@ -1442,12 +1454,7 @@ class SessionCallCleaner(cst.CSTTransformer):
         self._leftovers: set[int] = set()  # expressions whose statement is to go
 
     def _session_method(self, node: cst.CSTNode, method: str) -> bool:
-        return m.matches(
-            node,
-            m.Call(
-                func=m.Attribute(value=m.Name(self.session_name), attr=m.Name(method))
-            ),
-        )
+        return matches(node, _call_on(self.session_name, method))
 
     # ---- merge
     def leave_Call(
@@ -1518,7 +1525,7 @@ class SessionCallCleaner(cst.CSTTransformer):
             if (
                 isinstance(small, cst.Assign)
                 and id(small.value) in self._leftovers
-                and m.matches(
+                and matches(
                     small,
                     m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Name()),
                 )
@@ -1553,7 +1560,7 @@ class SessionCallCleaner(cst.CSTTransformer):
         if not self._is_emptied(updated_node.body):
             return updated_node
         log_only = all(
-            all(m.matches(s, _LOG_ONLY_STATEMENT) for s in h.body.body)
+            all(matches(s, _LOG_ONLY_STATEMENT) for s in h.body.body)
             for h in updated_node.handlers
         )
         if log_only and updated_node.orelse is None and updated_node.finalbody is None:
@@ -1848,12 +1855,7 @@ def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.
     body: list[cst.BaseStatement] = []
     carried: list[cst.EmptyLine] = []
     for stmt in module.body:
-        if m.matches(
-            stmt,
-            m.SimpleStatementLine(
-                body=[m.Import() | m.ImportFrom(names=m.DoNotCare())]
-            ),
-        ):
+        if matches(stmt, _ONE_IMPORT_LINE):
             line = cst.ensure_type(stmt, cst.SimpleStatementLine)
             small = line.body[0]
             names = small.names  # type: ignore[union-attr]
@@ -1894,12 +1896,7 @@ class ImportBlockOnly:
             return super()._instantiate_and_run(transform, tree)  # type: ignore[misc]
         last = -1
         for i, stmt in enumerate(tree.body):
-            if m.matches(
-                stmt,
-                m.SimpleStatementLine(
-                    body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
-                ),
-            ):
+            if matches(stmt, _IMPORT_LINE):
                 last = i
         if last < 0:
             return super()._instantiate_and_run(transform, tree)  # type: ignore[misc]

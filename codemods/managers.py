@@ -33,7 +33,7 @@ from libcst.helpers import (
 
 from codemods import fastcst
 from codemods.base import transform  # also installs the dispatch FastDispatch copies
-from codemods.fastcst import findall, walk
+from codemods.fastcst import findall, matches, walk
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
 
@@ -120,11 +120,11 @@ class _StringMentions(cst.CSTVisitor):
         self.depth -= 1
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        if any(m.matches(t.target, m.Name("__all__")) for t in node.targets):
+        if any(matches(t.target, m.Name("__all__")) for t in node.targets):
             self.depth += 1
 
     def leave_Assign(self, original_node: cst.Assign) -> None:
-        if any(m.matches(t.target, m.Name("__all__")) for t in original_node.targets):
+        if any(matches(t.target, m.Name("__all__")) for t in original_node.targets):
             self.depth -= 1
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
@@ -352,7 +352,7 @@ def unwrap_optional(annotation: cst.BaseExpression) -> cst.BaseExpression | None
 
     Returns None when the annotation is not an optional of one type.
     """
-    if m.matches(
+    if matches(
         annotation,
         m.Subscript(
             value=m.Name("Optional") | m.Attribute(attr=m.Name("Optional")),
@@ -360,15 +360,15 @@ def unwrap_optional(annotation: cst.BaseExpression) -> cst.BaseExpression | None
         ),
     ):
         return cst.ensure_type(annotation, cst.Subscript).slice[0].slice.value  # type: ignore[union-attr]
-    if m.matches(
+    if matches(
         annotation, m.BinaryOperation(operator=m.BitOr(), right=m.Name("None"))
     ):
         return cst.ensure_type(annotation, cst.BinaryOperation).left
-    if m.matches(
+    if matches(
         annotation, m.BinaryOperation(operator=m.BitOr(), left=m.Name("None"))
     ):
         return cst.ensure_type(annotation, cst.BinaryOperation).right
-    if m.matches(
+    if matches(
         annotation,
         m.Subscript(
             value=m.Name("Union") | m.Attribute(attr=m.Name("Union")),
@@ -377,7 +377,7 @@ def unwrap_optional(annotation: cst.BaseExpression) -> cst.BaseExpression | None
     ):
         elements = cst.ensure_type(annotation, cst.Subscript).slice
         values = [e.slice.value for e in elements if isinstance(e.slice, cst.Index)]
-        others = [v for v in values if not m.matches(v, m.Name("None"))]
+        others = [v for v in values if not matches(v, m.Name("None"))]
         if len(values) == 2 and len(others) == 1:
             return others[0]
     return None
@@ -542,7 +542,7 @@ class _Resolver:
 
 def _is_abstract(node: cst.ClassDef) -> bool:
     if any(
-        m.matches(b.value, m.Name("ABC") | m.Attribute(attr=m.Name("ABC")))
+        matches(b.value, m.Name("ABC") | m.Attribute(attr=m.Name("ABC")))
         for b in node.bases
     ):
         return True
@@ -550,7 +550,7 @@ def _is_abstract(node: cst.ClassDef) -> bool:
         decorator=m.Name("abstractmethod") | m.Attribute(attr=m.Name("abstractmethod"))
     )
     return any(
-        m.matches(d, abstract)
+        matches(d, abstract)
         for stmt in node.body.body
         if isinstance(stmt, cst.FunctionDef)
         for d in stmt.decorators

@@ -17,6 +17,7 @@ The removed names come from ``Config.removed_session_apis``; the class names fro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from libcst.helpers import (
 )
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import findall
+from codemods.fastcst import findall, matches
 from codemods.managers import (
     FastDispatch,
     code,
@@ -81,7 +82,7 @@ def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
         return "session"
     for stmt in cls.body.body:
         # ``session: scoped_session`` (or already ``sessionmaker``)
-        if m.matches(
+        if matches(
             stmt,
             m.SimpleStatementLine(
                 body=[
@@ -230,8 +231,20 @@ def _single_positional(call: cst.Call) -> bool:
 
 
 def _method_call(names: str | Sequence[str]) -> m.Call:
-    names = [names] if isinstance(names, str) else list(names)
+    return _method_call_of(tuple([names] if isinstance(names, str) else names))
+
+
+# one matcher object per shape: matchers checked again and again are compiled once
+# (codemods/fastcst.py ``matches``)
+@functools.lru_cache(maxsize=64)
+def _method_call_of(names: tuple[str, ...]) -> m.Call:
     return m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in names])))
+
+
+@functools.lru_cache(maxsize=64)
+def _attribute_method_call(attribute: str, method: str) -> m.Call:
+    """``<anything>.<attribute>.<method>(...)``."""
+    return m.Call(func=m.Attribute(value=m.Attribute(attr=m.Name(attribute)), attr=m.Name(method)))
 
 
 # ------------------------------------------------------------------------------- step 1.1
@@ -316,7 +329,7 @@ class UseSessionmaker(_SessionModuleCodemod):
     ) -> cst.BaseExpression:
         if not (self._manager() and self._functions):
             return updated_node
-        if not m.matches(
+        if not matches(
             original_node,
             m.Call(func=m.Name(SCOPED) | m.Attribute(attr=m.Name(SCOPED))),
         ):
@@ -397,7 +410,7 @@ class SessionContextLifecycle(_SessionModuleCodemod):
         ):
             return updated_node
         getters = [n for n in self.analysis.removed if n.startswith("get")]
-        if getters and m.matches(
+        if getters and matches(
             original_node,
             m.Call(
                 func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in getters])), args=[]
@@ -453,7 +466,7 @@ def _drop_statements(
             original_node: cst.SimpleStatementLine,
             updated_node: cst.SimpleStatementLine,
         ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-            if len(original_node.body) == 1 and m.matches(
+            if len(original_node.body) == 1 and matches(
                 original_node.body[0], matcher
             ):
                 return cst.RemoveFromParent()
@@ -486,7 +499,7 @@ def _close_in_finally(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]
 def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
     statements = list(block.body)
     for i, stmt in enumerate(statements):
-        if m.matches(stmt, _CLOSE):
+        if matches(stmt, _CLOSE):
             start = next(
                 (j for j in range(i) if findall(statements[j], _COMMIT_OR_ROLLBACK)),
                 None,
@@ -494,7 +507,7 @@ def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
             if start is None:
                 return block, "no-commit"
             end = i
-            while end < len(statements) and m.matches(statements[end], _CLOSE):
+            while end < len(statements) and matches(statements[end], _CLOSE):
                 end += 1
             moved = statements[start:i]
             first = moved[0]
@@ -640,7 +653,7 @@ class RemoveSessionApis(FastDispatch, RefactorCodemod):
     def leave_Assign(
         self, original_node: cst.Assign, updated_node: cst.Assign
     ) -> cst.Assign:
-        if self._depth or not m.matches(
+        if self._depth or not matches(
             original_node, m.Assign(targets=[m.AssignTarget(m.Name("__all__"))])
         ):
             return updated_node
@@ -651,7 +664,7 @@ class RemoveSessionApis(FastDispatch, RefactorCodemod):
     def leave_AugAssign(
         self, original_node: cst.AugAssign, updated_node: cst.AugAssign
     ) -> cst.AugAssign:
-        if self._depth or not m.matches(
+        if self._depth or not matches(
             original_node, m.AugAssign(target=m.Name("__all__"))
         ):
             return updated_node
@@ -685,14 +698,8 @@ class RemoveSessionApis(FastDispatch, RefactorCodemod):
     def visit_Call(self, node: cst.Call) -> None:
         if self._inside_removed:
             return
-        if m.matches(node, _method_call(sorted(self.analysis.removed))) or m.matches(
-            node,
-            m.Call(
-                func=m.Attribute(
-                    value=m.Attribute(attr=m.Name(self.analysis.session_attr)),
-                    attr=m.Name("remove"),
-                )
-            ),
+        if matches(node, _method_call(sorted(self.analysis.removed))) or matches(
+            node, _attribute_method_call(self.analysis.session_attr, "remove")
         ):
             self._method_calls.append(node)
 

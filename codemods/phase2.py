@@ -31,7 +31,7 @@ from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import findall
+from codemods.fastcst import findall, matches
 from codemods.managers import (
     FastDispatch,
     ManagerClass,
@@ -242,7 +242,7 @@ def _rewrite_docstring_entry(
     if not (isinstance(body, cst.IndentedBlock) and body.body):
         return fn
     first = body.body[0]
-    if not m.matches(first, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
+    if not matches(first, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
         return fn
     string = cst.ensure_type(
         cst.ensure_type(first, cst.SimpleStatementLine).body[0], cst.Expr
@@ -333,7 +333,7 @@ class RequireSession(_ManagerCodemod):
                 "left optional; rewrite by hand",
             )
             return updated_node
-        if param.default is not None and not m.matches(param.default, m.Name("None")):
+        if param.default is not None and not matches(param.default, m.Name("None")):
             self.report(
                 original_node,
                 f"{manager.name}.__init__: `{name}` defaults to {code(param.default)}, not None; "
@@ -467,7 +467,7 @@ class RemoveGetSession(_ManagerCodemod):
         if manager is None:
             return
         method = self.config.get_session_method
-        if not m.matches(
+        if not matches(
             node, m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(method)))
         ):
             return
@@ -606,7 +606,7 @@ class _SimplifyBody(cst.CSTTransformer):
         getter_call = m.Call(
             func=m.Attribute(value=m.Name("self"), attr=m.Name(self.getter))
         )
-        return not m.matches(
+        return not matches(
             node, m.SimpleStatementLine(body=[m.Assign(value=getter_call)])
         )
 
@@ -645,19 +645,19 @@ class _SimplifyBody(cst.CSTTransformer):
         getter_call = m.Call(
             func=m.Attribute(value=m.Name("self"), attr=m.Name(self.getter))
         )
-        if m.matches(
+        if matches(
             original_node, m.SimpleStatementLine(body=[m.Assign(value=getter_call)])
         ):
             return cst.RemoveFromParent()
-        if m.matches(original_node, self._method("rollback", "close")):
+        if matches(original_node, self._method("rollback", "close")):
             return cst.RemoveFromParent()
-        if m.matches(original_node, self._method("commit")):
+        if matches(original_node, self._method("commit")):
             expr = cst.ensure_type(updated_node.body[0], cst.Expr)
             call = cst.ensure_type(expr.value, cst.Call)
             func = cst.ensure_type(call.func, cst.Attribute)
             new_call = call.with_changes(func=func.with_changes(attr=cst.Name("flush")))
             return updated_node.with_changes(body=[expr.with_changes(value=new_call)])
-        if m.matches(original_node, m.SimpleStatementLine(body=[m.Expr(_LOG_CALL)])):
+        if matches(original_node, m.SimpleStatementLine(body=[m.Expr(_LOG_CALL)])):
             return cst.ensure_type(
                 transform(updated_node, _RewordStrings()), cst.SimpleStatementLine
             )
@@ -669,7 +669,7 @@ class _SimplifyBody(cst.CSTTransformer):
         # ``if should_close: session.close()``: the session is not ours to close any more
         if (
             self.flag_var
-            and m.matches(original_node.test, m.Name(self.flag_var))
+            and matches(original_node.test, m.Name(self.flag_var))
             and original_node.orelse is None
         ):
             return cst.RemoveFromParent()
@@ -705,7 +705,7 @@ class _SimplifyBody(cst.CSTTransformer):
 
 
 def _only_pass(block: cst.BaseSuite) -> bool:
-    return m.matches(
+    return matches(
         block, m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Pass()])])
     )
 
@@ -793,7 +793,7 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
         manager = self.current_manager
         if manager is None or manager.is_base or not self._functions:
             return
-        if m.matches(
+        if matches(
             node,
             m.Call(
                 func=m.Attribute(attr=m.Name("commit") | m.Name("rollback")), args=[]
@@ -878,7 +878,7 @@ class LazyInitSharesSession(_ManagerCodemod):
                         )
                     ]
                 )
-                if m.matches(original, other | setdefault):
+                if matches(original, other | setdefault):
                     self.done = True
                     return assignment.with_changes(leading_lines=updated.leading_lines)
                 return updated

@@ -37,7 +37,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall, parse_statement
+from codemods.fastcst import findall, matches, parse_statement
 from codemods.managers import relpath_for
 from refactor_tool.project import Project
 
@@ -200,11 +200,11 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
     def _removed_call(self, node: cst.CSTNode) -> str | None:
         removed = set(self.config.removed_session_apis)
         if (
-            m.matches(node, m.Call(func=m.Attribute(attr=m.Name("close_session"))))
+            matches(node, m.Call(func=m.Attribute(attr=m.Name("close_session"))))
             and "close_session" in removed
         ):
             return "close_session"
-        if m.matches(
+        if matches(
             node,
             m.Call(
                 func=m.Attribute(

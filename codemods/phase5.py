@@ -34,7 +34,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall, parse_statement, walk
+from codemods.fastcst import findall, matches, parse_statement, walk
 from codemods.managers import relpath_for
 from refactor_tool.project import Project
 
@@ -82,7 +82,7 @@ _PARAMETRIZE = m.Decorator(
 def parametrized_names(decorators: list[cst.Decorator]) -> set[str]:
     names: set[str] = set()
     for decorator in decorators:
-        if not m.matches(decorator, _PARAMETRIZE):
+        if not matches(decorator, _PARAMETRIZE):
             continue
         call = cst.ensure_type(decorator.decorator, cst.Call)
         if not call.args:
@@ -122,7 +122,7 @@ _GETFIXTUREVALUE = m.Call(
 def usefixtures_names(decorators: list[cst.Decorator]) -> list[str]:
     names = []
     for decorator in decorators:
-        if m.matches(decorator, _USEFIXTURES):
+        if matches(decorator, _USEFIXTURES):
             for arg in cst.ensure_type(decorator.decorator, cst.Call).args:
                 if isinstance(arg.value, cst.SimpleString) and isinstance(
                     arg.value.evaluated_value, str
@@ -224,9 +224,9 @@ def _unwrap_log_only_try(
             isinstance(stmt, cst.Try)
             and stmt.orelse is None
             and stmt.finalbody is None
-            and all(m.matches(s, refresh) for s in stmt.body.body)
+            and all(matches(s, refresh) for s in stmt.body.body)
             and all(
-                all(m.matches(s, fx._LOG_ONLY_STATEMENT) for s in h.body.body)
+                all(matches(s, fx._LOG_ONLY_STATEMENT) for s in h.body.body)
                 for h in stmt.handlers
             )
         ):
@@ -643,7 +643,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         out: list[cst.BaseStatement] = []
         same_name = False
         for stmt in body:
-            if m.matches(stmt, m.With(items=[m.WithItem(item=m.Name(ctx))])):
+            if matches(stmt, m.With(items=[m.WithItem(item=m.Name(ctx))])):
                 with_stmt = cst.ensure_type(stmt, cst.With)
                 asname = with_stmt.items[0].asname
                 if asname is not None:
@@ -747,7 +747,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
             and value.value in own.bound
             and value.value not in recipe.params
             and any(
-                m.matches(
+                matches(
                     s,
                     m.SimpleStatementLine(
                         body=[

@@ -48,7 +48,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall, holding_leaf
+from codemods.fastcst import findall, holding_leaf, matches
 from codemods.managers import own_init
 from refactor_tool.config import Config
 from refactor_tool.project import Project
@@ -173,9 +173,9 @@ def _execute_commits_gone(project: Project) -> bool:
     if not project.exists(rel) or config.execute_method.encode() not in project.read_bytes(rel):
         return False
     for stmt in project.parse(rel).body:
-        if m.matches(stmt, m.ClassDef(name=m.Name(config.base_manager_class))):
+        if matches(stmt, m.ClassDef(name=m.Name(config.base_manager_class))):
             for method in stmt.body.body:  # type: ignore[attr-defined]
-                if m.matches(method, m.FunctionDef(name=m.Name(config.execute_method))):
+                if matches(method, m.FunctionDef(name=m.Name(config.execute_method))):
                     verbs = findall(method, m.Call(func=m.Attribute(attr=m.Name("commit") | m.Name("rollback"))))
                     return not verbs
     return False
@@ -867,7 +867,7 @@ class UpdateDocstrings(RefactorCodemod):
         return False  # docstrings are read from their function, class or module
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if not updated_node.body or not m.matches(updated_node.body[0], _DOCSTRING):
+        if not updated_node.body or not matches(updated_node.body[0], _DOCSTRING):
             return updated_node
         new_first = self._rewrite(original_node.body[0], updated_node.body[0], False)
         if new_first is None:
@@ -888,7 +888,7 @@ class UpdateDocstrings(RefactorCodemod):
 
     def _in_block(self, original_node: Any, updated_node: Any, required: bool, own: bool = False) -> Any:
         block = updated_node.body
-        if not isinstance(block, cst.IndentedBlock) or not block.body or not m.matches(block.body[0], _DOCSTRING):
+        if not isinstance(block, cst.IndentedBlock) or not block.body or not matches(block.body[0], _DOCSTRING):
             return updated_node
         new_first = self._rewrite(original_node.body.body[0], block.body[0], required, own)
         if new_first is None:

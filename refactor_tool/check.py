@@ -37,7 +37,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from codemods.fastcst import code, findall, walk
+from codemods.fastcst import code, findall, matches, walk
 
 from .config import Config
 from .project import InputError, Project
@@ -177,12 +177,12 @@ def _is_conftest(rel: str) -> bool:
 def _fixture_name(fn: cst.FunctionDef) -> Optional[str]:
     """The name a fixture is requested by (``@pytest.fixture(name=...)`` or the function's)."""
     for decorator in fn.decorators:
-        if not m.matches(decorator, _FIXTURE):
+        if not matches(decorator, _FIXTURE):
             continue
         call = decorator.decorator
         if isinstance(call, cst.Call):
             for arg in call.args:
-                if m.matches(arg, m.Arg(keyword=m.Name("name"), value=m.SimpleString())):
+                if matches(arg, m.Arg(keyword=m.Name("name"), value=m.SimpleString())):
                     value = cst.ensure_type(arg.value, cst.SimpleString).evaluated_value
                     if isinstance(value, str):
                         return value
@@ -203,7 +203,7 @@ class _OwnLevel(cst.CSTVisitor):
             self.depth += 1
             if self.depth > 1:
                 return False
-        elif m.matches(node, self.matcher):
+        elif matches(node, self.matcher):
             self.found.append(node)
         return True
 
@@ -308,7 +308,7 @@ def check_removed_apis(src: _Source) -> list[Failure]:
                 failures.append(src.fail(rel, node, f"defines `{node.name.value}`; delete it ({_advice(node.name.value)})"))
         for node in nodes[cst.Assign] + nodes[cst.AugAssign] + nodes[cst.AnnAssign]:
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-            if node.value is None or not any(m.matches(t, m.Name("__all__")) for t in targets):
+            if node.value is None or not any(matches(t, m.Name("__all__")) for t in targets):
                 continue
             for string in findall(node.value, m.SimpleString()):
                 value = cst.ensure_type(string, cst.SimpleString).evaluated_value
@@ -394,7 +394,7 @@ def _try_parts(node: cst.Try) -> list[cst.CSTNode]:
 
 
 def _is_sessionmaker_call(expr: Optional[cst.BaseExpression]) -> bool:
-    return m.matches(expr, m.Call(func=m.Name("sessionmaker") | m.Attribute(attr=m.Name("sessionmaker"))))
+    return matches(expr, m.Call(func=m.Name("sessionmaker") | m.Attribute(attr=m.Name("sessionmaker"))))
 
 
 def _check_sessionmaker_attr(src: _Source, rel: str, cls: cst.ClassDef) -> list[Failure]:
@@ -403,7 +403,7 @@ def _check_sessionmaker_attr(src: _Source, rel: str, cls: cst.ClassDef) -> list[
     evidence = False
     if isinstance(cls.body, cst.IndentedBlock):
         for stmt in cls.body.body:
-            if m.matches(stmt, m.SimpleStatementLine(body=[m.AnnAssign(target=m.Name("session"))])):
+            if matches(stmt, m.SimpleStatementLine(body=[m.AnnAssign(target=m.Name("session"))])):
                 ann = cst.ensure_type(stmt.body[0], cst.AnnAssign)  # type: ignore[attr-defined]
                 text = _code(ann.annotation.annotation)
                 if "sessionmaker" in text and "scoped_session" not in text:
@@ -469,7 +469,7 @@ def check_base_manager(src: _Source) -> list[Failure]:
                 )
         for assign in findall(init, m.Assign(value=m.Name(session))):
             for target in cst.ensure_type(assign, cst.Assign).targets:
-                if m.matches(target.target, m.Attribute(value=_SELF)):
+                if matches(target.target, m.Attribute(value=_SELF)):
                     session_attr = cst.ensure_type(target.target, cst.Attribute).attr.value
 
     execute = _method(cls, config.execute_method)
@@ -557,7 +557,7 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
     if not params or params[0].name.value != session:
         failures.append(src.fail(rel, fn, f"{fn_name} must take `{session}` as its first parameter"))
     returns = fn.returns.annotation if fn.returns is not None else None
-    if not m.matches(returns, m.Name("SimpleNamespace") | m.Attribute(attr=m.Name("SimpleNamespace"))):
+    if not matches(returns, m.Name("SimpleNamespace") | m.Attribute(attr=m.Name("SimpleNamespace"))):
         failures.append(src.fail(rel, fn, f"{fn_name} must be annotated `-> SimpleNamespace`"))
     if graph_error is not None:
         failures.append(graph_error)
@@ -584,7 +584,7 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
             created.setdefault(cls_name, call)
             cls = by_name[cls_name]
             if not any(
-                m.matches(arg, m.Arg(keyword=m.Name(session)) | m.Arg(keyword=None, value=m.Name(session)))
+                matches(arg, m.Arg(keyword=m.Name(session)) | m.Arg(keyword=None, value=m.Name(session)))
                 for arg in call.args
             ):
                 failures.append(src.fail(rel, call, f"`{cls_name}(...)` is not given the session; pass `{session}={session}`"))
@@ -607,7 +607,7 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
     returned = [
         r
         for r in findall(fn, m.Return())
-        if m.matches(
+        if matches(
             cst.ensure_type(r, cst.Return).value,
             m.Call(func=m.Name("SimpleNamespace") | m.Attribute(attr=m.Name("SimpleNamespace"))),
         )
@@ -742,7 +742,7 @@ def check_fixtures(src: _Source, graph: Any, conftests: list[str], fixtures: lis
             failures.extend(_check_factory_fixture(src, fixture, session))
     for rel in src.project.grep(conftests, ".merge("):
         calls = _collect(src.parse(rel), cst.Call)[cst.Call]
-        for call in (c for c in calls if m.matches(c, _method_call("merge"))):
+        for call in (c for c in calls if matches(c, _method_call("merge"))):
             failures.append(src.fail(rel, call, "calls merge(); the manager already returns objects bound to the session, drop it"))
     return failures
 
@@ -859,7 +859,7 @@ def _check_test(
     opened = False
     for with_node in nodes[cst.With]:
         for item in with_node.items:
-            if m.matches(item.item, m.Name(session_context)):
+            if matches(item.item, m.Name(session_context)):
                 opened = True
                 target = item.asname.name if item.asname is not None else None
                 if isinstance(target, cst.Name):
@@ -884,13 +884,13 @@ def _check_test(
             if not (isinstance(call.func, cst.Name) and call.func.value.startswith(prefix)):
                 continue
             first = call.args[0] if call.args else None
-            if first is None or first.keyword is not None or not m.matches(first.value, m.OneOf(*(m.Name(s) for s in sessions))):
+            if first is None or first.keyword is not None or not matches(first.value, m.OneOf(*(m.Name(s) for s in sessions))):
                 failures.append(
                     src.fail(rel, call, f"`{_call_name(call)}(...)` must get the session first: `{_call_name(call)}({sorted(sessions)[0]}, ...)`")
                 )
     for call in manager_calls:
         if not any(
-            m.matches(arg, m.Arg(keyword=m.Name(config.session_variable)))
+            matches(arg, m.Arg(keyword=m.Name(config.session_variable)))
             or (arg.keyword is None and isinstance(arg.value, cst.Name) and arg.value.value in sessions)
             for arg in call.args
         ):

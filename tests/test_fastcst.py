@@ -421,3 +421,111 @@ def test_visits_only_keeps_other_subtrees_without_hooks(name: str, source: bytes
     counting.visits_only = only  # type: ignore[attr-defined]
     assert transform(module, counting).code == expected
     assert set(counting.names) <= only
+
+
+def _codemod_matchers() -> list[Any]:
+    """Every matcher the codemods keep as a module constant."""
+    import importlib
+
+    found: dict[int, Any] = {}
+    for name in ("fixtures", "managers", "phase1", "phase2", "phase3", "phase4", "phase5", "phase6"):
+        module = importlib.import_module(f"codemods.{name}")
+        for value in vars(module).values():
+            if isinstance(value, (m.BaseMatcherNode, m.OneOf, m.AllOf)):
+                found[id(value)] = value
+    return list(found.values())
+
+
+MATCHERS = [
+    m.Name(),
+    m.Name("self"),
+    m.Name(value=m.MatchRegex(r"^_")),
+    m.Name(value=m.MatchIfTrue(lambda v: v.startswith("t"))),
+    m.Name(value=[m.DoNotCare()]),  # a string is a sequence to libcst
+    m.Attribute(value=m.Name("self")),
+    m.Name() | m.Attribute(),
+    m.Attribute(value=m.Name() | m.Attribute(attr=m.Name("path"))),
+    m.AllOf(m.Call(), m.Call(func=m.Name())),
+    m.Call(func=m.DoesNotMatch(m.Name())),
+    m.DoesNotMatch(m.Name()),
+    m.Call(func=m.SaveMatchedNode(m.Name(), "f")),
+    m.SaveMatchedNode(m.Call(), "call"),
+    m.MatchIfTrue(lambda n: True),  # not allowed at the top of matches()
+    m.ZeroOrMore(),
+    m.Arg(keyword=None),
+    m.Arg(comma=m.Comma()),
+    m.Arg(comma=m.DoesNotMatch(m.Comma())),
+    m.Arg(comma=cst.MaybeSentinel.DEFAULT),
+    m.Arg(star=""),
+    m.EmptyLine(indent=True),
+    m.EmptyLine(comment=None),
+    m.Call(args=[m.Arg()]),
+    m.Call(args=[]),
+    m.Call(args=[m.DoNotCare(), m.Arg()]),
+    m.Call(args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("name")), m.ZeroOrMore()]),
+    m.Call(args=[m.ZeroOrMore(), m.Arg(value=m.Name() | m.Integer()), m.ZeroOrMore()]),
+    m.Call(args=[m.AtLeastN(n=1)]),
+    m.Call(args=[m.ZeroOrMore(m.Arg(keyword=None))]),
+    m.Call(args=[m.Arg(), m.ZeroOrMore()]),
+    m.Call(args=[m.SaveMatchedNode(m.Arg(), "first"), m.ZeroOrMore()]),
+    m.Call(args=m.OneOf([m.Arg()], [])),
+    m.Call(args=m.AllOf([m.DoNotCare()], [m.Arg()])),
+    m.Call(args=m.MatchIfTrue(lambda a: len(a) > 2)),
+    m.Call(args=m.DoesNotMatch([])),
+    m.Call(func=m.TypeOf(m.Name, m.Attribute)(value=m.Name("os"))),
+    m.TypeOf(m.Name, m.Attribute)(),
+    m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]),
+    m.FunctionDef(params=m.Parameters(params=[m.Param(name=m.Name("self")), m.ZeroOrMore()])),
+    m.ClassDef(bases=[m.ZeroOrMore(), m.Arg(value=m.Name("Base")), m.ZeroOrMore()]),
+]
+
+
+def _samples(module: cst.Module) -> list[Any]:
+    """Up to five nodes of every class in the module, and the non-node values fields hold."""
+    by_class: dict[type, list[cst.CSTNode]] = {}
+    for node in fastcst.findall(module, m.MatchIfTrue(lambda n: True)):
+        bucket = by_class.setdefault(type(node), [])
+        if len(bucket) < 5:
+            bucket.append(node)
+    return [n for nodes in by_class.values() for n in nodes] + [
+        None,
+        cst.MaybeSentinel.DEFAULT,
+        cst.RemovalSentinel.REMOVE,
+        "x",
+        (),
+    ]
+
+
+@pytest.mark.parametrize("name,source,module", MODULES, ids=IDS)
+def test_matches_is_libcst_matches(name: str, source: bytes, module: cst.Module) -> None:
+    from libcst.matchers._matcher_base import _construct_metadata_fetcher_null, _matches
+
+    fetcher = _construct_metadata_fetcher_null()
+    hits = 0
+    for matcher in MATCHERS + _codemod_matchers():
+        test, anywhere = fastcst.compiled(matcher), fastcst.compiled(matcher, top=False)
+        for node in _samples(module):
+            expected = m.matches(node, matcher)
+            assert test(node) is expected, (matcher, node)
+            assert fastcst.matches(node, matcher) is expected  # first use: libcst's own
+            assert fastcst.matches(node, matcher) is expected  # then compiled
+            hits += expected
+            if isinstance(node, cst.CSTNode):  # findall's rule
+                assert anywhere(node) is (_matches(node, matcher, fetcher) is not None)
+    assert hits
+
+
+def test_matches_hands_metadata_to_libcst() -> None:
+    from libcst.metadata import PositionProvider
+
+    module = cst.parse_module("x = 1\n")
+    name = fastcst.findall(module, m.Name())[0]
+    matcher = m.Name(metadata=m.MatchMetadata(PositionProvider, None))
+    with pytest.raises(LookupError):
+        m.matches(name, matcher)
+    with pytest.raises(LookupError):
+        fastcst.compiled(matcher)(name)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    position = wrapper.resolve(PositionProvider)[name]
+    wanted = m.Name(metadata=m.MatchMetadata(PositionProvider, position))
+    assert fastcst.matches(name, wanted, metadata_resolver=wrapper)
