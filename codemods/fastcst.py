@@ -806,14 +806,24 @@ if _CodegenState is not None:
             return _Parens(self, state)
         return _PARENTHESIZE(self, state)  # positions are being recorded: libcst's own
 
+    def _codegen_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        # libcst's CSTNode._codegen, without the two hooks the plain state ignores
+        self._codegen_impl(state, **kwargs)
+
     @contextlib.contextmanager
-    def _light_parentheses() -> Iterator[None]:
+    def _light_parentheses(plain: bool = False) -> Iterator[None]:
+        """The lighter hooks in place while one of the states above prints (with ``plain``,
+        also ``_codegen`` without its before/after calls, which only positions use)."""
         previous = _BaseParenthesizedNode.__dict__["_parenthesize"]
+        codegen = cst.CSTNode.__dict__["_codegen"]
         _BaseParenthesizedNode._parenthesize = _parenthesize  # type: ignore[method-assign]
+        if plain:
+            cst.CSTNode._codegen = _codegen_plain  # type: ignore[method-assign]
         try:
             yield
         finally:
             _BaseParenthesizedNode._parenthesize = previous  # type: ignore[method-assign]
+            cst.CSTNode._codegen = codegen  # type: ignore[method-assign]
 
 
 def code(node: cst.CSTNode, module: cst.Module | None = None, indents: Sequence[str] = ()) -> str:
@@ -830,7 +840,7 @@ def code(node: cst.CSTNode, module: cst.Module | None = None, indents: Sequence[
     state = _PlainState(default_indent=module.default_indent, default_newline=module.default_newline)
     if indents:
         state.indent_tokens = list(indents)
-    with _light_parentheses():
+    with _light_parentheses(plain=True):
         node._codegen(state)
     return "".join(state.tokens)
 

@@ -325,9 +325,11 @@ def test_code_leaves_position_printing_alone() -> None:
     from libcst._nodes.expression import _BaseParenthesizedNode
 
     before = _BaseParenthesizedNode.__dict__["_parenthesize"]
+    codegen = cst.CSTNode.__dict__["_codegen"]
     module = cst.parse_module("x = (a +\n     (b))\ny = f((1), [2])\n")
     fastcst.code(module)
     assert _BaseParenthesizedNode.__dict__["_parenthesize"] is before
+    assert cst.CSTNode.__dict__["_codegen"] is codegen
     inner = fastcst.findall(module, m.Name("b"))[0]
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[inner]
     _BaseParenthesizedNode._parenthesize = fastcst._parenthesize
