@@ -70,8 +70,10 @@ class CleanupAnalysis:
     removed: frozenset[str]
     #: the removed names that no code in the target uses any more
     dead: frozenset[str]
-    #: files whose text mentions a dead name (in comments, strings or docstrings): step 6.1
+    #: files whose text mentions a dead name (in comments, strings or docstrings)
     mentions: frozenset[str]
+    #: those of them with a ``#`` before a mention on the same line: step 6.1's files
+    comment_mentions: frozenset[str] = frozenset()
     #: files with a docstring that may need step 6.2 (a superset, from a text search)
     docstring_files: frozenset[str] = frozenset()
     #: the base manager's execute method exists and no longer commits or rolls back
@@ -131,6 +133,10 @@ def analyze(project: Project) -> CleanupAnalysis:
     mentions = frozenset(
         rel for rel in hits if pattern is not None and pattern.search(project.read_text(rel))
     )
+    in_comment = None if pattern is None else re.compile(r"#[^\n]*?" + pattern.pattern)
+    comment_mentions = frozenset(
+        rel for rel in mentions if in_comment is not None and in_comment.search(project.read_text(rel))
+    )
     commits_gone = _execute_commits_gone(project)
     optional = _optional_text(config.session_variable)
     execute = config.execute_method.encode()
@@ -147,6 +153,7 @@ def analyze(project: Project) -> CleanupAnalysis:
         removed=removed,
         dead=frozenset(dead),
         mentions=mentions,
+        comment_mentions=comment_mentions,
         docstring_files=frozenset(docstring_files),
         execute_commits_gone=commits_gone,
     )
@@ -427,7 +434,7 @@ class RemoveStaleComments(RefactorCodemod):
         if pattern is None:
             raise SkipFile("no removed name is unused yet")
         rel = _relpath(self.context.filename, self.analysis.root)
-        if rel is not None and rel not in self.analysis.mentions:
+        if rel is not None and rel not in self.analysis.comment_mentions:
             raise SkipFile("no comment can name a removed API here")
         self._pattern = pattern
         self._dead: frozenset[str] = self.analysis.dead
