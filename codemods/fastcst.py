@@ -903,15 +903,21 @@ def holding(node: cst.CSTNode, names: set[str] | frozenset[str]) -> set[int]:
     return holding_leaf(node, cst.Name, lambda name: name.value in names)
 
 
-def holding_leaf(node: cst.CSTNode, leaf: type, test: Callable[[Any], bool]) -> set[int]:
-    """``id`` of ``node`` and of every node below it whose subtree has a ``leaf`` node
-    (``cst.Name``, ``cst.Comment``...) for which ``test`` is true. Only the fields that can
-    hold such a node are entered."""
+def holding_leaf(
+    node: cst.CSTNode, leaf: type | tuple[type, ...], test: Callable[[Any], bool]
+) -> set[int]:
+    """``id`` of ``node`` and of every node below it whose subtree has a node of class
+    ``leaf`` (``cst.Name``, ``cst.Comment``..., or a tuple of classes) for which ``test`` is
+    true. Only the fields that can hold such a node are entered."""
     if not _READY:
         _build()
-    bit = _BIT.get(leaf)
-    if bit is None:
-        raise ValueError(f"not a concrete libcst node class: {leaf!r}")
+    leaves = leaf if isinstance(leaf, tuple) else (leaf,)
+    bit = 0
+    for cls in leaves:
+        if cls not in _BIT:
+            raise ValueError(f"not a concrete libcst node class: {cls!r}")
+        bit |= _BIT[cls]
+    single = leaves[0] if len(leaves) == 1 else None
     found: set[int] = set()
     reaching = _REACHING.get(bit)
     if reaching is None:
@@ -920,7 +926,7 @@ def holding_leaf(node: cst.CSTNode, leaf: type, test: Callable[[Any], bool]) -> 
 
     def visit(current: Any) -> bool:
         cls = type(current)
-        hot = cls is leaf and bool(test(current))
+        hot = (cls is single if single is not None else cls in leaves) and bool(test(current))
         names = reaching.get(cls)
         if names is None:
             names = reaching[cls] = fields_reaching(current, bit)

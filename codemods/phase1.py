@@ -31,7 +31,7 @@ from libcst.helpers import (
 )
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import findall, matches
+from codemods.fastcst import findall, holding_leaf, matches
 from codemods.managers import (
     FastDispatch,
     code,
@@ -578,6 +578,15 @@ class RemoveSessionApis(FastDispatch, RefactorCodemod):
             0  # inside a function this step removes: nothing to report
         )
         self._drop: set[str] = set()  # names whose imports may have become unused
+        # every decision here starts from an import or from one of these names (a removed
+        # API, ``scoped_session``, ``<session attribute>.remove``, ``__all__``): nothing
+        # else needs a visit
+        wanted = {*analysis.removed, SCOPED, analysis.session_attr, "remove", "__all__"}
+        self.visits_only = holding_leaf(
+            tree,
+            (cst.Name, cst.Import, cst.ImportFrom),
+            lambda n: type(n) is not cst.Name or n.value in wanted,
+        )
         return super().transform_module_impl(tree)
 
     # -- scope depth

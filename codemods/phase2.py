@@ -31,7 +31,7 @@ from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import findall, matches
+from codemods.fastcst import findall, holding_leaf, matches
 from codemods.managers import (
     FastDispatch,
     ManagerClass,
@@ -290,6 +290,27 @@ class RequireSession(_ManagerCodemod):
         self._local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
         self._module_name = module_name
         self._unwrapped = False
+        # a constructor call names a manager class (or an alias, a local class, an import)
+        # in its callee; the constructors themselves are the managers' __init__ methods:
+        # nothing else needs a visit
+        names = {c.name for c in self.graph.classes.values()}
+        origins = {f"{c.module}.{c.name}" for c in self.graph.classes.values()}
+        callees = names | self._local | {
+            alias
+            for alias, origin in self._imports.items()
+            if origin.rpartition(".")[2] in names
+            or any(o == origin or o.startswith(origin + ".") for o in origins)
+        }
+        managers = self.managers
+
+        def wanted(node: cst.CSTNode) -> bool:
+            if type(node) is cst.Name:
+                return node.value in callees
+            if type(node) is cst.ClassDef:
+                return node.name.value in managers
+            return node.name.value == "__init__"  # type: ignore[attr-defined]
+
+        self.visits_only = holding_leaf(tree, (cst.Name, cst.ClassDef, cst.FunctionDef), wanted)
 
     # -- the constructors
     def leave_method(

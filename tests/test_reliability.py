@@ -539,6 +539,31 @@ def test_a_whole_run_parses_each_file_version_once(
     assert len({rel for rel, _ in parsed}) < len(project.python_files())
 
 
+@pytest.mark.skipif(not PHASES, reason="no phase installed")
+def test_pruned_traversals_change_nothing_on_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every phase on the target: the same changes and notes when every codemod traverses
+    whole trees (``visits_only`` ignored)."""
+    import codemods.base
+
+    def run_all(root: Path) -> tuple[dict[str, bytes | None], list[str]]:
+        project = Project(root)
+        changes: dict[str, bytes | None] = {}
+        notes: list[str] = []
+        for _, phase in _phases_in_order(project):
+            result = run_phase(project, phase)
+            project.apply(result.changes)
+            changes.update({c.path: c.new for c in result.changes})
+            notes += [str(n) for n in result.notes]
+        return changes, notes
+
+    pruned = run_all(target_copy(tmp_path / "pruned"))
+    monkeypatch.setattr(codemods.base, "_only", lambda visitor: None)
+    assert run_all(target_copy(tmp_path / "full")) == pruned
+    assert pruned[0] and pruned[1]
+
+
 def test_trees_parsed_during_a_phase_are_kept_from_the_cycle_collector(tmp_path: Path) -> None:
     """A parse pauses the collector and leaves it as it was; inside a phase the new tree is
     frozen with what was alive before, and everything is handed back when the phase ends."""
