@@ -806,24 +806,101 @@ if _CodegenState is not None:
             return _Parens(self, state)
         return _PARENTHESIZE(self, state)  # positions are being recorded: libcst's own
 
+    from libcst._nodes.base import BaseValueToken as _BaseValueToken
+    from libcst._nodes.op import _BaseOneTokenOp
+
+    _CODEGEN = cst.CSTNode.__dict__["_codegen"]
+
     def _codegen_plain(self: Any, state: Any, **kwargs: Any) -> None:
         # libcst's CSTNode._codegen, without the two hooks the plain state ignores
         self._codegen_impl(state, **kwargs)
 
+    # the commonest nodes' _codegen_impl, inlined (record_syntactic_position does nothing
+    # for the plain state): a value token, a name, a one-token operator
+    def _value_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        state.tokens.append(self.value)
+
+    def _name_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        for lpar in self.lpar:
+            lpar._codegen(state)
+        state.tokens.append(self.value)
+        for rpar in self.rpar:
+            rpar._codegen(state)
+
+    def _operator_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        self.whitespace_before._codegen(state)
+        state.tokens.append(self._get_token())
+        self.whitespace_after._codegen(state)
+
+    _PLAIN_CODEGEN: dict[type, Any] = {}
+
+    def _plain_codegens() -> dict[type, Any]:
+        if not _PLAIN_CODEGEN:
+            value_impl = _BaseValueToken.__dict__["_codegen_impl"]
+            operator_impl = _BaseOneTokenOp.__dict__["_codegen_impl"]
+            for cls in _subclasses(cst.CSTNode):
+                if "_codegen" in cls.__dict__ or getattr(cls, "__abstractmethods__", None):
+                    continue
+                impl = getattr(cls, "_codegen_impl", None)
+                if cls is cst.Name:
+                    _PLAIN_CODEGEN[cls] = _name_plain
+                elif impl is value_impl:
+                    _PLAIN_CODEGEN[cls] = _value_plain
+                elif impl is operator_impl:
+                    _PLAIN_CODEGEN[cls] = _operator_plain
+        return _PLAIN_CODEGEN
+
+    _PLAIN_ACTIVE = [0]
+
+    def _install_plain(on: bool) -> None:
+        if on:
+            cst.CSTNode._codegen = _codegen_plain  # type: ignore[method-assign]
+            for cls, fast in _plain_codegens().items():
+                cls._codegen = fast  # type: ignore[attr-defined]
+        else:
+            cst.CSTNode._codegen = _CODEGEN  # type: ignore[method-assign]
+            for cls in _plain_codegens():
+                if "_codegen" in cls.__dict__:
+                    delattr(cls, "_codegen")
+
     @contextlib.contextmanager
     def _light_parentheses(plain: bool = False) -> Iterator[None]:
-        """The lighter hooks in place while one of the states above prints (with ``plain``,
-        also ``_codegen`` without its before/after calls, which only positions use)."""
+        """The lighter hooks in place while one of the states above prints. With ``plain``
+        (only ``_PlainState`` prints inside), also ``_codegen`` without the before/after
+        calls only positions use, and inlined for the commonest nodes; without it, libcst's
+        own ``_codegen``, even inside a plain printing (``line_of`` needs those calls)."""
         previous = _BaseParenthesizedNode.__dict__["_parenthesize"]
-        codegen = cst.CSTNode.__dict__["_codegen"]
         _BaseParenthesizedNode._parenthesize = _parenthesize  # type: ignore[method-assign]
+        outer = _PLAIN_ACTIVE[0]  # how many plain printings this one is inside
         if plain:
-            cst.CSTNode._codegen = _codegen_plain  # type: ignore[method-assign]
+            if not outer:
+                _install_plain(True)
+            _PLAIN_ACTIVE[0] = outer + 1
+        elif outer:
+            _install_plain(False)
+            _PLAIN_ACTIVE[0] = 0
         try:
             yield
         finally:
+            _PLAIN_ACTIVE[0] = outer
+            if plain and not outer:
+                _install_plain(False)
+            elif not plain and outer:
+                _install_plain(True)
             _BaseParenthesizedNode._parenthesize = previous  # type: ignore[method-assign]
-            cst.CSTNode._codegen = codegen  # type: ignore[method-assign]
+
+    def plain_printing() -> Any:
+        """Keep the plain printing hooks installed across many :func:`code` calls (the
+        statements of one spliced file) instead of installing them for each."""
+        return _light_parentheses(plain=True)
+
+
+else:  # pragma: no cover - a libcst with other internals
+
+    def plain_printing() -> Any:
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def code(node: cst.CSTNode, module: cst.Module | None = None, indents: Sequence[str] = ()) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import libcst as cst
 
-from codemods.fastcst import code
+from codemods.fastcst import code, plain_printing
 
 try:
     from libcst._nodes.internal import CodegenState
@@ -213,9 +213,10 @@ def splice(
     splicer.want_old = known is None
     end = splicer.count - len(original.footer)
     try:
-        new_parts, old_parts = splicer.block(
-            tree.body, original.body, nodes, len(original.header), end, ()
-        )
+        with plain_printing():  # the printing hooks installed once for the whole file
+            new_parts, old_parts = splicer.block(
+                tree.body, original.body, nodes, len(original.header), end, ()
+            )
     except (_Mismatch, RecursionError):
         return None
     head, foot = splicer.text(0, len(original.header)), splicer.text(end, splicer.count)

@@ -327,10 +327,18 @@ def test_code_leaves_position_printing_alone() -> None:
     before = _BaseParenthesizedNode.__dict__["_parenthesize"]
     codegen = cst.CSTNode.__dict__["_codegen"]
     module = cst.parse_module("x = (a +\n     (b))\ny = f((1), [2])\n")
+    inner = fastcst.findall(module, m.Name("b"))[0]
     fastcst.code(module)
     assert _BaseParenthesizedNode.__dict__["_parenthesize"] is before
     assert cst.CSTNode.__dict__["_codegen"] is codegen
-    inner = fastcst.findall(module, m.Name("b"))[0]
+    assert not [c for c in fastcst._subclasses(cst.CSTNode) if "_codegen" in c.__dict__]
+    # line_of inside a plain printing (the splice of one file) still sees every node
+    with fastcst.plain_printing():
+        assert fastcst.code(module) == module.code
+        assert fastcst.line_of(module, inner) == 2
+        assert fastcst.code(module) == module.code
+    assert cst.CSTNode.__dict__["_codegen"] is codegen
+    assert not [c for c in fastcst._subclasses(cst.CSTNode) if "_codegen" in c.__dict__]
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[inner]
     _BaseParenthesizedNode._parenthesize = fastcst._parenthesize
     try:
