@@ -138,7 +138,7 @@ def analyze(project: Project) -> CleanupAnalysis:
         rel for rel in mentions if in_comment is not None and in_comment.search(project.read_text(rel))
     )
     commits_gone = _execute_commits_gone(project)
-    optional = _optional_text(config.session_variable)
+    optional = _OptionalText(config.session_variable)
     execute = config.execute_method.encode()
     docstring_files = set(mentions)
     for rel in every:
@@ -159,16 +159,35 @@ def analyze(project: Project) -> CleanupAnalysis:
     )
 
 
-def _optional_text(session: str) -> re.Pattern[bytes]:
-    """The text prefilter for step 6.2's optional-session rules (bytes, case-insensitive)."""
-    s = re.escape(session.encode())
-    return re.compile(
-        rb"(?i)optional\s+(?:\S+\s+){0,2}`{0,2}\w*" + s
-        + rb"|" + s + rb"\b[^\n]*\((?:optional)\)"
-        + rb"|\b(?:if|when|unless)\b[^\n.;]*\b(?:not|no|none|omitted|missing)\b[^\n.;]*"
-        rb"\b(?:provided|given|passed|supplied|specified)\b"
-        + rb"|defaults?\s+to\s+`{0,2}None|own\s+" + s
-    )
+class _OptionalText:
+    """The text prefilter for step 6.2's optional-session rules (bytes, case-insensitive):
+    ``search(data)`` is true where any of them could apply. Each rule's pattern runs only
+    on text holding its literal word (a case-insensitive pattern is scanned character by
+    character, and every module has an ``if``)."""
+
+    def __init__(self, session: str) -> None:
+        s = re.escape(session.encode())
+        self.session = session.lower().encode()
+        self.rules: list[tuple[tuple[bytes, ...], re.Pattern[bytes]]] = [
+            ((b"optional",), re.compile(rb"(?i)optional\s+(?:\S+\s+){0,2}`{0,2}\w*" + s)),
+            ((b"(optional)",), re.compile(rb"(?i)" + s + rb"\b[^\n]*\((?:optional)\)")),
+            (
+                (b"provided", b"given", b"passed", b"supplied", b"specified"),
+                re.compile(
+                    rb"(?i)\b(?:if|when|unless)\b[^\n.;]*\b(?:not|no|none|omitted|missing)\b[^\n.;]*"
+                    rb"\b(?:provided|given|passed|supplied|specified)\b"
+                ),
+            ),
+            ((b"default",), re.compile(rb"(?i)defaults?\s+to\s+`{0,2}None")),
+            ((b"own",), re.compile(rb"(?i)own\s+" + s)),
+        ]
+
+    def search(self, data: bytes) -> bool:
+        lowered = data.lower()
+        return any(
+            any(word in lowered for word in words) and pattern.search(data) is not None
+            for words, pattern in self.rules
+        )
 
 
 _COMMIT_BYTES = re.compile(rb"(?i)commit|roll(?:s|ed|ing)?\s+back|rollback")

@@ -630,3 +630,42 @@ def test_one_ruff_process_formats_as_file_by_file(tmp_path: Path) -> None:
     assert batch["pkg/skipped/c.py"] == items[2][1]  # excluded: left alone
     (root / "pkg" / "wide" / "ruff.toml").write_text('extend = "../../pyproject.toml"\n')
     assert ruff_format_batch(project, items, command) is None
+
+
+def test_optional_text_prefilter_is_the_single_pattern() -> None:
+    """The guarded rules of the 6.2 prefilter answer as one case-insensitive pattern of
+    all of them would, on real modules and on each rule's own wording."""
+    import re
+    import sysconfig
+
+    from codemods.phase6 import _OptionalText
+
+    s = re.escape(b"session")
+    single = re.compile(
+        rb"(?i)optional\s+(?:\S+\s+){0,2}`{0,2}\w*" + s
+        + rb"|" + s + rb"\b[^\n]*\((?:optional)\)"
+        + rb"|\b(?:if|when|unless)\b[^\n.;]*\b(?:not|no|none|omitted|missing)\b[^\n.;]*"
+        rb"\b(?:provided|given|passed|supplied|specified)\b"
+        + rb"|defaults?\s+to\s+`{0,2}None|own\s+" + s
+    )
+    guarded = _OptionalText("session")
+    texts = [
+        b"session (Optional): the session",
+        b"An OPTIONAL db Session to use",
+        b"If not PROVIDED, one is created",
+        b"when no session is given",
+        b"Defaults to ``None``.",
+        b"opens its Own  session",
+        b"nothing to see here",
+        b"own sessions\nif x:\n    pass\n",
+    ]
+    root = Path(__file__).resolve().parent.parent
+    texts += [p.read_bytes() for p in sorted((root / "target_project").rglob("*.py"))]
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    texts += [p.read_bytes() for p in sorted(stdlib.glob("*.py"))[::10]]
+    hits = 0
+    for text in texts:
+        expected = single.search(text) is not None
+        assert guarded.search(text) is expected, text[:80]
+        hits += expected
+    assert 0 < hits < len(texts)
