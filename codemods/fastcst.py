@@ -1052,9 +1052,6 @@ def names_used(node: cst.CSTNode, wanted: set[str] | frozenset[str]) -> set[str]
     return found
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
 _STATEMENTS: dict[str, cst.BaseStatement] = {}
 
 
@@ -1071,18 +1068,45 @@ def parse_statement(source: str) -> cst.BaseStatement:
 
 def clone(node: Any) -> Any:
     """``node.deep_clone()``: a new tree of new nodes, the same code (libcst's deep_clone
-    deep-copies every scalar field through an exception; those are immutable)."""
+    deep-copies every scalar field through an exception; those are immutable). The copies
+    are filled in slot by slot: a copy of a valid node needs neither the constructor's
+    defaults nor its validation (``__post_init__`` only validates)."""
     cls = type(node)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    changes = {}
-    for name in names:
-        value = getattr(node, name)
-        kind = type(value)
-        if kind is tuple or kind is list:
-            value = tuple(clone(c) if is_node(c) else c for c in value)
-        elif is_node(value):
-            value = clone(value)
-        changes[name] = value
-    return cls(**changes)
+    setters = _SETTERS.get(cls)
+    if setters is None:
+        setters = _SETTERS[cls] = _slot_setters(cls)
+    if not setters:  # not a slotted dataclass: through the constructor
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        return cls(**{name: _cloned(getattr(node, name)) for name in names})
+    new = object.__new__(cls)
+    for name, set_slot in setters:
+        set_slot(new, _cloned(getattr(node, name)))
+    return new
+
+
+def _cloned(value: Any) -> Any:
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return tuple(clone(c) if is_node(c) else c for c in value)
+    if is_node(value):
+        return clone(value)
+    return value
+
+
+_SETTERS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _slot_setters(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(field, the slot's setter) for every field of a slotted node class; () otherwise."""
+    out = []
+    for f in dataclasses.fields(cls):
+        for klass in cls.__mro__:
+            slot = klass.__dict__.get(f.name)
+            if slot is not None:
+                break
+        else:
+            return ()
+        if type(slot).__name__ != "member_descriptor":
+            return ()
+        out.append((f.name, slot.__set__))
+    return tuple(out)

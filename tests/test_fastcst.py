@@ -6,6 +6,7 @@ target and on a fixed sample of the installed standard library (real code of eve
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sysconfig
 from pathlib import Path
@@ -539,3 +540,23 @@ def test_matches_hands_metadata_to_libcst() -> None:
     position = wrapper.resolve(PositionProvider)[name]
     wanted = m.Name(metadata=m.MatchMetadata(PositionProvider, position))
     assert fastcst.matches(name, wanted, metadata_resolver=wrapper)
+
+
+def test_clone_copies_fields_slot_by_slot_without_validating_again() -> None:
+    """A clone is a new valid tree: every field the same value (nodes copied, sequences as
+    tuples), built without the constructor."""
+    module = cst.parse_module("x = f(a, *b, k=1)  # c\nclass C(B):\n    '''d'''\n")
+    copy = fastcst.clone(module)
+    assert copy.deep_equals(module) and copy.code == module.code
+    for old, new in zip(
+        fastcst.findall(module, m.MatchIfTrue(lambda n: True)),
+        fastcst.findall(copy, m.MatchIfTrue(lambda n: True)),
+    ):
+        assert type(old) is type(new) and old is not new
+        for f in dataclasses.fields(old):
+            a, b = getattr(old, f.name), getattr(new, f.name)
+            if isinstance(a, (list, tuple)):
+                assert type(b) is tuple and len(a) == len(b)
+            elif not isinstance(a, cst.CSTNode):
+                assert a == b
+    copy.validate_types_deep()
