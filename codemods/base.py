@@ -544,7 +544,7 @@ def _transform(node: Any, v: Any, hooks: bool, only: set[int] | None = None) -> 
             elif i < always and hooks:
                 v.on_visit_attribute(node, name)
                 v.on_leave_attribute(node, name)
-        updated = node.with_changes(**changes) if changes else node
+        updated = fastcst.with_changes(node, changes) if changes else node
     else:
         updated = node
     result = v.on_leave(node, updated)

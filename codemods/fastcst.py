@@ -1084,6 +1084,23 @@ def clone(node: Any) -> Any:
     return new
 
 
+def with_changes(node: Any, changes: dict[str, Any]) -> Any:
+    """``node.with_changes(**changes)`` (``dataclasses.replace``: a new node, validated),
+    without ``replace``'s per-call walk over the class's field records."""
+    cls = type(node)
+    known = _FIELD_NAMES.get(cls)
+    if known is None:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        known = _FIELD_NAMES[cls] = (names, frozenset(names))
+    names, name_set = known
+    if not changes.keys() <= name_set:  # libcst's own error
+        return node.with_changes(**changes)
+    return cls(**{name: changes[name] if name in changes else getattr(node, name) for name in names})
+
+
+_FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+
+
 def _cloned(value: Any) -> Any:
     kind = type(value)
     if kind is tuple or kind is list:

@@ -560,3 +560,14 @@ def test_clone_copies_fields_slot_by_slot_without_validating_again() -> None:
             elif not isinstance(a, cst.CSTNode):
                 assert a == b
     copy.validate_types_deep()
+
+
+def test_with_changes_is_libcst_with_changes() -> None:
+    call = cst.parse_expression("f(a, b)")
+    changed = fastcst.with_changes(call, {"args": call.args[:1]})
+    assert changed.deep_equals(call.with_changes(args=call.args[:1])) and changed is not call
+    assert changed.func is call.func
+    with pytest.raises(TypeError):
+        fastcst.with_changes(call, {"nonsense": 1})
+    with pytest.raises(cst.CSTValidationError):  # still validated
+        fastcst.with_changes(cst.Name("x"), {"value": "not a name"})
