@@ -832,7 +832,55 @@ if _CodegenState is not None:
         state.tokens.append(self._get_token())
         self.whitespace_after._codegen(state)
 
+    def _attribute_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        for lpar in self.lpar:
+            lpar._codegen(state)
+        self.value._codegen(state)
+        self.dot._codegen(state)
+        self.attr._codegen(state)
+        for rpar in self.rpar:
+            rpar._codegen(state)
+
+    def _newline_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        value = self.value
+        state.tokens.append(state.default_newline if value is None else value)
+
+    def _trailing_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        self.whitespace._codegen(state)
+        if self.comment is not None:
+            self.comment._codegen(state)
+        self.newline._codegen(state)
+
+    def _empty_line_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        if self.indent:
+            state.tokens.extend(state.indent_tokens)
+        self.whitespace._codegen(state)
+        if self.comment is not None:
+            self.comment._codegen(state)
+        self.newline._codegen(state)
+
+    def _simple_line_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        for line in self.leading_lines:
+            line._codegen(state)
+        state.tokens.extend(state.indent_tokens)
+        body = self.body
+        if body:
+            last = len(body) - 1
+            for index, small in enumerate(body):
+                small._codegen(state, default_semicolon=(index != last))
+        else:  # libcst prints an empty line of statements as ``pass``
+            state.tokens.append("pass")
+        self.trailing_whitespace._codegen(state)
+
     _PLAIN_CODEGEN: dict[type, Any] = {}
+    _INLINED: dict[type, Any] = {
+        cst.Name: _name_plain,
+        cst.Attribute: _attribute_plain,
+        cst.Newline: _newline_plain,
+        cst.TrailingWhitespace: _trailing_plain,
+        cst.EmptyLine: _empty_line_plain,
+        cst.SimpleStatementLine: _simple_line_plain,
+    }
 
     def _plain_codegens() -> dict[type, Any]:
         if not _PLAIN_CODEGEN:
@@ -842,8 +890,8 @@ if _CodegenState is not None:
                 if "_codegen" in cls.__dict__ or getattr(cls, "__abstractmethods__", None):
                     continue
                 impl = getattr(cls, "_codegen_impl", None)
-                if cls is cst.Name:
-                    _PLAIN_CODEGEN[cls] = _name_plain
+                if cls in _INLINED:
+                    _PLAIN_CODEGEN[cls] = _INLINED[cls]
                 elif impl is value_impl:
                     _PLAIN_CODEGEN[cls] = _value_plain
                 elif impl is operator_impl:
