@@ -252,7 +252,7 @@ def compute(
     """
     records = []
     for phase, step_ids in selection:
-        with file_progress(rep, f"phase {phase.number}:") as tick, long_lived_frozen():
+        with file_progress(rep, f"phase {phase.number}:") as tick, long_lived_frozen(), project.snapshot():
             analysis = phase.analyze(project)
             files = list(phase.files(project, analysis))
             if only:

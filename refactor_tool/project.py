@@ -14,6 +14,7 @@ import gc
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
@@ -50,6 +51,8 @@ class Project:
         self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}
         self._printed: dict[str, tuple[cst.Module, bytes]] = {}
         self._reads: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        #: while a phase is computed (``snapshot``), a file read once is not checked again
+        self._snapshot = False
         self._root_str = str(self.root)
         self._listing: list[str] | None = None
         self._state: dict[str, object] | None = None
@@ -133,6 +136,10 @@ class Project:
             return content
         # every phase's prefilter reads every file: keep the bytes while the file's size,
         # modification time and inode say it is the same file
+        if self._snapshot:
+            cached = self._reads.get(rel)
+            if cached is not None:
+                return cached[1]
         path = os.path.join(self._root_str, rel)
         info = os.stat(path)
         key = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
@@ -143,6 +150,19 @@ class Project:
             data = handle.read()
         self._reads[rel] = (key, data)
         return data
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """While one phase is computed, a file read once is taken as it was then, without
+        asking the file system again at every read (the analyses and prefilters read every
+        file many times). Nothing is lost: the write step checks every file it replaces
+        against the bytes the phase read, and refuses one changed on disk since."""
+        outer = self._snapshot
+        self._snapshot = True
+        try:
+            yield
+        finally:
+            self._snapshot = outer
 
     def read_text(self, rel: str) -> str:
         """Decoded source, for cheap text checks (the prefilter); never written back."""

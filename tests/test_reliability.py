@@ -247,6 +247,24 @@ def test_write_refuses_file_changed_since_read(tmp_path: Path) -> None:
     assert tree_digest(tmp_path) == before
 
 
+def test_a_phase_reads_each_file_once_and_the_write_still_checks_it(tmp_path: Path) -> None:
+    """Inside a phase's snapshot a file read once is not asked for again; a file edited
+    meanwhile is then refused by the write step, so nothing is lost."""
+    changes = make_files(tmp_path, 2)
+    project = Project(tmp_path)
+    rel = changes[0].path
+    first = project.read_bytes(rel)
+    with project.snapshot():
+        assert project.read_bytes(rel) == first
+        (tmp_path / rel).write_bytes(b"edited meanwhile\n")
+        assert project.read_bytes(rel) == first  # the phase goes on with what it read
+    assert project.read_bytes(rel) == b"edited meanwhile\n"
+    before = tree_digest(tmp_path)
+    with pytest.raises(InputError, match="changed on disk"):
+        write_changes(project, changes)
+    assert tree_digest(tmp_path) == before
+
+
 def test_changes_computed_on_a_half_written_tree_are_not_written(
     tmp_path: Path,
 ) -> None:
