@@ -872,8 +872,73 @@ if _CodegenState is not None:
             state.tokens.append("pass")
         self.trailing_whitespace._codegen(state)
 
+    def _call_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        tokens = state.tokens
+        for lpar in self.lpar:
+            lpar._codegen(state)
+        self.func._codegen(state)
+        self.whitespace_after_func._codegen(state)
+        tokens.append("(")
+        self.whitespace_before_args._codegen(state)
+        args = self.args
+        last = len(args) - 1
+        for index, arg in enumerate(args):
+            arg._codegen(state, default_comma=(index != last))
+        tokens.append(")")
+        for rpar in self.rpar:
+            rpar._codegen(state)
+
+    def _arg_plain(self: Any, state: Any, default_comma: bool = False) -> None:
+        tokens = state.tokens
+        tokens.append(self.star)
+        self.whitespace_after_star._codegen(state)
+        keyword = self.keyword
+        if keyword is not None:
+            keyword._codegen(state)
+        equal = self.equal
+        if equal is cst.MaybeSentinel.DEFAULT and keyword is not None:
+            tokens.append(" = ")
+        elif isinstance(equal, cst.AssignEqual):
+            equal._codegen(state)
+        self.value._codegen(state)
+        comma = self.comma
+        if comma is cst.MaybeSentinel.DEFAULT and default_comma:
+            tokens.append(", ")
+        elif isinstance(comma, cst.Comma):
+            comma._codegen(state)
+        self.whitespace_after_arg._codegen(state)
+
+    def _semicolon(self: Any, state: Any, default_semicolon: bool) -> None:
+        semicolon = self.semicolon
+        if isinstance(semicolon, cst.MaybeSentinel):
+            if default_semicolon:
+                state.tokens.append("; ")
+        elif isinstance(semicolon, cst.Semicolon):
+            semicolon._codegen(state)
+
+    def _expr_plain(self: Any, state: Any, default_semicolon: bool = False) -> None:
+        self.value._codegen(state)
+        _semicolon(self, state, default_semicolon)
+
+    def _assign_plain(self: Any, state: Any, default_semicolon: bool = False) -> None:
+        for target in self.targets:
+            target._codegen(state)
+        self.value._codegen(state)
+        _semicolon(self, state, default_semicolon)
+
+    def _assign_target_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        self.target._codegen(state)
+        self.whitespace_before_equal._codegen(state)
+        state.tokens.append("=")
+        self.whitespace_after_equal._codegen(state)
+
     _PLAIN_CODEGEN: dict[type, Any] = {}
     _INLINED: dict[type, Any] = {
+        cst.Call: _call_plain,
+        cst.Arg: _arg_plain,
+        cst.Expr: _expr_plain,
+        cst.Assign: _assign_plain,
+        cst.AssignTarget: _assign_target_plain,
         cst.Name: _name_plain,
         cst.Attribute: _attribute_plain,
         cst.Newline: _newline_plain,

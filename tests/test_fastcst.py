@@ -303,6 +303,21 @@ def test_code_prints_built_nodes_and_indentation_like_libcst() -> None:
         body=cst.IndentedBlock(
             body=[
                 cst.SimpleStatementLine([cst.Expr(call)]),
+                cst.SimpleStatementLine(
+                    [
+                        cst.Expr(cst.Name("a")),
+                        cst.Assign([cst.AssignTarget(cst.Name("b"))], cst.Integer("2")),
+                        cst.Expr(cst.Call(cst.Name("f"), [cst.Arg(cst.Name("x"), star="*")])),
+                    ]
+                ),
+                cst.SimpleStatementLine([]),
+                cst.SimpleStatementLine(
+                    [cst.Pass()],
+                    leading_lines=[cst.EmptyLine(comment=cst.Comment("# note")), cst.EmptyLine(indent=False)],
+                    trailing_whitespace=cst.TrailingWhitespace(
+                        whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment("# end")
+                    ),
+                ),
                 cst.If(
                     test=cst.UnaryOperation(cst.Not(), cst.Name("x", lpar=[cst.LeftParen()], rpar=[cst.RightParen()])),
                     body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Return()])]),
