@@ -1145,10 +1145,7 @@ def holding_leaf(
             found.add(id(current))
         return hot
 
-    try:
-        visit(node)
-    finally:
-        del visit  # the closure refers to itself: break the cycle now
+    visit(node)
     return found
 
 

@@ -446,7 +446,6 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
             fixture = resolved.get(p)
             if needs_inlining(fixture):
                 visit(fixture)  # type: ignore[arg-type]
-        del visit  # the closure refers to itself: no cycle left for the collector
 
         # ---- parameters the recipes need that the test does not ask for yet
         extras: list[str] = []

@@ -563,8 +563,6 @@ def test_pruned_traversals_change_nothing_on_the_target(
 ) -> None:
     """Every phase on the target: the same changes and notes when every codemod traverses
     whole trees (``visits_only`` ignored)."""
-    import codemods.base
-
     def run_all(root: Path) -> tuple[dict[str, bytes | None], list[str]]:
         project = Project(root)
         changes: dict[str, bytes | None] = {}
