@@ -1162,7 +1162,29 @@ def names_used(node: cst.CSTNode, wanted: set[str] | frozenset[str]) -> set[str]
     return found
 
 
+# ---------------------------------------------------------------------------------------
+# Caches keyed by source text (not by a tree's identity, which dies with its run): each
+# registers here, so that ``forget_contents`` can start a run from nothing
+# (``bench/throughput.py`` does it before every repetition, so the figures are those of a
+# process that has never seen the target).
+
+_CONTENT_CACHES: list[Callable[[], None]] = []
+
+
+def content_cache(clear: Callable[[], None]) -> Callable[[], None]:
+    """Register the ``clear`` of a cache keyed by source text; returns it."""
+    _CONTENT_CACHES.append(clear)
+    return clear
+
+
+def forget_contents() -> None:
+    """Empty every cache keyed by source text."""
+    for clear in _CONTENT_CACHES:
+        clear()
+
+
 _STATEMENTS: dict[str, cst.BaseStatement] = {}
+content_cache(_STATEMENTS.clear)
 
 
 def parse_statement(source: str) -> cst.BaseStatement:

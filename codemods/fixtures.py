@@ -432,6 +432,7 @@ class Fixture:
 
 
 _NODE_CACHE: dict[str, cst.FunctionDef] = {}
+fastcst.content_cache(_NODE_CACHE.clear)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import libcst as cst
 
-from codemods.fastcst import code, plain_printing
+from codemods.fastcst import code, content_cache, plain_printing
 
 try:
     from libcst._nodes.internal import CodegenState
@@ -241,6 +241,9 @@ def python_module(source: bytes) -> ast.Module | None:
             return ast.parse(source)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         return None
+
+
+content_cache(python_module.cache_clear)
 
 
 def _starts(

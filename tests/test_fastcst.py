@@ -372,6 +372,18 @@ def test_parse_statement_gives_new_nodes_each_time() -> None:
     assert not mine & {id(n) for n in fastcst.findall(second, m.MatchIfTrue(lambda n: True))}
 
 
+def test_forget_contents_empties_the_caches_keyed_by_source_text() -> None:
+    from codemods import fixtures
+    from refactor_tool import splice
+
+    fastcst.parse_statement("x = 1\n")
+    splice.python_module(b"x = 1\n")
+    fixtures._NODE_CACHE["def f():\n    pass\n"] = cst.parse_statement("def f():\n    pass\n")
+    fastcst.forget_contents()
+    assert not fastcst._STATEMENTS and not fixtures._NODE_CACHE
+    assert splice.python_module.cache_info().currsize == 0
+
+
 class _Ancestry(cst.CSTVisitor):
     """Reference for holding_leaf: every node above (and at) a wanted leaf."""
 
