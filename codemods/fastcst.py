@@ -1187,6 +1187,34 @@ _STATEMENTS: dict[str, cst.BaseStatement] = {}
 content_cache(_STATEMENTS.clear)
 
 
+class TreeMemo:
+    """Answers about trees, by the tree's identity: a tree is immutable, and a file left
+    unchanged keeps its tree from phase to phase, so an answer holds for the whole run.
+
+    Each entry keeps its tree alive (so its id cannot be reused while the entry is there);
+    only the trees asked about lately are kept (``size``), so that the trees of replaced
+    contents are not held for the rest of the run.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: dict[tuple[int, Any], tuple[Any, Any]] = {}
+
+    def get(self, tree: Any, key: Any = None) -> Any:
+        """The answer kept for ``tree`` (and ``key``), else None."""
+        entry = self._entries.get((id(tree), key))
+        return entry[1] if entry is not None and entry[0] is tree else None
+
+    def put(self, tree: Any, value: Any, key: Any = None) -> Any:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[(id(tree), key)] = (tree, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 def parse_statement(source: str) -> cst.BaseStatement:
     """``cst.parse_statement(source)``: new nodes every call (a copy of the first parse of
     the same text; parsing again costs twice as much as copying)."""

@@ -578,42 +578,36 @@ class FixtureAnalysis:
 # ------------------------------------------------------------------------------- building
 
 
-_LINES: dict[int, tuple[cst.Module, dict[int, int]]] = {}
-_TEXTS: dict[int, tuple[cst.Module, dict[int, str]]] = {}
+_LINES = fastcst.TreeMemo()
+_TEXTS = fastcst.TreeMemo()
 
 
 def _texts(module: cst.Module, source: bytes) -> dict[int, str]:
     """Source text of each top-level statement (without its leading lines), sliced from
     ``source`` where libcst would print exactly that; missing ones are printed by the caller."""
-    cached = _TEXTS.get(id(module))
-    if cached is None or cached[0] is not module:
-        if len(_TEXTS) > 64:
-            _TEXTS.clear()
-        cached = _TEXTS[id(module)] = (module, statement_texts(source, module) or {})
-    return cached[1]
+    cached = _TEXTS.get(module)
+    if cached is None:
+        cached = _TEXTS.put(module, statement_texts(source, module) or {})
+    return cached
 
 
 def _line(module: cst.Module, node: cst.CSTNode, source: bytes | None = None) -> int:
     """1-based line of a top-level statement (its first decorator), without a metadata pass
     (read off Python's parser when the module's ``source`` is given, else printed)."""
-    cached = _LINES.get(id(module))
-    if (cached is None or cached[0] is not module) and source is not None:
+    cached = _LINES.get(module)
+    if cached is None and source is not None:
         found = statement_lines(source, module)
         if found is not None:
-            if len(_LINES) > 64:
-                _LINES.clear()
-            cached = _LINES[id(module)] = (module, found)
-    if cached is None or cached[0] is not module:
+            cached = _LINES.put(module, found)
+    if cached is None:
         lines: dict[int, int] = {}
         before = 1 + len(module.header)
         for stmt in module.body:
             # decorators start the definition; leading blank lines and comments do not
             lines[id(stmt)] = before + len(getattr(stmt, "leading_lines", ()))
             before += fastcst.code(stmt, module).count("\n")
-        if len(_LINES) > 64:
-            _LINES.clear()
-        cached = _LINES[id(module)] = (module, lines)
-    return cached[1].get(id(node), 0)
+        cached = _LINES.put(module, lines)
+    return cached.get(id(node), 0)
 
 
 line_of_statement = _line

@@ -19,6 +19,7 @@ The module also holds the small libcst helpers that the phase codemods share.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -267,13 +268,28 @@ def is_test_path(rel: str) -> bool:
 
 
 def relpath_for(context_filename: str | None, root: Path) -> str | None:
-    """The target-relative POSIX path of the file a codemod is transforming."""
+    """The target-relative POSIX path of the file a codemod is transforming (symlinks
+    resolved; each file's answer is kept until :func:`forget_paths`, which every phase
+    calls first: every codemod of a phase asks about the same files)."""
     if not context_filename:
         return None
+    key = (context_filename, root)
+    if key in _RELPATHS:
+        return _RELPATHS[key]
     try:
-        return Path(context_filename).resolve().relative_to(root).as_posix()
+        rel: str | None = Path(context_filename).resolve().relative_to(root).as_posix()
     except ValueError:
-        return None
+        rel = None
+    if len(_RELPATHS) > 65536:
+        _RELPATHS.clear()
+    _RELPATHS[key] = rel
+    return rel
+
+
+_RELPATHS: dict[tuple[str, Path], str | None] = {}
+#: what the file system said in this phase (cleared as each phase starts, and before each
+#: benchmark repetition)
+forget_paths = fastcst.content_cache(_RELPATHS.clear)
 
 
 def import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]:
@@ -284,20 +300,13 @@ def import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]
     Imports inside functions and ``if TYPE_CHECKING:`` blocks count too: a name only
     used in annotations is imported there.
     """
-    key = (id(module), module_name, rel)
-    cached = _IMPORT_MAPS.get(key)
-    if cached is not None and cached[0] is module:
-        return dict(cached[1])
-    names = _import_map(module, module_name, rel)
-    if len(_IMPORT_MAPS) > 64:
-        _IMPORT_MAPS.clear()
-    _IMPORT_MAPS[key] = (module, names)
+    names = _IMPORT_MAPS.get(module, (module_name, rel))
+    if names is None:
+        names = _IMPORT_MAPS.put(module, _import_map(module, module_name, rel), (module_name, rel))
     return dict(names)
 
 
-#: import_map's answers for the trees asked about lately (trees are immutable; the entry
-#: keeps its tree, so the id cannot be reused while the entry is there)
-_IMPORT_MAPS: dict[tuple[int, str, str], tuple[cst.Module, dict[str, str]]] = {}
+_IMPORT_MAPS = fastcst.TreeMemo()
 
 
 def _import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]:
@@ -396,6 +405,15 @@ def annotation_names(annotation: cst.BaseExpression) -> list[str]:
             if name:
                 found.append(name)
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _annotation_text_names(text: str) -> tuple[str, ...]:
+    """:func:`annotation_names` of an annotation's source text."""
+    return tuple(annotation_names(cst.parse_expression(text)))
+
+
+fastcst.content_cache(_annotation_text_names.cache_clear)
 
 
 def short_name(class_name: str) -> str:
@@ -590,24 +608,70 @@ def own_init(node: cst.ClassDef) -> cst.FunctionDef | None:
     return None
 
 
-def _class_defs(module: cst.Module) -> Iterator[tuple[cst.ClassDef, bool]]:
-    """Every class in the module, with whether it is at module level."""
-    top = {id(s) for s in module.body if isinstance(s, cst.ClassDef)}
-    for node in iter_statements(module.body):
-        if isinstance(node, cst.ClassDef):
-            yield node, id(node) in top
+def _class_defs(module: cst.Module) -> list[tuple[cst.ClassDef, bool]]:
+    """Every class in the module, with whether it is at module level (kept per tree: every
+    phase that needs the managers searches the same files again)."""
+    found = _CLASS_DEFS.get(module)
+    if found is None:
+        top = {id(s) for s in module.body if isinstance(s, cst.ClassDef)}
+        found = _CLASS_DEFS.put(
+            module,
+            [(n, id(n) in top) for n in iter_statements(module.body) if isinstance(n, cst.ClassDef)],
+        )
+    return found
+
+
+_CLASS_DEFS = fastcst.TreeMemo()
 
 
 def _may_subclass(project: Project, rels: list[str], names: set[str]) -> list[str]:
     """The text prefilter of the subclass search: files that can define a subclass of one
     of ``names`` (``class X(... Name ...)``, also dotted or subscripted) or import one of
     them under another name (``Name as Alias``). Only these are parsed."""
-    alternatives = "|".join(re.escape(n) for n in sorted(names))
-    pattern = re.compile(
-        rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b|\b(?:{alternatives})\s+as\s".encode()
-    )
-    candidates = project.grep(rels, *sorted(names))
-    return [rel for rel in candidates if pattern.search(project.read_bytes(rel))]
+    key = frozenset(names)
+    test = _SUBCLASS_TESTS.get(key)
+    if test is None:
+        if len(_SUBCLASS_TESTS) > 256:
+            _SUBCLASS_TESTS.clear()
+        test = _SUBCLASS_TESTS[key] = _SubclassText(names)
+    return [rel for rel in project.grep(rels, *sorted(names)) if test(project.read_bytes(rel))]
+
+
+class _SubclassText:
+    """``class X(... Name ...)`` or ``Name as ...`` somewhere in a file's bytes, for one set
+    of names; each content is searched once (the answers are kept by content)."""
+
+    def __init__(self, names: set[str]) -> None:
+        alternatives = "|".join(re.escape(n) for n in sorted(names))
+        # a pattern that starts with a literal is scanned for that literal first; one that
+        # starts with an alternation is tried at every position, so ``Name as`` is looked
+        # for name by name, and the word boundary before the name checked by hand
+        self.subclass = re.compile(rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b".encode())
+        self.aliased = [
+            (n.encode(), re.compile(re.escape(n.encode()) + rb"\s+as\s")) for n in sorted(names)
+        ]
+        self.answers: dict[bytes, bool] = {}
+
+    def __call__(self, data: bytes) -> bool:
+        answer = self.answers.get(data)
+        if answer is None:
+            answer = self.answers[data] = self._search(data)
+        return answer
+
+    def _search(self, data: bytes) -> bool:
+        if self.subclass.search(data):
+            return True
+        for name, pattern in self.aliased:
+            if name in data:
+                for found in pattern.finditer(data):
+                    before = data[found.start() - 1 : found.start()]
+                    if not (before.isalnum() or before == b"_"):
+                        return True
+        return False
+
+
+_SUBCLASS_TESTS: dict[frozenset[str], _SubclassText] = {}
+fastcst.content_cache(_SUBCLASS_TESTS.clear)
 
 
 def analyze_managers(project: Project) -> ManagerGraph:
@@ -742,8 +806,7 @@ def _find_dependencies(
             if param.kind in ("star", "starstar"):
                 continue
             if param.annotation is not None:
-                ann = cst.parse_expression(param.annotation)
-                for dotted in annotation_names(ann):
+                for dotted in _annotation_text_names(param.annotation):
                     origin = resolve_local(dotted, imports, cls.module, local_defs)
                     if origin is None:
                         continue

@@ -49,7 +49,7 @@ from libcst.codemod import SkipFile
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.fastcst import findall, holding_leaf, matches
-from codemods.managers import own_init
+from codemods.managers import own_init, relpath_for
 from refactor_tool.config import Config
 from refactor_tool.project import Project
 
@@ -212,15 +212,6 @@ def files(project: Project, analysis: CleanupAnalysis) -> list[str]:
     those that mention a removed name, those that may describe a session as optional, and
     those that may say the execute method commits."""
     return sorted(analysis.mentions | analysis.docstring_files)
-
-
-def _relpath(context_filename: Optional[str], root: Path) -> Optional[str]:
-    if not context_filename:
-        return None
-    try:
-        return Path(context_filename).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return None
 
 
 # ------------------------------------------------------------------------------- 6.1 comments
@@ -452,7 +443,7 @@ class RemoveStaleComments(RefactorCodemod):
         pattern = self.analysis.pattern()
         if pattern is None:
             raise SkipFile("no removed name is unused yet")
-        rel = _relpath(self.context.filename, self.analysis.root)
+        rel = relpath_for(self.context.filename, self.analysis.root)
         if rel is not None and rel not in self.analysis.comment_mentions:
             raise SkipFile("no comment can name a removed API here")
         self._pattern = pattern
@@ -884,7 +875,7 @@ class UpdateDocstrings(RefactorCodemod):
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         self._dead: frozenset[str] = self.analysis.dead
-        rel = _relpath(self.context.filename, self.analysis.root)
+        rel = relpath_for(self.context.filename, self.analysis.root)
         if rel is not None and rel not in self.analysis.docstring_files:
             raise SkipFile("no docstring to update here")
         return super().transform_module_impl(tree)

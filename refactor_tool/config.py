@@ -12,6 +12,7 @@ them in its own ``pyproject.toml``::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +79,7 @@ class Config:
     @staticmethod
     def module_name(relpath: str) -> str:
         """``sologm/core/factory.py`` -> ``sologm.core.factory``."""
-        parts = list(Path(relpath).with_suffix("").parts)
-        if parts and parts[-1] == "__init__":
-            parts.pop()
-        return ".".join(parts)
+        return _module_name(relpath)
 
     @property
     def factory_module_name(self) -> str:
@@ -94,6 +92,14 @@ class Config:
     @property
     def base_manager_module_name(self) -> str:
         return self.module_name(self.base_manager_module)
+
+
+@functools.lru_cache(maxsize=4096)
+def _module_name(relpath: str) -> str:
+    parts = list(Path(relpath).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from libcst.codemod import CodemodContext, SkipFile
 
 from codemods.base import PhaseSpec, StepSpec
+from codemods.managers import forget_paths
 
 from . import project as project_module
 from .project import InputError, Project
@@ -256,6 +257,7 @@ def run_phase(
     steps = selected_steps(phase, step_ids)
     result = PhaseResult(phase)
     parses_before = project.parse_count
+    forget_paths()  # what the file system said before this phase is not trusted in it
     if analysis is None:
         analysis = phase.analyze(project)
     candidates = list(only) if only is not None else list(phase.files(project, analysis))

@@ -452,3 +452,34 @@ def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pyt
         ]
         assert two.notes == one.notes
     assert serial[1].changes  # phase 2 has manager files to rewrite: the pool really ran
+
+
+def test_subclass_prefilter_is_the_one_pattern_it_replaces() -> None:
+    """The manager search's text prefilter, split for speed, answers like the single
+    pattern it replaced, on every target module and on crafted edge cases."""
+    import re
+
+    from codemods.managers import _SubclassText
+
+    names = {"BaseManager", "GameManager", "Base"}
+    alternatives = "|".join(re.escape(n) for n in sorted(names))
+    reference = re.compile(
+        rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b|\b(?:{alternatives})\s+as\s".encode()
+    )
+    samples = [p.read_bytes() for p in sorted(TARGET.rglob("*.py"))]
+    samples += [
+        b"from x import GameManager as G\n",
+        b"from x import MyGameManager as G\n",
+        b"from x import _GameManager as G\n",
+        b"GameManager as G",
+        b"import Base\tas B\n",
+        b"class A(m.BaseManager[int]): pass\n",
+        b"class A(BaseManagers): pass\n",
+        b"class A(\n    Base,\n): pass\n",
+        b"x = GameManager  # as seen\n",
+        b"x = GameManagerX as\n",
+        b"",
+    ]
+    test = _SubclassText(names)
+    assert [test(s) for s in samples] == [bool(reference.search(s)) for s in samples]
+    assert any(test(s) for s in samples[-11:]) and not all(test(s) for s in samples[-11:])
