@@ -602,6 +602,47 @@ def test_trees_parsed_during_a_phase_are_kept_from_the_cycle_collector(tmp_path:
     assert gc.get_freeze_count() == 0
 
 
+def test_trusted_parse_builds_libcsts_own_trees() -> None:
+    """The parse the tool uses (no validation, nodes built by the generated builders) gives
+    the very trees libcst's own parse gives, and leaves libcst as it was: its names are the
+    classes again, and nodes built afterwards are validated."""
+    from refactor_tool import project as project_module
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = [p.read_bytes() for p in sorted(TARGET.rglob("*.py"))]
+    sources += [(stdlib / rel).read_bytes() for rel in STDLIB_SAMPLE if (stdlib / rel).is_file()]
+    sources += [
+        b"",
+        b"async def f(*a, b=1, **k) -> int:\n    async with x as y, z: yield (await q)[1:2, ...]\n",
+        b"match p:\n    case {'k': [1, *rest]} | Point(x=0) if rest: pass\n    case _: ...\n",
+        b"x = f'{a!r:>{w}} {b=}' \\\n    'more', rb'\\d' b'\\n'\nlambda *, k=3: k\n",
+        b"@d\nclass C[T](B, metaclass=M):\n    def g[**P](self) -> 'C': del a[0], b; global z\n"
+        if sys.version_info >= (3, 12)
+        else b"@d\nclass C(B, metaclass=M):\n    def g(self) -> 'C': del a[0], b; global z\n",
+    ]
+    assert len(project_module._builders()) > 100  # every node class libcst's parser builds
+    for source in sources:
+        mine, reference = project_module._parse_trusted(source), cst.parse_module(source)
+        assert mine.deep_equals(reference) and mine.code == reference.code
+        kinds = [type(n) for n in fastcst_findall(mine)]
+        assert kinds == [type(n) for n in fastcst_findall(reference)]
+    assert isinstance(cst.parse_expression("a.b"), cst.Attribute)
+    assert cst.Name is type(cst.parse_expression("a"))
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("not a name")
+    with pytest.raises(cst.ParserSyntaxError):
+        project_module._parse_trusted(b"def f(:\n")
+    assert isinstance(cst.Name, type) and isinstance(cst.parse_module(b"x\n"), cst.Module)
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("still validated")
+
+
+def fastcst_findall(tree: cst.CSTNode) -> list[cst.CSTNode]:
+    from codemods.fastcst import findall
+
+    return list(findall(tree, m.MatchIfTrue(lambda n: True)))
+
+
 def test_fast_visitor_dispatch_keeps_libcst_semantics() -> None:
     """codemods/base.py speeds up libcst's matcher-decoratable visitors; classes that use
     matcher decorators keep libcst's own dispatch, the others dispatch straight."""
