@@ -605,6 +605,29 @@ if _OUR_HOOKS:  # the dispatch above is installed: its bookkeeping is what trans
     _install_fast_visit()
 
 
+def _install_fast_with_changes() -> None:
+    """Every ``node.with_changes(...)`` in the process is :func:`fastcst.with_changes`: the
+    same new node, validated the same way, with libcst's own error for an unknown field,
+    without ``dataclasses.replace``'s walk over the field records at every call."""
+    node_cls = cst.CSTNode
+    libcst_with_changes = node_cls.with_changes
+    if getattr(libcst_with_changes, "_refactor_tool", False):
+        return
+
+    def with_changes(self: Any, **changes: Any) -> Any:
+        return fastcst.with_changes(self, changes)
+
+    with_changes.__doc__ = libcst_with_changes.__doc__
+    with_changes._refactor_tool = True  # type: ignore[attr-defined]
+    node_cls.with_changes = with_changes  # type: ignore[method-assign]
+    _WITH_CHANGES.append(libcst_with_changes)
+
+
+_WITH_CHANGES: list[Any] = []  # libcst's own CSTNode.with_changes
+
+_install_fast_with_changes()
+
+
 def find_project_root(filename: str | None) -> Path:
     """The nearest directory above ``filename`` holding a ``pyproject.toml`` (else the cwd)."""
     if filename:

@@ -1246,16 +1246,29 @@ def clone(node: Any) -> Any:
 
 def with_changes(node: Any, changes: dict[str, Any]) -> Any:
     """``node.with_changes(**changes)`` (``dataclasses.replace``: a new node, validated),
-    without ``replace``'s per-call walk over the class's field records."""
+    without ``replace``'s per-call walk over the class's field records, and filled slot by
+    slot (every field is given, so the dataclass constructor would only set them and call
+    ``__post_init__``, which validates; it is called here the same way)."""
     cls = type(node)
     known = _FIELD_NAMES.get(cls)
     if known is None:
         names = tuple(f.name for f in dataclasses.fields(cls))
         known = _FIELD_NAMES[cls] = (names, frozenset(names))
-    names, name_set = known
-    if not changes.keys() <= name_set:  # libcst's own error
-        return node.with_changes(**changes)
-    return cls(**{name: changes[name] if name in changes else getattr(node, name) for name in names})
+    if not changes.keys() <= known[1]:  # libcst's own error
+        return dataclasses.replace(node, **changes)
+    setters = _SETTERS.get(cls)
+    if setters is None:
+        setters = _SETTERS[cls] = _slot_setters(cls)
+    if not setters:
+        return cls(**{name: changes[name] if name in changes else getattr(node, name) for name in known[0]})
+    new = _new(cls)
+    for name, set_slot in setters:
+        set_slot(new, changes[name] if name in changes else getattr(node, name))
+    new.__post_init__()
+    return new
+
+
+_new = object.__new__
 
 
 _FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}

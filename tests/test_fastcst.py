@@ -598,3 +598,29 @@ def test_with_changes_is_libcst_with_changes() -> None:
         fastcst.with_changes(call, {"nonsense": 1})
     with pytest.raises(cst.CSTValidationError):  # still validated
         fastcst.with_changes(cst.Name("x"), {"value": "not a name"})
+
+
+def test_installed_with_changes_is_libcsts_own() -> None:
+    """``CSTNode.with_changes`` (installed by codemods.base) against libcst's original, on
+    every node class of the target: same fields, same values, a new node, same errors."""
+    from codemods import base
+
+    libcst_with_changes = base._WITH_CHANGES[0]
+    assert cst.CSTNode.with_changes is not libcst_with_changes
+    seen: set[type] = set()
+    for path in sorted((REPO / "target_project").rglob("*.py")):
+        for node in fastcst.findall(cst.parse_module(path.read_bytes()), m.MatchIfTrue(lambda n: True)):
+            if type(node) in seen:
+                continue
+            seen.add(type(node))
+            changes = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)[:1]}
+            mine, theirs = node.with_changes(**changes), libcst_with_changes(node, **changes)
+            assert type(mine) is type(theirs) is type(node) and mine is not node
+            assert mine.deep_equals(theirs) and mine.deep_equals(node)
+            for f in dataclasses.fields(node):
+                assert getattr(mine, f.name) is getattr(theirs, f.name)
+    assert len(seen) > 60
+    with pytest.raises(TypeError):
+        cst.Name("x").with_changes(nonsense=1)
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("x").with_changes(value="not a name")
