@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import gc
 import re
 import warnings
 from dataclasses import fields
@@ -235,12 +236,17 @@ def python_body(source: bytes) -> list[ast.stmt] | None:
 def python_module(source: bytes) -> ast.Module | None:
     """``ast.parse(source)``, None where it fails; the same content is read by several
     analyses and by :func:`splice` (the most recent results are kept: treat them as read-only)."""
+    collecting = gc.isenabled()
+    gc.disable()  # a tree of new objects without a cycle: nothing for the collector to find
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences and the like
             return ast.parse(source)
     except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         return None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 content_cache(python_module.cache_clear)

@@ -106,3 +106,21 @@ def test_crlf_and_semicolons() -> None:
     new, printed = splice(old, original, tree)  # type: ignore[misc]
     assert printed == source
     assert new == tree.bytes == b"import a; import b\r\n\r\nx = 1\r\nchanged = 1\r\n"
+
+
+def test_python_parse_pauses_the_collector_and_restores_it() -> None:
+    import ast
+    import gc
+
+    from refactor_tool.splice import python_module
+
+    assert gc.isenabled()
+    tree = python_module(b"def f(x):\n    return x\n")
+    assert isinstance(tree, ast.Module) and gc.isenabled()
+    assert python_module(b"def f(:\n") is None and gc.isenabled()
+    gc.disable()
+    try:
+        python_module(b"y = 1\n")
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
