@@ -1078,6 +1078,12 @@ def _names_below(node: cst.CSTNode, identifiers_only: bool) -> Iterator[cst.Name
 _NAME_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
+def names_below(node: cst.CSTNode) -> Iterator[cst.Name]:
+    """Every ``Name`` node in ``node``, in no particular order (only fields that can hold
+    one are entered)."""
+    return _names_below(node, False)
+
+
 def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:
     """Whether a ``Name`` node with one of ``names`` appears in ``node`` (stops at the first)."""
     return any(n.value in names for n in _names_below(node, False))

@@ -48,6 +48,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods import fastcst
 from codemods.fastcst import findall, holding_leaf, matches
 from codemods.managers import own_init, relpath_for
 from refactor_tool.config import Config
@@ -98,9 +99,18 @@ def _word_pattern(names: Iterable[str]) -> Optional[re.Pattern[str]]:
     return re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(re.escape(n) for n in names))
 
 
-def code_names(source: bytes, names: frozenset[str]) -> Optional[set[str]]:
+def code_names(
+    source: bytes, names: frozenset[str], tree: Optional[cst.Module] = None
+) -> Optional[set[str]]:
     """Which of ``names`` the code of ``source`` uses (identifiers and exact string entries,
-    as in ``__all__``); comments and docstrings do not count. None if it does not tokenize."""
+    as in ``__all__``); comments and docstrings do not count. None if it does not tokenize.
+
+    With ``tree`` (libcst's tree of ``source``, when it is parsed already) the answer is
+    read off the tree: its ``Name`` nodes are the NAME tokens and its ``SimpleString``
+    nodes the STRING tokens (an f-string is never an entry), and the names and strings
+    inside f-string replacement fields count too, as Python 3.12's tokenizer reports them."""
+    if tree is not None:
+        return _tree_names(source, names, tree)
     found: set[str] = set()
     try:
         for tok in tokenize.tokenize(io.BytesIO(source).readline):
@@ -116,6 +126,17 @@ def code_names(source: bytes, names: frozenset[str]) -> Optional[set[str]]:
     return found
 
 
+def _tree_names(source: bytes, names: frozenset[str], tree: cst.Module) -> set[str]:
+    found = {n.value for n in fastcst.names_below(tree) if n.value in names}
+    quoted = [n for n in names - found if any(f"{q}{n}{q}".encode() in source for q in "'\"")]
+    if quoted:  # a string entry can only be where the text has the name in quotes
+        for node in findall(tree, m.SimpleString()):
+            text = cst.ensure_type(node, cst.SimpleString).value
+            if len(text) < 80 and "\n" not in text and text.strip("'\"") in names:
+                found.add(text.strip("'\""))
+    return found
+
+
 def analyze(project: Project) -> CleanupAnalysis:
     config = project.config
     removed = removed_names(config)
@@ -124,7 +145,7 @@ def analyze(project: Project) -> CleanupAnalysis:
     live: set[str] = set()
     for rel in hits:
         source = project.read_bytes(rel)
-        used = code_names(source, removed)
+        used = code_names(source, removed, project.parse(rel) if project.is_parsed(rel) else None)
         if used is None:  # cannot tell: treat every name the file mentions as in use
             used = {n for n in removed if n.encode() in source}
         live |= used

@@ -669,3 +669,50 @@ def test_optional_text_prefilter_is_the_single_pattern() -> None:
         assert guarded.search(text) is expected, text[:80]
         hits += expected
     assert 0 < hits < len(texts)
+
+
+def test_code_names_from_the_tree_are_the_tokenizers() -> None:
+    """Step 6's "still used in code" answer read off a parsed tree is the tokenizer's, on
+    every word of real modules, apart from names and strings inside f-string replacement
+    fields (which the tree sees on every Python, the tokenizer from 3.12 on)."""
+    import keyword
+    import re
+    import sys
+    import sysconfig
+
+    import libcst as cst
+
+    from codemods import fastcst
+    from codemods.phase6 import code_names
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = [p.read_bytes() for p in sorted(TARGET.rglob("*.py"))]
+    sources += [p.read_bytes() for p in sorted(stdlib.glob("*.py"))[::15]]
+    sources += [
+        b"__all__ = ['get_session', \"other\"]\nx = f'{get_db} {y!r}'\n# get_session()\n",
+        b"'''get_session'''\ns = r'raw' 'two', b'three'\nimport a.get_session as z\n",
+    ]
+    compared = 0
+    for source in sources:
+        words = {w.decode() for w in re.findall(rb"[A-Za-z_]\w*", source)}
+        names = frozenset(words - set(keyword.kwlist) - set(keyword.softkwlist))  # APIs only
+        tokens = code_names(source, names)
+        if tokens is None:
+            continue
+        tree = cst.parse_module(source)
+        mine = code_names(source, names, tree)
+        fstrings = fastcst.findall(tree, cst.matchers.FormattedString())
+        inside_fstrings = {n.value for f in fstrings for n in fastcst.names_below(f)}
+        inside_fstrings |= {  # and the strings there: 'x' in f"{a or 'x'}"
+            cst.ensure_type(s, cst.SimpleString).value.strip("'\"")
+            for f in fstrings
+            for s in fastcst.findall(f, cst.matchers.SimpleString())
+        }
+        if sys.version_info >= (3, 12):
+            assert mine == tokens
+        else:
+            assert tokens <= mine and mine - tokens <= inside_fstrings
+        compared += 1
+    assert compared > 10
+    last = code_names(sources[-2], frozenset({"get_session", "other", "get_db", "nope"}), cst.parse_module(sources[-2]))
+    assert last == {"get_session", "other", "get_db"}
