@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import gc
-import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -48,7 +47,7 @@ class Project:
         self.config = config if config is not None else load_config(self.root)
         # relpath -> bytes (content) or None (deleted by an earlier, unwritten phase)
         self.overlay: dict[str, bytes | None] = dict(overlay or {})
-        self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}
+        self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}  # (rel, content) -> tree
         self._printed: dict[str, tuple[cst.Module, bytes]] = {}
         self._reads: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         #: while a phase is computed (``snapshot``), a file read once is not checked again
@@ -171,12 +170,17 @@ class Project:
     def grep(self, rels: Iterable[str], *needles: str) -> list[str]:
         """The cheap text prefilter: files whose raw bytes contain any of ``needles``."""
         encoded = [n.encode() for n in needles]
-        return [rel for rel in rels if any(n in self.read_bytes(rel) for n in encoded)]
+        out = []
+        for rel in rels:
+            data = self.read_bytes(rel)
+            if any(n in data for n in encoded):
+                out.append(rel)
+        return out
 
     # ---------------------------------------------------------------- parsing
     def parse(self, rel: str) -> cst.Module:
         source = self.read_bytes(rel)
-        key = (rel, _digest(source))
+        key = (rel, source)  # bytes hash once per object, and compare by identity first
         module = self._parse_cache.get(key)
         if module is None:
             module = parse_source(rel, source)
@@ -200,7 +204,7 @@ class Project:
 
     def is_parsed(self, rel: str) -> bool:
         """Whether ``rel``'s current content is in the parse cache."""
-        return (rel, _digest(self.read_bytes(rel))) in self._parse_cache
+        return (rel, self.read_bytes(rel)) in self._parse_cache
 
     def share_caches(self, other: Project) -> None:
         """Use ``other``'s parse cache and file listing (same root): parses are keyed by
@@ -233,15 +237,11 @@ class Project:
             tree = getattr(change, "tree", None)
             new = change.new  # type: ignore[attr-defined]
             if tree is not None and new is not None and new == getattr(change, "tree_source", None):
-                self._parse_cache[(change.path, _digest(new))] = tree  # type: ignore[attr-defined]
+                self._parse_cache[(change.path, new)] = tree  # type: ignore[attr-defined]
                 self._printed[change.path] = (tree, new)  # type: ignore[attr-defined]
 
     def module_name(self, rel: str) -> str:
         return self.config.module_name(rel)
-
-
-def _digest(source: bytes) -> bytes:
-    return hashlib.blake2b(source, digest_size=16).digest()
 
 
 try:
