@@ -214,29 +214,29 @@ def drop_unused_imports(
 
 def iter_statements(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:
     """Every statement at any depth (compound statements' bodies included), plus the
-    small statements of each simple line: a cheap walk for imports and class definitions."""
+    small statements of each simple line: a cheap walk for imports and class definitions.
+    (Exact class checks: libcst's node classes are ABCs, and ``isinstance`` of a node that
+    is not of the class goes through the ABC machinery each time.)"""
     stack = list(reversed(list(body)))
     while stack:
         node = stack.pop()
         yield node
-        if isinstance(node, cst.SimpleStatementLine):
-            yield from node.body
+        if type(node) is cst.SimpleStatementLine:
+            yield from node.body  # type: ignore[attr-defined]
             continue
-        blocks: list[cst.CSTNode] = []
+        children: list[cst.CSTNode] = []
         for attr in ("body", "orelse", "finalbody"):
             part = getattr(node, attr, None)
-            if isinstance(part, cst.BaseSuite):
-                blocks.append(part)
-            elif isinstance(part, (cst.Else, cst.Finally, cst.If)):
-                blocks.append(part if isinstance(part, cst.If) else part.body)
+            kind = type(part)
+            if kind is cst.Else or kind is cst.Finally:
+                part = part.body  # type: ignore[union-attr]
+                kind = type(part)
+            if kind is cst.If:
+                children.append(part)  # type: ignore[arg-type]
+            elif kind is cst.IndentedBlock or kind is cst.SimpleStatementSuite:
+                children.extend(part.body)  # type: ignore[union-attr]
         for handler in getattr(node, "handlers", ()) or ():
-            blocks.append(handler.body)
-        children: list[cst.CSTNode] = []
-        for block in blocks:
-            if isinstance(block, cst.If):
-                children.append(block)
-            elif isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite)):
-                children.extend(block.body)
+            children.extend(handler.body.body)
         stack.extend(reversed(children))
 
 
@@ -313,9 +313,10 @@ def _import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str
     package = package_of(module_name, rel)
     names: dict[str, str] = {}
     for node in iter_statements(module.body):
-        if not isinstance(node, (cst.Import, cst.ImportFrom)):
+        kind = type(node)  # exact classes (see iter_statements)
+        if kind is not cst.Import and kind is not cst.ImportFrom:
             continue
-        if isinstance(node, cst.Import):
+        if kind is cst.Import:
             for alias in node.names:
                 dotted = get_full_name_for_node(alias.name) or ""
                 if alias.asname is not None:
@@ -616,7 +617,7 @@ def _class_defs(module: cst.Module) -> list[tuple[cst.ClassDef, bool]]:
         top = {id(s) for s in module.body if isinstance(s, cst.ClassDef)}
         found = _CLASS_DEFS.put(
             module,
-            [(n, id(n) in top) for n in iter_statements(module.body) if isinstance(n, cst.ClassDef)],
+            [(n, id(n) in top) for n in iter_statements(module.body) if type(n) is cst.ClassDef],
         )
     return found
 

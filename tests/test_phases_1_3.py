@@ -483,3 +483,39 @@ def test_subclass_prefilter_is_the_one_pattern_it_replaces() -> None:
     test = _SubclassText(names)
     assert [test(s) for s in samples] == [bool(reference.search(s)) for s in samples]
     assert any(test(s) for s in samples[-11:]) and not all(test(s) for s in samples[-11:])
+
+
+def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
+    """The cheap statement walk of the manager search against a libcst visitor: every
+    statement and small statement, at any depth (match cases are not entered)."""
+    import sysconfig
+
+    import libcst as cst
+
+    from codemods.managers import iter_statements
+
+    class Statements(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.found: list[int] = []
+
+        def visit_MatchCase(self, node: cst.MatchCase) -> bool:
+            return False
+
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, (cst.BaseStatement, cst.BaseSmallStatement)):
+                self.found.append(id(node))
+            return super().on_visit(node)
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    paths = sorted(TARGET.rglob("*.py")) + sorted(stdlib.glob("*.py"))[::20]
+    checked = 0
+    for path in paths:
+        try:
+            module = cst.parse_module(path.read_bytes())
+        except cst.ParserSyntaxError:
+            continue
+        reference = Statements()
+        module.visit(reference)
+        assert sorted(id(n) for n in iter_statements(module.body)) == sorted(reference.found)
+        checked += 1
+    assert checked > 40
