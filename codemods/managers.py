@@ -676,7 +676,78 @@ fastcst.content_cache(_SUBCLASS_TESTS.clear)
 
 
 def analyze_managers(project: Project) -> ManagerGraph:
-    """Find the base manager and every manager subclass in the target."""
+    """Find the base manager and every manager subclass in the target.
+
+    The graph is a function of the configuration, the contents (and existence) of the
+    files the search read, and which files its text prefilter let through. All of them are
+    recorded with it; a later phase of the same run gets the same graph (the same object,
+    which nothing changes after this) when every one of them is still the same, and a new
+    search otherwise."""
+    memo = project.memo.get("managers")
+    if isinstance(memo, _ManagerMemo) and memo.holds_for(project):
+        return memo.graph
+    reads = _RecordedReads(project)
+    graph = _analyze_managers(reads)  # type: ignore[arg-type]
+    names = {cls.name for cls in graph.classes.values()}
+    project.memo["managers"] = _ManagerMemo(graph, reads, names)
+    return graph
+
+
+class _RecordedReads:
+    """The project as the manager search sees it, recording what it read."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.config = project.config
+        self.root = project.root
+        self.contents: dict[str, bytes] = {}
+        self.existence: dict[str, bool] = {}
+
+    def exists(self, rel: str) -> bool:
+        found = self.existence[rel] = self.project.exists(rel)
+        return found
+
+    def read_bytes(self, rel: str) -> bytes:
+        data = self.contents[rel] = self.project.read_bytes(rel)
+        return data
+
+    def parse(self, rel: str) -> cst.Module:
+        self.read_bytes(rel)
+        return self.project.parse(rel)
+
+    def module_name(self, rel: str) -> str:
+        return self.project.module_name(rel)
+
+    def python_files(self) -> list[str]:
+        return self.project.python_files()
+
+
+@dataclass
+class _ManagerMemo:
+    graph: ManagerGraph
+    reads: _RecordedReads
+    names: set[str]
+
+    def holds_for(self, project: Project) -> bool:
+        if project.config != self.reads.config:
+            return False
+        for rel, existed in self.reads.existence.items():
+            if project.exists(rel) != existed:
+                return False
+        for rel, data in self.reads.contents.items():
+            if not project.exists(rel):
+                return False
+            now = project.read_bytes(rel)
+            if now is not data and now != data:
+                return False
+        # the prefilter, over the files there are now, lets through the same ones: every
+        # file that names one of the classes found (the search's rounds add up to exactly
+        # that set); a new file that could define a subclass is one more
+        files = project.python_files()
+        return set(_may_subclass(project, files, self.names)) == set(self.graph.scanned)
+
+
+def _analyze_managers(project: Project) -> ManagerGraph:
     config = project.config
     base_rel = config.base_manager_module
     if not project.exists(base_rel):
@@ -730,8 +801,9 @@ def analyze_managers(project: Project) -> ManagerGraph:
         if not new_names:
             break
         searched |= new_names
+        # the text prefilter reads every file: not an input of its own (see _ManagerMemo)
         for rel in _may_subclass(
-            project, [f for f in files if f not in scanned_set], new_names
+            getattr(project, "project", project), [f for f in files if f not in scanned_set], new_names
         ):
             scanned_set.add(rel)
             scanned.append(rel)

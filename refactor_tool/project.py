@@ -56,6 +56,8 @@ class Project:
         self._listing: list[str] | None = None
         self._state: dict[str, object] | None = None
         self.parse_count = 0
+        #: analyses' results kept with what they were computed from (each checks its own)
+        self.memo: dict[str, object] = {}
 
     # ---------------------------------------------------------------- tool state
     STATE_DIR = ".refactor-tool"
@@ -213,6 +215,7 @@ class Project:
             self._parse_cache = other._parse_cache
             self._printed = other._printed
             self._listing = other._listing
+            self.memo = other.memo
 
     def apply(self, changes: Iterable["object"]) -> None:
         """Record changes in the overlay (used between phases of an unwritten run).

@@ -519,3 +519,41 @@ def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
         assert sorted(id(n) for n in iter_statements(module.body)) == sorted(reference.found)
         checked += 1
     assert checked > 40
+
+
+def test_manager_graph_is_kept_only_while_its_inputs_hold() -> None:
+    """A later phase gets the recorded manager graph only when a new search would find the
+    same one: after each edit below the answer is compared with a fresh search."""
+    from codemods.managers import _analyze_managers, analyze_managers
+
+    project = Project(TARGET)
+    first = analyze_managers(project)
+
+    def check(edit: str, kept: bool) -> None:
+        got = analyze_managers(project)
+        fresh = _analyze_managers(project)
+        assert (got is first) is kept, edit
+        assert got.classes == fresh.classes and set(got.scanned) == set(fresh.scanned), edit
+        assert [c.params for c in got.classes.values()] == [c.params for c in fresh.classes.values()]
+
+    check("nothing", kept=True)
+    project.overlay["sologm/unrelated.py"] = b"x = 1\n"
+    check("a new file without a manager", kept=True)
+    project.overlay["sologm/cli/tests/conftest.py"] = b"# changed\n" + project.read_bytes(
+        "sologm/cli/tests/conftest.py"
+    )
+    check("a file the search did not parse", kept=True)
+    project.overlay["sologm/core/extra.py"] = (
+        b"from sologm.core.game import GameManager\n\n\nclass ExtraManager(GameManager):\n"
+        b"    def __init__(self, session=None):\n        super().__init__(session)\n"
+    )
+    check("a new subclass", kept=False)
+    first = analyze_managers(project)
+    game = project.read_bytes("sologm/core/game.py")
+    project.overlay["sologm/core/game.py"] = game.replace(b"class GameManager", b"class GameManager2", 1)
+    check("a scanned file", kept=False)
+    project.overlay["sologm/core/game.py"] = game
+    first = analyze_managers(project)
+    project.overlay["sologm/core/game.py"] = bytes(bytearray(game))  # same content, new object
+    assert project.read_bytes("sologm/core/game.py") is not game
+    check("the same content again", kept=True)
