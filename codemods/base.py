@@ -489,7 +489,9 @@ def _transform(node: Any, v: Any, hooks: bool, only: set[int] | None = None) -> 
                     v.on_visit_attribute(node, name)
                 new = _transform(value, v, hooks, only)
                 if new is not value:
-                    if isinstance(new, cst.FlattenSentinel):
+                    if is_node.get(type(new)):
+                        pass  # a node: the common case, without the ABC checks below
+                    elif isinstance(new, cst.FlattenSentinel):
                         raise TypeError(
                             f"We got a FlattenSentinel while visiting a {type(value).__name__}. This "
                             "node's parent does not allow for it to be it to be replaced with a sequence."
@@ -526,6 +528,10 @@ def _transform(node: Any, v: Any, hooks: bool, only: set[int] | None = None) -> 
                         continue
                     if out is None:
                         out = list(value[:k])
+                    if is_node.get(type(new)):
+                        if not (body and not child._is_removable() and new._is_removable()):
+                            out.append(new)
+                        continue
                     if isinstance(new, cst.RemovalSentinel):
                         continue
                     if isinstance(new, cst.FlattenSentinel):
@@ -551,6 +557,7 @@ def _transform(node: Any, v: Any, hooks: bool, only: set[int] | None = None) -> 
     if (
         result is not updated
         and result is not node
+        and not fastcst.IS_NODE.get(type(result))
         and not fastcst.is_node(result)
         and not isinstance(result, (cst.RemovalSentinel, cst.FlattenSentinel))
     ):

@@ -175,6 +175,20 @@ def is_node(value: object) -> bool:
     return known
 
 
+#: class -> whether its instances are a sequence that may hold nodes (not a str, tuple or
+#: list, which the walks test first): ``isinstance(x, Sequence)`` goes through the ABC
+#: machinery at every call, and most fields that are not nodes hold None or MaybeSentinel
+OTHER_SEQUENCE: dict[type, bool] = {}
+
+
+def other_sequence(value: object) -> bool:
+    cls = type(value)
+    known = OTHER_SEQUENCE.get(cls)
+    if known is None:
+        known = OTHER_SEQUENCE[cls] = isinstance(value, Sequence) and not isinstance(value, str)
+    return known
+
+
 class _Recorder(cst.CSTVisitor):
     """Records which attributes ``_visit_and_replace_children`` visits, in its order."""
 
@@ -674,7 +688,7 @@ def _find_typed(
                     _find_typed(child, test, mask, found)
         elif is_node(value):
             _find_typed(value, test, mask, found)
-        elif isinstance(value, Sequence) and not isinstance(value, str):
+        elif other_sequence(value):
             for child in value:
                 if is_node(child):
                     _find_typed(child, test, mask, found)
@@ -1143,7 +1157,7 @@ def holding_leaf(
                 if is_child:
                     if visit(value):
                         hot = True
-                elif isinstance(value, Sequence) and not isinstance(value, str):
+                elif other_sequence(value):
                     for child in value:  # another kind of sequence: rare, checked in full
                         if is_node(child) and visit(child):
                             hot = True
