@@ -458,7 +458,7 @@ class FixtureGraph:
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def _version(self) -> tuple[int, int]:
-        return len(self.modules), sum(len(f) for f in self.fixtures.values())
+        return len(self.modules), sum(map(len, self.fixtures.values()))
 
     # ---------------------------------------------------------------- lookups
     def visible(self, rel: str, _seen: set[str] | None = None) -> dict[str, Fixture]:

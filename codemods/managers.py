@@ -687,7 +687,8 @@ def analyze_managers(project: Project) -> ManagerGraph:
     if isinstance(memo, _ManagerMemo) and memo.holds_for(project):
         return memo.graph
     reads = _RecordedReads(project)
-    graph = _analyze_managers(reads)  # type: ignore[arg-type]
+    with fastcst.plain_printing():  # the parameters' annotations and defaults are printed
+        graph = _analyze_managers(reads)  # type: ignore[arg-type]
     names = {cls.name for cls in graph.classes.values()}
     project.memo["managers"] = _ManagerMemo(graph, reads, names)
     return graph
