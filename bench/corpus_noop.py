@@ -12,7 +12,7 @@ phase on the in-memory output of the phases before it), so the names they look f
 the harshest setting, since a codemod that matched on names alone would fire here.
 
 It also checks the one claim the engine makes without printing: every file libcst does not
-print back byte for byte is one ``refactor_tool.splice.reproduces`` flags (the engine prints
+print back byte for byte is one ``refactor_tool.statements.reproduces`` flags (the engine prints
 the original only for those); a file it fails to flag counts as changed.
 
 Files libcst cannot parse (test data with deliberate syntax errors or bad encodings) are
@@ -49,7 +49,7 @@ from libcst.codemod import CodemodContext, SkipFile
 from refactor_tool.engine import run_phase, transform_file
 from refactor_tool.phases import PHASES
 from refactor_tool.project import InputError, Project
-from refactor_tool.splice import reproduces
+from refactor_tool.statements import reproduces
 
 TARGET = REPO / "target_project"
 SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
@@ -161,7 +161,7 @@ def check_file(root: Path, rel: str, phases: Sequence[PhaseUnderTest]) -> Outcom
     except Exception as exc:  # noqa: BLE001 - a parser crash is still "cannot parse"
         return Outcome(rel, "unparsable", f"{rel}: {type(exc).__name__}: {exc}")
     notes: list[str] = []
-    # the engine skips printing the original where splice.reproduces() says libcst gives
+    # the engine skips printing the original where statements.reproduces() says libcst gives
     # the source back exactly: every file it does not give back must be flagged there
     source = project.read_bytes(rel)
     if reproduces(source):
@@ -171,7 +171,7 @@ def check_file(root: Path, rel: str, phases: Sequence[PhaseUnderTest]) -> Outcom
             printed = source  # libcst cannot print it at all: counted below
         if printed != source:
             return Outcome(
-                rel, "changed", "libcst does not print it back, and splice.reproduces() does not say so"
+                rel, "changed", "libcst does not print it back, and statements.reproduces() does not say so"
             )
     for phase in phases:
         try:

@@ -1017,8 +1017,8 @@ if _CodegenState is not None:
             _BaseParenthesizedNode._parenthesize = previous  # type: ignore[method-assign]
 
     def plain_printing() -> Any:
-        """Keep the plain printing hooks installed across many :func:`code` calls (the
-        statements of one spliced file) instead of installing them for each."""
+        """Keep the plain printing hooks installed across many :func:`code` calls (an
+        analysis that prints many nodes) instead of installing them for each."""
         return _light_parentheses(plain=True)
 
 

@@ -63,7 +63,7 @@ from codemods.managers import (
 )
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
-from refactor_tool.splice import python_module, statement_lines, statement_texts
+from refactor_tool.statements import python_module, statement_lines, statement_texts
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -190,11 +190,6 @@ class Project:
             self._parse_cache[key] = module
         return module
 
-    def printed_if_known(self, rel: str, module: cst.Module) -> bytes | None:
-        """The bytes ``module`` prints, when known without printing it."""
-        known = self._printed.get(rel)
-        return known[1] if known is not None and known[0] is module else None
-
     def printed(self, rel: str, module: cst.Module) -> bytes:
         """``module.bytes`` for a tree of this project's cache, printed at most once: a tree
         a phase produced is known to print the bytes it was stored under."""

@@ -348,7 +348,7 @@ def test_code_leaves_position_printing_alone() -> None:
     assert _BaseParenthesizedNode.__dict__["_parenthesize"] is before
     assert cst.CSTNode.__dict__["_codegen"] is codegen
     assert not [c for c in fastcst._subclasses(cst.CSTNode) if "_codegen" in c.__dict__]
-    # line_of inside a plain printing (the splice of one file) still sees every node
+    # line_of inside a plain printing (many nodes printed in a row) still sees every node
     with fastcst.plain_printing():
         assert fastcst.code(module) == module.code
         assert fastcst.line_of(module, inner) == 2
@@ -374,14 +374,14 @@ def test_parse_statement_gives_new_nodes_each_time() -> None:
 
 def test_forget_contents_empties_the_caches_keyed_by_source_text() -> None:
     from codemods import fixtures
-    from refactor_tool import splice
+    from refactor_tool import statements
 
     fastcst.parse_statement("x = 1\n")
-    splice.python_module(b"x = 1\n")
+    statements.python_module(b"x = 1\n")
     fixtures._NODE_CACHE["def f():\n    pass\n"] = cst.parse_statement("def f():\n    pass\n")
     fastcst.forget_contents()
     assert not fastcst._STATEMENTS and not fixtures._NODE_CACHE
-    assert splice.python_module.cache_info().currsize == 0
+    assert statements.python_module.cache_info().currsize == 0
 
 
 class _Ancestry(cst.CSTVisitor):
