@@ -841,10 +841,22 @@ if _CodegenState is not None:
         for rpar in self.rpar:
             rpar._codegen(state)
 
+    # whitespace is the commonest child of all: a SimpleWhitespace is printed in place
+    _SW = cst.SimpleWhitespace
+
     def _operator_plain(self: Any, state: Any, **kwargs: Any) -> None:
-        self.whitespace_before._codegen(state)
-        state.tokens.append(self._get_token())
-        self.whitespace_after._codegen(state)
+        tokens = state.tokens
+        ws = self.whitespace_before
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
+        tokens.append(self._get_token())
+        ws = self.whitespace_after
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
 
     def _attribute_plain(self: Any, state: Any, **kwargs: Any) -> None:
         for lpar in self.lpar:
@@ -860,7 +872,11 @@ if _CodegenState is not None:
         state.tokens.append(state.default_newline if value is None else value)
 
     def _trailing_plain(self: Any, state: Any, **kwargs: Any) -> None:
-        self.whitespace._codegen(state)
+        ws = self.whitespace
+        if type(ws) is _SW:
+            state.tokens.append(ws.value)
+        else:
+            ws._codegen(state)
         if self.comment is not None:
             self.comment._codegen(state)
         self.newline._codegen(state)
@@ -868,7 +884,11 @@ if _CodegenState is not None:
     def _empty_line_plain(self: Any, state: Any, **kwargs: Any) -> None:
         if self.indent:
             state.tokens.extend(state.indent_tokens)
-        self.whitespace._codegen(state)
+        ws = self.whitespace
+        if type(ws) is _SW:
+            state.tokens.append(ws.value)
+        else:
+            ws._codegen(state)
         if self.comment is not None:
             self.comment._codegen(state)
         self.newline._codegen(state)
@@ -891,9 +911,17 @@ if _CodegenState is not None:
         for lpar in self.lpar:
             lpar._codegen(state)
         self.func._codegen(state)
-        self.whitespace_after_func._codegen(state)
+        ws = self.whitespace_after_func
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
         tokens.append("(")
-        self.whitespace_before_args._codegen(state)
+        ws = self.whitespace_before_args
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
         args = self.args
         last = len(args) - 1
         for index, arg in enumerate(args):
@@ -905,29 +933,43 @@ if _CodegenState is not None:
     def _arg_plain(self: Any, state: Any, default_comma: bool = False) -> None:
         tokens = state.tokens
         tokens.append(self.star)
-        self.whitespace_after_star._codegen(state)
+        ws = self.whitespace_after_star
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
         keyword = self.keyword
         if keyword is not None:
             keyword._codegen(state)
         equal = self.equal
         if equal is cst.MaybeSentinel.DEFAULT and keyword is not None:
             tokens.append(" = ")
-        elif isinstance(equal, cst.AssignEqual):
+        elif type(equal) is cst.AssignEqual or (
+            equal is not cst.MaybeSentinel.DEFAULT and isinstance(equal, cst.AssignEqual)
+        ):
             equal._codegen(state)
         self.value._codegen(state)
         comma = self.comma
         if comma is cst.MaybeSentinel.DEFAULT and default_comma:
             tokens.append(", ")
-        elif isinstance(comma, cst.Comma):
+        elif type(comma) is cst.Comma or (
+            comma is not cst.MaybeSentinel.DEFAULT and isinstance(comma, cst.Comma)
+        ):
             comma._codegen(state)
-        self.whitespace_after_arg._codegen(state)
+        ws = self.whitespace_after_arg
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
 
     def _semicolon(self: Any, state: Any, default_semicolon: bool) -> None:
         semicolon = self.semicolon
         if isinstance(semicolon, cst.MaybeSentinel):
             if default_semicolon:
                 state.tokens.append("; ")
-        elif isinstance(semicolon, cst.Semicolon):
+        elif type(semicolon) is cst.Semicolon or (
+            semicolon is not cst.MaybeSentinel.DEFAULT and isinstance(semicolon, cst.Semicolon)
+        ):
             semicolon._codegen(state)
 
     def _expr_plain(self: Any, state: Any, default_semicolon: bool = False) -> None:
