@@ -1131,18 +1131,14 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
         return None
     if _ruff_config_above(root.parent):
         return None
-    with tempfile.TemporaryDirectory(prefix="refactor-tool-format-") as scratch:
-        base = Path(scratch)
+    with _Scratch() as scratch:
+        base = scratch.path
         if _ruff_config_above(base):
             return None
         for path in configs:
-            target = base / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            scratch.write(path.relative_to(root).as_posix(), path.read_bytes())
         for rel, source in items:
-            target = base / PurePosixPath(rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source)
+            scratch.write(rel, source)
         cmd = [*command, "format", "--force-exclude", "--no-cache", "--quiet", *[rel for rel, _ in items]]
         try:
             proc = subprocess.run(cmd, cwd=base, capture_output=True, timeout=300, check=False)
@@ -1151,6 +1147,43 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
         if proc.returncode != 0:
             return None  # one file it cannot format: let each be tried on its own
         return {rel: (base / PurePosixPath(rel)).read_bytes() for rel, _ in items}
+
+
+class _Scratch:
+    """A temporary directory that knows what was written into it: on leaving, those files
+    and folders are removed one by one (a handful of calls, where a general tree removal
+    lists and checks every entry); anything else found there is removed the general way."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="refactor-tool-format-"))
+        self._root = str(self.path)
+        self._files: list[str] = []
+        self._folders: set[str] = set()
+
+    def write(self, rel: str, data: bytes) -> None:
+        parts = PurePosixPath(rel).parts
+        for depth in range(1, len(parts)):
+            folder = os.path.join(self._root, *parts[:depth])
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+        path = os.path.join(self._root, *parts)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        self._files.append(path)
+
+    def __enter__(self) -> "_Scratch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for path in self._files:
+                os.unlink(path)
+            for folder in sorted(self._folders, key=len, reverse=True):
+                os.rmdir(folder)
+            os.rmdir(self._root)
+        except OSError:
+            shutil.rmtree(self._root, ignore_errors=True)
 
 
 def format_changed(project: Project, changes: list[Any]) -> list[Any]:

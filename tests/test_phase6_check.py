@@ -762,3 +762,18 @@ def test_docstrings_beyond_every_rule_are_left_as_the_rules_leave_them() -> None
             shortcuts += fast.body == body and not fast.problems
             rewritten += full.body != body or bool(full.problems)
     assert len(bodies) > 200 and shortcuts > 1000 and rewritten > 20
+
+
+def test_format_scratch_directory_is_removed_whatever_it_holds() -> None:
+    from codemods.phase6 import _Scratch
+
+    with _Scratch() as scratch:
+        scratch.write("pkg/sub/a.py", b"x = 1\n")
+        scratch.write("pkg/b.py", b"y = 2\n")
+        scratch.write("ruff.toml", b"")
+        assert (scratch.path / "pkg" / "sub" / "a.py").read_bytes() == b"x = 1\n"
+    assert not scratch.path.exists()
+    with _Scratch() as scratch:
+        scratch.write("pkg/a.py", b"x = 1\n")
+        (scratch.path / "pkg" / "made_by_someone_else.txt").write_text("?")
+    assert not scratch.path.exists()
