@@ -120,10 +120,9 @@ def _suspicious_calls(text: str, names: list[str], session: str) -> bool:
     report of step 2.1. Brackets are counted, strings are not understood: at worst a file
     is parsed for nothing, or a call hidden in a string-laden argument list goes unreported.
     """
-    call = re.compile(rf"\b(?:{'|'.join(re.escape(n) for n in names)})\(")
     keyword = re.compile(rf"(?:\b{re.escape(session)}\s*=(?!=)|\*\*)")
-    for match in call.finditer(text):
-        depth, i, top = 1, match.end(), []
+    for start in _call_starts(text, names):
+        depth, i, top = 1, start, []
         while i < len(text) and depth:
             ch = text[i]
             if ch in "([{":
@@ -136,6 +135,21 @@ def _suspicious_calls(text: str, names: list[str], session: str) -> bool:
         if not keyword.search("".join(top)):
             return True
     return False
+
+
+def _call_starts(text: str, names: list[str]) -> list[int]:
+    """Where the arguments of each ``Name(`` call start, in text order: the same places as
+    ``\\b(?:names)\\(`` finds, looked for name by name (a pattern that starts with an
+    alternation is tried at every position of the text; a literal is searched for)."""
+    starts: set[int] = set()
+    for name in names:
+        needle = name + "("
+        at = text.find(needle)
+        while at >= 0:
+            if at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"):
+                starts.add(at + len(needle))
+            at = text.find(needle, at + 1)
+    return sorted(starts)
 
 
 def files(project: Project, analysis: BaseManagerAnalysis) -> list[str]:

@@ -557,3 +557,17 @@ def test_manager_graph_is_kept_only_while_its_inputs_hold() -> None:
     project.overlay["sologm/core/game.py"] = bytes(bytearray(game))  # same content, new object
     assert project.read_bytes("sologm/core/game.py") is not game
     check("the same content again", kept=True)
+
+
+def test_call_starts_are_the_patterns_matches() -> None:
+    import re
+
+    from codemods.phase2 import _call_starts
+
+    names = ["Act", "ActManager", "GameManager", "SceneManager"]
+    pattern = re.compile(rf"\b(?:{'|'.join(re.escape(n) for n in names)})\(")
+    texts = [p.read_text() for p in sorted(TARGET.rglob("*.py"))]
+    texts += ["ActManager(x) Act(y) MyActManager(z) _Act(q) ÄAct(r) Act (s) GameManager(", ""]
+    for text in texts:
+        assert _call_starts(text, names) == [m.end() for m in pattern.finditer(text)]
+    assert _call_starts(texts[-2], names) == [11, 18, 73]
