@@ -19,6 +19,7 @@ The module also holds the small libcst helpers that the phase codemods share.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from pathlib import Path, PurePosixPath
 import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import (
+    get_absolute_module_from_package,
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
@@ -37,6 +39,7 @@ from codemods.base import transform  # also installs the dispatch FastDispatch c
 from codemods.fastcst import findall, matches, walk
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
+from refactor_tool.statements import python_module
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -344,6 +347,46 @@ def _import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str
     return names
 
 
+def python_import_map(source: bytes, module_name: str, rel: str) -> dict[str, str] | None:
+    """:func:`import_map` of ``source`` read with Python's parser (a fraction of a libcst
+    parse, for a module the search only needs the imports of); None if it cannot read it.
+    The statements are taken in :func:`iter_statements`' order, so a name bound twice
+    ends with the same origin."""
+    tree = python_module(source)
+    if tree is None:
+        return None
+    package = package_of(module_name, rel)
+    names: dict[str, str] = {}
+    stack = list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname is not None:
+                    names[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    names.setdefault(top, top)
+        elif isinstance(node, ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                continue
+            source_module = get_absolute_module_from_package(package or None, node.module, node.level)
+            if source_module is None:
+                continue
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{source_module}.{alias.name}"
+        else:
+            children: list[ast.stmt] = []
+            for attr in ("body", "orelse", "finalbody"):  # libcst's order of the parts
+                part = getattr(node, attr, None)
+                if isinstance(part, list):
+                    children.extend(part)
+            for handler in getattr(node, "handlers", ()) or ():
+                children.extend(handler.body)
+            stack.extend(reversed(children))
+    return names
+
+
 def resolve_local(
     dotted: str, imports: dict[str, str], module_name: str, local_defs: Iterable[str]
 ) -> str | None:
@@ -541,8 +584,13 @@ class _Resolver:
 
     def imports(self, rel: str) -> dict[str, str]:
         if rel not in self._imports:
-            module = self.project.parse(rel)
-            self._imports[rel] = import_map(module, self.project.module_name(rel), rel)
+            module_name = self.project.module_name(rel)
+            found = None
+            if not self.project.is_parsed(rel):  # read by Python's parser, not parsed for this
+                found = python_import_map(self.project.read_bytes(rel), module_name, rel)
+            if found is None:
+                found = import_map(self.project.parse(rel), module_name, rel)
+            self._imports[rel] = found
         return self._imports[rel]
 
     def canonical(self, qualified: str, known: set[str], depth: int = 0) -> str:
@@ -715,6 +763,10 @@ class _RecordedReads:
     def parse(self, rel: str) -> cst.Module:
         self.read_bytes(rel)
         return self.project.parse(rel)
+
+    def is_parsed(self, rel: str) -> bool:
+        self.read_bytes(rel)
+        return self.project.is_parsed(rel)
 
     def module_name(self, rel: str) -> str:
         return self.project.module_name(rel)

@@ -571,3 +571,48 @@ def test_call_starts_are_the_patterns_matches() -> None:
     for text in texts:
         assert _call_starts(text, names) == [m.end() for m in pattern.finditer(text)]
     assert _call_starts(texts[-2], names) == [11, 18, 73]
+
+
+def test_import_map_from_pythons_parser_is_libcsts() -> None:
+    """The manager search reads the imports of a module it does not otherwise need with
+    Python's parser: the same map as from libcst's tree, on the target and a stdlib sample
+    (relative imports, names bound twice, imports nested in try, if and functions)."""
+    import sysconfig
+
+    import libcst as cst
+
+    from codemods.managers import import_map, python_import_map
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = [(p.relative_to(TARGET).as_posix(), p.read_bytes()) for p in sorted(TARGET.rglob("*.py"))]
+    sources += [
+        (p.relative_to(stdlib).as_posix(), p.read_bytes())
+        for p in sorted(stdlib.glob("*/*.py"))[::40] + sorted(stdlib.glob("*.py"))[::25]
+    ]
+    sources.append((
+        "pkg/sub/mod.py",
+        b"import a.b\nimport a.c as c\nfrom . import x\nfrom .. import y as z\nfrom ... import w\n"
+        b"try:\n    import json\nexcept ImportError:\n    json = None\n    from x import json\n"
+        b"else:\n    from y import json\nfinally:\n    from z import last\n"
+        b"if t:\n    from p import q\nelif u:\n    from p2 import q\nelse:\n    from p3 import q\n"
+        b"def f():\n    from inner import thing\nfrom m import *\nimport a\n",
+    ))
+    compared = 0
+    for rel, source in sources:
+        try:
+            tree = cst.parse_module(source)
+        except Exception:
+            continue
+        module_name = rel[:-3].replace("/", ".").removesuffix(".__init__")
+        mine = python_import_map(source, module_name, rel)
+        if mine is None:
+            continue
+        assert mine == import_map(tree, module_name, rel), rel
+        compared += 1
+    assert compared > 40
+    # libcst's order of a try's parts: body, else, finally, then the handlers; ``...``
+    # reaches beyond the top package and binds nothing
+    assert python_import_map(sources[-1][1], "pkg.sub.mod", "pkg/sub/mod.py") == {
+        "a": "a", "c": "a.c", "x": "pkg.sub.x", "z": "pkg.y", "json": "x.json",
+        "last": "z.last", "q": "p3.q", "thing": "inner.thing",
+    }
