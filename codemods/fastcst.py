@@ -638,6 +638,14 @@ def _matcher_mask(matcher: Any) -> int | None:
     return None
 
 
+#: matchers asked for again and again, built once (findall compiles each matcher object)
+ANY_NAME = m.Name()
+ANY_CALL = m.Call()
+ANY_STRING = m.SimpleString()
+ANY_TRY = m.Try()
+ANY_IMPORT_FROM = m.ImportFrom(module=m.DoNotCare())
+
+
 def findall(tree: Any, matcher: Any, *, metadata_resolver: Any = None) -> Sequence[cst.CSTNode]:
     """``libcst.matchers.findall(tree, matcher)``: the same nodes in the same order."""
     if (

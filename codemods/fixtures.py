@@ -52,7 +52,7 @@ from libcst.helpers import (
 
 from codemods.base import run_helper, transform
 from codemods import fastcst
-from codemods.fastcst import clone, findall, holding, matches, walk
+from codemods.fastcst import ANY_CALL, ANY_NAME, clone, findall, holding, matches, walk
 from codemods.managers import (
     ManagerGraph,
     analyze_managers,
@@ -302,7 +302,7 @@ class _Scan(cst.CSTVisitor):
         self._bind(node.target)
 
     def _bind(self, target: cst.CSTNode) -> None:
-        for name in findall(target, m.Name()):
+        for name in findall(target, ANY_NAME):
             assert isinstance(name, cst.Name)
             if name not in self._skip:
                 self.bound.add(name.value)
@@ -371,7 +371,7 @@ def top_level_bindings(
                             small.targets if isinstance(small, cst.Assign) else [small]
                         )
                         for target in targets:
-                            for name in findall(target.target, m.Name()):
+                            for name in findall(target.target, ANY_NAME):
                                 out.setdefault(name.value, None)  # type: ignore[union-attr]
             elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 out[stmt.name.value] = None
@@ -842,7 +842,7 @@ class _Classifier:
     def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
         package = self.config.package_dotted
         called = set()
-        for call in findall(inner.body, m.Call()):
+        for call in findall(inner.body, ANY_CALL):
             root = cst.ensure_type(call, cst.Call).func
             while isinstance(root, (cst.Attribute, cst.Call)):
                 root = root.value if isinstance(root, cst.Attribute) else root.func

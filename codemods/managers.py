@@ -436,10 +436,13 @@ def unwrap_optional(annotation: cst.BaseExpression) -> cst.BaseExpression | None
     return None
 
 
+_ANNOTATION_PARTS = m.Name() | m.Attribute() | m.SimpleString()
+
+
 def annotation_names(annotation: cst.BaseExpression) -> list[str]:
     """Dotted names an annotation mentions, including inside string annotations."""
     found: list[str] = []
-    for node in findall(annotation, m.Name() | m.Attribute() | m.SimpleString()):
+    for node in findall(annotation, _ANNOTATION_PARTS):
         if isinstance(node, cst.SimpleString):
             text = node.evaluated_value
             if isinstance(text, str):

@@ -31,7 +31,7 @@ from libcst.helpers import (
 )
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import findall, holding_leaf, matches
+from codemods.fastcst import ANY_IMPORT_FROM, ANY_STRING, ANY_TRY, findall, holding_leaf, matches
 from codemods.managers import (
     FastDispatch,
     code,
@@ -122,7 +122,7 @@ def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
 def _mentions(node: cst.CSTNode, name: str) -> bool:
     return bool(findall(node, m.Name(name))) or any(
         name in (s.evaluated_value or "")  # type: ignore[operator]
-        for s in findall(node, m.SimpleString())
+        for s in findall(node, ANY_STRING)
         if isinstance(s, cst.SimpleString) and isinstance(s.evaluated_value, str)
     )
 
@@ -155,7 +155,7 @@ def analyze(project: Project) -> SessionApiAnalysis:
             "[tool.refactor-tool] if yours lives elsewhere or has another name)",
         )
     orm_module = "sqlalchemy.orm"
-    for node in findall(tree, m.ImportFrom(module=m.DoNotCare())):
+    for node in findall(tree, ANY_IMPORT_FROM):
         assert isinstance(node, cst.ImportFrom)
         if isinstance(node.names, cst.ImportStar) or node.module is None:
             continue
@@ -489,7 +489,7 @@ def _close_in_finally(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]
     Returns the new block and a status: "done" (already in a finally, or rewritten),
     "no-close" (no close at all), "no-commit" (a close without commit/rollback before it).
     """
-    for node in findall(block, m.Try()):
+    for node in findall(block, ANY_TRY):
         final = cst.ensure_type(node, cst.Try).finalbody
         if final is not None and findall(final, _CLOSE):
             return block, "done"

@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 
 from codemods.base import PhaseSpec, StepSpec
-from codemods.fastcst import findall
+from codemods.fastcst import ANY_CALL, ANY_IMPORT_FROM, findall
 from codemods.managers import ManagerClass, ManagerGraph, analyze_managers, line_of
 from refactor_tool.config import Config
 from refactor_tool.project import InputError, Project
@@ -119,7 +118,7 @@ def _order(graph: ManagerGraph, managers: list[ManagerClass]) -> list[ManagerCla
 def _session_import(project: Project, graph: ManagerGraph) -> tuple[str, str]:
     """Where the base manager imports the session type from (default sqlalchemy.orm)."""
     tree = project.parse(graph.base.rel)
-    for node in findall(tree, m.ImportFrom(module=m.DoNotCare())):
+    for node in findall(tree, ANY_IMPORT_FROM):
         node = cst.ensure_type(node, cst.ImportFrom)
         if (
             node.module is None
@@ -206,7 +205,7 @@ def _existing(project: Project, config: Config, built: Sequence[Built]) -> str:
         None,
     )
     if function is not None:
-        called = {get_full_name_for_node(c.func) for c in findall(function, m.Call())}
+        called = {get_full_name_for_node(c.func) for c in findall(function, ANY_CALL)}
         called = {name.rpartition(".")[2] for name in called if name}
         missing = [b.cls.name for b in built if b.cls.name not in called]
         if not missing:

@@ -34,7 +34,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from codemods import fixtures as fx
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall, matches, parse_statement, walk
+from codemods.fastcst import ANY_NAME, findall, matches, parse_statement, walk
 from codemods.managers import relpath_for
 from refactor_tool.project import Project
 
@@ -167,7 +167,7 @@ class _ScopeScan(cst.CSTVisitor):
             self.used.add(node.value)
 
     def _bind(self, target: cst.CSTNode) -> None:
-        for name in findall(target, m.Name()):
+        for name in findall(target, ANY_NAME):
             if name not in self._skip:
                 self.bound.add(name.value)  # type: ignore[union-attr]
 

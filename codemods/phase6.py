@@ -50,7 +50,7 @@ from libcst.codemod import SkipFile
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods import fastcst
-from codemods.fastcst import findall, holding_leaf, matches
+from codemods.fastcst import ANY_STRING, findall, holding_leaf, matches
 from codemods.managers import own_init, relpath_for
 from refactor_tool.config import Config
 from refactor_tool.project import Project
@@ -136,7 +136,7 @@ def _tree_names(source: bytes, names: frozenset[str], tree: cst.Module) -> set[s
     found = {n.value for n in fastcst.names_below(tree) if n.value in names}
     quoted = [n for n in names - found if any(f"{q}{n}{q}".encode() in source for q in "'\"")]
     if quoted:  # a string entry can only be where the text has the name in quotes
-        for node in findall(tree, m.SimpleString()):
+        for node in findall(tree, ANY_STRING):
             text = cst.ensure_type(node, cst.SimpleString).value
             if len(text) < 80 and "\n" not in text and text.strip("'\"") in names:
                 found.add(text.strip("'\""))
