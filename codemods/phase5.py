@@ -280,6 +280,9 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         self._classes: list[str] = []
         self._depth = 0
         self._changed = False
+        # the graph does not change while a module is rewritten: each lookup is made once
+        self._resolved: dict[str, fx.Fixture | None] = {}
+        self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
@@ -309,10 +312,20 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
+        if name not in self._resolved:
+            self._resolved[name] = self._resolve_once(name)
+        return self._resolved[name]
+
+    def _graph_resolve(self, name: str, rel: str) -> fx.Fixture | None:
+        key = (name, rel)
+        if key not in self._graph_resolved:
+            self._graph_resolved[key] = self.analysis.graph.resolve(name, rel)
+        return self._graph_resolved[key]
+
+    def _resolve_once(self, name: str) -> fx.Fixture | None:
         local = self._local_fixtures.get(name)
         if local is not None:
-            graph = self.analysis.graph
-            deps = [graph.resolve(p, self._rel) for p in fx.positional_params(local)]
+            deps = [self._graph_resolve(p, self._rel) for p in fx.positional_params(local)]
             kind = (
                 fx.DB_OTHER
                 if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
@@ -329,7 +342,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                 if kind == fx.DB_OTHER
                 else None,
             )
-        return self.analysis.graph.resolve(name, self._rel)
+        return self._graph_resolve(name, self._rel)
 
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
@@ -436,7 +449,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                 )
             visiting.add(fixture.name)
             for dep_name in fixture.params:
-                dep = self.analysis.graph.resolve(dep_name, fixture.rel)
+                dep = self._graph_resolve(dep_name, fixture.rel)
                 if needs_inlining(dep):
                     visit(dep)  # type: ignore[arg-type]
             visiting.discard(fixture.name)
@@ -455,7 +468,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         factory_names = set(factories)
         for recipe in order:
             for dep_name in recipe.params:
-                dep = self.analysis.graph.resolve(dep_name, recipe.rel)
+                dep = self._graph_resolve(dep_name, recipe.rel)
                 kind = dep.kind if dep is not None else None
                 if kind in (fx.OBJECT, fx.SESSION, fx.MANAGER):
                     continue  # inlined, or rewritten inside the recipe itself
