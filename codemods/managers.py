@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -279,9 +280,13 @@ def relpath_for(context_filename: str | None, root: Path) -> str | None:
     key = (context_filename, root)
     if key in _RELPATHS:
         return _RELPATHS[key]
-    try:
-        rel: str | None = Path(context_filename).resolve().relative_to(root).as_posix()
-    except ValueError:
+    # Path(context_filename).resolve().relative_to(root).as_posix(), in strings
+    real, top = os.path.realpath(context_filename), str(root)
+    if real == top:
+        rel: str | None = "."
+    elif real.startswith(top.rstrip(os.sep) + os.sep):
+        rel = real[len(top.rstrip(os.sep)) + 1 :].replace(os.sep, "/")
+    else:
         rel = None
     if len(_RELPATHS) > 65536:
         _RELPATHS.clear()

@@ -169,7 +169,7 @@ def transform_file(
         for step in steps:
             for codemod_class in step.codemods:
                 context = CodemodContext(
-                    filename=str(project.path(rel)),
+                    filename=project.path_str(rel),
                     full_module_name=project.module_name(rel),
                 )
                 codemod = codemod_class(context, analysis)

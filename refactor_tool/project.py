@@ -121,13 +121,17 @@ class Project:
                 if name.endswith(".py"):
                     yield (rel_dir / name).as_posix()
 
+    def path_str(self, rel: str) -> str:
+        """``str(self.path(rel))``, without building the Path."""
+        return os.path.join(self._root_str, rel)
+
     def path(self, rel: str) -> Path:
         return self.root / PurePosixPath(rel)
 
     def exists(self, rel: str) -> bool:
         if rel in self.overlay:
             return self.overlay[rel] is not None
-        return self.path(rel).is_file()
+        return os.path.isfile(os.path.join(self._root_str, rel))
 
     def read_bytes(self, rel: str) -> bytes:
         if rel in self.overlay:

@@ -616,3 +616,24 @@ def test_import_map_from_pythons_parser_is_libcsts() -> None:
         "a": "a", "c": "a.c", "x": "pkg.sub.x", "z": "pkg.y", "json": "x.json",
         "last": "z.last", "q": "p3.q", "thing": "inner.thing",
     }
+
+
+def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
+    from codemods.managers import forget_paths, relpath_for
+
+    root = (tmp_path / "root").resolve()
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "outside.py").write_text("y = 2\n")
+    (root / "pkg" / "link.py").symlink_to(root / "pkg" / "a.py")
+    (root / "pkg" / "out.py").symlink_to(tmp_path / "outside.py")
+    names = ["pkg/a.py", "pkg/link.py", "pkg/out.py", "pkg/../pkg/a.py", "pkg/missing.py", "."]
+    for name in names:
+        forget_paths()
+        filename = str(root / name) if name != "." else str(root)
+        try:
+            expected = Path(filename).resolve().relative_to(root).as_posix()
+        except ValueError:
+            expected = None
+        assert relpath_for(filename, root) == expected, name
+    assert relpath_for(str(tmp_path / "outside.py"), root) is None and relpath_for(None, root) is None
