@@ -200,9 +200,11 @@ def drop_unused_imports(
     wanted = set(names)
     if not wanted:
         return updated
-    unused = wanted - fastcst.names_used(updated, wanted)
     imports = import_map(updated, codemod.context.full_module_name or "", rel)
-    unused = {n for n in unused if "." in imports.get(n, "")}
+    imported = {n for n in wanted if "." in imports.get(n, "")}  # only these can be dropped
+    if not imported:
+        return updated
+    unused = imported - fastcst.names_used(updated, imported)
     if not unused:
         return updated
     strings = _StringMentions(unused)
