@@ -27,6 +27,8 @@ reported with file:line and left unchanged.
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
@@ -58,10 +60,43 @@ def needles(analysis: fx.FixtureAnalysis) -> list[str]:
 
 
 def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
-    """Test modules whose text mentions a fixture phase 4 removed or a factory fixture."""
+    """Test modules that request a fixture phase 4 removed (or a factory fixture): its name
+    in the parameters of some ``def``, or in quotes (``usefixtures``, ``getfixturevalue``,
+    ``parametrize``). A module that only has a local variable of such a name is not one."""
     patterns = fx.pytest_python_files(project)
     tests = [rel for rel in project.python_files() if fx.is_test_module(rel, patterns)]
-    return project.grep(tests, *needles(analysis))
+    names = needles(analysis)
+    return [rel for rel in project.grep(tests, *names) if may_request(project.read_text(rel), names)]
+
+
+_DEF_HEADER = re.compile(r"\bdef\s+\w+\s*\(")
+
+
+def may_request(text: str, names: list[str]) -> bool:
+    """Whether ``text`` can request one of the fixtures ``names``: the name as a word inside
+    the brackets of a ``def`` header or in quotes. Where a header holds a quote (a default
+    that is a string) the header cannot be told from the text that follows: yes. A module
+    that fetches fixtures by a computed name (``getfixturevalue``) is always one."""
+    present = [n for n in names if n in text]
+    if not present or "getfixturevalue" in text:
+        return bool(present)
+    words = re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(re.escape(n) for n in present))
+    if re.search(r"""["'](?:%s)["']""" % "|".join(re.escape(n) for n in present), text):
+        return True
+    for header in _DEF_HEADER.finditer(text):
+        depth, i = 1, header.end()
+        while i < len(text) and depth:
+            ch = text[i]
+            if ch in "'\"#":
+                return True  # a string or a comment in the header: assume it may
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            i += 1
+        if words.search(text, header.end(), i):
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------- helpers

@@ -115,3 +115,35 @@ def test_pruned_traversals_change_nothing(
     full, full_result = _run(tmp_path / "full", phase, path, source, header)
     assert pruned == full
     assert [str(n) for n in pruned_result.notes] == [str(n) for n in full_result.notes]
+
+
+@pytest.mark.parametrize("before", sorted(FIXTURES.glob("phase5/*.before.py")), ids=lambda p: p.name[:-10])
+def test_phase5_prefilter_drops_only_files_it_would_leave(
+    before: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phase 5 skips a test module whose only mention of a removed fixture is not a request
+    of it: every case gives the same output and notes as with the plain text prefilter."""
+    import codemods.phase5
+
+    source = before.read_bytes()
+    header = _header(source)
+    path = header.get("path", DEFAULT_PATHS[5])
+    refined, refined_result = _run(tmp_path / "refined", 5, path, source, header)
+    monkeypatch.setattr(codemods.phase5, "may_request", lambda text, names: True)
+    plain, plain_result = _run(tmp_path / "plain", 5, path, source, header)
+    assert refined == plain
+    assert [str(n) for n in refined_result.notes] == [str(n) for n in plain_result.notes]
+
+
+def test_phase5_request_prefilter_cases() -> None:
+    from codemods.phase5 import may_request
+
+    names = ["db_session", "game_manager"]
+    assert not may_request("def test_a(session):\n    game_manager = make()\n", names)
+    assert may_request("def test_a(session, game_manager):\n    pass\n", names)
+    assert may_request("def test_a(\n    db_session,  # injected\n):\n    pass\n", names)
+    assert may_request("@pytest.mark.usefixtures('db_session')\ndef test_a():\n    pass\n", names)
+    assert may_request("def test_a(request):\n    request.getfixturevalue(name)\n", names + ["x"])
+    assert may_request("class T:\n    def test_a(self, x=(1, 2), *, db_session):\n        pass\n", names)
+    assert not may_request("def test_a(x=(1, 2)):\n    db_session.close()\n", names)
+    assert not may_request("nothing here", names)
