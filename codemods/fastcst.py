@@ -997,7 +997,70 @@ if _CodegenState is not None:
         self.whitespace_after_equal._codegen(state)
 
     _PLAIN_CODEGEN: dict[type, Any] = {}
+    def _param_plain(self: Any, state: Any, default_star: Any = None, default_comma: bool = False) -> None:
+        tokens = state.tokens
+        star = self.star
+        if isinstance(star, cst.MaybeSentinel):
+            if default_star is None:
+                raise cst.CSTCodegenError("Must specify a concrete default_star if default used on star.")
+            star = default_star
+        if isinstance(star, str):
+            tokens.append(star)
+        ws = self.whitespace_after_star
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
+        self.name._codegen(state)
+        annotation = self.annotation
+        if annotation is not None:
+            annotation._codegen(state, default_indicator=":")
+        equal = self.equal
+        if equal is cst.MaybeSentinel.DEFAULT and self.default is not None:
+            tokens.append(" = ")
+        elif type(equal) is cst.AssignEqual or (
+            equal is not cst.MaybeSentinel.DEFAULT and isinstance(equal, cst.AssignEqual)
+        ):
+            equal._codegen(state)
+        default = self.default
+        if default is not None:
+            default._codegen(state)
+        comma = self.comma
+        if comma is cst.MaybeSentinel.DEFAULT and default_comma:
+            tokens.append(", ")
+        elif type(comma) is cst.Comma or (
+            comma is not cst.MaybeSentinel.DEFAULT and isinstance(comma, cst.Comma)
+        ):
+            comma._codegen(state)
+        ws = self.whitespace_after_param
+        if type(ws) is _SW:
+            tokens.append(ws.value)
+        else:
+            ws._codegen(state)
+
+    def _indented_block_plain(self: Any, state: Any, **kwargs: Any) -> None:
+        self.header._codegen(state)
+        indent = self.indent
+        indents = state.indent_tokens
+        indents.append(state.default_indent if indent is None else indent)
+        if self.body:
+            for stmt in self.body:
+                stmt._codegen(state)
+        else:  # libcst prints an empty block as ``pass``
+            state.tokens.extend(indents)
+            state.tokens.append("pass")
+            state.tokens.append(state.default_newline)
+        for footer in self.footer:
+            footer._codegen(state)
+        indents.pop()
+
     _INLINED: dict[type, Any] = {
+        cst.Param: _param_plain,
+        cst.IndentedBlock: _indented_block_plain,
+        cst.SimpleString: _name_plain,  # parentheses around a value token, as for a name
+        cst.Integer: _name_plain,
+        cst.Float: _name_plain,
+        cst.Imaginary: _name_plain,
         cst.Call: _call_plain,
         cst.Arg: _arg_plain,
         cst.Expr: _expr_plain,
