@@ -1013,6 +1013,9 @@ def _factory_problem(
 # ------------------------------------------------------------------------------- models
 
 
+fastcst.content_cache(lambda: _ast_relationship_kinds.cache_clear())
+
+
 def relationship_kinds(project: Project) -> dict[str, set[str]]:
     """Relationship attribute name -> kinds, from every model class in the package.
 
@@ -1070,9 +1073,11 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def _ast_relationship_kinds(source: bytes) -> dict[str, set[str]] | None:
     """:func:`relationship_kinds` of one module read with :mod:`ast` (None: it does not
-    parse here, e.g. syntax newer than this interpreter; libcst decides then)."""
+    parse here, e.g. syntax newer than this interpreter; libcst decides then). Kept by
+    content (phases 4 and 5 both ask, and models rarely change): treat it as read-only."""
     tree = python_module(source)
     if tree is None:
         return None
