@@ -1170,23 +1170,30 @@ def module_bytes(module: cst.Module) -> bytes:
 _DEFAULT_MODULE = cst.Module(body=[])
 
 
-def _names_below(node: cst.CSTNode, identifiers_only: bool) -> Iterator[cst.Name]:
+def _names_below(
+    node: cst.CSTNode, identifiers_only: bool, outside_imports: bool = False, strings: bool = False
+) -> Iterator[Any]:
     """Every ``Name`` node in ``node`` (with ``identifiers_only``: not in imports, and not
-    the attribute name of ``x.name``), entering only fields that can hold one."""
+    the attribute name of ``x.name``; with ``outside_imports``: not in imports; with
+    ``strings``: every ``SimpleString`` too), entering only fields that can hold one."""
     if not _READY:
         _build()
     name_bit = _NAMED.get("Name", 0)
     masks: dict[type, tuple[str, ...]] = _NAME_FIELDS
+    if strings:
+        name_bit |= _NAMED.get("SimpleString", 0)
+        masks = _NAME_OR_STRING_FIELDS
     stack = [node]
     while stack:
         current = stack.pop()
         cls = type(current)
-        if cls is cst.Name:
-            yield current  # type: ignore[misc]
+        if cls is cst.Name or (strings and cls is cst.SimpleString):
+            yield current
             continue
-        if identifiers_only:
+        if identifiers_only or outside_imports:
             if cls is cst.Import or cls is cst.ImportFrom:
                 continue
+        if identifiers_only:
             if cls is cst.Attribute:
                 stack.append(current.value)  # type: ignore[attr-defined]
                 continue
@@ -1203,12 +1210,16 @@ def _names_below(node: cst.CSTNode, identifiers_only: bool) -> Iterator[cst.Name
 
 
 _NAME_FIELDS: dict[type, tuple[str, ...]] = {}
+_NAME_OR_STRING_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def names_below(node: cst.CSTNode) -> Iterator[cst.Name]:
-    """Every ``Name`` node in ``node``, in no particular order (only fields that can hold
-    one are entered)."""
-    return _names_below(node, False)
+def names_below(
+    node: cst.CSTNode, outside_imports: bool = False, strings: bool = False
+) -> Iterator[Any]:
+    """Every ``Name`` node in ``node`` (not those of import statements, with
+    ``outside_imports``; and every ``SimpleString``, with ``strings``), in no particular
+    order (only fields that can hold one are entered)."""
+    return _names_below(node, False, outside_imports, strings)
 
 
 def mentions(node: cst.CSTNode, names: set[str] | frozenset[str]) -> bool:

@@ -1802,27 +1802,24 @@ def remove_statements(
     return out, new_footer
 
 
-class _UsedNames(cst.CSTVisitor):
-    """Every name a module mentions outside its import statements (strings included)."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self.text: list[str] = []
-
-    def visit_Import(self, node: cst.Import) -> bool:
-        return False
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        return False
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        if not re.search(r"\s", node.value):
-            self.text.append(
-                node.value
-            )  # string annotations, ``__all__`` entries (not prose)
+def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
+    """Those of ``candidates`` that ``module`` mentions nowhere outside its import
+    statements: neither as a name nor in a string without whitespace (a string
+    annotation, an ``__all__`` entry; not prose). Most candidates stay in use: the walk
+    stops at the first mention of the last of them."""
+    remaining = set(candidates)
+    if not remaining:
+        return remaining
+    texts: list[str] = []
+    for leaf in fastcst.names_below(module, outside_imports=True, strings=True):
+        if type(leaf) is cst.Name:
+            remaining.discard(leaf.value)
+            if not remaining:
+                return remaining
+        elif not re.search(r"\s", leaf.value):
+            texts.append(leaf.value)
+    strings = "\n".join(texts)
+    return {name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)}
 
 
 def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:
@@ -1833,17 +1830,7 @@ def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.
     ``RemoveImportsVisitor`` would decide the same through a full scope analysis, which
     costs seconds on a large conftest, for every step that deletes something.
     """
-    candidates = set(candidates)
-    if not candidates:
-        return module
-    used = _UsedNames()
-    walk(module, used)
-    strings = "\n".join(used.text)
-    unused = {
-        name
-        for name in candidates
-        if name not in used.names and not re.search(rf"\b{re.escape(name)}\b", strings)
-    }
+    unused = unused_names(module, candidates)
     if not unused:
         return module
 

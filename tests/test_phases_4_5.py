@@ -603,3 +603,50 @@ def test_fixture_graph_follows_pytest_plugins(tmp_path: Path, declaration: str) 
     assert graph.modules["conftest.py"].stars == ["app/testing/fixtures.py"]
     found = graph.resolve("rows", "app/tests/test_rows.py")
     assert found is not None and found.rel == "app/testing/fixtures.py"
+
+
+def test_unused_names_are_the_visitors_answer() -> None:
+    """The walk that decides which imports phase 4 may drop, against a libcst visitor that
+    collects every name outside imports and every string without whitespace."""
+    import random
+    import re as re_module
+    import sysconfig
+
+    import libcst as cst
+
+    from codemods.fixtures import unused_names
+
+    class Used(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.names: set[str] = set()
+            self.text: list[str] = []
+
+        def visit_Import(self, node: cst.Import) -> bool:
+            return False
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            self.names.add(node.value)
+
+        def visit_SimpleString(self, node: cst.SimpleString) -> None:
+            if not re_module.search(r"\s", node.value):
+                self.text.append(node.value)
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    paths = sorted(TARGET.rglob("*.py")) + sorted(stdlib.glob("*.py"))[::30]
+    rng = random.Random(5)
+    for path in paths:
+        module = cst.parse_module(path.read_bytes())
+        used = Used()
+        module.visit(used)
+        strings = "\n".join(used.text)
+        words = sorted(set(re_module.findall(r"[A-Za-z_]\w*", path.read_text())) | {"not_there"})
+        for _ in range(4):
+            candidates = set(rng.sample(words, min(len(words), rng.choice([1, 3, 12]))))
+            expected = {
+                n for n in candidates
+                if n not in used.names and not re_module.search(rf"\b{re_module.escape(n)}\b", strings)
+            }
+            assert unused_names(module, candidates) == expected, (path, candidates)
