@@ -949,36 +949,27 @@ if _CodegenState is not None:
         keyword = self.keyword
         if keyword is not None:
             keyword._codegen(state)
-        equal = self.equal
-        if equal is cst.MaybeSentinel.DEFAULT and keyword is not None:
-            tokens.append(" = ")
-        elif type(equal) is cst.AssignEqual or (
-            equal is not cst.MaybeSentinel.DEFAULT and isinstance(equal, cst.AssignEqual)
-        ):
-            equal._codegen(state)
+        _separator(self.equal, cst.AssignEqual, " = ", keyword is not None, state)
         self.value._codegen(state)
-        comma = self.comma
-        if comma is cst.MaybeSentinel.DEFAULT and default_comma:
-            tokens.append(", ")
-        elif type(comma) is cst.Comma or (
-            comma is not cst.MaybeSentinel.DEFAULT and isinstance(comma, cst.Comma)
-        ):
-            comma._codegen(state)
+        _separator(self.comma, cst.Comma, ", ", default_comma, state)
         ws = self.whitespace_after_arg
         if type(ws) is _SW:
             tokens.append(ws.value)
         else:
             ws._codegen(state)
 
+    def _separator(value: Any, cls: type, default: str, use_default: bool, state: Any) -> None:
+        """A comma, equal sign or semicolon field as libcst prints it: its default token
+        where the field is left to its default and one is due, else the node if it is one
+        (an exact class check first: the ABC check of a non-instance is slow)."""
+        if value is cst.MaybeSentinel.DEFAULT:
+            if use_default:
+                state.tokens.append(default)
+        elif type(value) is cls or isinstance(value, cls):
+            value._codegen(state)
+
     def _semicolon(self: Any, state: Any, default_semicolon: bool) -> None:
-        semicolon = self.semicolon
-        if isinstance(semicolon, cst.MaybeSentinel):
-            if default_semicolon:
-                state.tokens.append("; ")
-        elif type(semicolon) is cst.Semicolon or (
-            semicolon is not cst.MaybeSentinel.DEFAULT and isinstance(semicolon, cst.Semicolon)
-        ):
-            semicolon._codegen(state)
+        _separator(self.semicolon, cst.Semicolon, "; ", default_semicolon, state)
 
     def _expr_plain(self: Any, state: Any, default_semicolon: bool = False) -> None:
         self.value._codegen(state)
@@ -1015,23 +1006,11 @@ if _CodegenState is not None:
         annotation = self.annotation
         if annotation is not None:
             annotation._codegen(state, default_indicator=":")
-        equal = self.equal
-        if equal is cst.MaybeSentinel.DEFAULT and self.default is not None:
-            tokens.append(" = ")
-        elif type(equal) is cst.AssignEqual or (
-            equal is not cst.MaybeSentinel.DEFAULT and isinstance(equal, cst.AssignEqual)
-        ):
-            equal._codegen(state)
         default = self.default
+        _separator(self.equal, cst.AssignEqual, " = ", default is not None, state)
         if default is not None:
             default._codegen(state)
-        comma = self.comma
-        if comma is cst.MaybeSentinel.DEFAULT and default_comma:
-            tokens.append(", ")
-        elif type(comma) is cst.Comma or (
-            comma is not cst.MaybeSentinel.DEFAULT and isinstance(comma, cst.Comma)
-        ):
-            comma._codegen(state)
+        _separator(self.comma, cst.Comma, ", ", default_comma, state)
         ws = self.whitespace_after_param
         if type(ws) is _SW:
             tokens.append(ws.value)
