@@ -1149,13 +1149,24 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
         return {rel: (base / PurePosixPath(rel)).read_bytes() for rel, _ in items}
 
 
+def _memory_backed_tmp() -> Optional[str]:
+    """A directory in memory for the scratch copy where the system has one (``/dev/shm``
+    on Linux): ruff writes every file back and the copy is removed right after, and on a
+    disk file system that costs more than the formatting. None: the default temporary
+    directory."""
+    shm = "/dev/shm"
+    if sys.platform.startswith("linux") and os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return None
+
+
 class _Scratch:
     """A temporary directory that knows what was written into it: on leaving, those files
     and folders are removed one by one (a handful of calls, where a general tree removal
     lists and checks every entry); anything else found there is removed the general way."""
 
     def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="refactor-tool-format-"))
+        self.path = Path(tempfile.mkdtemp(prefix="refactor-tool-format-", dir=_memory_backed_tmp()))
         self._root = str(self.path)
         self._files: list[str] = []
         self._folders: set[str] = set()
