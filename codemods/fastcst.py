@@ -849,22 +849,21 @@ if _CodegenState is not None:
         for rpar in self.rpar:
             rpar._codegen(state)
 
-    # whitespace is the commonest child of all: a SimpleWhitespace is printed in place
+    # whitespace is the commonest child of all: a SimpleWhitespace is printed without a
+    # call of its own codegen
     _SW = cst.SimpleWhitespace
+
+    def _whitespace(ws: Any, state: Any) -> None:
+        if type(ws) is _SW:
+            state.tokens.append(ws.value)
+        else:
+            ws._codegen(state)
 
     def _operator_plain(self: Any, state: Any, **kwargs: Any) -> None:
         tokens = state.tokens
-        ws = self.whitespace_before
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_before, state)
         tokens.append(self._get_token())
-        ws = self.whitespace_after
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_after, state)
 
     def _attribute_plain(self: Any, state: Any, **kwargs: Any) -> None:
         for lpar in self.lpar:
@@ -880,11 +879,7 @@ if _CodegenState is not None:
         state.tokens.append(state.default_newline if value is None else value)
 
     def _trailing_plain(self: Any, state: Any, **kwargs: Any) -> None:
-        ws = self.whitespace
-        if type(ws) is _SW:
-            state.tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace, state)
         if self.comment is not None:
             self.comment._codegen(state)
         self.newline._codegen(state)
@@ -892,14 +887,7 @@ if _CodegenState is not None:
     def _empty_line_plain(self: Any, state: Any, **kwargs: Any) -> None:
         if self.indent:
             state.tokens.extend(state.indent_tokens)
-        ws = self.whitespace
-        if type(ws) is _SW:
-            state.tokens.append(ws.value)
-        else:
-            ws._codegen(state)
-        if self.comment is not None:
-            self.comment._codegen(state)
-        self.newline._codegen(state)
+        _trailing_plain(self, state)  # then whitespace, comment and newline, as a line end
 
     def _simple_line_plain(self: Any, state: Any, **kwargs: Any) -> None:
         for line in self.leading_lines:
@@ -919,17 +907,9 @@ if _CodegenState is not None:
         for lpar in self.lpar:
             lpar._codegen(state)
         self.func._codegen(state)
-        ws = self.whitespace_after_func
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_after_func, state)
         tokens.append("(")
-        ws = self.whitespace_before_args
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_before_args, state)
         args = self.args
         last = len(args) - 1
         for index, arg in enumerate(args):
@@ -941,22 +921,14 @@ if _CodegenState is not None:
     def _arg_plain(self: Any, state: Any, default_comma: bool = False) -> None:
         tokens = state.tokens
         tokens.append(self.star)
-        ws = self.whitespace_after_star
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_after_star, state)
         keyword = self.keyword
         if keyword is not None:
             keyword._codegen(state)
         _separator(self.equal, cst.AssignEqual, " = ", keyword is not None, state)
         self.value._codegen(state)
         _separator(self.comma, cst.Comma, ", ", default_comma, state)
-        ws = self.whitespace_after_arg
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_after_arg, state)
 
     def _separator(value: Any, cls: type, default: str, use_default: bool, state: Any) -> None:
         """A comma, equal sign or semicolon field as libcst prints it: its default token
@@ -997,11 +969,7 @@ if _CodegenState is not None:
             star = default_star
         if isinstance(star, str):
             tokens.append(star)
-        ws = self.whitespace_after_star
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_after_star, state)
         self.name._codegen(state)
         annotation = self.annotation
         if annotation is not None:
@@ -1011,11 +979,7 @@ if _CodegenState is not None:
         if default is not None:
             default._codegen(state)
         _separator(self.comma, cst.Comma, ", ", default_comma, state)
-        ws = self.whitespace_after_param
-        if type(ws) is _SW:
-            tokens.append(ws.value)
-        else:
-            ws._codegen(state)
+        _whitespace(self.whitespace_after_param, state)
 
     def _indented_block_plain(self: Any, state: Any, **kwargs: Any) -> None:
         self.header._codegen(state)
