@@ -48,7 +48,7 @@ from libcst.codemod import CodemodContext, SkipFile
 
 from refactor_tool.engine import run_phase, transform_file
 from refactor_tool.phases import PHASES
-from refactor_tool.project import InputError, Project
+from refactor_tool.model.project import InputError, Project
 from refactor_tool.statements import reproduces
 
 TARGET = REPO / "target_project"

@@ -87,7 +87,7 @@ def worker(root: Path, jobs: int) -> None:
     sys.path.insert(0, str(REPO))
     from refactor_tool.cli import compute
     from refactor_tool.phases import PHASES
-    from refactor_tool.project import Project
+    from refactor_tool.model.project import Project
     from refactor_tool.report import Reporter
 
     def cpu() -> float:

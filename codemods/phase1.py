@@ -29,21 +29,18 @@ from libcst.helpers import (
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
+from libcst.matchers import findall, matches
 
-from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import ANY_IMPORT_FROM, ANY_STRING, ANY_TRY, findall, holding_leaf, matches
-from codemods.managers import (
-    FastDispatch,
-    code,
-    drop_unused_imports,
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.rewrite import drop_unused_imports, without_aliases
+from refactor_tool.model.config import Config
+from refactor_tool.model.managers import (
     import_map,
-    names_in,
     package_of,
     relpath_for,
-    without_aliases,
 )
-from refactor_tool.config import Config
-from refactor_tool.project import InputError, Project
+from refactor_tool.model.project import InputError, Project
+from refactor_tool.model.syntax import code, identifiers
 
 SCOPED = "scoped_session"
 SESSIONMAKER = "sessionmaker"
@@ -122,7 +119,7 @@ def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
 def _mentions(node: cst.CSTNode, name: str) -> bool:
     return bool(findall(node, m.Name(name))) or any(
         name in (s.evaluated_value or "")  # type: ignore[operator]
-        for s in findall(node, ANY_STRING)
+        for s in findall(node, m.SimpleString())
         if isinstance(s, cst.SimpleString) and isinstance(s.evaluated_value, str)
     )
 
@@ -155,7 +152,7 @@ def analyze(project: Project) -> SessionApiAnalysis:
             "[tool.refactor-tool] if yours lives elsewhere or has another name)",
         )
     orm_module = "sqlalchemy.orm"
-    for node in findall(tree, ANY_IMPORT_FROM):
+    for node in findall(tree, m.ImportFrom(module=m.DoNotCare())):
         assert isinstance(node, cst.ImportFrom)
         if isinstance(node.names, cst.ImportStar) or node.module is None:
             continue
@@ -188,7 +185,7 @@ def files(project: Project, analysis: SessionApiAnalysis) -> list[str]:
 # ------------------------------------------------------------------------------- shared
 
 
-class _SessionModuleCodemod(FastDispatch, RefactorCodemod):
+class _SessionModuleCodemod(RefactorCodemod):
     """A step that only rewrites the session module; every other file is skipped."""
 
     ANALYZE = analyze
@@ -235,7 +232,6 @@ def _method_call(names: str | Sequence[str]) -> m.Call:
 
 
 # one matcher object per shape: matchers checked again and again are compiled once
-# (codemods/fastcst.py ``matches``)
 @functools.lru_cache(maxsize=64)
 def _method_call_of(names: tuple[str, ...]) -> m.Call:
     return m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in names])))
@@ -300,7 +296,7 @@ class UseSessionmaker(_SessionModuleCodemod):
             and not self._functions
             and original_node.name.value in self.analysis.removed
         ):
-            self._drop |= names_in(original_node)
+            self._drop |= identifiers(original_node)
             return cst.RemoveFromParent()
         return updated_node
 
@@ -472,7 +468,7 @@ def _drop_statements(
                 return cst.RemoveFromParent()
             return updated_node
 
-    return cst.ensure_type(transform(block, Dropper()), cst.IndentedBlock)
+    return cst.ensure_type(block.visit(Dropper()), cst.IndentedBlock)
 
 
 _CLOSE = m.SimpleStatementLine(
@@ -489,7 +485,7 @@ def _close_in_finally(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]
     Returns the new block and a status: "done" (already in a finally, or rewritten),
     "no-close" (no close at all), "no-commit" (a close without commit/rollback before it).
     """
-    for node in findall(block, ANY_TRY):
+    for node in findall(block, m.Try()):
         final = cst.ensure_type(node, cst.Try).finalbody
         if final is not None and findall(final, _CLOSE):
             return block, "done"
@@ -544,7 +540,7 @@ def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
 # ------------------------------------------------------------------------------- step 1.3
 
 
-class RemoveSessionApis(FastDispatch, RefactorCodemod):
+class RemoveSessionApis(RefactorCodemod):
     """The standalone ``get_session()`` goes, with every import and re-export of a removed name."""
 
     STEP = "1.3"
@@ -578,15 +574,6 @@ class RemoveSessionApis(FastDispatch, RefactorCodemod):
             0  # inside a function this step removes: nothing to report
         )
         self._drop: set[str] = set()  # names whose imports may have become unused
-        # every decision here starts from an import or from one of these names (a removed
-        # API, ``scoped_session``, ``<session attribute>.remove``, ``__all__``): nothing
-        # else needs a visit
-        wanted = {*analysis.removed, SCOPED, analysis.session_attr, "remove", "__all__"}
-        self.visits_only = holding_leaf(
-            tree,
-            (cst.Name, cst.Import, cst.ImportFrom),
-            lambda n: type(n) is not cst.Name or n.value in wanted,
-        )
         return super().transform_module_impl(tree)
 
     # -- scope depth
@@ -619,7 +606,7 @@ class RemoveSessionApis(FastDispatch, RefactorCodemod):
         ):
             self._inside_removed -= 1
             self._dropped.add(original_node.name.value)
-            self._drop |= names_in(original_node)
+            self._drop |= identifiers(original_node)
             return cst.RemoveFromParent()
         return updated_node
 

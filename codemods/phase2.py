@@ -2,7 +2,7 @@
 
 * 2.1 ``session`` is required in ``BaseManager.__init__`` and in every subclass ``__init__``
   that forwards it to ``super().__init__`` (the subclasses are found by analysing the class
-  hierarchy, see :mod:`codemods.managers`): ``Optional[Session] = None`` -> ``Session``.
+  hierarchy, see :mod:`refactor_tool.model.managers`): ``Optional[Session] = None`` -> ``Session``.
   Where ``session`` follows parameters that have defaults, it becomes keyword-only (a bare
   ``*`` is inserted before it) instead of moving to the front: a caller that passed those
   parameters positionally then fails loudly instead of binding a manager to ``session``.
@@ -29,25 +29,23 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
+from libcst.matchers import findall, matches
 
-from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, transform
-from codemods.fastcst import findall, holding_leaf, matches
-from codemods.managers import (
-    FastDispatch,
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.rewrite import drop_unused_imports
+from refactor_tool.model.config import Config
+from refactor_tool.model.managers import (
     ManagerClass,
     ManagerGraph,
     analyze_managers,
-    code,
-    drop_unused_imports,
     import_map,
-    names_in,
     own_init,
     relpath_for,
     resolve_local,
     unwrap_optional,
 )
-from refactor_tool.config import Config
-from refactor_tool.project import Project
+from refactor_tool.model.project import Project
+from refactor_tool.model.syntax import code, identifiers
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -161,7 +159,7 @@ def files(project: Project, analysis: BaseManagerAnalysis) -> list[str]:
 # ------------------------------------------------------------------------------- shared
 
 
-class _ManagerCodemod(FastDispatch, RefactorCodemod):
+class _ManagerCodemod(RefactorCodemod):
     """Knows which classes of the current file are managers, and where it is in them."""
 
     ANALYZE = analyze
@@ -324,7 +322,6 @@ class RequireSession(_ManagerCodemod):
                 return node.name.value in managers
             return node.name.value == "__init__"  # type: ignore[attr-defined]
 
-        self.visits_only = holding_leaf(tree, (cst.Name, cst.ClassDef, cst.FunctionDef), wanted)
 
     # -- the constructors
     def leave_method(
@@ -527,7 +524,7 @@ class RemoveGetSession(_ManagerCodemod):
             manager.is_base
             and original_node.name.value == self.config.get_session_method
         ):
-            self._drop |= names_in(original_node)
+            self._drop |= identifiers(original_node)
             return cst.RemoveFromParent()
         return updated_node
 
@@ -552,7 +549,7 @@ _LOG_LEVELS = (
     "critical",
     "log",
 )
-_LOG_CALL = m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in _LOG_LEVELS])))
+LOG_CALL = m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in _LOG_LEVELS])))
 _REWORD = (
     (
         re.compile(r"\bRolling back (.+?) after (?:an? )?(error|exception|failure)"),
@@ -692,9 +689,9 @@ class _SimplifyBody(cst.CSTTransformer):
             func = cst.ensure_type(call.func, cst.Attribute)
             new_call = call.with_changes(func=func.with_changes(attr=cst.Name("flush")))
             return updated_node.with_changes(body=[expr.with_changes(value=new_call)])
-        if matches(original_node, m.SimpleStatementLine(body=[m.Expr(_LOG_CALL)])):
+        if matches(original_node, m.SimpleStatementLine(body=[m.Expr(LOG_CALL)])):
             return cst.ensure_type(
-                transform(updated_node, _RewordStrings()), cst.SimpleStatementLine
+                updated_node.visit(_RewordStrings()), cst.SimpleStatementLine
             )
         return updated_node
 
@@ -789,7 +786,7 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
         transformer = _SimplifyBody(
             session_var, flag_var, self.analysis.session_attr, getter
         )
-        body = transform(updated_node.body, transformer)
+        body = updated_node.body.visit(transformer)
         result = updated_node.with_changes(body=body)
         if transformer.leftover_flag:
             self.report(
@@ -919,7 +916,7 @@ class LazyInitSharesSession(_ManagerCodemod):
                 return updated
 
         fixer = Fix()
-        body = transform(updated_node.body, fixer)
+        body = updated_node.body.visit(fixer)
         if fixer.done:
             return updated_node.with_changes(body=body)
 
@@ -950,7 +947,7 @@ class LazyInitSharesSession(_ManagerCodemod):
                 return updated
 
         inserter = Insert()
-        body = transform(updated_node.body, inserter)
+        body = updated_node.body.visit(inserter)
         if not inserter.done:
             self.report(
                 original_node,

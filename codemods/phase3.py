@@ -2,7 +2,7 @@
 
 * 3.1 creates the module (``Config.factory_module``).
 * 3.2 writes ``create_all_managers(session: Session) -> SimpleNamespace`` into it, generated
-  from the managers the analysis finds (:mod:`codemods.managers`): every concrete manager
+  from the managers the analysis finds (:mod:`refactor_tool.model.managers`): every concrete manager
   of the application package, built in dependency order with ``session=session`` and the
   managers it takes (``act_manager = ActManager(session=session, game_manager=game_manager)``);
   other parameters keep their defaults. The namespace uses short names derived from the
@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
+from libcst.matchers import findall
 
 from codemods.base import PhaseSpec, StepSpec
-from codemods.fastcst import ANY_CALL, ANY_IMPORT_FROM, findall
-from codemods.managers import ManagerClass, ManagerGraph, analyze_managers, line_of
-from refactor_tool.config import Config
-from refactor_tool.project import InputError, Project
+from refactor_tool.model.config import Config
+from refactor_tool.model.managers import ManagerClass, ManagerGraph, analyze_managers
+from refactor_tool.model.project import InputError, Project
+from refactor_tool.model.syntax import line_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,7 +120,7 @@ def _order(graph: ManagerGraph, managers: list[ManagerClass]) -> list[ManagerCla
 def _session_import(project: Project, graph: ManagerGraph) -> tuple[str, str]:
     """Where the base manager imports the session type from (default sqlalchemy.orm)."""
     tree = project.parse(graph.base.rel)
-    for node in findall(tree, ANY_IMPORT_FROM):
+    for node in findall(tree, m.ImportFrom(module=m.DoNotCare())):
         node = cst.ensure_type(node, cst.ImportFrom)
         if (
             node.module is None
@@ -205,7 +207,7 @@ def _existing(project: Project, config: Config, built: Sequence[Built]) -> str:
         None,
     )
     if function is not None:
-        called = {get_full_name_for_node(c.func) for c in findall(function, ANY_CALL)}
+        called = {get_full_name_for_node(c.func) for c in findall(function, m.Call())}
         called = {name.rpartition(".")[2] for name in called if name}
         missing = [b.cls.name for b in built if b.cls.name not in called]
         if not missing:

@@ -1,6 +1,6 @@
 """Phase 4 of PLAN.md: refactor the test infrastructure (the conftest fixtures).
 
-Driven by the fixture graph (:mod:`codemods.fixtures`), never by fixture names:
+Driven by the fixture graph (:mod:`refactor_tool.model.fixtures`), never by fixture names:
 
 * 4.1 the session fixture (``Config.session_fixture``) is deleted;
 * 4.2 every manager fixture (a fixture returning an instance of a manager class found by
@@ -24,7 +24,7 @@ rules cannot classify are reported with file:line and left in place.
 
 Imports go through ``AddImportsVisitor`` (run over the import block only). An import that
 only the deleted fixtures used is removed by a name check over what is left
-(:func:`codemods.fixtures.remove_unused_imports`) rather than by ``RemoveImportsVisitor``,
+(:func:`refactor_tool.model.fixtures.remove_unused_imports`) rather than by ``RemoveImportsVisitor``,
 whose scope analysis costs about three seconds per step on a 500-line conftest.
 """
 
@@ -34,12 +34,13 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.matchers import findall, matches
 
-from codemods import fixtures as fx
+from codemods import rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import findall, matches, parse_statement
-from codemods.managers import relpath_for
-from refactor_tool.project import Project
+from refactor_tool.model import fixtures as fx
+from refactor_tool.model.managers import relpath_for
+from refactor_tool.model.project import Project
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -84,14 +85,14 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
 # ------------------------------------------------------------------------------- codemods
 
 
-class _FixtureModuleCodemod(fx.ImportBlockOnly, RefactorCodemod):
+class _FixtureModuleCodemod(RefactorCodemod):
     """Shared plumbing: the module's relative path, its fixtures, statement removal."""
 
     ANALYZE = analyze
 
     def report_fixture(self, fixture: fx.Fixture, message: str) -> None:
         """A note at the fixture's line in the file as it was before the phase."""
-        self.context.warnings.append(f"{fixture.line}\t{self.STEP}\t{message}")
+        self.report_at(fixture.line, message)
 
     def fixture_module(self) -> tuple[str, dict[str, fx.Fixture]]:
         analysis: fx.FixtureAnalysis = self.analysis
@@ -110,8 +111,8 @@ class _FixtureModuleCodemod(fx.ImportBlockOnly, RefactorCodemod):
         imported = {
             n for n in fx.scan(removed_nodes).used if bindings.get(n) is not None
         }
-        body, footer = fx.remove_statements(module.body, doomed, module.footer)
-        return fx.remove_unused_imports(
+        body, footer = rewrite.remove_statements(module.body, doomed, module.footer)
+        return rewrite.remove_unused_imports(
             module.with_changes(body=body, footer=footer), imported
         )
 
@@ -232,9 +233,10 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
             if findall(original_node, m.Attribute(attr=m.Name(api)) | m.Name(api)):
                 text = fx.code(original_node.with_changes(leading_lines=[])).strip()
                 offset = fixture.source[: max(fixture.source.find(text), 0)].count("\n")
-                self.context.warnings.append(
-                    f"{fixture.line + offset}\t{self.STEP}\tfixture {fixture.name!r} uses {api}(), which "
-                    "phase 1 removed from the DatabaseManager; rewrite by hand"
+                self.report_at(
+                    fixture.line + offset,
+                    f"fixture {fixture.name!r} uses {api}(), which "
+                    "phase 1 removed from the DatabaseManager; rewrite by hand",
                 )
                 break
         return updated_node
@@ -297,7 +299,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             if dep.kind == fx.SESSION:
                 replacements[p] = cst.Name(config.session_variable)
             else:
-                replacements[p] = fx.managers_attr(config, dep.manager_short or p)
+                replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
         body = fx.statements(fn)
         inner = fx.returned_closure(body)
@@ -325,7 +327,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             return fn
 
         docstring, inner_body = fx.split_docstring(fx.statements(inner))
-        inner_body, rewriter = fx.rewrite_names(
+        inner_body, rewriter = rewrite.rewrite_names(
             inner_body, replacements, factories, config.session_variable
         )
         if rewriter.conflicts:
@@ -335,7 +337,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
                 "would be captured by an inner binding; rewrite by hand",
             )
             return fn
-        inner_body, cleaner = fx.clean_statements(
+        inner_body, cleaner = rewrite.clean_statements(
             inner_body, config.session_variable, self.analysis.attribute_kind
         )
         for node, attr in cleaner.unknown:
@@ -354,7 +356,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             )
         )
         if uses_managers:
-            managers_line = parse_statement(
+            managers_line = cst.parse_statement(
                 f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
             )
             first = inner_body[0] if inner_body else None
@@ -373,13 +375,13 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             )
         elif self._bindings["Session"] is None:
             annotation = None  # a module-level ``Session`` that is not the ORM class
-        session_param = fx.new_param(config.session_variable, annotation)
+        session_param = rewrite.new_param(config.session_variable, annotation)
         new_inner = inner.with_changes(
-            params=fx.edit_params(inner.params, insert=[session_param], at=0),
+            params=rewrite.edit_params(inner.params, insert=[session_param], at=0),
             body=_with_statements(inner.body, docstring + inner_body),
         )
         body[inner_index] = new_inner
-        params = fx.edit_params(fn.params, remove=drop)
+        params = rewrite.edit_params(fn.params, remove=drop)
         new_fn = fn.with_changes(params=params, body=_with_statements(fn.body, body))
         if not params.params and not params.kwonly_params and not params.posonly_params:
             new_fn = new_fn.with_changes(

@@ -33,12 +33,13 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.matchers import findall, matches
 
-from codemods import fixtures as fx
+from codemods import rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods.fastcst import ANY_NAME, findall, matches, parse_statement, walk
-from codemods.managers import relpath_for
-from refactor_tool.project import Project
+from refactor_tool.model import fixtures as fx
+from refactor_tool.model.managers import relpath_for
+from refactor_tool.model.project import Project
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -177,7 +178,7 @@ class _ScopeScan(cst.CSTVisitor):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         self.bound.add(node.name.value)
         for decorator in node.decorators:
-            walk(decorator, self)
+            decorator.visit(self)
         return False
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
@@ -202,7 +203,7 @@ class _ScopeScan(cst.CSTVisitor):
             self.used.add(node.value)
 
     def _bind(self, target: cst.CSTNode) -> None:
-        for name in findall(target, ANY_NAME):
+        for name in findall(target, m.Name()):
             if name not in self._skip:
                 self.bound.add(name.value)  # type: ignore[union-attr]
 
@@ -236,7 +237,7 @@ class _ScopeScan(cst.CSTVisitor):
 def scope_scan(stmts: list[cst.BaseStatement]) -> _ScopeScan:
     scanner = _ScopeScan()
     for stmt in stmts:
-        walk(stmt, scanner)
+        stmt.visit(scanner)
     return scanner
 
 
@@ -261,7 +262,7 @@ def _unwrap_log_only_try(
             and stmt.finalbody is None
             and all(matches(s, refresh) for s in stmt.body.body)
             and all(
-                all(matches(s, fx._LOG_ONLY_STATEMENT) for s in h.body.body)
+                all(matches(s, rewrite.LOG_ONLY_STATEMENT) for s in h.body.body)
                 for h in stmt.handlers
             )
         ):
@@ -290,7 +291,7 @@ class _Skip(Exception):
 # ------------------------------------------------------------------------------- the codemod
 
 
-class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
+class RefactorTestFunctions(RefactorCodemod):
     STEP = "5.2"
     DESCRIPTION = (
         "Wrap each database test in `with session_context as session:`, build managers with "
@@ -369,7 +370,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
             return fx.Fixture(
                 name=name,
                 rel=self._rel,
-                line=fx.line_of_statement(self._module, local),
+                line=self._lines.start(local) or 0,
                 params=fx.positional_params(local),
                 source="",
                 kind=kind,
@@ -527,7 +528,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
             if fixture is None or fixture.kind == fx.SESSION:
                 replacements[p] = session_expr
             elif fixture.kind == fx.MANAGER and fixture.plain_manager:
-                replacements[p] = fx.managers_attr(config, fixture.manager_short or p)
+                replacements[p] = rewrite.managers_attr(config, fixture.manager_short or p)
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))
@@ -549,7 +550,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                     fn, f"{name}: assigns to fixture name {p!r}; rewrite by hand"
                 )
         stale_after = self._application_calls(body, resolved)
-        new_body, rewriter = fx.rewrite_names(
+        new_body, rewriter = rewrite.rewrite_names(
             body, replacements, factory_names, config.session_variable
         )
         for index in sorted(stale_after, reverse=True):
@@ -591,7 +592,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
                 self._inline(fn, recipe, replacements, factory_names, reserved_names)
             )
 
-        managers_line = parse_statement(
+        managers_line = cst.parse_statement(
             f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
         )
         first_leading: list[cst.EmptyLine] = []
@@ -623,10 +624,10 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         # ---- the signature
         insert = [] if has_ctx else [ctx]
         insert += extras
-        new_params = fx.edit_params(
+        new_params = rewrite.edit_params(
             fn.params,
             remove=removed,
-            insert=[fx.new_param(n) for n in insert],
+            insert=[rewrite.new_param(n) for n in insert],
             at=None if removed else first_default,
         )
         suite = fn.body
@@ -667,7 +668,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         return out
 
     def _expire_line(self) -> cst.SimpleStatementLine:
-        line = parse_statement(f"{self.config.session_variable}.expire_all()\n")
+        line = cst.parse_statement(f"{self.config.session_variable}.expire_all()\n")
         return cst.ensure_type(line, cst.SimpleStatementLine).with_changes(
             trailing_whitespace=cst.TrailingWhitespace(
                 whitespace=cst.SimpleWhitespace("  "),
@@ -848,12 +849,12 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
             if dep is not None and dep.kind == fx.SESSION:
                 local_replacements[param] = cst.Name(config.session_variable)
             elif dep is not None and dep.kind == fx.MANAGER and dep.plain_manager:
-                local_replacements[param] = fx.managers_attr(
+                local_replacements[param] = rewrite.managers_attr(
                     config, dep.manager_short or param
                 )
             elif dep is not None and dep.kind == fx.FACTORY:
                 recipe_factories.add(param)
-        stmts, rewriter = fx.rewrite_names(
+        stmts, rewriter = rewrite.rewrite_names(
             shape["stmts"],
             local_replacements,
             recipe_factories,
@@ -861,7 +862,7 @@ class RefactorTestFunctions(fx.ImportBlockOnly, RefactorCodemod):
         )
         if rewriter.conflicts or rewriter.factory_values:
             return [], [], [], True
-        stmts, cleaner = fx.clean_statements(
+        stmts, cleaner = rewrite.clean_statements(
             stmts, config.session_variable, self.analysis.attribute_kind
         )
         stmts = _unwrap_log_only_try(stmts, config.session_variable)

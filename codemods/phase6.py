@@ -47,13 +47,14 @@ from typing import Any, Iterable, Optional, Sequence
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
+from libcst.matchers import findall, matches
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
-from codemods import fastcst
-from codemods.fastcst import ANY_STRING, findall, holding_leaf, matches
-from codemods.managers import own_init, relpath_for
-from refactor_tool.config import Config
-from refactor_tool.project import Project
+from refactor_tool.model.changes import FileChange
+from refactor_tool.model.config import Config
+from refactor_tool.model.managers import own_init, relpath_for
+from refactor_tool.model.project import Project
+from refactor_tool.model.syntax import names_below
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,10 @@ def code_names(
 
 
 def _tree_names(source: bytes, names: frozenset[str], tree: cst.Module) -> set[str]:
-    found = {n.value for n in fastcst.names_below(tree) if n.value in names}
+    found = {n.value for n in names_below(tree) if n.value in names}
     quoted = [n for n in names - found if any(f"{q}{n}{q}".encode() in source for q in "'\"")]
     if quoted:  # a string entry can only be where the text has the name in quotes
-        for node in findall(tree, ANY_STRING):
+        for node in findall(tree, m.SimpleString()):
             text = cst.ensure_type(node, cst.SimpleString).value
             if len(text) < 80 and "\n" not in text and text.strip("'\"") in names:
                 found.add(text.strip("'\""))
@@ -477,9 +478,6 @@ class RemoveStaleComments(RefactorCodemod):
         self._dead: frozenset[str] = self.analysis.dead
         # every change and report starts from a comment that names a removed API: only the
         # paths down to those comments are visited
-        self.visits_only = holding_leaf(tree, cst.Comment, lambda c: pattern.search(c.value) is not None)
-        if id(tree) not in self.visits_only:
-            raise SkipFile("no comment names a removed API")
         return super().transform_module_impl(tree)
 
     def leave_TrailingWhitespace(
@@ -1131,14 +1129,17 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
         return None
     if _ruff_config_above(root.parent):
         return None
-    with _Scratch() as scratch:
-        base = scratch.path
+    with tempfile.TemporaryDirectory(prefix="refactor-tool-format-") as scratch:
+        base = Path(scratch)
         if _ruff_config_above(base):
             return None
-        for path in configs:
-            scratch.write(path.relative_to(root).as_posix(), path.read_bytes())
-        for rel, source in items:
-            scratch.write(rel, source)
+        for rel, data in [
+            *((path.relative_to(root).as_posix(), path.read_bytes()) for path in configs),
+            *items,
+        ]:
+            dest = base / PurePosixPath(rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
         cmd = [*command, "format", "--force-exclude", "--no-cache", "--quiet", *[rel for rel, _ in items]]
         try:
             proc = subprocess.run(cmd, cwd=base, capture_output=True, timeout=300, check=False)
@@ -1149,58 +1150,9 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
         return {rel: (base / PurePosixPath(rel)).read_bytes() for rel, _ in items}
 
 
-def _memory_backed_tmp() -> Optional[str]:
-    """A directory in memory for the scratch copy where the system has one (``/dev/shm``
-    on Linux): ruff writes every file back and the copy is removed right after, and on a
-    disk file system that costs more than the formatting. None: the default temporary
-    directory."""
-    shm = "/dev/shm"
-    if sys.platform.startswith("linux") and os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return None
-
-
-class _Scratch:
-    """A temporary directory that knows what was written into it: on leaving, those files
-    and folders are removed one by one (a handful of calls, where a general tree removal
-    lists and checks every entry); anything else found there is removed the general way."""
-
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="refactor-tool-format-", dir=_memory_backed_tmp()))
-        self._root = str(self.path)
-        self._files: list[str] = []
-        self._folders: set[str] = set()
-
-    def write(self, rel: str, data: bytes) -> None:
-        parts = PurePosixPath(rel).parts
-        for depth in range(1, len(parts)):
-            folder = os.path.join(self._root, *parts[:depth])
-            if folder not in self._folders:
-                os.makedirs(folder, exist_ok=True)
-                self._folders.add(folder)
-        path = os.path.join(self._root, *parts)
-        with open(path, "wb") as handle:
-            handle.write(data)
-        self._files.append(path)
-
-    def __enter__(self) -> "_Scratch":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            for path in self._files:
-                os.unlink(path)
-            for folder in sorted(self._folders, key=len, reverse=True):
-                os.rmdir(folder)
-            os.rmdir(self._root)
-        except OSError:
-            shutil.rmtree(self._root, ignore_errors=True)
-
-
 def format_changed(project: Project, changes: list[Any]) -> list[Any]:
     """Step 6.3: ``ruff format`` every Python file the refactoring changed (phase 6's own
     changes and :func:`refactored_files`); untouched files are never formatted."""
-    from refactor_tool.engine import FileChange
 
     by_path = {c.path: c for c in changes}
     todo: dict[str, tuple[bytes, Optional[Any]]] = {}

@@ -1,6 +1,6 @@
 """``refactor-tool check``: the end state of the refactoring as static invariants.
 
-:func:`run_checks` reads the target (through :class:`~refactor_tool.project.Project`, so the
+:func:`run_checks` reads the target (through :class:`~refactor_tool.model.project.Project`, so the
 files are parsed at most once and only after a cheap text prefilter) and returns one
 :class:`CheckResult` per invariant of the design, each failure with the file, the line and
 what to do about it:
@@ -23,7 +23,7 @@ what to do about it:
    managers from ``create_all_managers(session)`` (or builds them with the session) and
    requests no fixture the refactoring removed.
 
-Every name comes from :class:`~refactor_tool.config.Config`; the manager classes and the
+Every name comes from :class:`~refactor_tool.model.config.Config`; the manager classes and the
 fixtures come from analysis of the code, never from a list.
 """
 
@@ -35,12 +35,12 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import libcst as cst
 import libcst.matchers as m
+from libcst.matchers import findall, matches
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from codemods.fastcst import code, findall, matches, walk
-
-from .config import Config
-from .project import InputError, Project
+from .model.config import Config
+from .model.project import InputError, Project
+from .model.syntax import code
 
 
 class Failure(NamedTuple):
@@ -214,7 +214,7 @@ class _OwnLevel(cst.CSTVisitor):
 
 def _own(fn: cst.FunctionDef, matcher: m.BaseMatcherNode) -> list[cst.CSTNode]:
     visitor = _OwnLevel(matcher)
-    walk(fn, visitor)
+    fn.visit(visitor)
     return visitor.found
 
 
@@ -245,7 +245,7 @@ class _Collect(cst.CSTVisitor):
 
 def _collect(node: cst.CSTNode, *types: type) -> dict[type, list[Any]]:
     visitor = _Collect(types)
-    walk(node, visitor)
+    node.visit(visitor)
     return visitor.found
 
 
@@ -529,7 +529,7 @@ def _uses_of(src: _Source, name: str, advice: str) -> list[Failure]:
 
 def _manager_graph(project: Project) -> tuple[Any, Optional[Failure]]:
     try:
-        from codemods.managers import analyze_managers
+        from refactor_tool.model.managers import analyze_managers
     except ImportError as exc:  # pragma: no cover - the analysis ships with the tool
         return None, Failure(project.config.base_manager_module, None, f"manager analysis unavailable: {exc}")
     try:

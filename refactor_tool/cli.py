@@ -37,20 +37,19 @@ from rich.rule import Rule
 from rich.table import Table
 
 from . import gitops
-from .config import ConfigError, load_config
 from .engine import (
     JOURNAL,
     FileChange,
     _check_writable,
     check_parses,
-    long_lived_frozen,
     recover_interrupted,
     run_phase,
     selected_steps,
     write_changes,
 )
+from .model.config import ConfigError, load_config
+from .model.project import InputError, Project
 from .phases import PHASES
-from .project import InputError, Project
 from .report import PhaseRecord, Reporter, RunReport, summary_line
 from .verify import (
     Baseline,
@@ -252,7 +251,7 @@ def compute(
     """
     records = []
     for phase, step_ids in selection:
-        with file_progress(rep, f"phase {phase.number}:") as tick, long_lived_frozen(), project.snapshot():
+        with file_progress(rep, f"phase {phase.number}:") as tick:
             analysis = phase.analyze(project)
             files = list(phase.files(project, analysis))
             if only:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import base64
 import difflib
-import gc
 import hashlib
 import json
 import multiprocessing
@@ -24,60 +23,16 @@ import os
 import stat
 import tempfile
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from libcst.codemod import CodemodContext, SkipFile
 
-from codemods.base import PhaseSpec, StepSpec
-from codemods.fastcst import module_bytes
-from codemods.managers import forget_paths
+from codemods.base import Note, PhaseSpec, StepSpec
 
-from . import project as project_module
-from .project import InputError, Project
-from .statements import reproduces
-
-
-@dataclass(frozen=True)
-class Note:
-    """A manual-attention item: something the codemods saw and would not guess at."""
-
-    path: str
-    line: int | None
-    step: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.path if not self.line else f"{self.path}:{self.line}"
-        return f"{where}: {self.message}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "step": self.step, "message": self.message}
-
-
-@dataclass
-class FileChange:
-    path: str
-    old: bytes | None  # None: the file is created
-    new: bytes | None  # None: the file is deleted
-    #: the codemods' tree of the new content and the bytes it prints, so that a later phase
-    #: of the same run starts from it instead of parsing ``new`` again (kept only while
-    #: ``new`` is still those bytes)
-    tree: Any = field(default=None, repr=False, compare=False)
-    tree_source: bytes | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def kind(self) -> str:
-        if self.old is None:
-            return "create"
-        if self.new is None:
-            return "delete"
-        return "modify"
-
-    def diff(self) -> str:
-        return unified_diff(self.path, self.old, self.new)
+from .model.changes import FileChange
+from .model.project import InputError, Project
 
 
 @dataclass
@@ -96,39 +51,6 @@ class PhaseResult:
         return "".join(c.diff() for c in self.changes)
 
 
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8", "latin-1"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("utf-8", errors="replace")  # pragma: no cover
-
-
-def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
-    """A unified diff ``git apply`` accepts (handles creation, deletion, missing final EOL)."""
-    a = _decode(old).splitlines(keepends=True) if old is not None else []
-    b = _decode(new).splitlines(keepends=True) if new is not None else []
-    fromfile = f"a/{path}" if old is not None else "/dev/null"
-    tofile = f"b/{path}" if new is not None else "/dev/null"
-    out: list[str] = []
-    for line in difflib.unified_diff(a, b, fromfile=fromfile, tofile=tofile):
-        if line.startswith(("---", "+++")):
-            out.append(line)
-        elif not line.endswith("\n"):
-            out.append(line + "\n\\ No newline at end of file\n")
-        else:
-            out.append(line)
-    if not out:
-        return ""
-    header = f"diff --git a/{path} b/{path}\n"
-    if old is None:
-        header += "new file mode 100644\n"
-    elif new is None:
-        header += "deleted file mode 100644\n"
-    return header + "".join(out)
-
-
 # ------------------------------------------------------------------------------- running
 
 
@@ -144,17 +66,6 @@ def selected_steps(phase: PhaseSpec, step_ids: Sequence[str] | None) -> list[Ste
             f"phase {phase.number} has no step {', '.join(unknown)} (steps: {', '.join(sorted(known))})",
         )
     return [s for s in phase.steps if s.id in step_ids]
-
-
-def _parse_notes(rel: str, warnings: Iterable[str], default_step: str) -> list[Note]:
-    notes = []
-    for warning in warnings:
-        parts = warning.split("\t", 2)
-        if len(parts) == 3 and parts[0].isdigit():
-            notes.append(Note(rel, int(parts[0]) or None, parts[1] or default_step, parts[2]))
-        else:
-            notes.append(Note(rel, None, default_step, warning))
-    return notes
 
 
 def transform_file(
@@ -177,16 +88,15 @@ def transform_file(
                     tree = codemod.transform_module(tree)
                 except SkipFile:
                     pass
-                notes.extend(_parse_notes(rel, context.warnings, step.id))
+                notes.extend(
+                    Note(rel, note.line, note.step or step.id, note.message) for note in codemod.notes
+                )
         if tree is original:  # no codemod changed a node: nothing to print
             return old, old, notes, None
-        # the whole module, by the light printer: measured against printing only the
-        # changed statements (which needs Python's parser for where the others are), it is
-        # faster on every file of the bundled target, even where one statement changed
-        printed = module_bytes(tree)
+        printed = tree.bytes
         if printed == old:
             return old, old, notes, None
-        printed_original = old if reproduces(old) else project.printed(rel, original)
+        printed_original = original.bytes
         new = keep_untouched_lines(old, printed_original, printed)
     except RecursionError:
         raise InputError(
@@ -255,7 +165,6 @@ def run_phase(
     steps = selected_steps(phase, step_ids)
     result = PhaseResult(phase)
     parses_before = project.parse_count
-    forget_paths()  # what the file system said before this phase is not trusted in it
     if analysis is None:
         analysis = phase.analyze(project)
     candidates = list(only) if only is not None else list(phase.files(project, analysis))
@@ -313,25 +222,6 @@ def _work_local(project: Project, steps: Sequence[StepSpec], analysis: Any) -> C
         return rel, old, new, notes, tree, None
 
     return work
-
-
-@contextmanager
-def long_lived_frozen() -> Iterator[None]:
-    """Keep Python's cycle collector off what is already alive while a phase runs.
-
-    A run holds every parsed tree (hundreds of thousands of small objects, none in a
-    reference cycle) and keeps allocating; each full collection would walk all of them
-    again. ``gc.freeze()`` sets them aside for the phase (they are still freed as usual when
-    nothing refers to them), and so is every tree the phase parses; ``gc.unfreeze()`` hands
-    them back afterwards.
-    """
-    gc.freeze()
-    project_module.FREEZE_PARSED = True
-    try:
-        yield
-    finally:
-        project_module.FREEZE_PARSED = False
-        gc.unfreeze()
 
 
 def check_parses(project: Project, rels: Iterable[str]) -> None:

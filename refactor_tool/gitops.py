@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .project import Project
+from .model.project import Project
 
 STATE_PATTERN = f"{Project.STATE_DIR}/"
 FALLBACK_IDENTITY = ("refactor-tool", "refactor-tool@localhost")

@@ -20,7 +20,9 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .engine import FileChange, Note
+from codemods.base import Note
+
+from .model.changes import FileChange
 from .verify import GateResult
 
 JUDGEMENT_STYLE = {

@@ -59,8 +59,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, project_scripts
-from .project import Project
+from .model.config import Config, project_scripts
+from .model.project import Project
 
 BASELINE_FILE = "baseline.json"
 BASELINE_VERSION = 1

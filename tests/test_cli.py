@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from refactor_tool.model.project import Project
 from refactor_tool.phases import PHASES
-from refactor_tool.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"

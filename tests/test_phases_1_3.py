@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from refactor_tool.config import Config
 from refactor_tool.engine import run_phase, write_changes
+from refactor_tool.model.config import Config
+from refactor_tool.model.project import InputError, Project
 from refactor_tool.phases import PHASES
-from refactor_tool.project import InputError, Project
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"
@@ -454,37 +454,6 @@ def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pyt
     assert serial[1].changes  # phase 2 has manager files to rewrite: the pool really ran
 
 
-def test_subclass_prefilter_is_the_one_pattern_it_replaces() -> None:
-    """The manager search's text prefilter, split for speed, answers like the single
-    pattern it replaced, on every target module and on crafted edge cases."""
-    import re
-
-    from codemods.managers import _SubclassText
-
-    names = {"BaseManager", "GameManager", "Base"}
-    alternatives = "|".join(re.escape(n) for n in sorted(names))
-    reference = re.compile(
-        rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b|\b(?:{alternatives})\s+as\s".encode()
-    )
-    samples = [p.read_bytes() for p in sorted(TARGET.rglob("*.py"))]
-    samples += [
-        b"from x import GameManager as G\n",
-        b"from x import MyGameManager as G\n",
-        b"from x import _GameManager as G\n",
-        b"GameManager as G",
-        b"import Base\tas B\n",
-        b"class A(m.BaseManager[int]): pass\n",
-        b"class A(BaseManagers): pass\n",
-        b"class A(\n    Base,\n): pass\n",
-        b"x = GameManager  # as seen\n",
-        b"x = GameManagerX as\n",
-        b"",
-    ]
-    test = _SubclassText(names)
-    assert [test(s) for s in samples] == [bool(reference.search(s)) for s in samples]
-    assert any(test(s) for s in samples[-11:]) and not all(test(s) for s in samples[-11:])
-
-
 def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
     """The cheap statement walk of the manager search against a libcst visitor: every
     statement and small statement, at any depth (match cases are not entered)."""
@@ -492,7 +461,7 @@ def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
 
     import libcst as cst
 
-    from codemods.managers import iter_statements
+    from refactor_tool.model.managers import iter_statements
 
     class Statements(cst.CSTVisitor):
         def __init__(self) -> None:
@@ -521,44 +490,6 @@ def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
     assert checked > 40
 
 
-def test_manager_graph_is_kept_only_while_its_inputs_hold() -> None:
-    """A later phase gets the recorded manager graph only when a new search would find the
-    same one: after each edit below the answer is compared with a fresh search."""
-    from codemods.managers import _analyze_managers, analyze_managers
-
-    project = Project(TARGET)
-    first = analyze_managers(project)
-
-    def check(edit: str, kept: bool) -> None:
-        got = analyze_managers(project)
-        fresh = _analyze_managers(project)
-        assert (got is first) is kept, edit
-        assert got.classes == fresh.classes and set(got.scanned) == set(fresh.scanned), edit
-        assert [c.params for c in got.classes.values()] == [c.params for c in fresh.classes.values()]
-
-    check("nothing", kept=True)
-    project.overlay["sologm/unrelated.py"] = b"x = 1\n"
-    check("a new file without a manager", kept=True)
-    project.overlay["sologm/cli/tests/conftest.py"] = b"# changed\n" + project.read_bytes(
-        "sologm/cli/tests/conftest.py"
-    )
-    check("a file the search did not parse", kept=True)
-    project.overlay["sologm/core/extra.py"] = (
-        b"from sologm.core.game import GameManager\n\n\nclass ExtraManager(GameManager):\n"
-        b"    def __init__(self, session=None):\n        super().__init__(session)\n"
-    )
-    check("a new subclass", kept=False)
-    first = analyze_managers(project)
-    game = project.read_bytes("sologm/core/game.py")
-    project.overlay["sologm/core/game.py"] = game.replace(b"class GameManager", b"class GameManager2", 1)
-    check("a scanned file", kept=False)
-    project.overlay["sologm/core/game.py"] = game
-    first = analyze_managers(project)
-    project.overlay["sologm/core/game.py"] = bytes(bytearray(game))  # same content, new object
-    assert project.read_bytes("sologm/core/game.py") is not game
-    check("the same content again", kept=True)
-
-
 def test_call_starts_are_the_patterns_matches() -> None:
     import re
 
@@ -573,53 +504,8 @@ def test_call_starts_are_the_patterns_matches() -> None:
     assert _call_starts(texts[-2], names) == [11, 18, 73]
 
 
-def test_import_map_from_pythons_parser_is_libcsts() -> None:
-    """The manager search reads the imports of a module it does not otherwise need with
-    Python's parser: the same map as from libcst's tree, on the target and a stdlib sample
-    (relative imports, names bound twice, imports nested in try, if and functions)."""
-    import sysconfig
-
-    import libcst as cst
-
-    from codemods.managers import import_map, python_import_map
-
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    sources = [(p.relative_to(TARGET).as_posix(), p.read_bytes()) for p in sorted(TARGET.rglob("*.py"))]
-    sources += [
-        (p.relative_to(stdlib).as_posix(), p.read_bytes())
-        for p in sorted(stdlib.glob("*/*.py"))[::40] + sorted(stdlib.glob("*.py"))[::25]
-    ]
-    sources.append((
-        "pkg/sub/mod.py",
-        b"import a.b\nimport a.c as c\nfrom . import x\nfrom .. import y as z\nfrom ... import w\n"
-        b"try:\n    import json\nexcept ImportError:\n    json = None\n    from x import json\n"
-        b"else:\n    from y import json\nfinally:\n    from z import last\n"
-        b"if t:\n    from p import q\nelif u:\n    from p2 import q\nelse:\n    from p3 import q\n"
-        b"def f():\n    from inner import thing\nfrom m import *\nimport a\n",
-    ))
-    compared = 0
-    for rel, source in sources:
-        try:
-            tree = cst.parse_module(source)
-        except Exception:
-            continue
-        module_name = rel[:-3].replace("/", ".").removesuffix(".__init__")
-        mine = python_import_map(source, module_name, rel)
-        if mine is None:
-            continue
-        assert mine == import_map(tree, module_name, rel), rel
-        compared += 1
-    assert compared > 40
-    # libcst's order of a try's parts: body, else, finally, then the handlers; ``...``
-    # reaches beyond the top package and binds nothing
-    assert python_import_map(sources[-1][1], "pkg.sub.mod", "pkg/sub/mod.py") == {
-        "a": "a", "c": "a.c", "x": "pkg.sub.x", "z": "pkg.y", "json": "x.json",
-        "last": "z.last", "q": "p3.q", "thing": "inner.thing",
-    }
-
-
 def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
-    from codemods.managers import forget_paths, relpath_for
+    from refactor_tool.model.managers import relpath_for
 
     root = (tmp_path / "root").resolve()
     (root / "pkg").mkdir(parents=True)
@@ -629,7 +515,6 @@ def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
     (root / "pkg" / "out.py").symlink_to(tmp_path / "outside.py")
     names = ["pkg/a.py", "pkg/link.py", "pkg/out.py", "pkg/../pkg/a.py", "pkg/missing.py", "."]
     for name in names:
-        forget_paths()
         filename = str(root / name) if name != "." else str(root)
         try:
             expected = Path(filename).resolve().relative_to(root).as_posix()

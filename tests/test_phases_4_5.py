@@ -26,11 +26,12 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from codemods import fixtures as fx
-from refactor_tool.config import Config
+from codemods import rewrite
 from refactor_tool.engine import run_phase, write_changes
+from refactor_tool.model import fixtures as fx
+from refactor_tool.model.config import Config
+from refactor_tool.model.project import Project
 from refactor_tool.phases import PHASES
-from refactor_tool.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"
@@ -558,8 +559,8 @@ def test_edit_params_keeps_the_layout(
 ) -> None:
     module = cst.parse_module(source)
     fn = cst.ensure_type(module.body[0], cst.FunctionDef)
-    params = fx.edit_params(
-        fn.params, remove=remove, insert=[fx.new_param(n) for n in insert]
+    params = rewrite.edit_params(
+        fn.params, remove=remove, insert=[rewrite.new_param(n) for n in insert]
     )
     assert module.with_changes(body=[fn.with_changes(params=params)]).code == expected
 
@@ -614,7 +615,7 @@ def test_unused_names_are_the_visitors_answer() -> None:
 
     import libcst as cst
 
-    from codemods.fixtures import unused_names
+    from refactor_tool.model.fixtures import unused_names
 
     class Used(cst.CSTVisitor):
         def __init__(self) -> None:

@@ -21,8 +21,6 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
-import libcst as cst
-import libcst.matchers as m
 import pytest
 
 import codemods.base  # noqa: F401 - installs the fast visitor dispatch under test
@@ -33,8 +31,8 @@ from refactor_tool.engine import (
     run_phase,
     write_changes,
 )
+from refactor_tool.model.project import InputError, Project
 from refactor_tool.phases import PHASES
-from refactor_tool.project import InputError, Project
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"
@@ -134,8 +132,9 @@ KILLED_WRITER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from refactor_tool.engine import FileChange, write_changes
-    from refactor_tool.project import Project
+    from refactor_tool.engine import write_changes
+    from refactor_tool.model.changes import FileChange
+    from refactor_tool.model.project import Project
 
     root = Path(sys.argv[1])
     changes = []
@@ -247,24 +246,6 @@ def test_write_refuses_file_changed_since_read(tmp_path: Path) -> None:
     assert tree_digest(tmp_path) == before
 
 
-def test_a_phase_reads_each_file_once_and_the_write_still_checks_it(tmp_path: Path) -> None:
-    """Inside a phase's snapshot a file read once is not asked for again; a file edited
-    meanwhile is then refused by the write step, so nothing is lost."""
-    changes = make_files(tmp_path, 2)
-    project = Project(tmp_path)
-    rel = changes[0].path
-    first = project.read_bytes(rel)
-    with project.snapshot():
-        assert project.read_bytes(rel) == first
-        (tmp_path / rel).write_bytes(b"edited meanwhile\n")
-        assert project.read_bytes(rel) == first  # the phase goes on with what it read
-    assert project.read_bytes(rel) == b"edited meanwhile\n"
-    before = tree_digest(tmp_path)
-    with pytest.raises(InputError, match="changed on disk"):
-        write_changes(project, changes)
-    assert tree_digest(tmp_path) == before
-
-
 def test_changes_computed_on_a_half_written_tree_are_not_written(
     tmp_path: Path,
 ) -> None:
@@ -307,7 +288,7 @@ def test_every_phase_is_idempotent_on_the_target(tmp_path: Path) -> None:
 
 
 def _session_rel() -> str:
-    from refactor_tool.config import Config
+    from refactor_tool.model.config import Config
 
     return Config().session_module
 
@@ -540,7 +521,7 @@ def test_a_whole_run_parses_each_file_version_once(
 ) -> None:
     """All phases in memory, as ``apply --all --dry-run`` runs them: no file content is
     parsed twice, and files no phase needs are not parsed at all."""
-    from refactor_tool import project as project_module
+    from refactor_tool.model import project as project_module
 
     parsed: list[tuple[str, bytes]] = []
     real = project_module.parse_source
@@ -555,187 +536,6 @@ def test_a_whole_run_parses_each_file_version_once(
         project.apply(run_phase(project, phase).changes)
     assert len(parsed) == len(set(parsed))
     assert len({rel for rel, _ in parsed}) < len(project.python_files())
-
-
-@pytest.mark.skipif(not PHASES, reason="no phase installed")
-def test_pruned_traversals_change_nothing_on_the_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every phase on the target: the same changes and notes when every codemod traverses
-    whole trees (``visits_only`` ignored)."""
-    def run_all(root: Path) -> tuple[dict[str, bytes | None], list[str]]:
-        project = Project(root)
-        changes: dict[str, bytes | None] = {}
-        notes: list[str] = []
-        for _, phase in _phases_in_order(project):
-            result = run_phase(project, phase)
-            project.apply(result.changes)
-            changes.update({c.path: c.new for c in result.changes})
-            notes += [str(n) for n in result.notes]
-        return changes, notes
-
-    pruned = run_all(target_copy(tmp_path / "pruned"))
-    monkeypatch.setattr(codemods.base, "_only", lambda visitor: None)
-    assert run_all(target_copy(tmp_path / "full")) == pruned
-    assert pruned[0] and pruned[1]
-
-
-def test_trees_parsed_during_a_phase_are_kept_from_the_cycle_collector(tmp_path: Path) -> None:
-    """A parse pauses the collector and leaves it as it was; inside a phase the new tree is
-    frozen with what was alive before, and everything is handed back when the phase ends."""
-    import gc
-
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "a.py").write_text("x = 1\n" * 50)
-    (root / "b.py").write_text("y = 2\n" * 50)
-    project = Project(root)
-    assert gc.isenabled()
-    before = gc.get_freeze_count()
-    project.parse("a.py")
-    assert gc.isenabled() and gc.get_freeze_count() == before
-    with engine.long_lived_frozen():
-        frozen = gc.get_freeze_count()
-        module = project.parse("b.py")
-        assert gc.isenabled() and gc.get_freeze_count() > frozen
-        assert module.code == "y = 2\n" * 50
-    assert gc.get_freeze_count() == 0
-
-
-def test_trusted_parse_builds_libcsts_own_trees() -> None:
-    """The parse the tool uses (no validation, nodes built by the generated builders) gives
-    the very trees libcst's own parse gives, and leaves libcst as it was: its names are the
-    classes again, and nodes built afterwards are validated."""
-    from refactor_tool import project as project_module
-
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    sources = [p.read_bytes() for p in sorted(TARGET.rglob("*.py"))]
-    sources += [(stdlib / rel).read_bytes() for rel in STDLIB_SAMPLE if (stdlib / rel).is_file()]
-    sources += [
-        b"",
-        b"async def f(*a, b=1, **k) -> int:\n    async with x as y, z: yield (await q)[1:2, ...]\n",
-        b"match p:\n    case {'k': [1, *rest]} | Point(x=0) if rest: pass\n    case _: ...\n",
-        b"x = f'{a!r:>{w}} {b=}' \\\n    'more', rb'\\d' b'\\n'\nlambda *, k=3: k\n",
-        b"@d\nclass C[T](B, metaclass=M):\n    def g[**P](self) -> 'C': del a[0], b; global z\n"
-        if sys.version_info >= (3, 12)
-        else b"@d\nclass C(B, metaclass=M):\n    def g(self) -> 'C': del a[0], b; global z\n",
-    ]
-    assert len(project_module._builders()) > 100  # every node class libcst's parser builds
-    for source in sources:
-        mine, reference = project_module._parse_trusted(source), cst.parse_module(source)
-        assert mine.deep_equals(reference) and mine.code == reference.code
-        kinds = [type(n) for n in fastcst_findall(mine)]
-        assert kinds == [type(n) for n in fastcst_findall(reference)]
-    assert isinstance(cst.parse_expression("a.b"), cst.Attribute)
-    assert cst.Name is type(cst.parse_expression("a"))
-    with pytest.raises(cst.CSTValidationError):
-        cst.Name("not a name")
-    with pytest.raises(cst.ParserSyntaxError):
-        project_module._parse_trusted(b"def f(:\n")
-    assert isinstance(cst.Name, type) and isinstance(cst.parse_module(b"x\n"), cst.Module)
-    with pytest.raises(cst.CSTValidationError):
-        cst.Name("still validated")
-
-
-def fastcst_findall(tree: cst.CSTNode) -> list[cst.CSTNode]:
-    from codemods.fastcst import findall
-
-    return list(findall(tree, m.MatchIfTrue(lambda n: True)))
-
-
-def test_fast_visitor_dispatch_keeps_libcst_semantics() -> None:
-    """codemods/base.py speeds up libcst's matcher-decoratable visitors; classes that use
-    matcher decorators keep libcst's own dispatch, the others dispatch straight."""
-    source = "x = 1\ndef f():\n    x = 2\n    return x\n"
-
-    class Decorated(m.MatcherDecoratableTransformer):
-        @m.call_if_inside(m.FunctionDef(name=m.Name("f")))
-        def leave_Name(
-            self, original_node: cst.Name, updated_node: cst.Name
-        ) -> cst.Name:
-            return (
-                updated_node.with_changes(value="y")
-                if updated_node.value == "x"
-                else updated_node
-            )
-
-        @m.leave(m.Integer())
-        def bump(
-            self, original_node: cst.Integer, updated_node: cst.Integer
-        ) -> cst.Integer:
-            return updated_node.with_changes(value=str(int(updated_node.value) * 10))
-
-    class Plain(m.MatcherDecoratableTransformer):
-        def __init__(self) -> None:
-            super().__init__()
-            self.names: list[str] = []
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node.name.value != "skipped"
-
-        def visit_Name(self, node: cst.Name) -> None:
-            self.names.append(node.value)
-
-        def leave_Integer(
-            self, original_node: cst.Integer, updated_node: cst.Integer
-        ) -> cst.Integer:
-            return updated_node.with_changes(value="0")
-
-    class Attribute(m.MatcherDecoratableVisitor):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen = 0
-
-        def visit_FunctionDef_body(self, node: cst.FunctionDef) -> None:
-            self.seen += 1
-
-    module = cst.parse_module(source)
-    assert (
-        module.visit(Decorated()).code == "x = 10\ndef f():\n    y = 20\n    return y\n"
-    )
-    plain = Plain()
-    out = cst.parse_module(source + "def skipped():\n    z = 3\n").visit(plain).code
-    assert (
-        out == "x = 0\ndef f():\n    x = 0\n    return x\ndef skipped():\n    z = 3\n"
-    )
-    assert plain.names == [
-        "x",
-        "f",
-        "x",
-        "x",
-    ]  # nothing inside skipped(), not even its name
-    attribute = Attribute()
-    module.visit(attribute)
-    assert attribute.seen == 1
-
-
-def test_fast_dispatch_of_plain_visitors() -> None:
-    class Names(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.seen: list[str] = []
-
-        def visit_Name(self, node: cst.Name) -> None:
-            self.seen.append(node.value)
-
-        def leave_Param_name(self, node: cst.Param) -> None:
-            self.seen.append("param-name-done")
-
-    class Upper(cst.CSTTransformer):
-        def leave_Name(
-            self, original_node: cst.Name, updated_node: cst.Name
-        ) -> cst.Name:
-            return updated_node.with_changes(value=updated_node.value.upper())
-
-    module = cst.parse_module("def f(a):\n    return a\n")
-    names = Names()
-    module.visit(names)
-    assert names.seen == ["f", "a", "param-name-done", "a"]
-    assert module.visit(Upper()).code == "def F(A):\n    return A\n"
-    # a handler set on the instance is honoured (libcst's own dispatch)
-    late = Names()
-    late.visit_Name = lambda node: late.seen.append("instance:" + node.value)  # type: ignore[method-assign]
-    module.visit(late)
-    assert late.seen == ["instance:f", "instance:a", "param-name-done", "instance:a"]
 
 
 def test_phase5_prefilter_changes_nothing_on_the_target(monkeypatch: pytest.MonkeyPatch) -> None:

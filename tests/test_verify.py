@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from refactor_tool import gitops
-from refactor_tool.config import Config
-from refactor_tool.project import Project
+from refactor_tool.model.config import Config
+from refactor_tool.model.project import Project
 from refactor_tool.verify import (
     Baseline,
     CommandResult,

@@ -10,10 +10,8 @@ however many phases and analyses look at it.
 from __future__ import annotations
 
 import ast
-import gc
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
@@ -48,10 +46,7 @@ class Project:
         # relpath -> bytes (content) or None (deleted by an earlier, unwritten phase)
         self.overlay: dict[str, bytes | None] = dict(overlay or {})
         self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}  # (rel, content) -> tree
-        self._printed: dict[str, tuple[cst.Module, bytes]] = {}
         self._reads: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
-        #: while a phase is computed (``snapshot``), a file read once is not checked again
-        self._snapshot = False
         self._root_str = str(self.root)
         self._listing: list[str] | None = None
         self._state: dict[str, object] | None = None
@@ -141,10 +136,6 @@ class Project:
             return content
         # every phase's prefilter reads every file: keep the bytes while the file's size,
         # modification time and inode say it is the same file
-        if self._snapshot:
-            cached = self._reads.get(rel)
-            if cached is not None:
-                return cached[1]
         path = os.path.join(self._root_str, rel)
         info = os.stat(path)
         key = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
@@ -155,19 +146,6 @@ class Project:
             data = handle.read()
         self._reads[rel] = (key, data)
         return data
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """While one phase is computed, a file read once is taken as it was then, without
-        asking the file system again at every read (the analyses and prefilters read every
-        file many times). Nothing is lost: the write step checks every file it replaces
-        against the bytes the phase read, and refuses one changed on disk since."""
-        outer = self._snapshot
-        self._snapshot = True
-        try:
-            yield
-        finally:
-            self._snapshot = outer
 
     def read_text(self, rel: str) -> str:
         """Decoded source, for cheap text checks (the prefilter); never written back."""
@@ -194,15 +172,6 @@ class Project:
             self._parse_cache[key] = module
         return module
 
-    def printed(self, rel: str, module: cst.Module) -> bytes:
-        """``module.bytes`` for a tree of this project's cache, printed at most once: a tree
-        a phase produced is known to print the bytes it was stored under."""
-        if self._printed.get(rel, (None, None))[0] is module:
-            return self._printed[rel][1]
-        from codemods.fastcst import module_bytes
-
-        return module_bytes(module)
-
     def is_parsed(self, rel: str) -> bool:
         """Whether ``rel``'s current content is in the parse cache."""
         return (rel, self.read_bytes(rel)) in self._parse_cache
@@ -212,7 +181,6 @@ class Project:
         content, so a file parsed by either is never parsed again by the other."""
         if other.root == self.root:
             self._parse_cache = other._parse_cache
-            self._printed = other._printed
             self._listing = other._listing
             self.memo = other.memo
 
@@ -233,135 +201,20 @@ class Project:
         if changed:
             for key in [k for k in self._parse_cache if k[0] in changed]:
                 del self._parse_cache[key]
-            for rel in changed:
-                self._printed.pop(rel, None)
         for change in changes:
             tree = getattr(change, "tree", None)
             new = change.new  # type: ignore[attr-defined]
             if tree is not None and new is not None and new == getattr(change, "tree_source", None):
                 self._parse_cache[(change.path, new)] = tree  # type: ignore[attr-defined]
-                self._printed[change.path] = (tree, new)  # type: ignore[attr-defined]
 
     def module_name(self, rel: str) -> str:
         return self.config.module_name(rel)
 
 
-try:
-    from libcst._nodes.base import CSTNode as _CSTNode
-
-    _VALIDATE = _CSTNode.__dict__["__post_init__"]
-except (ImportError, KeyError):  # pragma: no cover - a libcst with other internals
-    _CSTNode = _VALIDATE = None
-
-
-def _no_validation(self: object) -> None:
-    return None
-
-
-_MISSING = object()
-
-
-def _builder(cls: type) -> object | None:
-    """A function that builds a ``cls`` node from its fields as the dataclass constructor
-    does (same parameters, same defaults), without the constructor's per-field
-    ``object.__setattr__`` lookups and without validation; None if ``cls`` is not a plain
-    slotted dataclass."""
-    import dataclasses
-
-    fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
-    if any(not f.init for f in dataclasses.fields(cls)) or "__init__" not in cls.__dict__:  # type: ignore[arg-type]
-        return None
-    namespace: dict[str, object] = {"_new": object.__new__, "_cls": cls, "_missing": _MISSING}
-    params, lines = [], ["    node = _new(_cls)"]
-    for i, f in enumerate(fields):
-        slot = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
-        if slot is None or not hasattr(slot, "__set__") or type(slot).__name__ != "member_descriptor":
-            return None
-        namespace[f"_set{i}"] = slot.__set__
-        value = f.name
-        if f.default is not dataclasses.MISSING:
-            namespace[f"_default{i}"] = f.default
-            params.append(f"{f.name}=_default{i}")
-        elif f.default_factory is not dataclasses.MISSING:
-            namespace[f"_factory{i}"] = f.default_factory
-            params.append(f"{f.name}=_missing")
-            value = f"_factory{i}() if {f.name} is _missing else {f.name}"
-        else:
-            params.append(f.name)
-        if f.kw_only and "*" not in params:
-            params.insert(len(params) - 1, "*")
-        lines.append(f"    _set{i}(node, {value})")
-    source = f"def build({', '.join(params)}):\n" + "\n".join(lines) + "\n    return node\n"
-    exec(source, namespace)  # noqa: S102 - built from the dataclass's own field list
-    return namespace["build"]
-
-
-#: libcst's native parser builds each node by calling the class found under its name in
-#: the ``libcst`` package: while a trusted parse runs, those names are the builders above
-_BUILDERS: dict[str, object] | None = None
-_CLASSES: dict[str, object] = {}
-
-
-def _builders() -> dict[str, object]:
-    global _BUILDERS
-    if _BUILDERS is None:
-        _BUILDERS = {}
-        for name, value in vars(cst).items():
-            if isinstance(value, type) and issubclass(value, _CSTNode) and value.__name__ == name:
-                try:
-                    built = _builder(value)
-                except (TypeError, ValueError):  # pragma: no cover - not a dataclass node
-                    built = None
-                if built is not None:
-                    _BUILDERS[name] = built
-                    _CLASSES[name] = value
-    return _BUILDERS
-
-
-#: set while a phase runs (``engine.long_lived_frozen``): every tree parsed is then set aside
-#: for the cycle collector at once, like what was alive when the phase started
-FREEZE_PARSED = False
-
-
-def _parse_trusted(source: bytes) -> cst.Module:
-    """``cst.parse_module`` without libcst's per-node validation or the cycle collector.
-
-    Every node libcst builds checks its own invariants on construction; for the nodes its
-    parser builds from source that already parsed, those checks cannot fail (libcst's own
-    comment on ``__post_init__`` says as much), and they are a sixth of the parse. They stay
-    on everywhere else: nodes the codemods build are validated as usual. The nodes are also
-    built by :func:`_builder`'s functions rather than the dataclass constructors (a tenth
-    of the parse); ``tests/test_reliability.py`` compares the trees with libcst's own.
-
-    A parse allocates tens of thousands of nodes, none in a reference cycle, that live for
-    the rest of the run; the cycle collector would walk them again and again while they are
-    built, and after that at every full collection. It is paused while libcst builds them,
-    and during a phase the new tree is frozen right away (``gc.freeze``).
-    """
-    if _VALIDATE is None:
-        return cst.parse_module(source)
-    namespace = vars(cst)
-    builders = _builders()
-    _CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
-    collecting = gc.isenabled()
-    gc.disable()
-    namespace.update(builders)
-    try:
-        module = cst.parse_module(source)
-    finally:
-        namespace.update(_CLASSES)
-        _CSTNode.__post_init__ = _VALIDATE  # type: ignore[method-assign]
-        if collecting:
-            gc.enable()
-    if FREEZE_PARSED:
-        gc.freeze()
-    return module
-
-
 def parse_source(rel: str, source: bytes) -> cst.Module:
     """Parse with libcst, turning any failure into an :class:`InputError` with file and line."""
     try:
-        return _parse_trusted(source)
+        return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
         # libcst's line is often the one after the error (or 1 for tokenizer errors); when
         # Python's own compiler rejects the file too, its line and message are the exact ones

@@ -4,7 +4,7 @@ Nothing here knows the target's fixture names. The analysis reads every ``confte
 the target (and any module a conftest star-imports, followed transitively), keeps the last
 definition of each fixture in a module (an earlier one is dead code: Python rebinds the name),
 and classifies every fixture from its code, its parameters and the manager class hierarchy
-(:mod:`codemods.managers`):
+(:mod:`refactor_tool.model.managers`):
 
 ``session``          the fixture named ``Config.session_fixture`` (``db_session``)
 ``session_context``  the fixture named ``Config.session_context_fixture`` (kept)
@@ -32,7 +32,6 @@ that keeps commas, trailing commas and comments in place.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import fnmatch
 import functools
@@ -49,21 +48,18 @@ from libcst.helpers import (
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
+from libcst.matchers import findall, matches
 
-from codemods.base import run_helper, transform
-from codemods import fastcst
-from codemods.fastcst import ANY_CALL, ANY_NAME, clone, findall, holding, matches, walk
-from codemods.managers import (
+from refactor_tool.model.config import Config
+from refactor_tool.model.managers import (
     ManagerGraph,
     analyze_managers,
-    code,
     import_map,
     package_of,
     resolve_local,
 )
-from refactor_tool.config import Config
-from refactor_tool.project import InputError, Project
-from refactor_tool.statements import python_module, statement_lines, statement_texts
+from refactor_tool.model.project import InputError, Project
+from refactor_tool.model.syntax import Lines, code
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,7 +129,7 @@ AUTOUSE_DECORATOR = m.Decorator(
 DOCSTRING = m.SimpleStatementLine(
     body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]
 )
-_ONE_IMPORT_LINE = m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
+ONE_IMPORT_LINE = m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
 _IMPORT_LINE = m.SimpleStatementLine(
     body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
 )
@@ -141,9 +137,8 @@ _STAR_IMPORT_LINE = m.SimpleStatementLine(body=[m.ImportFrom(names=m.ImportStar(
 
 
 # one matcher object per shape: matchers checked again and again are compiled once
-# (codemods/fastcst.py ``matches``)
 @functools.lru_cache(maxsize=64)
-def _call_on(receiver: str, method: str) -> m.Call:
+def call_on(receiver: str, method: str) -> m.Call:
     """``<receiver>.<method>(...)``."""
     return m.Call(func=m.Attribute(value=m.Name(receiver), attr=m.Name(method)))
 
@@ -302,7 +297,7 @@ class _Scan(cst.CSTVisitor):
         self._bind(node.target)
 
     def _bind(self, target: cst.CSTNode) -> None:
-        for name in findall(target, ANY_NAME):
+        for name in findall(target, m.Name()):
             assert isinstance(name, cst.Name)
             if name not in self._skip:
                 self.bound.add(name.value)
@@ -323,7 +318,7 @@ class _Scan(cst.CSTVisitor):
 def scan(nodes: Iterable[cst.CSTNode]) -> _Scan:
     scanner = _Scan()
     for node in nodes:
-        walk(node, scanner)
+        node.visit(scanner)
     return scanner
 
 
@@ -371,7 +366,7 @@ def top_level_bindings(
                             small.targets if isinstance(small, cst.Assign) else [small]
                         )
                         for target in targets:
-                            for name in findall(target.target, ANY_NAME):
+                            for name in findall(target.target, m.Name()):
                                 out.setdefault(name.value, None)  # type: ignore[union-attr]
             elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 out[stmt.name.value] = None
@@ -422,17 +417,7 @@ class Fixture:
 
     def node(self) -> cst.FunctionDef:
         """The definition as a libcst node (parsed from the recorded source, cached)."""
-        cached = _NODE_CACHE.get(self.source)
-        if cached is None:
-            if len(_NODE_CACHE) > 4096:
-                _NODE_CACHE.clear()
-            cached = cst.ensure_type(cst.parse_statement(self.source), cst.FunctionDef)
-            _NODE_CACHE[self.source] = cached
-        return cached
-
-
-_NODE_CACHE: dict[str, cst.FunctionDef] = {}
-fastcst.content_cache(_NODE_CACHE.clear)
+        return cst.ensure_type(cst.parse_statement(self.source), cst.FunctionDef)
 
 
 @dataclass
@@ -578,41 +563,6 @@ class FixtureAnalysis:
 # ------------------------------------------------------------------------------- building
 
 
-_LINES = fastcst.TreeMemo()
-_TEXTS = fastcst.TreeMemo()
-
-
-def _texts(module: cst.Module, source: bytes) -> dict[int, str]:
-    """Source text of each top-level statement (without its leading lines), sliced from
-    ``source`` where libcst would print exactly that; missing ones are printed by the caller."""
-    cached = _TEXTS.get(module)
-    if cached is None:
-        cached = _TEXTS.put(module, statement_texts(source, module) or {})
-    return cached
-
-
-def _line(module: cst.Module, node: cst.CSTNode, source: bytes | None = None) -> int:
-    """1-based line of a top-level statement (its first decorator), without a metadata pass
-    (read off Python's parser when the module's ``source`` is given, else printed)."""
-    cached = _LINES.get(module)
-    if cached is None and source is not None:
-        found = statement_lines(source, module)
-        if found is not None:
-            cached = _LINES.put(module, found)
-    if cached is None:
-        lines: dict[int, int] = {}
-        before = 1 + len(module.header)
-        for stmt in module.body:
-            # decorators start the definition; leading blank lines and comments do not
-            lines[id(stmt)] = before + len(getattr(stmt, "leading_lines", ()))
-            before += fastcst.code(stmt, module).count("\n")
-        cached = _LINES.put(module, lines)
-    return cached.get(id(node), 0)
-
-
-line_of_statement = _line
-
-
 def _module_for(project: Project, dotted: str) -> str | None:
     base = dotted.replace(".", "/")
     for candidate in (f"{base}.py", f"{base}/__init__.py"):
@@ -622,7 +572,7 @@ def _module_for(project: Project, dotted: str) -> str | None:
 
 
 def _star_imports(
-    project: Project, rel: str, module: cst.Module
+    project: Project, rel: str, module: cst.Module, lines: Lines
 ) -> list[tuple[str | None, str, int]]:
     """(relpath or None, dotted name, line) of every module-level ``from x import *``."""
     out = []
@@ -637,7 +587,7 @@ def _star_imports(
             dotted = None
         if dotted is None:
             continue
-        out.append((_module_for(project, dotted), dotted, _line(module, stmt, project.read_bytes(rel))))
+        out.append((_module_for(project, dotted), dotted, lines.start(stmt) or 0))
     return out
 
 
@@ -694,10 +644,10 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         if rel in graph.modules:
             continue
         module = project.parse(rel)
-        source = project.read_bytes(rel)
+        lines = Lines(module)
         parsed[rel] = module
         stars = []
-        pulled = [(r, d) for r, d, _ in _star_imports(project, rel, module)]
+        pulled = [(r, d) for r, d, _ in _star_imports(project, rel, module, lines)]
         pulled += _plugin_modules(project, module)
         for star_rel, dotted in pulled:
             if star_rel is None:
@@ -717,9 +667,9 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
         graph.fixtures[rel] = {}
         for name, nodes in defs.items():
             if len(nodes) > 1:
-                fixture_module.dead[name] = [_line(module, n, source) for n in nodes[:-1]]
+                fixture_module.dead[name] = [lines.start(n) or 0 for n in nodes[:-1]]
             fn = nodes[-1]
-            graph.fixtures[rel][name] = _describe(module, rel, fn, bindings, source)
+            graph.fixtures[rel][name] = _describe(module, rel, fn, bindings, lines)
         graph.modules[rel] = fixture_module
     classifier = _Classifier(project, graph, managers, parsed)
     for fixture in graph.all():
@@ -732,7 +682,7 @@ def _describe(
     rel: str,
     fn: cst.FunctionDef,
     bindings: dict[str, Any],
-    module_source: bytes | None = None,
+    lines: Lines,
 ) -> Fixture:
     params = positional_params(fn)
     _, body = split_docstring(statements(fn))
@@ -751,17 +701,13 @@ def _describe(
                 module_names.append(name)
             else:
                 imports[name] = list(binding)
-    bare = fn.with_changes(leading_lines=[])
-    source = _texts(module, module_source).get(id(fn)) if module_source is not None else None
-    if source is None:
-        source = fastcst.code(bare, module)
-    _NODE_CACHE.setdefault(source, bare)
+    source = code(fn.with_changes(leading_lines=[]), module)
     registered = registered_name(fn)
     return Fixture(
         name=registered,
         function=fn.name.value if registered != fn.name.value else None,
         rel=rel,
-        line=_line(module, fn, module_source),
+        line=lines.start(fn) or 0,
         params=params,
         source=source,
         autouse=any(matches(d, AUTOUSE_DECORATOR) for d in fn.decorators),
@@ -842,7 +788,7 @@ class _Classifier:
     def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
         package = self.config.package_dotted
         called = set()
-        for call in findall(inner.body, ANY_CALL):
+        for call in findall(inner.body, m.Call()):
             root = cst.ensure_type(call, cst.Call).func
             while isinstance(root, (cst.Attribute, cst.Call)):
                 root = root.value if isinstance(root, cst.Attribute) else root.func
@@ -1013,7 +959,6 @@ def _factory_problem(
 # ------------------------------------------------------------------------------- models
 
 
-fastcst.content_cache(lambda: _ast_relationship_kinds.cache_clear())
 
 
 def relationship_kinds(project: Project) -> dict[str, set[str]]:
@@ -1037,13 +982,6 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
         func=m.Name("relationship") | m.Attribute(attr=m.Name("relationship"))
     )
     for rel in project.grep(files, "relationship("):
-        if not project.is_parsed(rel):
-            # a model module no phase transforms: Python's own parser is many times faster
-            found = _ast_relationship_kinds(project.read_bytes(rel))
-            if found is not None:
-                for name, kinds in found.items():
-                    out.setdefault(name, set()).update(kinds)
-                continue
         module = project.parse(rel)
         for cls in _classes(module.body):
             for stmt in cls.body.body:
@@ -1070,83 +1008,6 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
                     out.setdefault(target.value, set()).add(
                         _relationship_kind(cst.ensure_type(value, cst.Call), annotation)
                     )
-    return out
-
-
-@functools.lru_cache(maxsize=256)
-def _ast_relationship_kinds(source: bytes) -> dict[str, set[str]] | None:
-    """:func:`relationship_kinds` of one module read with :mod:`ast` (None: it does not
-    parse here, e.g. syntax newer than this interpreter; libcst decides then). Kept by
-    content (phases 4 and 5 both ask, and models rarely change): treat it as read-only."""
-    tree = python_module(source)
-    if tree is None:
-        return None
-    out: dict[str, set[str]] = {}
-
-    def classes(body: list[ast.stmt]) -> Iterator[ast.ClassDef]:
-        for stmt in body:
-            blocks: list[list[ast.stmt]] = []
-            if isinstance(stmt, ast.ClassDef):
-                yield stmt
-                blocks.append(stmt.body)
-            elif isinstance(stmt, ast.If):
-                blocks += [stmt.body, stmt.orelse]
-            elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-                blocks += [stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody]
-            for block in blocks:
-                yield from classes(block)
-
-    def is_relationship(value: ast.expr | None) -> bool:
-        if not isinstance(value, ast.Call):
-            return False
-        func = value.func
-        return (isinstance(func, ast.Name) and func.id == "relationship") or (
-            isinstance(func, ast.Attribute) and func.attr == "relationship"
-        )
-
-    def kind(call: ast.Call, annotation: ast.expr | None) -> str:
-        for keyword in call.keywords:
-            if keyword.arg == "uselist":
-                value = keyword.value
-                if isinstance(value, ast.Constant) and value.value is True:
-                    return "collection"
-                if isinstance(value, ast.Constant) and value.value is False:
-                    return "scalar"
-                return "unknown"
-        if annotation is None:
-            return "unknown"
-        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
-            try:
-                annotation = ast.parse(annotation.value, mode="eval").body
-            except SyntaxError:
-                return "unknown"
-        if not (
-            isinstance(annotation, ast.Subscript)
-            and (
-                (isinstance(annotation.value, ast.Name) and annotation.value.id == "Mapped")
-                or (isinstance(annotation.value, ast.Attribute) and annotation.value.attr == "Mapped")
-            )
-        ):
-            return "unknown"
-        inner = annotation.slice
-        if isinstance(inner, ast.Tuple) or isinstance(inner, ast.Slice):
-            return "unknown"
-        if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
-            text = inner.value.strip()
-        else:
-            text = ast.unparse(inner).strip()
-        return "collection" if _COLLECTION_TYPES.match(text) else "scalar"
-
-    for cls in classes(tree.body):
-        for stmt in cls.body:
-            if isinstance(stmt, ast.AnnAssign):
-                target, annotation, value = stmt.target, stmt.annotation, stmt.value
-            elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                target, annotation, value = stmt.targets[0], None, stmt.value
-            else:
-                continue
-            if isinstance(target, ast.Name) and is_relationship(value):
-                out.setdefault(target.id, set()).add(kind(value, annotation))  # type: ignore[arg-type]
     return out
 
 
@@ -1254,641 +1115,3 @@ def record(project: Project, graph: FixtureGraph) -> None:
 
 def recorded(project: Project) -> FixtureGraph | None:
     return FixtureGraph.from_json(project.state.get(STATE_KEY))
-
-
-# ------------------------------------------------------------------------------- rewriting
-
-
-def managers_attr(config: Config, short: str) -> cst.Attribute:
-    return cst.Attribute(value=cst.Name(config.managers_variable), attr=cst.Name(short))
-
-
-class NameRewriter(cst.CSTTransformer):
-    """Rewrites fixture names inside one function body (or a recipe).
-
-    ``replacements`` maps a name to the expression that stands for it from now on
-    (``db_session`` -> ``session``, ``game_manager`` -> ``managers.game``); calls of a name in
-    ``factories`` get ``session`` as their first argument. Attribute names, keyword names and
-    names a nested function or lambda rebinds are left alone. ``conflicts`` collects names
-    that cannot be rewritten because the replacement would be captured by an inner binding.
-    """
-
-    def __init__(
-        self,
-        replacements: dict[str, cst.BaseExpression],
-        factories: Iterable[str] = (),
-        session_name: str = "session",
-    ) -> None:
-        super().__init__()
-        self.replacements = replacements
-        self.factories = set(factories)
-        self.session_name = session_name
-        self.conflicts: list[str] = []
-        self.factory_values: list[str] = []
-        self._skip: set[cst.CSTNode] = set()
-        self._shadow: list[set[str]] = []
-        self._calls: set[cst.CSTNode] = set()
-
-    def _shadowed(self, name: str) -> bool:
-        return any(name in s for s in self._shadow)
-
-    # Everything this rewriter does is about the names in ``replacements`` and
-    # ``factories``: a subtree holding none of them is neither visited nor rebuilt.
-    visits_only: set[int] | None = None
-
-    def rewrite(self, node: cst.BaseStatement) -> cst.BaseStatement:
-        self.visits_only = holding(node, set(self.replacements) | self.factories)
-        try:
-            if id(node) not in self.visits_only:
-                return node  # none of the names: nothing to do
-            return cst.ensure_type(transform(node, self), cst.BaseStatement)
-        finally:
-            self.visits_only = None
-
-    def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
-        names = {
-            p.name.value
-            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
-        }
-        for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
-                names.add(star.name.value)
-        names |= scan([body]).bound
-        self._shadow.append(names)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._skip.add(node.name)
-        self._enter(node.params, node.body)
-
-    def leave_FunctionDef(
-        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
-    ) -> cst.FunctionDef:
-        self._shadow.pop()
-        return updated_node
-
-    def visit_Lambda(self, node: cst.Lambda) -> None:
-        self._enter(node.params, node.body)
-
-    def leave_Lambda(
-        self, original_node: cst.Lambda, updated_node: cst.Lambda
-    ) -> cst.Lambda:
-        self._shadow.pop()
-        return updated_node
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._skip.add(node.name)
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        self._skip.add(node.attr)
-
-    def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None:
-            self._skip.add(node.keyword)
-
-    def visit_Param(self, node: cst.Param) -> None:
-        self._skip.add(node.name)
-
-    def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
-        return False
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name):
-            self._calls.add(node.func)
-
-    def leave_Name(
-        self, original_node: cst.Name, updated_node: cst.Name
-    ) -> cst.BaseExpression:
-        name = original_node.value
-        if original_node in self._skip or self._shadowed(name):
-            return updated_node
-        if name in self.factories and original_node not in self._calls:
-            self.factory_values.append(name)
-        replacement = self.replacements.get(name)
-        if replacement is None:
-            return updated_node
-        root = replacement
-        while isinstance(root, cst.Attribute):
-            root = root.value
-        if (
-            isinstance(root, cst.Name)
-            and root.value != name
-            and self._shadowed(root.value)
-        ):
-            self.conflicts.append(name)
-            return updated_node
-        return clone(replacement).with_changes(
-            lpar=updated_node.lpar, rpar=updated_node.rpar
-        )
-
-    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
-        func = original_node.func
-        if not (
-            isinstance(func, cst.Name) and func.value in self.factories
-        ) or self._shadowed(func.value):
-            return updated_node
-        if self._shadowed(self.session_name):
-            self.conflicts.append(func.value)
-            return updated_node
-        args = list(updated_node.args)
-        if (
-            args
-            and not args[0].keyword
-            and not args[0].star
-            and matches(args[0].value, m.Name(self.session_name))
-        ):
-            return updated_node
-        ws = updated_node.whitespace_before_args
-        if args:
-            if isinstance(ws, cst.ParenthesizedWhitespace):
-                comma = cst.Comma(whitespace_after=ws)
-            else:
-                comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-            first = cst.Arg(value=cst.Name(self.session_name), comma=comma)
-        else:
-            first = cst.Arg(value=cst.Name(self.session_name))
-        return updated_node.with_changes(args=[first, *args])
-
-
-def rewrite_names(
-    nodes: Sequence[cst.BaseStatement],
-    replacements: dict[str, cst.BaseExpression],
-    factories: Iterable[str],
-    session_name: str,
-) -> tuple[list[cst.BaseStatement], NameRewriter]:
-    rewriter = NameRewriter(replacements, factories, session_name)
-    # the rewriter acts only on those names: a statement without any is left as it is
-    out = [rewriter.rewrite(n) if not isinstance(n, cst.RemovalSentinel) else n for n in nodes]
-    return out, rewriter
-
-
-_LOG_CALL = m.Call(
-    func=m.Attribute(value=m.Name(m.MatchRegex(r"(?i).*(log|logger|logging)$")))
-    | m.Attribute(value=m.Attribute(attr=m.Name(m.MatchRegex(r"(?i).*(log|logger)$"))))
-    | m.Name("print")
-)
-_LOG_ONLY_STATEMENT = m.SimpleStatementLine(
-    body=[m.OneOf(m.Expr(value=_LOG_CALL), m.Pass())]
-)
-
-
-class SessionCallCleaner(cst.CSTTransformer):
-    """Drops ``<session>.merge`` and refreshes of relationship collections.
-
-    * ``x = session.merge(x)`` / ``session.merge(x)`` disappear, ``return session.merge(x)``
-      becomes ``return x``, ``y = session.merge(x)`` becomes ``y = x``;
-    * ``session.refresh(obj, attribute_names=[...])`` loses the collection names (a refresh
-      of a collection right after creating its parent freezes it: see the README); with
-      none left, the statement goes;
-    * a ``try:`` whose body became empty and whose handlers only log goes too, and so does a
-      ``for``/``if``/``with`` whose body became empty;
-    * a refresh naming an attribute whose kind cannot be told is kept and reported.
-    """
-
-    def __init__(self, session_name: str, attribute_kind: Any) -> None:
-        super().__init__()
-        self.session_name = session_name
-        self.attribute_kind = attribute_kind
-        self.unknown: list[tuple[cst.CSTNode, str]] = []
-        self.changed = False
-        self._emptied: set[int] = set()
-        self._leftovers: set[int] = set()  # expressions whose statement is to go
-
-    def _session_method(self, node: cst.CSTNode, method: str) -> bool:
-        return matches(node, _call_on(self.session_name, method))
-
-    # ---- merge
-    def leave_Call(
-        self, original_node: cst.Call, updated_node: cst.Call
-    ) -> cst.BaseExpression:
-        if (
-            self._session_method(updated_node, "merge")
-            and len(updated_node.args) == 1
-            and not updated_node.args[0].keyword
-        ):
-            self.changed = True
-            value = updated_node.args[0].value
-            self._leftovers.add(id(value))
-            return value
-        if self._session_method(updated_node, "refresh"):
-            return self._refresh(original_node, updated_node)
-        return updated_node
-
-    def _refresh(self, original_node: cst.Call, call: cst.Call) -> cst.BaseExpression:
-        args = list(call.args)
-        index = next(
-            (
-                i
-                for i, a in enumerate(args)
-                if a.keyword is not None and a.keyword.value == "attribute_names"
-            ),
-            1 if len(args) > 1 and args[1].keyword is None else None,
-        )
-        if index is None:
-            return call
-        names = args[index].value
-        if not isinstance(names, (cst.List, cst.Tuple, cst.Set)):
-            return call
-        keep = []
-        dropped = False
-        for element in names.elements:
-            value = element.value
-            text = (
-                value.evaluated_value if isinstance(value, cst.SimpleString) else None
-            )
-            kind = self.attribute_kind(text) if isinstance(text, str) else "unknown"
-            if kind == "collection":
-                dropped = True
-                continue
-            if kind == "unknown":
-                self.unknown.append((original_node, str(text)))
-            keep.append(element)
-        if not dropped:
-            return call
-        self.changed = True
-        if not keep:
-            self._leftovers.add(id(call))
-            return call
-        keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        args[index] = args[index].with_changes(value=names.with_changes(elements=keep))
-        return call.with_changes(args=args)
-
-    # ---- statements
-    def leave_SimpleStatementLine(
-        self,
-        original_node: cst.SimpleStatementLine,
-        updated_node: cst.SimpleStatementLine,
-    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-        body = []
-        for small in updated_node.body:
-            if isinstance(small, cst.Expr) and id(small.value) in self._leftovers:
-                continue  # ``session.merge(x)`` left ``x``; a refresh with nothing left
-            if (
-                isinstance(small, cst.Assign)
-                and id(small.value) in self._leftovers
-                and matches(
-                    small,
-                    m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Name()),
-                )
-            ):
-                assign = cst.ensure_type(small, cst.Assign)
-                if (
-                    cst.ensure_type(assign.targets[0].target, cst.Name).value
-                    == cst.ensure_type(assign.value, cst.Name).value
-                ):
-                    continue  # ``x = session.merge(x)``
-            body.append(small)
-        if not body:
-            return cst.RemoveFromParent()
-        if len(body) != len(updated_node.body):
-            body[-1] = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
-            return updated_node.with_changes(body=body)
-        return updated_node
-
-    def leave_IndentedBlock(
-        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        if original_node.body and not updated_node.body:
-            self._emptied.add(id(updated_node))
-        return updated_node
-
-    def _is_emptied(self, block: cst.BaseSuite) -> bool:
-        return id(block) in self._emptied
-
-    def leave_Try(
-        self, original_node: cst.Try, updated_node: cst.Try
-    ) -> cst.BaseStatement | cst.RemovalSentinel:
-        if not self._is_emptied(updated_node.body):
-            return updated_node
-        log_only = all(
-            all(matches(s, _LOG_ONLY_STATEMENT) for s in h.body.body)
-            for h in updated_node.handlers
-        )
-        if log_only and updated_node.orelse is None and updated_node.finalbody is None:
-            return cst.RemoveFromParent()
-        return updated_node.with_changes(
-            body=updated_node.body.with_changes(
-                body=[cst.SimpleStatementLine([cst.Pass()])]
-            )
-        )
-
-    def leave_For(
-        self, original_node: cst.For, updated_node: cst.For
-    ) -> cst.BaseStatement | cst.RemovalSentinel:
-        if self._is_emptied(updated_node.body) and updated_node.orelse is None:
-            return cst.RemoveFromParent()
-        return updated_node
-
-    def leave_If(
-        self, original_node: cst.If, updated_node: cst.If
-    ) -> cst.BaseStatement | cst.RemovalSentinel:
-        if self._is_emptied(updated_node.body) and updated_node.orelse is None:
-            return cst.RemoveFromParent()
-        return updated_node
-
-    def leave_With(
-        self, original_node: cst.With, updated_node: cst.With
-    ) -> cst.BaseStatement | cst.RemovalSentinel:
-        if self._is_emptied(updated_node.body):
-            return cst.RemoveFromParent()
-        return updated_node
-
-
-def clean_statements(
-    stmts: Sequence[cst.BaseStatement], session_name: str, attribute_kind: Any
-) -> tuple[list[cst.BaseStatement], SessionCallCleaner]:
-    """Run :class:`SessionCallCleaner` over a statement list (empty blocks filled by ``pass``)."""
-    cleaner = SessionCallCleaner(session_name, attribute_kind)
-    wrapper = cst.Module(body=list(stmts))
-    cleaned = cst.ensure_type(wrapper.visit(cleaner), cst.Module)
-    return list(cleaned.body), cleaner
-
-
-# ------------------------------------------------------------------------------- parameters
-
-
-def _strip_comment(ws: Any) -> Any:
-    if (
-        isinstance(ws, cst.ParenthesizedWhitespace)
-        and ws.first_line.comment is not None
-    ):
-        return ws.with_changes(
-            first_line=ws.first_line.with_changes(
-                comment=None, whitespace=cst.SimpleWhitespace("")
-            )
-        )
-    return ws
-
-
-def _comma_without_comment(comma: Any) -> Any:
-    if isinstance(comma, cst.Comma):
-        return comma.with_changes(
-            whitespace_after=_strip_comment(comma.whitespace_after)
-        )
-    return comma
-
-
-def _has_comment(comma: Any) -> bool:
-    return (
-        isinstance(comma, cst.Comma)
-        and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace)
-        and comma.whitespace_after.first_line.comment is not None
-    )
-
-
-def edit_params(
-    params: cst.Parameters,
-    remove: Iterable[str] = (),
-    insert: Sequence[cst.Param] = (),
-    at: int | None = None,
-) -> cst.Parameters:
-    """Remove named positional parameters and insert new ones, keeping the layout.
-
-    New parameters go where the first removed one was (or at index ``at``, or at the end).
-    A removed parameter takes its trailing comment (``db_session,  # Inject db_session``)
-    with it; the others keep theirs; a trailing comma stays a trailing comma.
-    """
-    remove = set(remove)
-    old = list(params.params)
-    if not any(p.name.value in remove for p in old) and not insert:
-        return params
-    more_after = (
-        isinstance(params.star_arg, (cst.Param, cst.ParamStar))
-        or bool(params.kwonly_params)
-        or params.star_kwarg is not None
-    )
-    separators = [p.comma for p in old[:-1] if isinstance(p.comma, cst.Comma)]
-    sep = (
-        _comma_without_comment(separators[0])
-        if separators
-        else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-    )
-    new_params = [p.with_changes(comma=sep) for p in insert]
-    out: list[cst.Param] = []
-    inserted = not new_params
-    for i, param in enumerate(old):
-        if at is not None and i == at and not inserted:
-            out.extend(new_params)
-            inserted = True
-        if param.name.value in remove:
-            if not inserted and at is None:
-                out.extend(new_params)
-                inserted = True
-            continue
-        out.append(param)
-    if not inserted:
-        out.extend(new_params)
-    if not old:
-        last_comma: Any = cst.MaybeSentinel.DEFAULT
-        last_ws: Any = cst.SimpleWhitespace("")
-    else:
-        last_comma = _comma_without_comment(old[-1].comma)
-        last_ws = _strip_comment(old[-1].whitespace_after_param)
-    for j, param in enumerate(out):
-        if j < len(out) - 1 or more_after:
-            if not isinstance(param.comma, cst.Comma):
-                param = param.with_changes(comma=sep)
-            if old and param is old[-1] and j < len(out) - 1:
-                param = param.with_changes(
-                    whitespace_after_param=cst.SimpleWhitespace("")
-                )
-        elif not (old and param is old[-1]):
-            if isinstance(last_comma, cst.Comma) or not _has_comment(param.comma):
-                param = param.with_changes(comma=last_comma)
-            param = param.with_changes(whitespace_after_param=last_ws)
-        out[j] = param
-    return params.with_changes(params=out)
-
-
-def new_param(name: str, annotation: cst.BaseExpression | None = None) -> cst.Param:
-    return cst.Param(
-        name=cst.Name(name),
-        annotation=cst.Annotation(annotation=annotation)
-        if annotation is not None
-        else None,
-    )
-
-
-# ------------------------------------------------------------------------------- statements
-
-
-_BANNER_RULE = re.compile(r"^#\s*([-=*#~_+])\1{2,}\s*$")
-
-
-def _is_banner(lines: Sequence[cst.EmptyLine]) -> bool:
-    comments = [line.comment.value for line in lines if line.comment is not None]
-    return (
-        len(comments) >= 2
-        and bool(_BANNER_RULE.match(comments[0]))
-        and bool(_BANNER_RULE.match(comments[-1]))
-    )
-
-
-def _split_leading(
-    lines: Sequence[cst.EmptyLine],
-) -> tuple[list[cst.EmptyLine], list[cst.EmptyLine]]:
-    """(detached part, attached comments): comments right above a definition belong to it."""
-    lines = list(lines)
-    last_blank = max(
-        (i for i, line in enumerate(lines) if line.comment is None), default=-1
-    )
-    return lines[: last_blank + 1], lines[last_blank + 1 :]
-
-
-def _comment_blocks(lines: Sequence[cst.EmptyLine]) -> list[list[cst.EmptyLine]]:
-    blocks: list[list[cst.EmptyLine]] = []
-    current: list[cst.EmptyLine] = []
-    for line in lines:
-        if line.comment is None:
-            if current:
-                blocks.append(current)
-                current = []
-        else:
-            current.append(line)
-    if current:
-        blocks.append(current)
-    return blocks
-
-
-def remove_statements(
-    body: Sequence[cst.BaseStatement],
-    doomed: set[int],
-    footer: Sequence[cst.EmptyLine] = (),
-) -> tuple[list[cst.BaseStatement], list[cst.EmptyLine]]:
-    """Remove the statements at the indices in ``doomed``, keeping detached comments.
-
-    Comments directly above a removed definition go with it. Comment blocks separated from
-    it by a blank line (commented-out old code, section banners) move to the next statement
-    that stays, except a banner that another banner follows before that statement (the
-    section it headed is gone).
-    """
-    out: list[cst.BaseStatement] = []
-    carried: list[list[cst.EmptyLine]] = []
-
-    def surviving(
-        blocks: list[list[cst.EmptyLine]], after: list[list[cst.EmptyLine]]
-    ) -> list[list[cst.EmptyLine]]:
-        everything = blocks + after
-        return [
-            block
-            for k, block in enumerate(blocks)
-            if not (
-                _is_banner(block) and any(_is_banner(b) for b in everything[k + 1 :])
-            )
-        ]
-
-    for i, stmt in enumerate(body):
-        leading = list(getattr(stmt, "leading_lines", ()))
-        if i in doomed:
-            detached, _ = _split_leading(leading)
-            carried.extend(_comment_blocks(detached))
-            continue
-        if carried:
-            prefix: list[cst.EmptyLine] = []
-            for block in surviving(carried, _comment_blocks(leading)):
-                if out or prefix:
-                    prefix.extend([cst.EmptyLine(), cst.EmptyLine()])
-                prefix.extend(block)
-            if prefix:
-                stmt = stmt.with_changes(leading_lines=prefix + leading)
-            carried = []
-        out.append(stmt)
-    new_footer = list(footer)
-    if carried:
-        extra: list[cst.EmptyLine] = []
-        for block in surviving(carried, []):
-            if not _is_banner(block):
-                extra.extend([cst.EmptyLine(), cst.EmptyLine(), *block])
-        new_footer = extra + new_footer
-    return out, new_footer
-
-
-def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
-    """Those of ``candidates`` that ``module`` mentions nowhere outside its import
-    statements: neither as a name nor in a string without whitespace (a string
-    annotation, an ``__all__`` entry; not prose). Most candidates stay in use: the walk
-    stops at the first mention of the last of them."""
-    remaining = set(candidates)
-    if not remaining:
-        return remaining
-    texts: list[str] = []
-    for leaf in fastcst.names_below(module, outside_imports=True, strings=True):
-        if type(leaf) is cst.Name:
-            remaining.discard(leaf.value)
-            if not remaining:
-                return remaining
-        elif not re.search(r"\s", leaf.value):
-            texts.append(leaf.value)
-    strings = "\n".join(texts)
-    return {name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)}
-
-
-def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:
-    """Drop module-level imports of ``candidates`` that nothing in the module uses any more.
-
-    The codemods know which names the code they deleted used; one cheap pass over what is
-    left decides (a name still mentioned anywhere, even in a string, keeps its import).
-    ``RemoveImportsVisitor`` would decide the same through a full scope analysis, which
-    costs seconds on a large conftest, for every step that deletes something.
-    """
-    unused = unused_names(module, candidates)
-    if not unused:
-        return module
-
-    def local(alias: cst.ImportAlias) -> str:
-        if alias.asname is not None:
-            return get_full_name_for_node(alias.asname.name) or ""
-        return (get_full_name_for_node(alias.name) or "").split(".")[0]
-
-    body: list[cst.BaseStatement] = []
-    carried: list[cst.EmptyLine] = []
-    for stmt in module.body:
-        if matches(stmt, _ONE_IMPORT_LINE):
-            line = cst.ensure_type(stmt, cst.SimpleStatementLine)
-            small = line.body[0]
-            names = small.names  # type: ignore[union-attr]
-            if not isinstance(names, cst.ImportStar):
-                keep = [a for a in names if local(a) not in unused]
-                if not keep:
-                    carried = carried or list(line.leading_lines)
-                    continue
-                if len(keep) != len(names):
-                    trailing = (
-                        names[-1].comma
-                        if small.__class__ is cst.ImportFrom and small.rpar is not None
-                        else cst.MaybeSentinel.DEFAULT
-                    )  # type: ignore[union-attr]
-                    keep[-1] = keep[-1].with_changes(comma=trailing)
-                    stmt = line.with_changes(body=[small.with_changes(names=keep)])
-        if carried:
-            if not getattr(stmt, "leading_lines", None):
-                stmt = stmt.with_changes(leading_lines=carried)
-            carried = []
-        body.append(stmt)
-    return module.with_changes(body=body)
-
-
-class ImportBlockOnly:
-    """Mixin for a codemod: run ``AddImportsVisitor`` over the module's import block only.
-
-    ``AddImportsVisitor`` only ever inserts next to the module-level imports, but it walks
-    the whole module, which costs more than everything else phase 5 does to a big test
-    module. It is given the statements up to the last module-level import (the rest of the
-    module cannot change its decision), and its result is put back in front of the rest.
-    """
-
-    def _instantiate_and_run(self, transform: Any, tree: cst.Module) -> cst.Module:
-        from libcst.codemod.visitors import AddImportsVisitor
-
-        if transform is not AddImportsVisitor:
-            return super()._instantiate_and_run(transform, tree)  # type: ignore[misc]
-        last = -1
-        for i, stmt in enumerate(tree.body):
-            if matches(stmt, _IMPORT_LINE):
-                last = i
-        if last < 0:
-            return super()._instantiate_and_run(transform, tree)  # type: ignore[misc]
-        head = tree.with_changes(body=tree.body[: last + 1], footer=[])
-        done = run_helper(transform, self.context, head)  # type: ignore[attr-defined]
-        return tree.with_changes(
-            header=done.header, body=[*done.body, *tree.body[last + 1 :]]
-        )

@@ -19,203 +19,24 @@ The module also holds the small libcst helpers that the phase codemods share.
 
 from __future__ import annotations
 
-import ast
-import functools
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import (
-    get_absolute_module_from_package,
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
+from libcst.matchers import findall, matches
 
-from codemods import fastcst
-from codemods.base import transform  # also installs the dispatch FastDispatch copies
-from codemods.fastcst import findall, matches, walk
-from refactor_tool.config import Config
-from refactor_tool.project import InputError, Project
-from refactor_tool.statements import python_module
+from refactor_tool.model.config import Config
+from refactor_tool.model.project import InputError, Project
+from refactor_tool.model.syntax import code, line_of
 
 # ------------------------------------------------------------------------------- helpers
-
-
-_DECORATOR_ATTRS = (
-    "_call_if_inside_matcher",
-    "_call_if_not_inside_matcher",
-    "_visit_matcher",
-    "_leave_matcher",
-)
-
-
-class FastDispatch:
-    """Mixin for codemods that use matchers (``m.matches``/``m.findall``) but no matcher
-    *decorators*: plain ``CSTTransformer`` dispatch instead of libcst's decorator-aware one.
-
-    libcst's ``MatcherDecoratableTransformer`` evaluates its decorator bookkeeping on every
-    node and walks ``dir()`` of the whole class at every construction (one construction per
-    file and codemod); measured here, a codemod that does nothing took ~0.3 s per 250-line
-    file that way against ~0.03 s with plain dispatch. Subclasses that try to use a matcher
-    decorator fail at import time instead of silently not being called.
-    """
-
-    on_visit = cst.CSTTransformer.on_visit
-    on_leave = cst.CSTTransformer.on_leave
-    on_visit_attribute = cst.CSTTransformer.on_visit_attribute
-    on_leave_attribute = cst.CSTTransformer.on_leave_attribute
-
-    def __dir__(self) -> list[str]:
-        # what the decorator gathering at construction walks: nothing to find here
-        return []
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)  # type: ignore[call-arg]
-        for name, value in vars(cls).items():
-            if any(hasattr(value, attr) for attr in _DECORATOR_ATTRS):
-                raise TypeError(
-                    f"{cls.__name__}.{name}: matcher decorators are not dispatched by FastDispatch"
-                )
-
-
-class _Names(cst.CSTVisitor):
-    """Identifiers referenced in a tree (imports and attribute names excluded)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: set[str] = set()
-
-    def visit_Import(self, node: cst.Import) -> bool:
-        return False
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        return False
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        walk(node.value, self)
-        return False
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.found.add(node.value)
-
-
-def names_in(node: cst.CSTNode) -> set[str]:
-    visitor = _Names()
-    walk(node, visitor)
-    return visitor.found
-
-
-class _StringMentions(cst.CSTVisitor):
-    """Names mentioned in string annotations or ``__all__`` (uses a Name walk misses)."""
-
-    def __init__(self, names: set[str]) -> None:
-        super().__init__()
-        self.names = names
-        self.found: set[str] = set()
-        self.depth = 0
-
-    def visit_Annotation(self, node: cst.Annotation) -> None:
-        self.depth += 1
-
-    def leave_Annotation(self, original_node: cst.Annotation) -> None:
-        self.depth -= 1
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if any(matches(t.target, m.Name("__all__")) for t in node.targets):
-            self.depth += 1
-
-    def leave_Assign(self, original_node: cst.Assign) -> None:
-        if any(matches(t.target, m.Name("__all__")) for t in original_node.targets):
-            self.depth -= 1
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        if self.depth:
-            words = set(re.findall(r"\w+", node.value))
-            self.found |= self.names & words
-
-
-class _DropAliases(cst.CSTTransformer):
-    """Remove module-level ``from x import name`` aliases whose local name is in ``names``."""
-
-    def __init__(self, names: set[str]) -> None:
-        super().__init__()
-        self.names = names
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-    def leave_ImportFrom(
-        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
-    ) -> cst.ImportFrom | cst.RemovalSentinel:
-        return without_aliases(
-            updated_node,
-            lambda a: (a.evaluated_alias or a.evaluated_name) in self.names,
-        )
-
-    def leave_SimpleStatementLine(
-        self,
-        original_node: cst.SimpleStatementLine,
-        updated_node: cst.SimpleStatementLine,
-    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-        return updated_node if updated_node.body else cst.RemoveFromParent()
-
-
-def without_aliases(
-    node: cst.ImportFrom, drop: Callable[[cst.ImportAlias], bool]
-) -> cst.ImportFrom | cst.RemovalSentinel:
-    """``node`` without the aliases ``drop`` selects (commas and parentheses kept valid)."""
-    if isinstance(node.names, cst.ImportStar):
-        return node
-    names = [a for a in node.names if not drop(a)]
-    if len(names) == len(node.names):
-        return node
-    if not names:
-        return cst.RemoveFromParent()
-    last_old = node.names[-1]
-    if names[-1] is not last_old:
-        names[-1] = names[-1].with_changes(comma=last_old.comma)
-    return node.with_changes(names=names)
-
-
-def drop_unused_imports(
-    codemod: cst.codemod.Codemod, updated: cst.Module, rel: str, names: Iterable[str]
-) -> cst.Module:
-    """``updated`` without the imports of those ``names`` that nothing uses any more.
-
-    A name still referenced as an identifier keeps its import. A name whose only remaining
-    mentions are in string annotations or ``__all__`` is left to libcst's RemoveImportsVisitor
-    (scheduled, it decides with a scope analysis of the module); the others, no longer
-    mentioned anywhere, lose their module-level import here directly, which spares that
-    analysis, the costliest thing a codemod of this tool would otherwise do per file.
-    """
-    from libcst.codemod.visitors import RemoveImportsVisitor
-
-    wanted = set(names)
-    if not wanted:
-        return updated
-    imports = import_map(updated, codemod.context.full_module_name or "", rel)
-    imported = {n for n in wanted if "." in imports.get(n, "")}  # only these can be dropped
-    if not imported:
-        return updated
-    unused = imported - fastcst.names_used(updated, imported)
-    if not unused:
-        return updated
-    strings = _StringMentions(unused)
-    walk(updated, strings)
-    for name in sorted(strings.found):
-        module, _, obj = imports[name].rpartition(".")
-        RemoveImportsVisitor.remove_unused_import(
-            codemod.context, module, obj, asname=name if name != obj else None
-        )
-    direct = unused - strings.found
-    return transform(updated, _DropAliases(direct)) if direct else updated
 
 
 def iter_statements(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:
@@ -246,16 +67,6 @@ def iter_statements(body: Iterable[cst.CSTNode]) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(children))
 
 
-def code(node: cst.CSTNode) -> str:
-    """Source text of a node (for annotations and messages)."""
-    return fastcst.code(node)
-
-
-def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
-    """1-based line of ``node`` in ``module`` (computed only when asked: analysis errors)."""
-    return fastcst.line_of(module, node)
-
-
 def package_of(module_name: str, rel: str) -> str:
     """The package a module's relative imports are resolved against."""
     if PurePosixPath(rel).name == "__init__.py":
@@ -275,31 +86,16 @@ def is_test_path(rel: str) -> bool:
 
 def relpath_for(context_filename: str | None, root: Path) -> str | None:
     """The target-relative POSIX path of the file a codemod is transforming (symlinks
-    resolved; each file's answer is kept until :func:`forget_paths`, which every phase
-    calls first: every codemod of a phase asks about the same files)."""
+    resolved), None outside the target."""
     if not context_filename:
         return None
-    key = (context_filename, root)
-    if key in _RELPATHS:
-        return _RELPATHS[key]
-    # Path(context_filename).resolve().relative_to(root).as_posix(), in strings
-    real, top = os.path.realpath(context_filename), str(root)
-    if real == top:
-        rel: str | None = "."
-    elif real.startswith(top.rstrip(os.sep) + os.sep):
-        rel = real[len(top.rstrip(os.sep)) + 1 :].replace(os.sep, "/")
-    else:
-        rel = None
-    if len(_RELPATHS) > 65536:
-        _RELPATHS.clear()
-    _RELPATHS[key] = rel
+    try:
+        rel = Path(context_filename).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return None
     return rel
 
 
-_RELPATHS: dict[tuple[str, Path], str | None] = {}
-#: what the file system said in this phase (cleared as each phase starts, and before each
-#: benchmark repetition)
-forget_paths = fastcst.content_cache(_RELPATHS.clear)
 
 
 def import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]:
@@ -310,16 +106,6 @@ def import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]
     Imports inside functions and ``if TYPE_CHECKING:`` blocks count too: a name only
     used in annotations is imported there.
     """
-    names = _IMPORT_MAPS.get(module, (module_name, rel))
-    if names is None:
-        names = _IMPORT_MAPS.put(module, _import_map(module, module_name, rel), (module_name, rel))
-    return dict(names)
-
-
-_IMPORT_MAPS = fastcst.TreeMemo()
-
-
-def _import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]:
     package = package_of(module_name, rel)
     names: dict[str, str] = {}
     for node in iter_statements(module.body):
@@ -351,46 +137,6 @@ def _import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str
                     else name
                 ) or name
                 names[local] = f"{source}.{name}"
-    return names
-
-
-def python_import_map(source: bytes, module_name: str, rel: str) -> dict[str, str] | None:
-    """:func:`import_map` of ``source`` read with Python's parser (a fraction of a libcst
-    parse, for a module the search only needs the imports of); None if it cannot read it.
-    The statements are taken in :func:`iter_statements`' order, so a name bound twice
-    ends with the same origin."""
-    tree = python_module(source)
-    if tree is None:
-        return None
-    package = package_of(module_name, rel)
-    names: dict[str, str] = {}
-    stack = list(reversed(tree.body))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname is not None:
-                    names[alias.asname] = alias.name
-                else:
-                    top = alias.name.split(".")[0]
-                    names.setdefault(top, top)
-        elif isinstance(node, ast.ImportFrom):
-            if any(alias.name == "*" for alias in node.names):
-                continue
-            source_module = get_absolute_module_from_package(package or None, node.module, node.level)
-            if source_module is None:
-                continue
-            for alias in node.names:
-                names[alias.asname or alias.name] = f"{source_module}.{alias.name}"
-        else:
-            children: list[ast.stmt] = []
-            for attr in ("body", "orelse", "finalbody"):  # libcst's order of the parts
-                part = getattr(node, attr, None)
-                if isinstance(part, list):
-                    children.extend(part)
-            for handler in getattr(node, "handlers", ()) or ():
-                children.extend(handler.body)
-            stack.extend(reversed(children))
     return names
 
 
@@ -461,13 +207,9 @@ def annotation_names(annotation: cst.BaseExpression) -> list[str]:
     return found
 
 
-@functools.lru_cache(maxsize=1024)
-def _annotation_text_names(text: str) -> tuple[str, ...]:
+def _annotation_text_names(text: str) -> list[str]:
     """:func:`annotation_names` of an annotation's source text."""
-    return tuple(annotation_names(cst.parse_expression(text)))
-
-
-fastcst.content_cache(_annotation_text_names.cache_clear)
+    return annotation_names(cst.parse_expression(text))
 
 
 def short_name(class_name: str) -> str:
@@ -595,12 +337,7 @@ class _Resolver:
     def imports(self, rel: str) -> dict[str, str]:
         if rel not in self._imports:
             module_name = self.project.module_name(rel)
-            found = None
-            if not self.project.is_parsed(rel):  # read by Python's parser, not parsed for this
-                found = python_import_map(self.project.read_bytes(rel), module_name, rel)
-            if found is None:
-                found = import_map(self.project.parse(rel), module_name, rel)
-            self._imports[rel] = found
+            self._imports[rel] = import_map(self.project.parse(rel), module_name, rel)
         return self._imports[rel]
 
     def canonical(self, qualified: str, known: set[str], depth: int = 0) -> str:
@@ -668,69 +405,20 @@ def own_init(node: cst.ClassDef) -> cst.FunctionDef | None:
 
 
 def _class_defs(module: cst.Module) -> list[tuple[cst.ClassDef, bool]]:
-    """Every class in the module, with whether it is at module level (kept per tree: every
-    phase that needs the managers searches the same files again)."""
-    found = _CLASS_DEFS.get(module)
-    if found is None:
-        top = {id(s) for s in module.body if isinstance(s, cst.ClassDef)}
-        found = _CLASS_DEFS.put(
-            module,
-            [(n, id(n) in top) for n in iter_statements(module.body) if type(n) is cst.ClassDef],
-        )
-    return found
-
-
-_CLASS_DEFS = fastcst.TreeMemo()
+    """Every class in the module, with whether it is at module level."""
+    top = {id(s) for s in module.body if isinstance(s, cst.ClassDef)}
+    return [(n, id(n) in top) for n in iter_statements(module.body) if isinstance(n, cst.ClassDef)]
 
 
 def _may_subclass(project: Project, rels: list[str], names: set[str]) -> list[str]:
     """The text prefilter of the subclass search: files that can define a subclass of one
     of ``names`` (``class X(... Name ...)``, also dotted or subscripted) or import one of
     them under another name (``Name as Alias``). Only these are parsed."""
-    key = frozenset(names)
-    test = _SUBCLASS_TESTS.get(key)
-    if test is None:
-        if len(_SUBCLASS_TESTS) > 256:
-            _SUBCLASS_TESTS.clear()
-        test = _SUBCLASS_TESTS[key] = _SubclassText(names)
-    return [rel for rel in project.grep(rels, *sorted(names)) if test(project.read_bytes(rel))]
-
-
-class _SubclassText:
-    """``class X(... Name ...)`` or ``Name as ...`` somewhere in a file's bytes, for one set
-    of names; each content is searched once (the answers are kept by content)."""
-
-    def __init__(self, names: set[str]) -> None:
-        alternatives = "|".join(re.escape(n) for n in sorted(names))
-        # a pattern that starts with a literal is scanned for that literal first; one that
-        # starts with an alternation is tried at every position, so ``Name as`` is looked
-        # for name by name, and the word boundary before the name checked by hand
-        self.subclass = re.compile(rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b".encode())
-        self.aliased = [
-            (n.encode(), re.compile(re.escape(n.encode()) + rb"\s+as\s")) for n in sorted(names)
-        ]
-        self.answers: dict[bytes, bool] = {}
-
-    def __call__(self, data: bytes) -> bool:
-        answer = self.answers.get(data)
-        if answer is None:
-            answer = self.answers[data] = self._search(data)
-        return answer
-
-    def _search(self, data: bytes) -> bool:
-        if self.subclass.search(data):
-            return True
-        for name, pattern in self.aliased:
-            if name in data:
-                for found in pattern.finditer(data):
-                    before = data[found.start() - 1 : found.start()]
-                    if not (before.isalnum() or before == b"_"):
-                        return True
-        return False
-
-
-_SUBCLASS_TESTS: dict[frozenset[str], _SubclassText] = {}
-fastcst.content_cache(_SUBCLASS_TESTS.clear)
+    alternatives = "|".join(re.escape(n) for n in sorted(names))
+    pattern = re.compile(
+        rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b|\b(?:{alternatives})\s+as\s".encode()
+    )
+    return [rel for rel in project.grep(rels, *sorted(names)) if pattern.search(project.read_bytes(rel))]
 
 
 def analyze_managers(project: Project) -> ManagerGraph:
@@ -741,73 +429,7 @@ def analyze_managers(project: Project) -> ManagerGraph:
     recorded with it; a later phase of the same run gets the same graph (the same object,
     which nothing changes after this) when every one of them is still the same, and a new
     search otherwise."""
-    memo = project.memo.get("managers")
-    if isinstance(memo, _ManagerMemo) and memo.holds_for(project):
-        return memo.graph
-    reads = _RecordedReads(project)
-    with fastcst.plain_printing():  # the parameters' annotations and defaults are printed
-        graph = _analyze_managers(reads)  # type: ignore[arg-type]
-    names = {cls.name for cls in graph.classes.values()}
-    project.memo["managers"] = _ManagerMemo(graph, reads, names)
-    return graph
-
-
-class _RecordedReads:
-    """The project as the manager search sees it, recording what it read."""
-
-    def __init__(self, project: Project) -> None:
-        self.project = project
-        self.config = project.config
-        self.root = project.root
-        self.contents: dict[str, bytes] = {}
-        self.existence: dict[str, bool] = {}
-
-    def exists(self, rel: str) -> bool:
-        found = self.existence[rel] = self.project.exists(rel)
-        return found
-
-    def read_bytes(self, rel: str) -> bytes:
-        data = self.contents[rel] = self.project.read_bytes(rel)
-        return data
-
-    def parse(self, rel: str) -> cst.Module:
-        self.read_bytes(rel)
-        return self.project.parse(rel)
-
-    def is_parsed(self, rel: str) -> bool:
-        self.read_bytes(rel)
-        return self.project.is_parsed(rel)
-
-    def module_name(self, rel: str) -> str:
-        return self.project.module_name(rel)
-
-    def python_files(self) -> list[str]:
-        return self.project.python_files()
-
-
-@dataclass
-class _ManagerMemo:
-    graph: ManagerGraph
-    reads: _RecordedReads
-    names: set[str]
-
-    def holds_for(self, project: Project) -> bool:
-        if project.config != self.reads.config:
-            return False
-        for rel, existed in self.reads.existence.items():
-            if project.exists(rel) != existed:
-                return False
-        for rel, data in self.reads.contents.items():
-            if not project.exists(rel):
-                return False
-            now = project.read_bytes(rel)
-            if now is not data and now != data:
-                return False
-        # the prefilter, over the files there are now, lets through the same ones: every
-        # file that names one of the classes found (the search's rounds add up to exactly
-        # that set); a new file that could define a subclass is one more
-        files = project.python_files()
-        return set(_may_subclass(project, files, self.names)) == set(self.graph.scanned)
+    return _analyze_managers(project)
 
 
 def _analyze_managers(project: Project) -> ManagerGraph:
@@ -865,9 +487,7 @@ def _analyze_managers(project: Project) -> ManagerGraph:
             break
         searched |= new_names
         # the text prefilter reads every file: not an input of its own (see _ManagerMemo)
-        for rel in _may_subclass(
-            getattr(project, "project", project), [f for f in files if f not in scanned_set], new_names
-        ):
+        for rel in _may_subclass(project, [f for f in files if f not in scanned_set], new_names):
             scanned_set.add(rel)
             scanned.append(rel)
         # fixed point over the scanned files: a class may subclass one found later
@@ -880,9 +500,9 @@ def _analyze_managers(project: Project) -> ManagerGraph:
                 module_name = project.module_name(rel)
                 imports = resolver.imports(rel)
                 found = defs_of.get(rel)
-                if found is None or found[0] is not module:  # each file's classes, once
+                if found is None:  # each file's classes, once
                     local = [n.name.value for n in module.body if isinstance(n, cst.ClassDef)]
-                    found = defs_of[rel] = (module, local, list(_class_defs(module)))
+                    found = defs_of[rel] = (module, local, _class_defs(module))
                 _, local_defs, class_defs = found
                 for node, top_level in class_defs:
                     qualified = f"{module_name}.{node.name.value}"
@@ -955,24 +575,20 @@ def _find_dependencies(
 
 
 __all__ = [
-    "FastDispatch",
     "ManagerClass",
     "ManagerGraph",
     "Param",
     "analyze_managers",
     "annotation_names",
     "code",
-    "drop_unused_imports",
     "import_map",
     "is_test_path",
     "iter_statements",
     "line_of",
-    "names_in",
     "own_init",
     "package_of",
     "relpath_for",
     "resolve_local",
     "short_name",
     "unwrap_optional",
-    "without_aliases",
 ]
