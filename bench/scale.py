@@ -7,7 +7,7 @@ Builds two trees from the bundled target:
   modules, more CLI commands, more models and helpers. Every module that is not one of a
   kind (test modules, CLI modules, models, utilities, integrations) is copied under renamed
   names (``test_game.py`` -> ``test_game_c07.py``) until the tree has 20 times the lines.
-  The one-of-a-kind modules PLAN.md rewrites in phases 1-4 (session module, base manager,
+  The one-of-a-kind modules docs/plan.md rewrites in phases 1-4 (session module, base manager,
   manager modules, conftests, package ``__init__``\\ s) stay single: a second
   ``GameManager`` would be a different project, not a bigger one. The copies are real
   candidates: copied test modules use the shared fixtures (phase 5 rewrites every one),

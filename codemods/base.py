@@ -160,7 +160,7 @@ class RefactorCodemod(CodemodCommand, cst.CSTTransformer):
 
 
 class StepSpec:
-    """One step of PLAN.md: its number, title and the codemods that carry it out."""
+    """One step of docs/plan.md: its number, title and the codemods that carry it out."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Phase 1 of PLAN.md: core session management (``sologm/database/session.py``).
+"""Phase 1 of docs/plan.md: core session management (``sologm/database/session.py``).
 
 * 1.1 ``DatabaseManager.session`` becomes the ``sessionmaker`` itself: its annotation says
   ``sessionmaker`` and ``self.session = scoped_session(factory)`` stores ``factory``; the

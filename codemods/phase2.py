@@ -1,4 +1,4 @@
-"""Phase 2 of PLAN.md: adapt the base manager (``sologm/core/base_manager.py``).
+"""Phase 2 of docs/plan.md: adapt the base manager (``sologm/core/base_manager.py``).
 
 * 2.1 ``session`` is required in ``BaseManager.__init__`` and in every subclass ``__init__``
   that forwards it to ``super().__init__`` (the subclasses are found by analysing the class

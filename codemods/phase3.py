@@ -1,4 +1,4 @@
-"""Phase 3 of PLAN.md: the manager factory (``sologm/core/factory.py``).
+"""Phase 3 of docs/plan.md: the manager factory (``sologm/core/factory.py``).
 
 * 3.1 creates the module (``Config.factory_module``).
 * 3.2 writes ``create_all_managers(session: Session) -> SimpleNamespace`` into it, generated

@@ -1,4 +1,4 @@
-"""Phase 4 of PLAN.md: refactor the test infrastructure (the conftest fixtures).
+"""Phase 4 of docs/plan.md: refactor the test infrastructure (the conftest fixtures).
 
 Driven by the fixture graph (:mod:`refactor_tool.model.fixtures`), never by fixture names:
 
@@ -14,11 +14,11 @@ Driven by the fixture graph (:mod:`refactor_tool.model.fixtures`), never by fixt
   ``merge`` and refreshes through the passed session only, without the relationship
   collections (a collection refreshed right after its parent is created is frozen; the
   collections are found in the model classes);
-* 4.5 the object fixtures are deleted (PLAN.md's option 1) once their recipe can be inlined
+* 4.5 the object fixtures are deleted (docs/plan.md's option 1) once their recipe can be inlined
   by phase 5; a fixture defined twice in one module loses its earlier, dead definition.
 
 Before anything is deleted, the analysis records the fixture graph (kinds, parameters and
-each fixture's source, its recipe) in ``project.state["fixture_graph"]``: phase 5 inlines
+each fixture's source, its recipe) in the run state: phase 5 inlines
 from that record. Yield fixtures, helper closures over the session and anything else the
 rules cannot classify are reported with file:line and left in place.
 
@@ -41,6 +41,7 @@ from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.managers import relpath_for
 from refactor_tool.model.project import Project
+from refactor_tool.model.state import record_fixture_graph
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -48,7 +49,7 @@ from refactor_tool.model.project import Project
 def analyze(project: Project) -> fx.FixtureAnalysis:
     """The fixture graph of the current conftests; recorded while they hold old fixtures."""
     analysis = fx.analyze_current(project)
-    fx.record(project, analysis.graph)
+    record_fixture_graph(project, analysis.graph)
     return analysis
 
 
@@ -470,7 +471,7 @@ PHASE = PhaseSpec(
             "Refactor/Remove Object Fixtures (`test_game`, etc.)",
             (RemoveObjectFixtures,),
             note=(
-                "Option 1 (preferred by PLAN.md): the object fixtures are deleted and phase 5 "
+                "Option 1 (preferred by docs/plan.md): the object fixtures are deleted and phase 5 "
                 "rebuilds them inside each test from the recipe recorded before the deletion. "
                 "A fixture whose recipe cannot be inlined (it yields, returns early, uses "
                 "'request') is reported and kept."

@@ -1,4 +1,4 @@
-"""Phase 5 of PLAN.md: refactor the individual test modules.
+"""Phase 5 of docs/plan.md: refactor the individual test modules.
 
 Every test that needs the database session, directly or through any fixture, is rewritten:
 
@@ -7,11 +7,11 @@ Every test that needs the database session, directly or through any fixture, is 
   whatever the inlined recipes need (factory fixtures, mock clients) is added after it;
 * its body is wrapped in ``with session_context as session:`` starting with
   ``managers = create_all_managers(session)`` (imported at module level: one import per
-  module instead of one per test, which PLAN.md allows: "if not already imported");
+  module instead of one per test, which docs/plan.md allows: "if not already imported");
 * the object fixtures it used, transitively, are rebuilt inside the block in dependency
   order under their own names (so ``test_game.id`` keeps working), from the recipes the
   analysis found in the conftests or recorded before phase 4 deleted them; the recipes'
-  ``merge`` calls and refreshes of relationship collections are dropped (see DESIGN.md: a
+  ``merge`` calls and refreshes of relationship collections are dropped (see docs/end-state.md: a
   collection refreshed right after its parent is created never sees later children);
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
   something ``create_all_managers`` cannot (a mock client) is rebuilt from its recipe under
@@ -40,6 +40,7 @@ from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.managers import relpath_for
 from refactor_tool.model.project import Project
+from refactor_tool.model.state import state_of
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -47,7 +48,7 @@ from refactor_tool.model.project import Project
 def analyze(project: Project) -> fx.FixtureAnalysis:
     """The current fixture graph, falling back on the one recorded before phase 4."""
     analysis = fx.analyze_current(project)
-    previous = fx.recorded(project)
+    previous = state_of(project).fixture_graph
     if previous is not None:
         analysis.graph.fallback = previous
     return analysis
@@ -64,8 +65,7 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
     """Test modules that request a fixture phase 4 removed (or a factory fixture): its name
     in the parameters of some ``def``, or in quotes (``usefixtures``, ``getfixturevalue``,
     ``parametrize``). A module that only has a local variable of such a name is not one."""
-    patterns = fx.pytest_python_files(project)
-    tests = [rel for rel in project.python_files() if fx.is_test_module(rel, patterns)]
+    tests = fx.test_modules(project)
     names = needles(analysis)
     return [rel for rel in project.grep(tests, *names) if may_request(project.read_text(rel), names)]
 

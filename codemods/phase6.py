@@ -1,4 +1,4 @@
-"""Phase 6 of PLAN.md: final cleanup and review.
+"""Phase 6 of docs/plan.md: final cleanup and review.
 
 * 6.1 :class:`RemoveStaleComments` removes commented-out code that uses a removed session
   API or fixture, migration notes (``# TODO: ...``) that name one, and trailing comments that
@@ -54,6 +54,7 @@ from refactor_tool.model.changes import FileChange
 from refactor_tool.model.config import Config
 from refactor_tool.model.managers import own_init, relpath_for
 from refactor_tool.model.project import Project
+from refactor_tool.model.state import state_of
 from refactor_tool.model.syntax import names_below
 
 logger = logging.getLogger(__name__)
@@ -1019,18 +1020,18 @@ def refactored_files(project: Project) -> set[str]:
     """The Python files the refactoring has changed so far (before phase 6's own changes).
 
     1. The target is a git repository and the CLI recorded the commit the refactoring started
-       from (``state["base_commit"]``): ``git diff --name-only`` against it, plus the factory
+       from (``RunState.base_commit``): ``git diff --name-only`` against it, plus the factory
        module if the refactoring created it, plus files an earlier phase changed in memory
        only (a ``--dry-run --all`` run).
-    2. Else a list the CLI recorded (``state["changed_files"]``).
+    2. Else a list the CLI recorded (``RunState.changed_files``).
     3. Else the files that carry the refactoring's marks: the session module, the base manager
        module, the factory module and every file that calls the factory function. Test modules
        that were already in the new style before the refactoring do not call the factory, so
        they stay untouched.
     """
     config = project.config
-    state = project.state
-    base = state.get("base_commit")
+    state = state_of(project)
+    base = state.base_commit
     if isinstance(base, str) and base:
         diff = _git(project.root, "diff", "--name-only", "--relative", base, "--")
         if diff is not None:
@@ -1044,9 +1045,8 @@ def refactored_files(project: Project) -> set[str]:
                     if not path.is_file() or path.read_bytes() != content:
                         found.add(rel)
             return found
-    recorded = state.get("changed_files")
-    if isinstance(recorded, list) and all(isinstance(p, str) for p in recorded):
-        return {p for p in recorded if p.endswith(".py") and project.exists(p)}
+    if state.changed_files:
+        return {p for p in state.changed_files if p.endswith(".py") and project.exists(p)}
     found = {
         rel
         for rel in (config.session_module, config.base_manager_module, config.factory_module)

@@ -39,7 +39,9 @@ from libcst.matchers import findall, matches
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .model.config import Config
+from .model.fixtures import REMOVED_KINDS, is_fixture, is_test_module, registered_name, test_modules
 from .model.project import InputError, Project
+from .model.state import state_of
 from .model.syntax import code
 
 
@@ -165,29 +167,13 @@ def _param_names(fn: cst.FunctionDef) -> list[str]:
     return [p.name.value for p in _params(fn)]
 
 
-def _is_test_module(rel: str) -> bool:
-    name = PurePosixPath(rel).name
-    return name != "conftest.py" and (name.startswith("test_") or name.endswith("_test.py"))
-
-
 def _is_conftest(rel: str) -> bool:
     return PurePosixPath(rel).name == "conftest.py"
 
 
 def _fixture_name(fn: cst.FunctionDef) -> Optional[str]:
-    """The name a fixture is requested by (``@pytest.fixture(name=...)`` or the function's)."""
-    for decorator in fn.decorators:
-        if not matches(decorator, _FIXTURE):
-            continue
-        call = decorator.decorator
-        if isinstance(call, cst.Call):
-            for arg in call.args:
-                if matches(arg, m.Arg(keyword=m.Name("name"), value=m.SimpleString())):
-                    value = cst.ensure_type(arg.value, cst.SimpleString).evaluated_value
-                    if isinstance(value, str):
-                        return value
-        return fn.name.value
-    return None
+    """The name a fixture is requested by; None for a function that is not a fixture."""
+    return registered_name(fn) if is_fixture(fn) else None
 
 
 class _OwnLevel(cst.CSTVisitor):
@@ -778,13 +764,9 @@ def _removed_fixture_names(project: Project, graph: Any) -> set[str]:
     recorded before phase 4, else ``<short>_manager`` of every manager class)."""
     config = project.config
     names = {config.session_fixture}
-    record = project.state.get("fixture_graph")
-    if isinstance(record, dict) and isinstance(record.get("fixtures"), dict):
-        for fixtures in record["fixtures"].values():
-            if isinstance(fixtures, dict):
-                for name, info in fixtures.items():
-                    if isinstance(info, dict) and info.get("kind") in ("session", "manager", "object"):
-                        names.add(name)
+    record = state_of(project).fixture_graph
+    if record is not None:
+        names |= record.names(*REMOVED_KINDS)
     if graph is not None:
         names |= {f"{c.short}_manager" for c in graph.factory_managers()}
     return names
@@ -809,7 +791,7 @@ def check_tests(src: _Source, graph: Any, fixtures: list[_FixtureInfo]) -> list[
                 db_fixtures.add(fixture.name)
                 changed = True
     needles = sorted(db_fixtures | manager_classes | {factory, prefix})
-    rels = [r for r in src.project.python_files() if _is_test_module(r)]
+    rels = test_modules(src.project)
     failures: list[Failure] = []
     for rel in src.project.grep(rels, *needles):
         module = src.parse(rel)
@@ -920,7 +902,7 @@ def run_checks(project: Project) -> list[CheckResult]:
     fixture_files = sorted(set(project.grep(files, "fixture")) | set(conftests))
     fixtures = _fixtures(src, fixture_files)
     conftests = sorted(
-        set(conftests) | {f.rel for f in fixtures if not _is_test_module(f.rel)}
+        set(conftests) | {f.rel for f in fixtures if not is_test_module(src.project, f.rel)}
     )
     results = [
         CheckResult(1, names[1], check_removed_apis(src)),

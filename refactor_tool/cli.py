@@ -49,6 +49,7 @@ from .engine import (
 )
 from .model.config import ConfigError, load_config
 from .model.project import InputError, Project
+from .model.state import save_state, state_of
 from .phases import PHASES
 from .report import PhaseRecord, Reporter, RunReport, summary_line
 from .verify import (
@@ -74,7 +75,7 @@ class BadInput(Exception):
 
 def phases_epilog() -> str:
     """The phase list for every ``--help``, read from the registry."""
-    lines = ["\b", "Phases (PLAN.md; from the phase registry):"]
+    lines = ["\b", "Phases (docs/plan.md; from the phase registry):"]
     if not PHASES:
         lines.append("  (no phase is installed)")
     for number in sorted(PHASES):
@@ -273,9 +274,10 @@ def compute(
             )
         project.apply(result.changes)
         # phase 6 formats exactly the files the refactoring changed (codemods/phase6.py)
-        changed = set(project.state.get("changed_files") or [])
-        changed.update(c.path for c in result.changes if c.new is not None)
-        project.state["changed_files"] = sorted(changed)
+        state = state_of(project)
+        state.changed_files = sorted(
+            set(state.changed_files) | {c.path for c in result.changes if c.new is not None}
+        )
         steps = step_ids or [s.id for s in phase.steps]
         records.append(
             PhaseRecord(
@@ -408,7 +410,7 @@ def run_apply(
     )
     report.python = python
 
-    written_files = set(project.state.get("changed_files") or [])
+    written_files = set(state_of(project).changed_files)
     records = compute(rep, project, selection, opts.jobs, opts.only)
     report.phases = records
     combined = combined_changes(records)
@@ -458,8 +460,8 @@ def run_apply(
         record.written = True
         record.status = "written"
         written_files.update(c.path for c in record.changes if c.new is not None)
-        project.state["changed_files"] = sorted(written_files)
-        project.save_state()  # phases 4-6 keep facts there that later phases need
+        state_of(project).changed_files = sorted(written_files)
+        save_state(project.root, state_of(project))  # phases 4-6 keep facts there that later phases need
         if record.changes:
             rep.info(summary_line(record.changes, record.notes, dry_run=False) + ":")
             rep.changed_files(record.changes)
@@ -536,7 +538,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.group(context_settings=CONTEXT, epilog=EPILOG)
 @click.version_option(package_name="refactor-tool", prog_name="refactor-tool")
 def main() -> None:
-    """Carry out PLAN.md's session-management refactoring on a SQLAlchemy app, phase by phase.
+    """Carry out docs/plan.md's session-management refactoring on a SQLAlchemy app, phase by phase.
 
     Every phase is a set of libcst codemods; after each applied phase the app's own test suite
     runs as a verification gate and is compared with a baseline taken before anything was
@@ -619,7 +621,7 @@ def _selection(
     "--step",
     metavar="N.M",
     default=None,
-    help="Apply one step of a phase alone (PLAN.md's numbering).",
+    help="Apply one step of a phase alone (docs/plan.md's numbering).",
 )
 @_target_option
 @click.option(
@@ -904,7 +906,7 @@ def _check_parts(result: Any) -> tuple[str, bool, list[str]]:
 @main.command(context_settings=CONTEXT, epilog=EPILOG)
 @_target_option
 def check(target: str | None) -> None:
-    """Check DESIGN.md's end-state invariants; each failing one is shown with file:line.
+    """Check docs/end-state.md's end-state invariants; each failing one is shown with file:line.
 
     Exits 1 if any invariant fails: it fails on an untouched project and passes after
     `apply --all`, so it can guard CI against an incomplete migration.
@@ -1011,7 +1013,7 @@ def _demo(
             "*.egg-info",
         ),
     )
-    gitops.init_and_commit(workdir, "target_project as PLAN.md starts from it")
+    gitops.init_and_commit(workdir, "target_project as docs/plan.md starts from it")
     rep.info(
         f"demo: copied the bundled target_project/ to [bold]{escape(str(workdir))}[/] and committed it"
     )

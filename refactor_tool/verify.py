@@ -1,6 +1,6 @@
 """Verification gates: the target's own test suite, judged against a baseline.
 
-Each phase of PLAN.md ends with a "Verification" paragraph. A gate turns that paragraph into a
+Each phase of docs/plan.md ends with a "Verification" paragraph. A gate turns that paragraph into a
 decision. It runs the target's suite with the target's interpreter (``--python``), reads the
 outcome of every test from pytest's JUnit XML (never from pytest's text), classifies every
 failure by kind, and compares the run with a *baseline* recorded before the tool wrote anything:
@@ -9,12 +9,12 @@ failure by kind, and compares the run with a *baseline* recorded before the tool
 * a test that failed at baseline and passes now is *fixed*;
 * a test that passed at baseline and fails now is judged by the phase's expectation:
 
-  - phases 1-4 (PLAN.md: "expect failures"): accepted if the test touches the database and
-    the failure is of a kind PLAN.md names for this phase or an earlier one (phase 1: removed
+  - phases 1-4 (docs/plan.md: "expect failures"): accepted if the test touches the database and
+    the failure is of a kind docs/plan.md names for this phase or an earlier one (phase 1: removed
     session APIs; 2 and 3: also a missing ``session`` argument; 4: also a missing database
-    fixture), or of a kind PLAN.md does not name at all (an assertion, a detached object: the
+    fixture), or of a kind docs/plan.md does not name at all (an assertion, a detached object: the
     plan says such failures "relate to session handling"). A SyntaxError, an ImportError at
-    collection, a kind PLAN.md names only for a later phase (a missing fixture after phase 1),
+    collection, a kind docs/plan.md names only for a later phase (a missing fixture after phase 1),
     a missing fixture that is not a database fixture, or a newly failing test that touches no
     database fails the gate: that is a codemod bug, not an expected consequence of the plan;
   - phases 5 and 6 ("all tests passing"): any test that passed at baseline and does not now
@@ -22,7 +22,7 @@ failure by kind, and compares the run with a *baseline* recorded before the tool
 
 Phase 3 also imports the generated factory and calls it on a real session; phase 6 also runs the
 static end-state checks (``refactor-tool check``). Every gate runs the application's smoke
-command (phase 1 of PLAN.md: ``game list`` on an empty database in a scratch home), found through
+command (phase 1 of docs/plan.md: ``game list`` on an empty database in a scratch home), found through
 the target's ``[project.scripts]`` entry point.
 
 Whatever runs inside the target's interpreter (pytest, the smoke runner, the factory check) uses
@@ -89,7 +89,7 @@ KIND_HELP = {
     "other": "any other exception",
 }
 
-#: failure kinds PLAN.md names for each phase's "expect failures" verification, cumulative
+#: failure kinds docs/plan.md names for each phase's "expect failures" verification, cumulative
 #: (a phase's tree still has the previous phases' consequences until phase 5 repairs them)
 EXPECTED_KINDS: dict[int, frozenset[str]] = {
     1: frozenset({"removed-session-api"}),
@@ -100,7 +100,7 @@ EXPECTED_KINDS: dict[int, frozenset[str]] = {
 #: phases whose verification is "all tests passing": no test may get worse than at baseline
 STRICT_PHASES = frozenset({5, 6})
 ALWAYS_UNEXPECTED = frozenset({"syntax-error", "import-error"})
-#: the kinds PLAN.md names; outside the phases that name them they point at a codemod bug
+#: the kinds docs/plan.md names; outside the phases that name them they point at a codemod bug
 PLAN_KINDS = frozenset().union(*EXPECTED_KINDS.values())
 
 _DETACHED = re.compile(
@@ -1062,7 +1062,7 @@ def judge(
             later = min(n for n, kinds in EXPECTED_KINDS.items() if kind in kinds)
             return (
                 "unexpected",
-                f"{kind} is not a consequence of phase {phase} (PLAN.md expects it from phase {later} on)",
+                f"{kind} is not a consequence of phase {phase} (docs/plan.md expects it from phase {later} on)",
             )
         return (
             "accepted",

@@ -1,6 +1,6 @@
 """Phase 6 and ``check``.
 
-* ``check``: a small project in the end state PLAN.md describes passes all six invariants;
+* ``check``: a small project in the end state docs/plan.md describes passes all six invariants;
   each mutation below breaks exactly one invariant, which must then fail with the file and
   line of the offending code; the untouched bundled target fails.
 * Step 6.1's rule for "commented-out code" (parse the uncommented text) on prose and code.
@@ -30,6 +30,7 @@ from refactor_tool.engine import run_phase
 from refactor_tool.model.changes import FileChange
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import Project
+from refactor_tool.model.state import state_of
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"
@@ -549,7 +550,7 @@ def test_formatting_covers_refactored_files_only(tmp_path: Path) -> None:
     (root / "sologm/core").mkdir(parents=True)
     (root / "sologm/core/factory.py").write_text("def create_all_managers( session ):\n    return session\n")
     project = Project(root)
-    project.state["base_commit"] = base
+    state_of(project).base_commit = base
     assert refactored_files(project) == {"pkg/changed.py", "sologm/core/factory.py"}
 
     changes = format_changed(project, [])

@@ -281,7 +281,7 @@ def test_flush_keeps_pending_rows_visible_and_errors_in_place(
 
 def test_without_the_flush_the_behaviour_changes(tmp_path: Path) -> None:
     """The control: the same scripts against phases 1-3 with the flush taken out again
-    (the commit simply deleted, as PLAN.md words it) fail, so the test above can fail."""
+    (the commit simply deleted, as docs/plan.md words it) fail, so the test above can fail."""
     root = _copy_target(tmp_path)
     _apply(root, 1, 2, 3)
     base = root / Config().base_manager_module

@@ -31,6 +31,7 @@ from refactor_tool.engine import run_phase, write_changes
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import Project
+from refactor_tool.model.state import record_fixture_graph, save_state, state_of
 from refactor_tool.phases import PHASES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def apply(root: Path, number: int) -> list[str]:
     project = Project(root)
     result = run_phase(project, PHASES[number])
     write_changes(project, result.changes)
-    project.save_state()
+    save_state(project.root, state_of(project))
     return [str(n) for n in result.notes] + [
         f"changed {c.path}" for c in result.changes
     ]
@@ -115,7 +116,7 @@ def finish_suite(
 def assert_counts(root: Path) -> dict[str, int]:
     counts = {}
     for path in sorted(root.rglob("*.py")):
-        if fx.is_test_module(path.name, fx.pytest_python_files(Project(root))):
+        if fx.is_test_module(Project(root), path.name):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             counts[path.relative_to(root).as_posix()] = sum(
                 isinstance(n, ast.Assert) for n in ast.walk(tree)
@@ -195,7 +196,7 @@ def refactored(tmp_path_factory: pytest.TempPathFactory) -> Refactored:
     output, after = finish_suite(
         start_suite(root, base / "after.xml"), root, base / "after.xml"
     )
-    recorded = fx.recorded(Project(root))
+    recorded = state_of(Project(root)).fixture_graph
     assert recorded is not None, "phase 4 recorded no fixture graph"
     second = {n: run_phase(Project(root), PHASES[n]).changed_paths for n in (4, 5)}
     return Refactored(
@@ -449,13 +450,15 @@ def test_the_graph_survives_json_and_a_record_is_never_made_emptier(
     graph = fx.analyze_current(project).graph
     again = fx.FixtureGraph.from_json(graph.to_json())
     assert again is not None and again.to_json() == graph.to_json()
-    fx.record(project, graph)
-    full = project.state[fx.STATE_KEY]
+    record_fixture_graph(project, graph)
+    full = state_of(project).fixture_graph.to_json()
     smaller = fx.FixtureGraph.from_json(graph.to_json())
     assert smaller is not None
     del smaller.fixtures["sologm/tests/conftest.py"]["an_act"]
-    fx.record(project, smaller)
-    assert project.state[fx.STATE_KEY] == full
+    record_fixture_graph(project, smaller)
+    assert state_of(project).fixture_graph.to_json() == full
+    save_state(project.root, state_of(project))
+    assert state_of(Project(root)).fixture_graph.to_json() == full
 
 
 TESTS = """

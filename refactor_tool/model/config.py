@@ -1,6 +1,6 @@
 """Names and paths the codemods work with.
 
-The defaults are PLAN.md's names. A project that calls things differently overrides any of
+The defaults are docs/plan.md's names. A project that calls things differently overrides any of
 them in its own ``pyproject.toml``::
 
     [tool.refactor-tool]

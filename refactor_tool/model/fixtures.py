@@ -20,7 +20,7 @@ and classifies every fixture from its code, its parameters and the manager class
 ``plain``            does not touch the session (mock clients, config, the autouse seeding
                      fixture that uses ``session_context``): kept as it is
 
-The graph is JSON-serialisable: phase 4 records it in ``project.state["fixture_graph"]``
+The graph is JSON-serialisable: phase 4 records it in the run state (``model/state.py``)
 before it deletes the fixtures, and phase 5 falls back on that record for the names the
 current conftests no longer define.
 
@@ -66,7 +66,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-STATE_KEY = "fixture_graph"
 GRAPH_VERSION = 1
 
 SESSION = "session"
@@ -191,8 +190,20 @@ def positional_params(fn: cst.FunctionDef) -> list[str]:
 DEFAULT_TEST_FILES = ("test_*.py", "*_test.py")
 
 
-def is_test_module(rel: str, patterns: Sequence[str] = DEFAULT_TEST_FILES) -> bool:
-    """A module pytest collects tests from (``python_files`` patterns, default pytest's)."""
+def is_test_module(project: Project, rel: str) -> bool:
+    """Whether pytest collects tests from ``rel``: the target's own ``python_files``
+    patterns (pytest's default without one); a conftest never is. The one answer to this
+    question for the codemods, ``check`` and the gates."""
+    return _matches_python_files(rel, pytest_python_files(project))
+
+
+def test_modules(project: Project) -> list[str]:
+    """Every test module of the target (see :func:`is_test_module`)."""
+    patterns = pytest_python_files(project)
+    return [rel for rel in project.python_files() if _matches_python_files(rel, patterns)]
+
+
+def _matches_python_files(rel: str, patterns: Sequence[str]) -> bool:
     name = PurePosixPath(rel).name
     return name != "conftest.py" and any(fnmatch.fnmatch(name, p) for p in patterns)
 
@@ -974,7 +985,7 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
         rel
         for rel in project.python_files()
         if rel.startswith(package)
-        and not is_test_module(rel)
+        and not is_test_module(project, rel)
         and PurePosixPath(rel).name != "conftest.py"
     ]
     out: dict[str, set[str]] = {}
@@ -1101,17 +1112,3 @@ def is_old_style(graph: FixtureGraph) -> bool:
     return graph.count(REMOVED_KINDS) > 0
 
 
-def record(project: Project, graph: FixtureGraph) -> None:
-    """Store the graph in ``project.state`` unless a fuller record is already there."""
-    if not is_old_style(graph):
-        return
-    existing = FixtureGraph.from_json(project.state.get(STATE_KEY))
-    if existing is not None and existing.count(REMOVED_KINDS) > graph.count(
-        REMOVED_KINDS
-    ):
-        return
-    project.state[STATE_KEY] = graph.to_json()
-
-
-def recorded(project: Project) -> FixtureGraph | None:
-    return FixtureGraph.from_json(project.state.get(STATE_KEY))

@@ -10,11 +10,10 @@ however many phases and analyses look at it.
 from __future__ import annotations
 
 import ast
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import libcst as cst
 
@@ -49,40 +48,14 @@ class Project:
         self._reads: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._root_str = str(self.root)
         self._listing: list[str] | None = None
-        self._state: dict[str, object] | None = None
+        #: the run state (``refactor_tool.model.state.state_of`` loads it on first use)
+        self.run_state: Any = None  # a RunState
         self.parse_count = 0
         #: analyses' results kept with what they were computed from (each checks its own)
         self.memo: dict[str, object] = {}
 
-    # ---------------------------------------------------------------- tool state
+    #: where the tool keeps its own files in the target (baseline, run state, journal)
     STATE_DIR = ".refactor-tool"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / self.STATE_DIR
-
-    @property
-    def state(self) -> dict[str, object]:
-        """Facts a later phase needs that an earlier phase removes from the code.
-
-        Kept in ``.refactor-tool/state.json`` beside the baseline (never part of the diff);
-        held in memory for runs that write nothing. Example: phase 4 records the fixture
-        graph before it deletes the fixtures, and phase 5 inlines from that record.
-        """
-        if self._state is None:
-            path = self.state_dir / "state.json"
-            try:
-                self._state = json.loads(path.read_text(encoding="utf-8"))
-            except (FileNotFoundError, ValueError):
-                self._state = {}
-        return self._state
-
-    def save_state(self) -> None:
-        if self._state:
-            self.state_dir.mkdir(exist_ok=True)
-            tmp = self.state_dir / "state.json.tmp"
-            tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.state_dir / "state.json")
 
     def refresh(self) -> None:
         """Forget the cached file listing (after files were created or removed on disk)."""

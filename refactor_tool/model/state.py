@@ -1,0 +1,86 @@
+"""What one phase leaves for a later one, kept between runs in ``.refactor-tool/state.json``.
+
+Phase 4 deletes fixtures that phase 5 still has to inline; the CLI remembers which files the
+refactoring changed so that phase 6 formats only those. Nothing here is part of the target's
+diff: the file lives beside the baseline, in a directory git is told to ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fixtures import REMOVED_KINDS, FixtureGraph, is_old_style
+from .project import Project
+
+STATE_DIR = Project.STATE_DIR
+STATE_FILE = "state.json"
+
+
+@dataclass
+class RunState:
+    #: the fixture graph as it was before phase 4 removed the old fixtures
+    fixture_graph: FixtureGraph | None = None
+    #: every file the refactoring wrote so far (relative POSIX paths)
+    changed_files: list[str] = field(default_factory=list)
+    #: the commit the refactoring started from, where the target is a git repository
+    base_commit: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fixture_graph": self.fixture_graph.to_json() if self.fixture_graph else None,
+            "changed_files": sorted(self.changed_files),
+            "base_commit": self.base_commit,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunState:
+        if not isinstance(data, dict):
+            return cls()
+        files = data.get("changed_files")
+        base = data.get("base_commit")
+        return cls(
+            fixture_graph=FixtureGraph.from_json(data.get("fixture_graph")),
+            changed_files=[f for f in files if isinstance(f, str)] if isinstance(files, list) else [],
+            base_commit=base if isinstance(base, str) else None,
+        )
+
+
+def load_state(root: Path) -> RunState:
+    """The state saved under ``root`` (an empty one when there is none or it is unreadable)."""
+    try:
+        text = (Path(root) / STATE_DIR / STATE_FILE).read_text(encoding="utf-8")
+        return RunState.from_json(json.loads(text))
+    except (OSError, ValueError):
+        return RunState()
+
+
+def save_state(root: Path, state: RunState) -> None:
+    """Write ``state`` under ``root`` atomically."""
+    folder = Path(root) / STATE_DIR
+    folder.mkdir(exist_ok=True)
+    tmp = folder / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state.to_json(), indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, folder / STATE_FILE)
+
+
+def state_of(project: Project) -> RunState:
+    """The run state of ``project``: loaded once, then shared by every phase of the run
+    (runs that write nothing keep it in memory only)."""
+    if not isinstance(project.run_state, RunState):
+        project.run_state = load_state(project.root)
+    return project.run_state
+
+
+def record_fixture_graph(project: Project, graph: FixtureGraph) -> None:
+    """Keep the graph of the old fixtures for phase 5, unless a fuller record is there."""
+    if not is_old_style(graph):
+        return
+    state = state_of(project)
+    existing = state.fixture_graph
+    if existing is not None and existing.count(REMOVED_KINDS) > graph.count(REMOVED_KINDS):
+        return
+    state.fixture_graph = graph
