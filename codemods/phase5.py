@@ -167,78 +167,9 @@ def usefixtures_names(decorators: list[cst.Decorator]) -> list[str]:
     return names
 
 
-class _ScopeScan(cst.CSTVisitor):
+def scope_scan(stmts: list[cst.BaseStatement]) -> "fx.Scan":
     """Names bound and read in a function's own scope (nested functions only bind their name)."""
-
-    def __init__(self) -> None:
-        self.used: set[str] = set()
-        self.bound: set[str] = set()
-        self._skip: set[cst.CSTNode] = set()
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self.bound.add(node.name.value)
-        for decorator in node.decorators:
-            decorator.visit(self)
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.bound.add(node.name.value)
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        inner = fx.scan([node.body])
-        params = {p.name.value for p in node.params.params}
-        self.used.update(n for n in inner.used if n not in params)
-        return False
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        self._skip.add(node.attr)
-
-    def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None:
-            self._skip.add(node.keyword)
-
-    def visit_Name(self, node: cst.Name) -> None:
-        if node not in self._skip:
-            self.used.add(node.value)
-
-    def _bind(self, target: cst.CSTNode) -> None:
-        for name in findall(target, m.Name()):
-            if name not in self._skip:
-                self.bound.add(name.value)  # type: ignore[union-attr]
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        self._bind(node.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._bind(node.target)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._bind(node.target)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._bind(node.target)
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self._bind(node.target)
-
-    def visit_AsName(self, node: cst.AsName) -> None:
-        self._bind(node.name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._bind(node.target)
-
-    def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
-        target = node.asname.name if node.asname is not None else node.name
-        self.bound.add((cst.helpers.get_full_name_for_node(target) or "").split(".")[0])
-        return False
-
-
-def scope_scan(stmts: list[cst.BaseStatement]) -> _ScopeScan:
-    scanner = _ScopeScan()
-    for stmt in stmts:
-        stmt.visit(scanner)
-    return scanner
+    return fx.scan(stmts, own_scope=True)
 
 
 def _unwrap_log_only_try(
@@ -570,7 +501,7 @@ class RefactorTestFunctions(RefactorCodemod):
 
         final_params = [p for p in params if p not in removed]
         reserved_names = (
-            (own.used - own.bound)
+            (set(own.used) - own.bound)
             | set(final_params)
             | set(extras)
             | {

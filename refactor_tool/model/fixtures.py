@@ -236,14 +236,17 @@ def is_test_function(node: cst.FunctionDef) -> bool:
 # ------------------------------------------------------------------------------- scanning
 
 
-class _Scan(cst.CSTVisitor):
+class Scan(cst.CSTVisitor):
     """Names a piece of code reads and binds, and whether it yields or returns early.
 
     Nested functions and lambdas count for names (a closure reads the fixture's names) but
-    not for ``yield``/``return`` (those belong to the nested function).
+    not for ``yield``/``return`` (those belong to the nested function). With ``own_scope``
+    only the code's own scope counts: a nested function or class binds its name (its
+    decorators are read), a lambda reads what its body reads besides its parameters.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, own_scope: bool = False) -> None:
+        self.own_scope = own_scope
         self.used: list[str] = []
         self.bound: set[str] = set()
         self.yields = False
@@ -262,23 +265,36 @@ class _Scan(cst.CSTVisitor):
         self.bound.add(node.name.value)
         self._skip.add(node.name)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         self.bound.add(node.name.value)
         self._skip.add(node.name)
+        if self.own_scope:
+            for decorator in node.decorators:
+                decorator.visit(self)
+            return False
         self._depth += 1
+        return True
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._depth -= 1
+        if not self.own_scope:
+            self._depth -= 1
 
-    def visit_Lambda(self, node: cst.Lambda) -> None:
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        if self.own_scope:
+            params = {p.name.value for p in node.params.params}
+            self.used.extend(n for n in scan([node.body]).used if n not in params)
+            return False
         self._depth += 1
+        return True
 
     def leave_Lambda(self, original_node: cst.Lambda) -> None:
-        self._depth -= 1
+        if not self.own_scope:
+            self._depth -= 1
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         self.bound.add(node.name.value)
         self._skip.add(node.name)
+        return not self.own_scope
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
         target = node.asname.name if node.asname is not None else node.name
@@ -326,8 +342,9 @@ class _Scan(cst.CSTVisitor):
             self.returns.append(node)
 
 
-def scan(nodes: Iterable[cst.CSTNode]) -> _Scan:
-    scanner = _Scan()
+def scan(nodes: Iterable[cst.CSTNode], own_scope: bool = False) -> Scan:
+    """What ``nodes`` read and bind (see :class:`Scan`)."""
+    scanner = Scan(own_scope)
     for node in nodes:
         node.visit(scanner)
     return scanner
