@@ -1013,7 +1013,7 @@ def _demo(
             "*.egg-info",
         ),
     )
-    gitops.init_and_commit(workdir, "target_project as docs/plan.md starts from it")
+    gitops.init_and_commit(workdir, "target_project before the refactoring")
     rep.info(
         f"demo: copied the bundled target_project/ to [bold]{escape(str(workdir))}[/] and committed it"
     )

@@ -566,7 +566,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert f"the refactored project is in {dest}" in out
     assert f"git -C {dest} log --stat" in out
     subjects = git(dest, "log", "--format=%s").splitlines()
-    assert subjects[-1] == "target_project as docs/plan.md starts from it"
+    assert subjects[-1] == "target_project before the refactoring"
     assert [s for s in subjects if s.startswith("refactor-tool: phase")] == [
         f"refactor-tool: phase {n} - {PHASES[n].title}"
         for n in sorted(PHASES, reverse=True)

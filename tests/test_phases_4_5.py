@@ -618,7 +618,7 @@ def test_unused_names_are_the_visitors_answer() -> None:
 
     import libcst as cst
 
-    from refactor_tool.model.fixtures import unused_names
+    from codemods.rewrite import unused_names
 
     class Used(cst.CSTVisitor):
         def __init__(self) -> None:
