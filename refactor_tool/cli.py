@@ -52,7 +52,7 @@ from .engine import (
 from .phases import PHASES
 from .project import InputError, Project
 from .report import PhaseRecord, Reporter, RunReport, summary_line
-from .verify import (
+from .gates import (
     Baseline,
     EnvironmentProblem,
     GateResult,
@@ -192,17 +192,6 @@ def resolve_python(root: Path, python: str | None) -> str:
 
 
 @contextmanager
-def spinner(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
-    """A transient spinner on stderr in a terminal; a plain line otherwise."""
-    if rep.err.is_terminal:
-        with rep.err.status(text) as status:
-            yield lambda msg: status.update(msg)
-    else:
-        rep.err.print(f"[dim]{escape(text)}[/]")
-        yield lambda msg: rep.err.print(f"[dim]{escape(msg)}[/]")
-
-
-@contextmanager
 def file_progress(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
     if not rep.err.is_terminal:
         yield lambda rel: None
@@ -232,6 +221,7 @@ class ApplyOptions:
     allow_dirty: bool = False
     json_path: str | None = None
     jobs: int = 1
+    test_jobs: int | None = None  # None: as the baseline ran, else one per CPU
     show_diff: bool = False
     new_baseline: bool = False
     only: tuple[str, ...] = ()
@@ -317,15 +307,31 @@ def _phase_header(rep: Reporter, record: PhaseRecord, to_err: bool = False) -> N
                 )
 
 
+def default_test_jobs() -> int:
+    return os.cpu_count() or 1
+
+
 def get_baseline(
-    rep: Reporter, project: Project, python: str, *, new: bool, before_write: bool
+    rep: Reporter,
+    project: Project,
+    python: str,
+    *,
+    new: bool,
+    before_write: bool,
+    test_jobs: int | None = None,
 ) -> Baseline:
     baseline = None if new else load_baseline(project.root)
     if baseline is not None:
         rep.info(
             f"[dim]baseline: {len(baseline.suite.tests)} tests, recorded {baseline.taken_at} "
-            f"(.refactor-tool/baseline.json)[/]"
+            f"({escape(baseline.suite.how)}; .refactor-tool/baseline.json)[/]"
         )
+        if test_jobs is not None and test_jobs != baseline.suite.jobs:
+            rep.warn(
+                f"the baseline ran the suite in {baseline.suite.how}; the gates now run it with "
+                f"--test-jobs {test_jobs} (a test that fails only in a parallel run is run "
+                "again alone before it is judged)"
+            )
         return baseline
     if not before_write:
         rep.warn(
@@ -333,33 +339,54 @@ def get_baseline(
             "it is, so failures already present count as pre-existing"
         )
     gitops.ensure_excluded(project.root)
-    with spinner(
-        rep,
-        "recording the baseline: running the target's tests before anything is written",
-    ) as update:
+    with rep.gate_progress(
+        "recording the baseline: running the target's tests before anything is written"
+    ) as (update, progress):
         baseline = record_baseline(
-            Project(project.root, project.config), python, on_step=update
+            Project(project.root, project.config),
+            python,
+            jobs=test_jobs or default_test_jobs(),
+            on_step=update,
+            progress=lambda state: progress("baseline", state),
         )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(baseline.suite.counts().items()))
     rep.info(
-        f"baseline recorded: {len(baseline.suite.tests)} tests ({counts}); smoke: {baseline.smoke.status}"
+        f"baseline recorded: {len(baseline.suite.tests)} tests ({counts}; "
+        f"{escape(baseline.suite.how)}); smoke: {baseline.smoke.status}"
     )
     return baseline
 
 
+def _end_state_checks() -> Callable[[Project], list[Any]] | None:
+    if importlib.util.find_spec(f"{__package__}.check") is None:
+        return None
+    return importlib.import_module(f"{__package__}.check").run_checks
+
+
 def gate_for(
-    rep: Reporter, project: Project, number: int, baseline: Baseline, python: str
+    rep: Reporter,
+    project: Project,
+    number: int,
+    baseline: Baseline,
+    python: str,
+    *,
+    test_jobs: int | None = None,
+    changes: Sequence[FileChange] | None = None,
 ) -> GateResult:
     phase = PHASES.get(number)
     title = phase.title if phase else f"phase {number}"
-    with spinner(rep, f"phase {number}: verifying") as update:
+    with rep.gate_progress(f"phase {number}: verifying") as (update, progress):
         return run_gate(
             Project(project.root, project.config),
             number,
             title,
             baseline,
             python,
+            jobs=test_jobs or baseline.suite.jobs or default_test_jobs(),
+            changes=changes,
+            checks=_end_state_checks(),
             on_step=update,
+            progress=progress,
         )
 
 
@@ -442,7 +469,12 @@ def run_apply(
     baseline = None
     if opts.verify:
         baseline = get_baseline(
-            rep, project, python or "", new=opts.new_baseline, before_write=True
+            rep,
+            project,
+            python or "",
+            new=opts.new_baseline,
+            before_write=True,
+            test_jobs=opts.test_jobs,
         )
         report.baseline = baseline.as_dict() | {"suite": None, "touches_db": None}
     else:
@@ -470,7 +502,15 @@ def run_apply(
             rep.diff(record.changes, plain_stdout=not rep.stdout_is_terminal)
         rep.notes(record.notes)
         if baseline is not None:
-            gate = gate_for(rep, project, record.number, baseline, python or "")
+            gate = gate_for(
+                rep,
+                project,
+                record.number,
+                baseline,
+                python or "",
+                test_jobs=opts.test_jobs,
+                changes=record.changes,
+            )
             record.gate = gate
             rep.gate(gate)
             if not gate.ok:
@@ -565,6 +605,15 @@ _json_option = click.option(
     default=None,
     help="Write a machine-readable report to FILE.",
 )
+_test_jobs_option = click.option(
+    "--test-jobs",
+    "test_jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="as the baseline ran, else the CPU count",
+    help="Processes for the target's test suite (pytest-xdist if the target has it, else "
+    "split by test module).",
+)
 _jobs_option = click.option(
     "--jobs",
     "-j",
@@ -642,6 +691,7 @@ def _selection(
 )
 @_json_option
 @_jobs_option
+@_test_jobs_option
 @click.option(
     "--diff",
     "show_diff",
@@ -674,6 +724,7 @@ def apply(
     allow_dirty: bool,
     json_path: str | None,
     jobs: int,
+    test_jobs: int | None,
     show_diff: bool,
     new_baseline: bool,
     only: tuple[str, ...],
@@ -700,6 +751,7 @@ def apply(
         allow_dirty=allow_dirty,
         json_path=json_path,
         jobs=jobs,
+        test_jobs=test_jobs,
         show_diff=show_diff,
         new_baseline=new_baseline,
         only=tuple(_relative_paths(project, only)),
@@ -823,6 +875,7 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
 @_target_option
 @_python_option
 @_json_option
+@_test_jobs_option
 @click.option(
     "--new-baseline",
     is_flag=True,
@@ -833,10 +886,11 @@ def verify(
     target: str | None,
     python: str | None,
     json_path: str | None,
+    test_jobs: int | None,
     new_baseline: bool,
 ) -> None:
     """Run phase N's verification gate alone, against the recorded baseline."""
-    _verify(phase, target, python, json_path, new_baseline)
+    _verify(phase, target, python, json_path, test_jobs, new_baseline)
 
 
 @handle_errors
@@ -846,6 +900,7 @@ def _verify(
     target: str | None,
     python: str | None,
     json_path: str | None,
+    test_jobs: int | None,
     new_baseline: bool,
 ) -> int:
     if phase not in PHASES and phase not in range(1, 7):
@@ -854,8 +909,10 @@ def _verify(
         )
     project = open_project(target)
     py = resolve_python(project.root, python)
-    baseline = get_baseline(rep, project, py, new=new_baseline, before_write=False)
-    gate = gate_for(rep, project, phase, baseline, py)
+    baseline = get_baseline(
+        rep, project, py, new=new_baseline, before_write=False, test_jobs=test_jobs
+    )
+    gate = gate_for(rep, project, phase, baseline, py, test_jobs=test_jobs)
     rep.gate(gate)
     if json_path:
         report = RunReport("verify", str(project.root), python=py)
@@ -963,6 +1020,7 @@ def bundled_target() -> Path:
 @main.command(context_settings=CONTEXT, epilog=EPILOG)
 @_python_option
 @_jobs_option
+@_test_jobs_option
 @click.option(
     "--dest",
     metavar="DIR",
@@ -970,14 +1028,21 @@ def bundled_target() -> Path:
     help="Where to put the copy (default: a new temporary directory).",
 )
 @click.option("--no-diff", is_flag=True, help="Do not print the diffs.")
-def demo(python: str | None, jobs: int, dest: str | None, no_diff: bool) -> None:
+def demo(
+    python: str | None, jobs: int, test_jobs: int | None, dest: str | None, no_diff: bool
+) -> None:
     """Copy the bundled target_project/ to a scratch git repo and run `apply --all --commit` there."""
-    _demo(python, jobs, dest, no_diff)
+    _demo(python, jobs, test_jobs, dest, no_diff)
 
 
 @handle_errors
 def _demo(
-    rep: Reporter, python: str | None, jobs: int, dest: str | None, no_diff: bool
+    rep: Reporter,
+    python: str | None,
+    jobs: int,
+    test_jobs: int | None,
+    dest: str | None,
+    no_diff: bool,
 ) -> int:
     source = bundled_target()
     if not (source / "pyproject.toml").is_file():
@@ -1019,7 +1084,12 @@ def _demo(
     project = open_project(str(workdir))
     selection = [(PHASES[n], None) for n in sorted(PHASES)]
     opts = ApplyOptions(
-        commit=True, jobs=jobs, python=python, show_diff=not no_diff, command="demo"
+        commit=True,
+        jobs=jobs,
+        test_jobs=test_jobs,
+        python=python,
+        show_diff=not no_diff,
+        command="demo",
     )
     code = run_apply(rep, project, selection, opts)
     rep.out.print(Rule("[bold]demo result[/]", align="left"))
