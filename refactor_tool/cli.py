@@ -778,11 +778,13 @@ def _relative_paths(project: Project, paths: Sequence[str]) -> list[str]:
 @_target_option
 @_jobs_option
 def status(target: str | None, jobs: int) -> None:
-    """Show, per phase and step, whether the code is applied, pending or not applicable.
+    """Show, per phase and step, whether the code is applied, pending, waiting or not applicable.
 
     Detected from the code itself: each step's codemods run in memory; a step that would change
     nothing is applied, one that would change something is pending, one that finds nothing to
-    work on is n/a. Procedural steps show their phase's state and how the tool handles them.
+    work on is n/a. While an earlier phase is still to be applied, a step that finds nothing to
+    do is waiting (for that phase), not applied. Procedural steps show their phase's state and
+    how the tool handles them.
     """
     _status(target, jobs)
 
@@ -797,7 +799,16 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
     table.add_column("title")
     table.add_column("state")
     table.add_column("detail", overflow="fold")
-    style = {"applied": "green", "pending": "yellow", "n/a": "dim", "error": "red"}
+    style = {
+        "applied": "green",
+        "pending": "yellow",
+        "waiting": "cyan",
+        "n/a": "dim",
+        "error": "red",
+    }
+    # the first phase that is not applied yet: a later step with nothing to do may only be
+    # waiting for it (phase 6 tidies what phase 1 has not removed yet)
+    blocked_by: int | None = None
     for number in sorted(PHASES):
         phase = PHASES[number]
         states: dict[str, tuple[str, str]] = {}
@@ -841,13 +852,23 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                 raise
             phase_error = str(exc)
             states = {step.id: ("n/a", phase_error) for step in mechanical}
+        if blocked_by is not None and phase_error is None:
+            why = f"phase {blocked_by} is not applied yet; nothing to do here until it is"
+            states = {
+                step_id: (("waiting", why) if state in ("applied", "n/a") else (state, detail))
+                for step_id, (state, detail) in states.items()
+            }
         mech = [s for s, _ in states.values()]
         if "pending" in mech or (whole is not None and whole.changes):
             verdict = "pending"
+        elif "waiting" in mech:
+            verdict = "waiting"
         elif "applied" in mech:
             verdict = "applied"
         else:
             verdict = "n/a"
+        if verdict in ("pending", "waiting") and blocked_by is None:
+            blocked_by = number
         table.add_row(
             f"[bold]{number}[/]",
             f"[bold]{escape(phase.title)}[/]",

@@ -421,6 +421,11 @@ def test_status_before_and_after_phase_1(target: Path) -> None:
         s.id for p in PHASES.values() for s in p.steps
     }
     assert before["1"] == "pending"
+    # phase 6 tidies what earlier phases remove: on an untouched tree it has nothing to do
+    # yet, which is waiting for them, not applied
+    assert before["6"] == "waiting"
+    assert {before[s.id] for s in PHASES[6].steps} == {"waiting"}
+    assert "applied" not in before.values()
     assert (
         run_cli(
             "apply", "--phase", "1", "--no-verify", "--target", str(target)
@@ -431,6 +436,7 @@ def test_status_before_and_after_phase_1(target: Path) -> None:
     assert after["1"] == "applied"
     for step in PHASES[1].steps:
         assert after[step.id] in ("applied", "n/a")
+    assert after["6"] == "waiting"  # phases 2-5 are still to come
 
 
 def test_step_applies_one_step_alone(target: Path) -> None:
