@@ -852,12 +852,27 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                 raise
             phase_error = str(exc)
             states = {step.id: ("n/a", phase_error) for step in mechanical}
-        if blocked_by is not None and phase_error is None:
-            why = f"phase {blocked_by} is not applied yet; nothing to do here until it is"
-            states = {
-                step_id: (("waiting", why) if state in ("applied", "n/a") else (state, detail))
-                for step_id, (state, detail) in states.items()
-            }
+        if phase_error is None:
+            # a step that finds nothing to do after a step or phase that is still to be
+            # applied is waiting for it: its work may only appear once that one has run
+            pending_step = None
+            for step in mechanical:
+                if step.id not in states:
+                    continue
+                state, detail = states[step.id]
+                if state in ("applied", "n/a"):
+                    before = None
+                    if blocked_by is not None:
+                        before = f"phase {blocked_by}"
+                    elif pending_step is not None:
+                        before = f"step {pending_step}"
+                    if before is not None:
+                        states[step.id] = (
+                            "waiting",
+                            f"{before} is not applied yet; nothing to do here until it is",
+                        )
+                elif state == "pending" and pending_step is None:
+                    pending_step = step.id
         mech = [s for s, _ in states.values()]
         if "pending" in mech or (whole is not None and whole.changes):
             verdict = "pending"
