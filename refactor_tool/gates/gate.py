@@ -210,7 +210,9 @@ def run_gate(
         # formatting again can reuse it as well
         save_last_run(
             root,
-            LastRun(current, smoke, current_tree, python, reused_from, app_hash(project)),
+            LastRun(
+                current, smoke, current_tree, python, reused_from, app_hash(project)
+            ),
         )
     else:
         gate.run = current.how

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import json
 import os
 import re
@@ -128,15 +129,31 @@ def choose_mode(python: str, jobs: int, mode: str = "auto") -> tuple[str, int]:
 # --------------------------------------------------------------------------- bytecode
 
 
+def cache_home() -> Path:
+    """The tool's cache directory: ``$REFACTOR_TOOL_CACHE_DIR``, else the user's cache."""
+    explicit = os.environ.get("REFACTOR_TOOL_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return Path(base) / "refactor-tool"
+
+
 class BytecodeCache:
     """Compiled modules of the target's runs, kept outside its tree (``PYTHONPYCACHEPREFIX``).
 
     Every run of the suite would otherwise compile the target's modules again (and pytest
     rewrite its test modules' assertions again): the tree must stay free of ``__pycache__``.
-    One cache serves every run of this process. Python checks a cached module by its source's
-    size and modification time in whole seconds, which a rewrite in the same second with the
-    same size would pass; so before each run the cache drops what it holds for every module
-    whose size or modification time (in nanoseconds) differs from the last run's.
+    The cache lives in the user's cache directory (``cache_home()/pycache``), so that the
+    target's dependencies are compiled once, not once per run.
+
+    Python checks a cached module by its source's size and modification time in whole
+    seconds, which a rewrite in the same second with the same size would pass. So the cache
+    keeps, per target, the size and modification time in nanoseconds of every module of the
+    target it has seen, and before each run drops what it holds for a module whose size or
+    time differs, or that it has not seen there before. Mirrors of targets that no longer
+    exist are removed.
     """
 
     SKIP_DIRS = frozenset(
@@ -154,15 +171,60 @@ class BytecodeCache:
         }
     )
 
-    def __init__(self) -> None:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home
         self.directory: Path | None = None
-        self.seen: dict[str, tuple[int, int]] = {}
+        self.pruned = False
+
+    def _open(self) -> Path:
+        if self.directory is None:
+            home = self.home or cache_home()
+            try:
+                (home / "pycache").mkdir(parents=True, exist_ok=True)
+                (home / "pycache-sources").mkdir(exist_ok=True)
+                self.home, self.directory = home, home / "pycache"
+            except OSError:
+                scratch = Path(tempfile.mkdtemp(prefix="refactor-tool-cache-"))
+                atexit.register(shutil.rmtree, scratch, True)
+                (scratch / "pycache").mkdir()
+                (scratch / "pycache-sources").mkdir()
+                self.home, self.directory = scratch, scratch / "pycache"
+        return self.directory
+
+    def _mirror(self, directory: str) -> Path:
+        assert self.directory is not None
+        return self.directory.joinpath(*Path(os.path.abspath(directory)).parts[1:])
+
+    def _prune(self) -> None:
+        """Drop the mirrors of targets that are gone (scratch copies, say)."""
+        assert self.home is not None
+        self.pruned = True
+        for record in (self.home / "pycache-sources").glob("*.json"):
+            try:
+                top = json.loads(record.read_text(encoding="utf-8"))["root"]
+            except (OSError, ValueError, KeyError, TypeError):
+                record.unlink(missing_ok=True)
+                continue
+            if not os.path.isdir(top):
+                shutil.rmtree(self._mirror(top), ignore_errors=True)
+                record.unlink(missing_ok=True)
 
     def prepare(self, root: Path) -> Path:
-        if self.directory is None:
-            self.directory = Path(tempfile.mkdtemp(prefix="refactor-tool-pycache-"))
-            atexit.register(shutil.rmtree, self.directory, True)
-        for top in {str(root), os.path.realpath(root)}:
+        directory = self._open()
+        assert self.home is not None
+        if not self.pruned:
+            self._prune()
+        for top in sorted({os.path.abspath(root), os.path.realpath(root)}):
+            record = (
+                self.home
+                / "pycache-sources"
+                / (hashlib.sha256(top.encode()).hexdigest()[:24] + ".json")
+            )
+            try:
+                seen = json.loads(record.read_text(encoding="utf-8")).get("files", {})
+            except (OSError, ValueError, AttributeError):
+                seen = {}
+            now: dict[str, list[int]] = {}
             for dirpath, dirnames, filenames in os.walk(top):
                 dirnames[:] = [d for d in dirnames if d not in self.SKIP_DIRS]
                 for name in filenames:
@@ -173,16 +235,22 @@ class BytecodeCache:
                         info = os.stat(path)
                     except OSError:
                         continue
-                    key = (info.st_mtime_ns, info.st_size)
-                    if self.seen.get(path) != key:
+                    now[path] = [info.st_mtime_ns, info.st_size]
+                    if seen.get(path) != now[path]:
                         self._forget(path)
-                        self.seen[path] = key
-        return self.directory
+            tmp = record.with_name(f"{record.stem}.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(
+                    json.dumps({"root": top, "files": now}), encoding="utf-8"
+                )
+                os.replace(tmp, record)
+            except OSError:
+                pass
+        return directory
 
     def _forget(self, source: str) -> None:
-        assert self.directory is not None
-        parent, name = os.path.split(os.path.abspath(source))
-        cached = self.directory.joinpath(*Path(parent).parts[1:])
+        parent, name = os.path.split(source)
+        cached = self._mirror(parent)
         stem = name[: -len(".py")]
         if cached.is_dir():
             for pyc in cached.glob(f"{stem}.*.pyc"):
