@@ -52,7 +52,7 @@ from .model.project import InputError, Project
 from .model.state import save_state, state_of
 from .phases import PHASES
 from .report import PhaseRecord, Reporter, RunReport, summary_line
-from .verify import (
+from .gates import (
     Baseline,
     EnvironmentProblem,
     GateResult,
@@ -192,17 +192,6 @@ def resolve_python(root: Path, python: str | None) -> str:
 
 
 @contextmanager
-def spinner(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
-    """A transient spinner on stderr in a terminal; a plain line otherwise."""
-    if rep.err.is_terminal:
-        with rep.err.status(text) as status:
-            yield lambda msg: status.update(msg)
-    else:
-        rep.err.print(f"[dim]{escape(text)}[/]")
-        yield lambda msg: rep.err.print(f"[dim]{escape(msg)}[/]")
-
-
-@contextmanager
 def file_progress(rep: Reporter, text: str) -> Iterator[Callable[[str], None]]:
     if not rep.err.is_terminal:
         yield lambda rel: None
@@ -232,6 +221,7 @@ class ApplyOptions:
     allow_dirty: bool = False
     json_path: str | None = None
     jobs: int = 1
+    test_jobs: int | None = None  # None: as the baseline ran, else one per CPU
     show_diff: bool = False
     new_baseline: bool = False
     only: tuple[str, ...] = ()
@@ -318,15 +308,31 @@ def _phase_header(rep: Reporter, record: PhaseRecord, to_err: bool = False) -> N
                 )
 
 
+def default_test_jobs() -> int:
+    return os.cpu_count() or 1
+
+
 def get_baseline(
-    rep: Reporter, project: Project, python: str, *, new: bool, before_write: bool
+    rep: Reporter,
+    project: Project,
+    python: str,
+    *,
+    new: bool,
+    before_write: bool,
+    test_jobs: int | None = None,
 ) -> Baseline:
     baseline = None if new else load_baseline(project.root)
     if baseline is not None:
         rep.info(
             f"[dim]baseline: {len(baseline.suite.tests)} tests, recorded {baseline.taken_at} "
-            f"(.refactor-tool/baseline.json)[/]"
+            f"({escape(baseline.suite.how)}; .refactor-tool/baseline.json)[/]"
         )
+        if test_jobs is not None and test_jobs != baseline.suite.jobs:
+            rep.warn(
+                f"the baseline ran the suite in {baseline.suite.how}; the gates now run it with "
+                f"--test-jobs {test_jobs} (a test that fails only in a parallel run is run "
+                "again alone before it is judged)"
+            )
         return baseline
     if not before_write:
         rep.warn(
@@ -334,33 +340,54 @@ def get_baseline(
             "it is, so failures already present count as pre-existing"
         )
     gitops.ensure_excluded(project.root)
-    with spinner(
-        rep,
-        "recording the baseline: running the target's tests before anything is written",
-    ) as update:
+    with rep.gate_progress(
+        "recording the baseline: running the target's tests before anything is written"
+    ) as (update, progress):
         baseline = record_baseline(
-            Project(project.root, project.config), python, on_step=update
+            Project(project.root, project.config),
+            python,
+            jobs=test_jobs or default_test_jobs(),
+            on_step=update,
+            progress=lambda state: progress("baseline", state),
         )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(baseline.suite.counts().items()))
     rep.info(
-        f"baseline recorded: {len(baseline.suite.tests)} tests ({counts}); smoke: {baseline.smoke.status}"
+        f"baseline recorded: {len(baseline.suite.tests)} tests ({counts}; "
+        f"{escape(baseline.suite.how)}); smoke: {baseline.smoke.status}"
     )
     return baseline
 
 
+def _end_state_checks() -> Callable[[Project], list[Any]] | None:
+    if importlib.util.find_spec(f"{__package__}.check") is None:
+        return None
+    return importlib.import_module(f"{__package__}.check").run_checks
+
+
 def gate_for(
-    rep: Reporter, project: Project, number: int, baseline: Baseline, python: str
+    rep: Reporter,
+    project: Project,
+    number: int,
+    baseline: Baseline,
+    python: str,
+    *,
+    test_jobs: int | None = None,
+    changes: Sequence[FileChange] | None = None,
 ) -> GateResult:
     phase = PHASES.get(number)
     title = phase.title if phase else f"phase {number}"
-    with spinner(rep, f"phase {number}: verifying") as update:
+    with rep.gate_progress(f"phase {number}: verifying") as (update, progress):
         return run_gate(
             Project(project.root, project.config),
             number,
             title,
             baseline,
             python,
+            jobs=test_jobs or baseline.suite.jobs or default_test_jobs(),
+            changes=changes,
+            checks=_end_state_checks(),
             on_step=update,
+            progress=progress,
         )
 
 
@@ -443,7 +470,12 @@ def run_apply(
     baseline = None
     if opts.verify:
         baseline = get_baseline(
-            rep, project, python or "", new=opts.new_baseline, before_write=True
+            rep,
+            project,
+            python or "",
+            new=opts.new_baseline,
+            before_write=True,
+            test_jobs=opts.test_jobs,
         )
         report.baseline = baseline.as_dict() | {"suite": None, "touches_db": None}
     else:
@@ -471,7 +503,15 @@ def run_apply(
             rep.diff(record.changes, plain_stdout=not rep.stdout_is_terminal)
         rep.notes(record.notes)
         if baseline is not None:
-            gate = gate_for(rep, project, record.number, baseline, python or "")
+            gate = gate_for(
+                rep,
+                project,
+                record.number,
+                baseline,
+                python or "",
+                test_jobs=opts.test_jobs,
+                changes=record.changes,
+            )
             record.gate = gate
             rep.gate(gate)
             if not gate.ok:
@@ -566,6 +606,15 @@ _json_option = click.option(
     default=None,
     help="Write a machine-readable report to FILE.",
 )
+_test_jobs_option = click.option(
+    "--test-jobs",
+    "test_jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="as the baseline ran, else the CPU count",
+    help="Processes for the target's test suite (pytest-xdist if the target has it, else "
+    "split by test module).",
+)
 _jobs_option = click.option(
     "--jobs",
     "-j",
@@ -643,6 +692,7 @@ def _selection(
 )
 @_json_option
 @_jobs_option
+@_test_jobs_option
 @click.option(
     "--diff",
     "show_diff",
@@ -675,6 +725,7 @@ def apply(
     allow_dirty: bool,
     json_path: str | None,
     jobs: int,
+    test_jobs: int | None,
     show_diff: bool,
     new_baseline: bool,
     only: tuple[str, ...],
@@ -701,6 +752,7 @@ def apply(
         allow_dirty=allow_dirty,
         json_path=json_path,
         jobs=jobs,
+        test_jobs=test_jobs,
         show_diff=show_diff,
         new_baseline=new_baseline,
         only=tuple(_relative_paths(project, only)),
@@ -727,11 +779,13 @@ def _relative_paths(project: Project, paths: Sequence[str]) -> list[str]:
 @_target_option
 @_jobs_option
 def status(target: str | None, jobs: int) -> None:
-    """Show, per phase and step, whether the code is applied, pending or not applicable.
+    """Show, per phase and step, whether the code is applied, pending, waiting or not applicable.
 
     Detected from the code itself: each step's codemods run in memory; a step that would change
     nothing is applied, one that would change something is pending, one that finds nothing to
-    work on is n/a. Procedural steps show their phase's state and how the tool handles them.
+    work on is n/a. While an earlier phase is still to be applied, a step that finds nothing to
+    do is waiting (for that phase), not applied. Procedural steps show their phase's state and
+    how the tool handles them.
     """
     _status(target, jobs)
 
@@ -746,7 +800,16 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
     table.add_column("title")
     table.add_column("state")
     table.add_column("detail", overflow="fold")
-    style = {"applied": "green", "pending": "yellow", "n/a": "dim", "error": "red"}
+    style = {
+        "applied": "green",
+        "pending": "yellow",
+        "waiting": "cyan",
+        "n/a": "dim",
+        "error": "red",
+    }
+    # the first phase that is not applied yet: a later step with nothing to do may only be
+    # waiting for it (phase 6 tidies what phase 1 has not removed yet)
+    blocked_by: int | None = None
     for number in sorted(PHASES):
         phase = PHASES[number]
         states: dict[str, tuple[str, str]] = {}
@@ -790,13 +853,38 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                 raise
             phase_error = str(exc)
             states = {step.id: ("n/a", phase_error) for step in mechanical}
+        if phase_error is None:
+            # a step that finds nothing to do after a step or phase that is still to be
+            # applied is waiting for it: its work may only appear once that one has run
+            pending_step = None
+            for step in mechanical:
+                if step.id not in states:
+                    continue
+                state, detail = states[step.id]
+                if state in ("applied", "n/a"):
+                    before = None
+                    if blocked_by is not None:
+                        before = f"phase {blocked_by}"
+                    elif pending_step is not None:
+                        before = f"step {pending_step}"
+                    if before is not None:
+                        states[step.id] = (
+                            "waiting",
+                            f"{before} is not applied yet; nothing to do here until it is",
+                        )
+                elif state == "pending" and pending_step is None:
+                    pending_step = step.id
         mech = [s for s, _ in states.values()]
         if "pending" in mech or (whole is not None and whole.changes):
             verdict = "pending"
+        elif "waiting" in mech:
+            verdict = "waiting"
         elif "applied" in mech:
             verdict = "applied"
         else:
             verdict = "n/a"
+        if verdict in ("pending", "waiting") and blocked_by is None:
+            blocked_by = number
         table.add_row(
             f"[bold]{number}[/]",
             f"[bold]{escape(phase.title)}[/]",
@@ -824,6 +912,7 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
 @_target_option
 @_python_option
 @_json_option
+@_test_jobs_option
 @click.option(
     "--new-baseline",
     is_flag=True,
@@ -834,10 +923,11 @@ def verify(
     target: str | None,
     python: str | None,
     json_path: str | None,
+    test_jobs: int | None,
     new_baseline: bool,
 ) -> None:
     """Run phase N's verification gate alone, against the recorded baseline."""
-    _verify(phase, target, python, json_path, new_baseline)
+    _verify(phase, target, python, json_path, test_jobs, new_baseline)
 
 
 @handle_errors
@@ -847,6 +937,7 @@ def _verify(
     target: str | None,
     python: str | None,
     json_path: str | None,
+    test_jobs: int | None,
     new_baseline: bool,
 ) -> int:
     if phase not in PHASES and phase not in range(1, 7):
@@ -855,8 +946,10 @@ def _verify(
         )
     project = open_project(target)
     py = resolve_python(project.root, python)
-    baseline = get_baseline(rep, project, py, new=new_baseline, before_write=False)
-    gate = gate_for(rep, project, phase, baseline, py)
+    baseline = get_baseline(
+        rep, project, py, new=new_baseline, before_write=False, test_jobs=test_jobs
+    )
+    gate = gate_for(rep, project, phase, baseline, py, test_jobs=test_jobs)
     rep.gate(gate)
     if json_path:
         report = RunReport("verify", str(project.root), python=py)
@@ -964,6 +1057,7 @@ def bundled_target() -> Path:
 @main.command(context_settings=CONTEXT, epilog=EPILOG)
 @_python_option
 @_jobs_option
+@_test_jobs_option
 @click.option(
     "--dest",
     metavar="DIR",
@@ -971,14 +1065,21 @@ def bundled_target() -> Path:
     help="Where to put the copy (default: a new temporary directory).",
 )
 @click.option("--no-diff", is_flag=True, help="Do not print the diffs.")
-def demo(python: str | None, jobs: int, dest: str | None, no_diff: bool) -> None:
+def demo(
+    python: str | None, jobs: int, test_jobs: int | None, dest: str | None, no_diff: bool
+) -> None:
     """Copy the bundled target_project/ to a scratch git repo and run `apply --all --commit` there."""
-    _demo(python, jobs, dest, no_diff)
+    _demo(python, jobs, test_jobs, dest, no_diff)
 
 
 @handle_errors
 def _demo(
-    rep: Reporter, python: str | None, jobs: int, dest: str | None, no_diff: bool
+    rep: Reporter,
+    python: str | None,
+    jobs: int,
+    test_jobs: int | None,
+    dest: str | None,
+    no_diff: bool,
 ) -> int:
     source = bundled_target()
     if not (source / "pyproject.toml").is_file():
@@ -1020,7 +1121,12 @@ def _demo(
     project = open_project(str(workdir))
     selection = [(PHASES[n], None) for n in sorted(PHASES)]
     opts = ApplyOptions(
-        commit=True, jobs=jobs, python=python, show_diff=not no_diff, command="demo"
+        commit=True,
+        jobs=jobs,
+        test_jobs=test_jobs,
+        python=python,
+        show_diff=not no_diff,
+        command="demo",
     )
     code = run_apply(rep, project, selection, opts)
     rep.out.print(Rule("[bold]demo result[/]", align="left"))

@@ -10,20 +10,33 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.syntax import Syntax
 from rich.table import Table
 
 from codemods.base import Note
 
 from .model.changes import FileChange
-from .verify import GateResult
+from .gates import GateResult, SuiteProgress
+
+#: seconds between two plain progress lines when stderr is not a terminal
+PLAIN_PROGRESS_EVERY = 5.0
 
 JUDGEMENT_STYLE = {
     "expected": "yellow",
@@ -32,6 +45,7 @@ JUDGEMENT_STYLE = {
     "fixed": "green",
     "unexpected": "bold red",
     "regression": "bold red",
+    "order-dependent": "magenta",
 }
 
 
@@ -113,6 +127,65 @@ class Reporter:
                 f"  {escape(str(note))}  [dim]({escape(note.step)})[/]", soft_wrap=True
             )
 
+    # ------------------------------------------------------------------ suite progress
+    @contextmanager
+    def gate_progress(
+        self, text: str
+    ) -> Iterator[tuple[Callable[[str], None], Callable[[str, SuiteProgress], None]]]:
+        """What a gate (or the baseline) is doing, and the target's suite while it runs.
+
+        Yields ``(step, suite)``: ``step(message)`` says what runs now; ``suite(label, state)``
+        shows one run of the suite (a gate's, the baseline's, tests run again alone): tests
+        done of collected, failures so far, elapsed time. In a terminal: a spinner and a live
+        rich bar per run on stderr, gone once the gate ends; otherwise plain lines on stderr, a
+        suite's every few seconds and when it ends. Nothing of it goes to stdout or ``--json``.
+        """
+        if self.err.is_terminal:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=True,
+            ) as progress:
+                step_task = progress.add_task(escape(text), total=None, counts="")
+                tasks: dict[str, TaskID] = {}
+
+                def step(message: str) -> None:
+                    progress.update(step_task, description=escape(message))
+
+                def suite(label: str, state: SuiteProgress) -> None:
+                    counts = _counts(state)
+                    if label not in tasks:
+                        tasks[label] = progress.add_task(
+                            f"  {escape(label)}: tests", total=state.collected, counts=counts
+                        )
+                    progress.update(
+                        tasks[label], completed=state.done, total=state.collected, counts=counts
+                    )
+
+                yield step, suite
+            return
+        last: dict[str, float] = {}
+        self.err.print(f"[dim]{escape(text)}[/]")
+
+        def plain_step(message: str) -> None:
+            self.err.print(f"[dim]{escape(message)}[/]")
+
+        def plain_suite(label: str, state: SuiteProgress) -> None:
+            now = time.monotonic()
+            if not state.finished and now - last.setdefault(label, now) < PLAIN_PROGRESS_EVERY:
+                return
+            last[label] = now
+            verb = "done" if state.finished else "running"
+            self.err.print(
+                f"[dim]{escape(label)}: tests {verb}: {_counts(state)}, {state.elapsed:.1f} s[/]"
+            )
+
+        yield plain_step, plain_suite
+
     # ------------------------------------------------------------------ gates
     def gate(self, gate: GateResult, *, to_err: bool = False) -> None:
         console = self.err if to_err else self.out
@@ -139,6 +212,8 @@ class Reporter:
             )
         console.print(table)
         console.print(f"[dim]expectation: {escape(gate.expectation)}[/]")
+        if gate.run:
+            console.print(f"[dim]suite: {escape(gate.run)}[/]")
         self.changed_tests(gate, console)
 
         for command in gate.commands:
@@ -189,12 +264,16 @@ class Reporter:
     ) -> None:
         """Tests that changed state: the bad and the fixed one by one, the expected grouped."""
         singles = sorted(
-            (c for c in gate.changes if c.bad or c.judgement == "fixed"),
+            (
+                c
+                for c in gate.changes
+                if c.bad or c.judgement in ("fixed", "order-dependent")
+            ),
             key=lambda c: (not c.bad, c.id),
         )
         groups: dict[tuple[str, str, str, str], list[str]] = {}
         for change in gate.changes:
-            if not change.bad and change.judgement != "fixed":
+            if not change.bad and change.judgement not in ("fixed", "order-dependent"):
                 key = (change.judgement, change.before, change.after, change.message)
                 groups.setdefault(key, []).append(change.id)
         if not singles and not groups:
@@ -232,6 +311,12 @@ class Reporter:
             console.print(
                 f"  … and {len(singles) - limit} more (all of them are in the --json report)"
             )
+
+
+def _counts(state: SuiteProgress) -> str:
+    total = "?" if state.collected is None else str(state.collected)
+    failed = f"{state.failed} failed"
+    return f"{state.done}/{total} tests, {failed}"
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

@@ -421,6 +421,10 @@ def test_status_before_and_after_phase_1(target: Path) -> None:
         s.id for p in PHASES.values() for s in p.steps
     }
     assert before["1"] == "pending"
+    # on an untouched tree nothing is applied: a step that finds nothing to do there (2.4
+    # shares the session only once 2.1 made managers take one) is waiting for phase 1
+    assert set(before.values()) == {"pending", "waiting"}, before
+    assert before["2.4"] == "waiting"
     assert (
         run_cli(
             "apply", "--phase", "1", "--no-verify", "--target", str(target)
@@ -431,6 +435,8 @@ def test_status_before_and_after_phase_1(target: Path) -> None:
     assert after["1"] == "applied"
     for step in PHASES[1].steps:
         assert after[step.id] in ("applied", "n/a")
+    later = {k: v for k, v in after.items() if not k.startswith("1")}
+    assert set(later.values()) <= {"pending", "waiting"}, later  # phase 2 is still to come
 
 
 def test_step_applies_one_step_alone(target: Path) -> None:

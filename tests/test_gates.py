@@ -1,8 +1,9 @@
-"""The verification gates: JUnit parsing, failure kinds, judging against a baseline, the smoke
-command, the factory check, the database-usage analysis and the git helpers.
+"""The verification gates: failure kinds from exception types, the suite's results as the
+plugin reports them, judging against a baseline, the smoke command, the factory check, the
+database-usage analysis and the git helpers.
 
-Real pytest runs (on tiny throwaway projects) provide the JUnit XML wherever the exact shape
-of pytest's report matters; the judging logic is tested on small hand-built runs.
+Real pytest runs (on tiny throwaway projects) provide the results wherever the exact shape of
+pytest's reports matters; the judging logic is tested on small hand-built runs.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import pytest
 from refactor_tool import gitops
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import Project
-from refactor_tool.verify import (
+from refactor_tool.gates import (
     Baseline,
     CommandResult,
     DbMap,
+    EnvironmentProblem,
     SuiteRun,
     TestOutcome,
     analyze_db_usage,
@@ -30,7 +32,7 @@ from refactor_tool.verify import (
     judge,
     judge_command,
     load_baseline,
-    parse_junit,
+    outcomes_from_records,
     record_baseline,
     run_factory_check,
     run_smoke,
@@ -50,85 +52,92 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("message", "text", "kind"),
+    ("exc_type", "message", "kind"),
     [
         (
-            "AttributeError: 'DatabaseManager' object has no attribute 'get_session'",
-            "E   AttributeError: 'DatabaseManager' object has no attribute 'get_session'",
+            "AttributeError",
+            "'DatabaseManager' object has no attribute 'get_session'",
             "removed-session-api",
         ),
         (
-            "ImportError: cannot import name 'get_session' from 'app.database.session'",
-            "E   ImportError: cannot import name 'get_session' from 'app.database.session'",
+            "ImportError",
+            "cannot import name 'get_session' from 'app.database.session'",
+            "removed-session-api",
+        ),
+        ("NameError", "name 'get_session' is not defined", "removed-session-api"),
+        (
+            "AttributeError",
+            "'GameManager' object has no attribute '_get_session'",
             "removed-session-api",
         ),
         (
-            "AttributeError: 'GameManager' object has no attribute '_get_session'",
-            "E   AttributeError: 'GameManager' object has no attribute '_get_session'",
-            "removed-session-api",
-        ),
-        (
-            "TypeError: GameManager.__init__() missing 1 required positional argument: 'session'",
-            "E   TypeError: GameManager.__init__() missing 1 required positional argument: 'session'",
+            "TypeError",
+            "GameManager.__init__() missing 1 required positional argument: 'session'",
             "missing-session",
         ),
         (
-            'failed on setup with "file x.py, line 3"',
-            "  def test_x(db_session):\nE       fixture 'db_session' not found\n",
-            "missing-fixture",
+            "TypeError",
+            "ActManager.__init__() missing 1 required keyword-only argument: 'session'",
+            "missing-session",
         ),
+        ("_pytest.fixtures.FixtureLookupError", "fixture 'db_session' not found", "missing-fixture"),
+        ("SyntaxError", "invalid syntax (x.py, line 1)", "syntax-error"),
+        ("IndentationError", "unexpected indent", "syntax-error"),
+        ("ModuleNotFoundError", "No module named 'app.gone'", "import-error"),
         (
-            "collection failure",
-            'E     File "x.py", line 1\nE   SyntaxError: invalid syntax',
-            "syntax-error",
-        ),
-        (
-            "collection failure",
-            "E   ModuleNotFoundError: No module named 'app.gone'",
-            "import-error",
-        ),
-        (
-            "sqlalchemy.orm.exc.DetachedInstanceError: Parent instance <Game> is not bound to a Session",
-            "E   sqlalchemy.orm.exc.DetachedInstanceError: Parent instance <Game> is not bound to a Session",
+            "sqlalchemy.orm.exc.DetachedInstanceError",
+            "Parent instance <Game at 0x1> is not bound to a Session",
             "detached-or-stale",
         ),
-        ("assert 1 == 2", "E   assert 1 == 2\n\nx.py:3: AssertionError", "assertion"),
-        ("ValueError: nope", "E   ValueError: nope", "other"),
+        ("sqlalchemy.orm.exc.ObjectDeletedError", "Instance has been deleted", "detached-or-stale"),
+        ("AssertionError", "assert 1 == 2", "assertion"),
+        ("ValueError", "nope", "other"),
         # a TypeError about some other argument is not the missing-session kind
-        (
-            "TypeError: f() missing 1 required positional argument: 'name'",
-            "E   TypeError: f() missing 1 required positional argument: 'name'",
-            "other",
-        ),
-        # mentioning get_session in an assertion is not a removed API error
-        (
-            "assert 'get_session' in names",
-            "E   assert 'get_session' in names",
-            "assertion",
-        ),
+        ("TypeError", "f() missing 1 required positional argument: 'name'", "other"),
+        # the kind starts from the type: a message that names get_session is not enough
+        ("AssertionError", "assert 'get_session' in names", "assertion"),
+        ("ValueError", "get_session is gone", "other"),
+        # and a message that merely looks like another exception's does not count
+        ("RuntimeError", "TypeError: missing 1 required positional argument: 'session'", "other"),
     ],
 )
-def test_classify(message: str, text: str, kind: str) -> None:
-    collection = message == "collection failure"
-    assert classify(message, text, Config(), collection=collection) == kind
+def test_classify(exc_type: str, message: str, kind: str) -> None:
+    assert classify(exc_type, message, Config()) == kind
+
+
+def test_classify_collection_errors() -> None:
+    # a module that does not import, for any reason but a removed API or a syntax error
+    assert classify("ModuleNotFoundError", "No module named 'x'", collection=True) == "import-error"
+    assert classify("RuntimeError", "boom at import", collection=True) == "import-error"
+    assert classify("SyntaxError", "invalid syntax", collection=True) == "syntax-error"
+    assert (
+        classify("ImportError", "cannot import name 'get_session'", collection=True)
+        == "removed-session-api"
+    )
+    # a fixture lookup is a missing fixture whatever the type says
+    assert classify("LookupError", "", fixture_error=True) == "missing-fixture"
 
 
 def test_classify_uses_configured_names() -> None:
     config = Config(removed_session_apis=("fetch_db",), session_variable="db")
-    text = "E   AttributeError: 'Store' object has no attribute 'fetch_db'"
-    assert classify("", text, config) == "removed-session-api"
-    text = "E   TypeError: Repo.__init__() missing 1 required positional argument: 'db'"
-    assert classify("", text, config) == "missing-session"
-    # with these names, the defaults mean nothing special
+    assert (
+        classify("AttributeError", "'Store' object has no attribute 'fetch_db'", config)
+        == "removed-session-api"
+    )
     assert (
         classify(
-            "", "E   AttributeError: 'X' object has no attribute 'get_session'", config
+            "TypeError", "Repo.__init__() missing 1 required positional argument: 'db'", config
         )
+        == "missing-session"
+    )
+    # with these names, the defaults mean nothing special
+    assert (
+        classify("AttributeError", "'X' object has no attribute 'get_session'", config)
         == "other"
     )
 
 
-# ----------------------------------------------------------------------------- JUnit from real pytest runs
+# ----------------------------------------------------------------------------- results from real pytest runs
 
 SAMPLE_PROJECT = {
     "pyproject.toml": """
@@ -243,22 +252,41 @@ def test_run_suite_leaves_no_cache_in_the_target(
     assert not (sample / ".pytest_cache").exists()
 
 
-def test_parse_junit_teardown_error_and_unknown_paths(tmp_path: Path) -> None:
-    xml = """<?xml version="1.0"?><testsuites><testsuite>
-      <testcase classname="pkg.test_a" name="test_one"/>
-      <testcase classname="pkg.test_a" name="test_one"><error message="failed on teardown with &quot;x&quot;">E   ValueError: boom</error></testcase>
-      <testcase classname="pkg.test_a.TestX" name="test_two"><skipped message="later"/></testcase>
-    </testsuite></testsuites>"""
-    write(tmp_path, {"pkg/__init__.py": "", "pkg/test_a.py": ""})
-    tests = parse_junit(xml, tmp_path)
-    assert tests["pkg/test_a.py::test_one"].outcome == "error"
-    assert tests["pkg/test_a.py::test_one"].kind == "other"
-    assert tests["pkg/test_a.py::TestX::test_two"].outcome == "skipped"
-    # without the files, ids fall back to the dotted names
-    assert set(parse_junit(xml, tmp_path / "nowhere")) == {
-        "pkg.test_a::test_one",
-        "pkg.test_a.TestX::test_two",
+def test_outcomes_from_records_worst_phase_wins() -> None:
+    def rec(node_id: str, when: str, outcome: str, **kw: object) -> dict[str, object]:
+        return {"event": "test", "nodeid": node_id, "when": when, "outcome": outcome, **kw}
+
+    records = [
+        {"event": "collected", "count": 4},
+        rec("t.py::test_one", "setup", "passed", duration=0.5),
+        rec("t.py::test_one", "call", "passed", duration=1.0),
+        rec("t.py::test_one", "teardown", "failed", exc_type="ValueError", message="boom"),
+        rec("t.py::TestX::test_two", "setup", "skipped", message="later"),
+        rec("t.py::TestX::test_two", "teardown", "passed"),
+        rec("t.py::test_xfail", "call", "skipped", xfail=True, exc_type="AssertionError",
+            message="xfail: known"),
+        rec("t.py::test_fix", "setup", "failed", exc_type="_pytest.fixtures.FixtureLookupError",
+            message="fixture 'db_session' not found", fixture_error=True, fixture="db_session"),
+        rec("t.py::test_fix", "teardown", "passed"),
+        {"event": "collect-error", "nodeid": "u.py", "exc_type": "SyntaxError",
+         "message": "invalid syntax (u.py, line 1)"},
+        # the same collection error from another process of a split run is one result
+        {"event": "collect-error", "nodeid": "u.py", "exc_type": "SyntaxError",
+         "message": "invalid syntax (u.py, line 1)"},
+    ]
+    tests, seconds = outcomes_from_records(records)
+    assert {k: (t.outcome, t.state) for k, t in tests.items()} == {
+        "t.py::test_one": ("error", "other"),
+        "t.py::TestX::test_two": ("skipped", "skipped"),
+        "t.py::test_xfail": ("skipped", "skipped"),
+        "t.py::test_fix": ("error", "missing-fixture"),
+        "u.py": ("error", "syntax-error"),
     }
+    assert tests["t.py::test_one"].message == "ValueError: boom"
+    assert tests["t.py::test_one"].exc_type == "ValueError"
+    assert tests["t.py::test_fix"].detail == "db_session"
+    assert tests["u.py"].collection
+    assert seconds["t.py"] == pytest.approx(1.5)
 
 
 def test_run_suite_whole_session_failure(tmp_path: Path) -> None:
@@ -273,14 +301,13 @@ def test_run_suite_whole_session_failure(tmp_path: Path) -> None:
         },
     )
     run = run_suite(tmp_path, sys.executable, Config())
-    assert list(run.tests) == [""]
+    assert list(run.tests) == [""]  # the root conftest: the whole suite
     assert run.tests[""].collection
     assert run.tests[""].kind == "removed-session-api"
+    assert run.tests[""].exc_type == "ImportError"
 
 
 def test_run_suite_without_pytest_is_bad_input(tmp_path: Path) -> None:
-    from refactor_tool.verify import EnvironmentProblem
-
     fake = tmp_path / "python"
     fake.write_text(
         f"#!/bin/sh\nexec {sys.executable} -S -c 'import sys; sys.exit(\"No module named pytest\")'\n"

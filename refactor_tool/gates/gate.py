@@ -1,0 +1,246 @@
+"""A phase's gate: run (or reuse) the suite, run again alone what failed only in parallel,
+judge against the baseline, and add the phase's commands and checks.
+
+No run that cannot change a verdict: a phase whose changes are proven not to change behaviour
+(every changed file is a Python module whose syntax tree is the same before and after, once
+comments and formatting are set aside; a docstring is part of the tree) is judged on the
+previous run of the suite, taken on the tree just before the phase. Any other phase runs the
+whole suite.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..model.project import Project
+from .baseline import (
+    Baseline,
+    LastRun,
+    app_hash,
+    load_last_run,
+    run_suite_and_smoke,
+    save_last_run,
+    tree_hash,
+)
+from .commands import run_factory_check
+from .dbusage import analyze_db_usage
+from .judge import GateResult, check_as_dict, judge, judge_command
+from .results import SuiteRun, TestOutcome
+from .runner import SuiteProgress, run_suite
+
+#: label ("phase 3", "phase 3: again alone"), progress
+GateProgress = Callable[[str, SuiteProgress], None]
+
+
+class ChangedFile(Protocol):
+    path: str
+    old: bytes | None
+    new: bytes | None
+
+
+@dataclass
+class Unchanged:
+    """Why a phase's changes cannot change behaviour (``proven``), or why they might."""
+
+    proven: bool
+    files: int
+    reason: str
+
+
+def _tree(source: bytes) -> str | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences and the like
+            return ast.dump(ast.parse(source))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def behaviour_unchanged(phase: int, changes: Iterable[ChangedFile]) -> Unchanged:
+    """Whether every change of the phase leaves the Python syntax tree as it was."""
+    changes = list(changes)
+    if not changes:
+        return Unchanged(True, 0, f"phase {phase} changed no file")
+    for change in changes:
+        if not change.path.endswith(".py"):
+            return Unchanged(
+                False, len(changes), f"{change.path} is not a Python module"
+            )
+        if change.old is None or change.new is None:
+            verb = "created" if change.old is None else "deleted"
+            return Unchanged(False, len(changes), f"phase {phase} {verb} {change.path}")
+        before, after = _tree(change.old), _tree(change.new)
+        if before is None or after is None or before != after:
+            return Unchanged(
+                False, len(changes), f"{change.path}: its statements changed"
+            )
+    return Unchanged(
+        True,
+        len(changes),
+        f"phase {phase} changed only comments and formatting in {len(changes)} "
+        f"file{'s' if len(changes) != 1 else ''}",
+    )
+
+
+def _rerun_candidates(
+    gate: GateResult, current: SuiteRun, baseline: Baseline
+) -> list[str]:
+    """Tests a parallel run blames on the phase that passed at baseline: run them again alone."""
+    ids = []
+    for change in gate.changes:
+        if not change.bad:
+            continue
+        now = current.tests.get(change.id)
+        before = baseline.suite.tests.get(change.id)
+        if now is None or now.collection or now.ok or before is None or not before.ok:
+            continue
+        ids.append(change.id)
+    return ids
+
+
+def _merge_alone(current: SuiteRun, alone: SuiteRun, ids: Sequence[str]) -> None:
+    for test_id in ids:
+        parallel = current.tests[test_id]
+        result = alone.tests.get(test_id)
+        if result is None:
+            continue  # not run alone (deselected, or a collection error): the parallel result stands
+        if result.ok:
+            current.tests[test_id] = TestOutcome(
+                test_id,
+                result.outcome,
+                message=f"failed in the parallel run ({parallel.message}); passes alone",
+                order_dependent=True,
+                parallel=parallel.state,
+            )
+        else:
+            current.tests[test_id] = result
+
+
+def run_gate(
+    project: Project,
+    phase: int,
+    title: str,
+    baseline: Baseline,
+    python: str,
+    *,
+    jobs: int = 1,
+    mode: str = "auto",
+    changes: Sequence[ChangedFile] | None = None,
+    checks: Callable[[Project], list[Any]] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    progress: GateProgress | None = None,
+) -> GateResult:
+    """Run phase ``phase``'s verification on the tree as it is on disk now.
+
+    ``changes``: what the phase wrote (its files' bytes before and after), if known: a phase
+    proven not to change behaviour is judged on the previous run. ``checks``: the end-state
+    invariants (phase 6), as ``refactor-tool check`` runs them.
+    """
+    started = time.monotonic()
+    root = project.root
+    config = project.config
+    current_tree = tree_hash(project)
+    reused_from: str | None = None
+    smoke_note = ""
+    app = ""
+    previous = load_last_run(root)
+    unchanged = behaviour_unchanged(phase, changes) if changes is not None else None
+    if (
+        unchanged is not None
+        and unchanged.proven
+        and previous is not None
+        and previous.python == python
+        and previous.tree == tree_hash(project, {c.path: c.old for c in changes or ()})
+    ):
+        current, smoke = previous.suite, previous.smoke
+        reused_from = previous.source
+    else:
+        app = app_hash(project)
+        stands = (
+            previous is not None and previous.python == python and previous.app == app
+        )
+        if on_step:
+            on_step(f"phase {phase}: running the target's tests")
+        current, smoke = run_suite_and_smoke(
+            project,
+            python,
+            jobs=jobs,
+            mode=mode,
+            weights=baseline.suite.module_seconds or None,
+            progress=(lambda p: progress(f"phase {phase}", p)) if progress else None,
+            smoke=previous.smoke if stands and previous is not None else None,
+        )
+        if stands and previous is not None:
+            smoke_note = (
+                "smoke: not run again: the application's modules are as they were for "
+                f"{previous.source}, whose result stands"
+            )
+    db_now = analyze_db_usage(Project(root, config))
+    gate = judge(phase, title, baseline, current, db_now)
+    if reused_from is None and current.jobs > 1:
+        again = _rerun_candidates(gate, current, baseline)
+        if again:
+            if on_step:
+                on_step(f"phase {phase}: running {len(again)} test(s) again alone")
+            alone = run_suite(
+                root,
+                python,
+                config,
+                jobs=1,
+                select=again,
+                progress=(lambda p: progress(f"phase {phase}: again alone", p))
+                if progress
+                else None,
+            )
+            _merge_alone(current, alone, again)
+            gate = judge(phase, title, baseline, current, db_now)
+    if reused_from is not None:
+        assert unchanged is not None
+        gate.reused = f"reused the previous run: {unchanged.reason}"
+        gate.run = f"the run of {reused_from}"
+        gate.messages.insert(
+            0, f"{gate.reused} (the run of {reused_from} stands for this one)"
+        )
+        # the run stands for this tree too: a later phase that changes only comments and
+        # formatting again can reuse it as well
+        save_last_run(
+            root,
+            LastRun(
+                current, smoke, current_tree, python, reused_from, app_hash(project)
+            ),
+        )
+    else:
+        gate.run = current.how
+        current.tree = current_tree
+        save_last_run(
+            root,
+            LastRun(current, smoke, current_tree, python, f"phase {phase}'s gate", app),
+        )
+    if smoke_note:
+        gate.messages.append(smoke_note)
+    judge_command(gate, smoke, baseline.smoke)
+    if phase == 3:
+        if on_step:
+            on_step("phase 3: calling the factory on a real session")
+        judge_command(gate, run_factory_check(root, python, config), None)
+    if phase == 6:
+        if checks is None:
+            gate.messages.append("check: not available in this installation")
+        else:
+            if on_step:
+                on_step("phase 6: checking the end-state invariants")
+            results = [check_as_dict(r) for r in checks(Project(root, config))]
+            gate.checks = results
+            failing = [c for c in results if not c["ok"]]
+            if failing:
+                gate.problems.append(
+                    f"{len(failing)} end-state invariant(s) fail (see `refactor-tool check`)"
+                )
+                gate.verdict = "failed"
+    gate.duration = time.monotonic() - started
+    return gate
