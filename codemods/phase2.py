@@ -492,27 +492,10 @@ class RemoveGetSession(_ManagerCodemod):
     """``BaseManager._get_session`` is removed."""
 
     STEP = "2.2"
-    DESCRIPTION = "Remove BaseManager._get_session; report any other caller of it."
-
-    def visit_Call(self, node: cst.Call) -> None:
-        manager = self.current_manager
-        if manager is None:
-            return
-        method = self.config.get_session_method
-        if not matches(
-            node, m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(method)))
-        ):
-            return
-        if manager.is_base and self._functions[:1] in (
-            [method],
-            [self.config.execute_method],
-        ):
-            return  # the method itself (removed) and the operation runner (step 2.3)
-        self.report(
-            node,
-            f"`self.{method}()` was removed with the method; use `self.{self.analysis.session_attr}` "
-            "(always set now); rewrite by hand",
-        )
+    DESCRIPTION = (
+        "Remove BaseManager._get_session; a method that unpacked it uses self._session and "
+        "the constant False for the flag; report any other caller."
+    )
 
     def leave_method(
         self,
@@ -520,13 +503,40 @@ class RemoveGetSession(_ManagerCodemod):
         original_node: cst.FunctionDef,
         updated_node: cst.FunctionDef,
     ) -> cst.FunctionDef | cst.RemovalSentinel:
-        if (
-            manager.is_base
-            and original_node.name.value == self.config.get_session_method
-        ):
+        method = self.config.get_session_method
+        name = original_node.name.value
+        if manager.is_base and name == method:
             self._drop |= identifiers(original_node)
             return cst.RemoveFromParent()
-        return updated_node
+        if manager.is_base and name == self.config.execute_method:
+            return updated_node  # the operation runner: step 2.3
+        getter_call = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(method)))
+        calls = findall(original_node.body, getter_call)
+        if not calls:
+            return updated_node
+        # ``session, should_close = self._get_session()`` (or ``session = ...``): the
+        # session is ``self._session`` now, and the flag the constant the helper returned
+        # for an injected session (False: the session is not this method's to close)
+        unpacked = [
+            cst.ensure_type(a, cst.Assign)
+            for a in findall(original_node.body, m.Assign(value=getter_call))
+        ]
+        targets = [_getter_targets(a) for a in unpacked]
+        rewritable = {id(a.value) for a, t in zip(unpacked, targets) if t is not None}
+        for call in calls:
+            if id(call) not in rewritable:
+                self.report(
+                    call,
+                    f"`self.{method}()` was removed with the method; use "
+                    f"`self.{self.analysis.session_attr}` (always set now); rewrite by hand",
+                )
+        if len(rewritable) != len(calls) or len({t for t in targets if t is not None}) != 1:
+            return updated_node
+        session_var, flag_var = next(t for t in targets if t is not None)
+        body = updated_node.body.visit(
+            _SimplifyBody(session_var, flag_var, self.analysis.session_attr, method, whole=False)
+        )
+        return updated_node.with_changes(body=body)
 
     def prepare(self, tree: cst.Module) -> None:
         self._drop: set[str] = set()
@@ -597,8 +607,35 @@ class _RewordStrings(cst.CSTTransformer):
         return False
 
 
+#: the label of a field in a message: ``, should_close=`` or ``flag: ``
+_FLAG_LABEL = re.compile(r"[,;]?\s*\w+\s*[=:]\s*$")
+
+
+def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:
+    """(session variable, flag variable) of ``session, flag = self._get_session()`` or
+    ``session = ...``; None for any other target."""
+    if len(assign.targets) != 1:
+        return None
+    target = assign.targets[0].target
+    if isinstance(target, cst.Name):
+        return target.value, None
+    if (
+        isinstance(target, cst.Tuple)
+        and len(target.elements) == 2
+        and all(isinstance(e.value, cst.Name) for e in target.elements)
+    ):
+        first, second = (cst.ensure_type(e.value, cst.Name).value for e in target.elements)
+        return first, (None if second == "_" else second)
+    return None
+
+
 class _SimplifyBody(cst.CSTTransformer):
-    """The rewrite of ``_execute_db_operation``'s body (see :class:`SimplifyExecuteDbOperation`)."""
+    """The rewrite of a method that fetched its session from the removed helper: the
+    unpacking goes, the session variable becomes ``self._session``, the flag the constant
+    ``False`` (the helper's answer for an injected session), ``if <flag>:`` blocks without
+    ``else`` go. With ``whole`` (``_execute_db_operation``, see
+    :class:`SimplifyExecuteDbOperation`) commit becomes flush, rollback and close go and log
+    messages are reworded."""
 
     def __init__(
         self,
@@ -606,15 +643,16 @@ class _SimplifyBody(cst.CSTTransformer):
         flag_var: str | None,
         session_attr: str,
         getter: str,
+        whole: bool = True,
     ) -> None:
         super().__init__()
+        self.whole = whole
         self.session_var = session_var
         self.flag_var = flag_var
         self.session_attr = session_attr
         self.getter = getter
         self.not_names: set[int] = set()
         self.depth = 0
-        self.leftover_flag = False
         sessions = [m.Attribute(value=m.Name("self"), attr=m.Name(session_attr))]
         if session_var:
             sessions.append(m.Name(session_var))
@@ -666,8 +704,44 @@ class _SimplifyBody(cst.CSTTransformer):
                 value=cst.Name("self"), attr=cst.Name(self.session_attr)
             )
         if self.flag_var and original_node.value == self.flag_var:
-            self.leftover_flag = True
+            return cst.Name("False")
         return updated_node
+
+    def leave_FormattedString(
+        self, original_node: cst.FormattedString, updated_node: cst.FormattedString
+    ) -> cst.FormattedString:
+        """A message that showed the flag (``..., should_close={should_close})``) drops
+        that field and its label: it would only ever say False now."""
+        if not self.flag_var:
+            return updated_node
+        parts = list(updated_node.parts)
+        for i in reversed(range(len(parts))):
+            original = original_node.parts[i]
+            if not (
+                isinstance(original, cst.FormattedStringExpression)
+                and matches(original.expression, m.Name(self.flag_var))
+                and original.format_spec is None
+                and i > 0
+                and isinstance(parts[i - 1], cst.FormattedStringText)
+            ):
+                continue
+            before = cst.ensure_type(parts[i - 1], cst.FormattedStringText)
+            label = _FLAG_LABEL.search(before.value)
+            if label is None:
+                continue
+            text = before.value[: label.start()]
+            after = parts[i + 1] if i + 1 < len(parts) else None
+            if (
+                text.rstrip().endswith("(")
+                and isinstance(after, cst.FormattedStringText)
+                and after.value.startswith(")")
+            ):  # ``(flag=...)`` alone in its parentheses: they go too
+                text = text.rstrip()[:-1].rstrip()
+                parts[i + 1] = after.with_changes(value=after.value[1:])
+            parts[i - 1] = before.with_changes(value=text)
+            del parts[i]
+        parts = [p for p in parts if not (isinstance(p, cst.FormattedStringText) and not p.value)]
+        return updated_node.with_changes(parts=parts)
 
     def leave_SimpleStatementLine(
         self,
@@ -681,6 +755,8 @@ class _SimplifyBody(cst.CSTTransformer):
             original_node, m.SimpleStatementLine(body=[m.Assign(value=getter_call)])
         ):
             return cst.RemoveFromParent()
+        if not self.whole:
+            return updated_node
         if matches(original_node, self._method("rollback", "close")):
             return cst.RemoveFromParent()
         if matches(original_node, self._method("commit")):
@@ -720,14 +796,15 @@ class _SimplifyBody(cst.CSTTransformer):
         self, original_node: cst.Try, updated_node: cst.Try
     ) -> cst.BaseStatement | cst.FlattenSentinel:
         final = updated_node.finalbody
-        if (
+        emptied = (
             final is not None
             and original_node.finalbody is not None
             and _only_pass(final.body)
             and not _only_pass(original_node.finalbody.body)
-        ):
+        )
+        if emptied and updated_node.handlers:
             updated_node = updated_node.with_changes(finalbody=None)
-        if not updated_node.handlers and updated_node.finalbody is None:
+        if not updated_node.handlers and (emptied or updated_node.finalbody is None):
             body = cst.ensure_type(updated_node.body, cst.IndentedBlock).body
             first, *rest = body
             return cst.FlattenSentinel(
@@ -788,12 +865,6 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
         )
         body = updated_node.body.visit(transformer)
         result = updated_node.with_changes(body=body)
-        if transformer.leftover_flag:
-            self.report(
-                original_node,
-                f"{name} still uses `{flag_var}` (from {getter}()); the session is never closed "
-                "here any more; rewrite by hand",
-            )
         session_attr = self.analysis.session_attr
         operation = m.Call(
             args=[
