@@ -407,6 +407,10 @@ class Fixture:
     manager_class: str | None = None
     manager_short: str | None = None
     plain_manager: bool = False
+    #: manager fixtures that are not plain only because they hand the manager something
+    #: ``create_all_managers`` takes as a keyword (a mock client): keyword -> the
+    #: parameter of this fixture (a fixture name) that supplies it
+    factory_overrides: dict[str, str] = field(default_factory=dict)
     #: factory fixtures already in the new style (inner function takes ``session`` first)
     new_style: bool = False
     #: names the recipe reads from its module: imported ones -> [module, obj, asname]
@@ -796,6 +800,67 @@ class _Classifier:
                     return qualified
         return None
 
+    def _factory_overrides(
+        self,
+        fixture: Fixture,
+        call: cst.Call,
+        deps: dict[str, Fixture | None],
+        manager: str,
+    ) -> dict[str, str]:
+        """keyword -> fixture parameter, when ``create_all_managers(session, keyword=...)``
+        builds what the fixture builds: every argument of its one call is one of its
+        parameters, each handed to the constructor parameter the factory fills with it (the
+        session fixture to the session, a plain manager fixture to the parameter that takes
+        that manager, any other fixture to a parameter the factory takes as a keyword), and
+        every parameter is used so. Empty when it does not."""
+        graph = self.managers
+        if graph is None:
+            return {}
+        overrides = graph.factory_overrides()
+        cls = graph.classes[manager]
+        params = [p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")]
+        by_name = {p.name: p for p in params}
+        positional = [p for p in params if p.kind in ("posonly", "positional")]
+        found: dict[str, str] = {}
+        used: set[str] = set()
+        for index, arg in enumerate(call.args):
+            if arg.star:
+                return {}
+            if arg.keyword is not None:
+                param = by_name.get(arg.keyword.value)
+            elif index < len(positional):
+                param = positional[index]
+            else:
+                return {}
+            value = arg.value
+            if (
+                param is None
+                or not isinstance(value, cst.Name)
+                or value.value not in fixture.params
+                or value.value in used
+            ):
+                return {}
+            used.add(value.value)
+            dep = deps.get(value.value)
+            if dep is not None and dep.kind == SESSION:
+                if param.name != self.config.session_variable:
+                    return {}
+            elif dep is not None and dep.kind == MANAGER and dep.plain_manager:
+                if param.dependency is None or param.dependency != dep.manager_class:
+                    return {}
+            elif (
+                (manager, param.name) in overrides
+                and dep is not None
+                and dep.kind == PLAIN
+                and not dep.autouse
+            ):
+                found[overrides[manager, param.name]] = value.value
+            else:
+                return {}
+        if used != set(fixture.params):
+            return {}
+        return found
+
     def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
         package = self.config.package_dotted
         called = set()
@@ -854,6 +919,10 @@ class _Classifier:
                 simple and plain_params and manager in self._factory_classes
             )
             if not fixture.plain_manager:
+                if simple and manager in self._factory_classes:
+                    fixture.factory_overrides = self._factory_overrides(
+                        fixture, cst.ensure_type(returned, cst.Call), deps, manager
+                    )
                 fixture.problem = _recipe_problem(fixture, body, dep_kinds)
             return MANAGER
 
