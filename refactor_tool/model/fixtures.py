@@ -806,16 +806,18 @@ class _Classifier:
         call: cst.Call,
         deps: dict[str, Fixture | None],
         manager: str,
-    ) -> dict[str, str]:
+    ) -> dict[str, str] | None:
         """keyword -> fixture parameter, when ``create_all_managers(session, keyword=...)``
         builds what the fixture builds: every argument of its one call is one of its
         parameters, each handed to the constructor parameter the factory fills with it (the
         session fixture to the session, a plain manager fixture to the parameter that takes
         that manager, any other fixture to a parameter the factory takes as a keyword), and
-        every parameter is used so. Empty when it does not."""
+        every parameter is used so (empty: ``create_all_managers(session)`` does). None
+        when it does not (an argument that is an expression, a fixture given to a
+        parameter the factory does not take)."""
         graph = self.managers
         if graph is None:
-            return {}
+            return None
         overrides = graph.factory_overrides()
         cls = graph.classes[manager]
         params = [p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")]
@@ -825,13 +827,13 @@ class _Classifier:
         used: set[str] = set()
         for index, arg in enumerate(call.args):
             if arg.star:
-                return {}
+                return None
             if arg.keyword is not None:
                 param = by_name.get(arg.keyword.value)
             elif index < len(positional):
                 param = positional[index]
             else:
-                return {}
+                return None
             value = arg.value
             if (
                 param is None
@@ -839,15 +841,15 @@ class _Classifier:
                 or value.value not in fixture.params
                 or value.value in used
             ):
-                return {}
+                return None
             used.add(value.value)
             dep = deps.get(value.value)
             if dep is not None and dep.kind == SESSION:
                 if param.name != self.config.session_variable:
-                    return {}
+                    return None
             elif dep is not None and dep.kind == MANAGER and dep.plain_manager:
                 if param.dependency is None or param.dependency != dep.manager_class:
-                    return {}
+                    return None
             elif (
                 (manager, param.name) in overrides
                 and dep is not None
@@ -856,9 +858,9 @@ class _Classifier:
             ):
                 found[overrides[manager, param.name]] = value.value
             else:
-                return {}
+                return None
         if used != set(fixture.params):
-            return {}
+            return None
         return found
 
     def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
@@ -915,14 +917,16 @@ class _Classifier:
                 deps[p] is None or deps[p].kind != MANAGER or deps[p].plain_manager
                 for p in deps
             )
-            fixture.plain_manager = bool(
-                simple and plain_params and manager in self._factory_classes
+            by_factory = (
+                self._factory_overrides(
+                    fixture, cst.ensure_type(returned, cst.Call), deps, manager
+                )
+                if simple and manager in self._factory_classes
+                else None
             )
+            fixture.plain_manager = bool(plain_params and by_factory == {})
             if not fixture.plain_manager:
-                if simple and manager in self._factory_classes:
-                    fixture.factory_overrides = self._factory_overrides(
-                        fixture, cst.ensure_type(returned, cst.Call), deps, manager
-                    )
+                fixture.factory_overrides = by_factory or {}
                 fixture.problem = _recipe_problem(fixture, body, dep_kinds)
             return MANAGER
 
