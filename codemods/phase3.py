@@ -7,6 +7,11 @@
   managers it takes (``act_manager = ActManager(session=session, game_manager=game_manager)``);
   other parameters keep their defaults. The namespace uses short names derived from the
   class names (``GameManager`` -> ``managers.game``).
+* a constructor parameter that is not a manager and defaults to ``None`` (a client the
+  manager builds itself when given none, perhaps from the environment) becomes a keyword-only
+  argument of the factory, handed on to the constructor; such a manager, and every manager
+  that takes one, is built on first access (a ``cached_property`` of the ``SimpleNamespace``
+  subclass the factory then returns), so calling the factory builds no client nobody uses.
 
 The output is formatted the way ``ruff format`` formats it (line length from the target's
 ``[tool.ruff]``, default 88), so formatting it again changes nothing.

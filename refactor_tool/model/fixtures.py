@@ -9,9 +9,10 @@ and classifies every fixture from its code, its parameters and the manager class
 ``session``          the fixture named ``Config.session_fixture`` (``db_session``)
 ``session_context``  the fixture named ``Config.session_context_fixture`` (kept)
 ``manager``          returns an instance of a manager class (``GameManager(session=...)``);
-                     *plain* when ``create_all_managers`` builds the same thing (it takes
-                     only the session and other managers), else a recipe phase 5 inlines
-                     (a manager that receives a mock client)
+                     *plain* when ``create_all_managers`` builds the same thing (every
+                     argument is the session or a plain manager fixture); when it also hands
+                     the manager fixtures that the factory takes as keywords (a mock client),
+                     those are its ``factory_overrides``; else a recipe phase 5 inlines
 ``factory``          ``create_test_*`` returning an inner closure
 ``object``           builds data through managers, factories or the session and returns it:
                      phase 5 inlines its recipe into the tests that use it, phase 4 removes it
