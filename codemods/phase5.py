@@ -44,6 +44,9 @@ from refactor_tool.model.state import state_of
 
 # ------------------------------------------------------------------------------- analysis
 
+_FACTORY_KEYWORDS = ("factory keywords",)
+
+
 
 def analyze(project: Project) -> fx.FixtureAnalysis:
     """The current fixture graph, falling back on the one recorded before phase 4."""
@@ -51,6 +54,7 @@ def analyze(project: Project) -> fx.FixtureAnalysis:
     previous = state_of(project).fixture_graph
     if previous is not None:
         analysis.graph.fallback = previous
+    analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
     return analysis
 
 
@@ -101,6 +105,37 @@ def may_request(text: str, names: list[str]) -> bool:
 
 
 # ------------------------------------------------------------------------------- helpers
+
+
+def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]:
+    """The keyword arguments the target's ``create_all_managers`` takes (a ``**`` parameter:
+    any the manager analysis offers), read once per run from the factory module: a manager
+    fixture is replaced by ``managers.<short>`` plus a keyword only when the factory takes
+    it (a hand-written factory may not), and rebuilt from its recipe otherwise. Computed by
+    :func:`analyze`, before the codemod changes anything."""
+    config = analysis.config
+    taken: set[str] = set()
+    if project.exists(config.factory_module):
+        try:
+            tree = project.parse(config.factory_module)
+        except Exception:
+            tree = None
+        function = next(
+            (
+                n
+                for n in (tree.body if tree is not None else ())
+                if isinstance(n, cst.FunctionDef) and n.name.value == config.factory_function
+            ),
+            None,
+        )
+        if function is not None:
+            p = function.params
+            taken = {q.name.value for q in (*p.params, *p.kwonly_params)}
+            taken.discard(config.session_variable)
+            if isinstance(p.star_kwarg, cst.Param) and analysis.managers is not None:
+                taken |= set(analysis.managers.factory_overrides().values())
+    return taken
+
 
 
 _PARAMETRIZE = m.Decorator(
@@ -311,6 +346,13 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         return self._graph_resolve(name, self._rel)
 
+    def _by_factory(self, fixture: fx.Fixture) -> bool:
+        """Whether ``create_all_managers`` builds what this manager fixture built, handed the
+        objects the fixture injected (its ``factory_overrides``) as keywords it takes."""
+        if fixture.kind != fx.MANAGER or not fixture.factory_overrides:
+            return False
+        return set(fixture.factory_overrides) <= self.analysis.cache.get(_FACTORY_KEYWORDS, set())
+
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
         raise _Skip(message)
@@ -402,8 +444,26 @@ class RefactorTestFunctions(RefactorCodemod):
         def needs_inlining(fixture: fx.Fixture | None) -> bool:
             return fixture is not None and (
                 fixture.kind == fx.OBJECT
-                or (fixture.kind == fx.MANAGER and not fixture.plain_manager)
+                or (
+                    fixture.kind == fx.MANAGER
+                    and not fixture.plain_manager
+                    and not self._by_factory(fixture)
+                )
             )
+
+        # manager fixtures that create_all_managers builds when handed what they injected
+        keywords: dict[str, str] = {}  # factory keyword -> fixture name
+
+        def hand_over(fixture: fx.Fixture | None) -> None:
+            if fixture is None or not self._by_factory(fixture):
+                return
+            for keyword, source in fixture.factory_overrides.items():
+                if keywords.setdefault(keyword, source) != source:
+                    self._skip(
+                        fn,
+                        f"{name}: fixtures hand {config.factory_function} both {source!r} and "
+                        f"{keywords[keyword]!r} as {keyword!r}; rewrite by hand",
+                    )
 
         def visit(fixture: fx.Fixture) -> None:
             if fixture.name in visiting or any(f.name == fixture.name for f in order):
@@ -417,6 +477,7 @@ class RefactorTestFunctions(RefactorCodemod):
             visiting.add(fixture.name)
             for dep_name in fixture.params:
                 dep = self._graph_resolve(dep_name, fixture.rel)
+                hand_over(dep)
                 if needs_inlining(dep):
                     visit(dep)  # type: ignore[arg-type]
             visiting.discard(fixture.name)
@@ -424,6 +485,8 @@ class RefactorTestFunctions(RefactorCodemod):
 
         for p in fixture_params:
             fixture = resolved.get(p)
+            if p not in parametrized:
+                hand_over(fixture)
             if needs_inlining(fixture):
                 visit(fixture)  # type: ignore[arg-type]
 
@@ -454,11 +517,16 @@ class RefactorTestFunctions(RefactorCodemod):
                     factory_names.add(dep_name)
                 if dep_name not in params and dep_name not in extras:
                     extras.append(dep_name)
+        for source in keywords.values():  # the fixtures handed to the factory stay
+            if source not in params and source not in extras:
+                extras.append(source)
         for p in removed:
             fixture = resolved.get(p)
             if fixture is None or fixture.kind == fx.SESSION:
                 replacements[p] = session_expr
-            elif fixture.kind == fx.MANAGER and fixture.plain_manager:
+            elif fixture.kind == fx.MANAGER and (
+                fixture.plain_manager or self._by_factory(fixture)
+            ):
                 replacements[p] = rewrite.managers_attr(config, fixture.manager_short or p)
 
         # ---- the body
@@ -523,8 +591,10 @@ class RefactorTestFunctions(RefactorCodemod):
                 self._inline(fn, recipe, replacements, factory_names, reserved_names)
             )
 
+        arguments = [config.session_variable]
+        arguments += [f"{keyword}={source}" for keyword, source in keywords.items()]
         managers_line = cst.parse_statement(
-            f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
+            f"{config.managers_variable} = {config.factory_function}({', '.join(arguments)})\n"
         )
         first_leading: list[cst.EmptyLine] = []
         if new_body:
@@ -779,7 +849,11 @@ class RefactorTestFunctions(RefactorCodemod):
             dep = graph.resolve(param, recipe.rel)
             if dep is not None and dep.kind == fx.SESSION:
                 local_replacements[param] = cst.Name(config.session_variable)
-            elif dep is not None and dep.kind == fx.MANAGER and dep.plain_manager:
+            elif (
+                dep is not None
+                and dep.kind == fx.MANAGER
+                and (dep.plain_manager or self._by_factory(dep))
+            ):
                 local_replacements[param] = rewrite.managers_attr(
                     config, dep.manager_short or param
                 )

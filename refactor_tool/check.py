@@ -14,7 +14,8 @@ what to do about it:
    parent's session to the managers it creates;
 4. the factory module has ``create_all_managers(session) -> SimpleNamespace`` that creates
    every manager class found in the code (subclasses of ``BaseManager``, transitively), each
-   with the session, each dependency created before it is passed, all of them returned;
+   with the session, each dependency created before it is passed, all of them returned (a
+   ``SimpleNamespace`` subclass of the module may build some on first access);
 5. no ``db_session`` fixture and no manager fixtures in any conftest, every ``create_test_*``
    fixture's inner function takes ``session`` first, no ``merge()`` in a conftest;
 6. every test that touches the database (requests ``session_context``, a factory fixture or
@@ -527,6 +528,9 @@ def _manager_graph(project: Project) -> tuple[Any, Optional[Failure]]:
 # ------------------------------------------------------------------------------- 4
 
 
+_SIMPLE_NAMESPACE = m.Name("SimpleNamespace") | m.Attribute(attr=m.Name("SimpleNamespace"))
+
+
 def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> list[Failure]:
     config = src.project.config
     rel = config.factory_module
@@ -561,7 +565,16 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
         for a in findall(fn, m.AssignTarget(target=m.Name()) | m.AnnAssign(target=m.Name()))
         for t in [a.target]  # type: ignore[attr-defined]
     }
-    for stmt in body:
+    # a SimpleNamespace subclass of the module may build some managers on first access
+    namespaces = [
+        s
+        for s in module.body
+        if isinstance(s, cst.ClassDef)
+        and any(matches(b.value, _SIMPLE_NAMESPACE) for b in s.bases)
+    ]
+    namespace_names = {c.name.value for c in namespaces}
+    lazy_stmts = [stmt for cls_def in namespaces for stmt in cls_def.body.body]
+    for stmt in [*body, *lazy_stmts]:
         for call in findall(stmt, m.Call()):
             call = cst.ensure_type(call, cst.Call)
             cls_name = _call_name(call)
@@ -595,7 +608,7 @@ def check_factory(src: _Source, graph: Any, graph_error: Optional[Failure]) -> l
         for r in findall(fn, m.Return())
         if matches(
             cst.ensure_type(r, cst.Return).value,
-            m.Call(func=m.Name("SimpleNamespace") | m.Attribute(attr=m.Name("SimpleNamespace"))),
+            m.Call(func=_SIMPLE_NAMESPACE | m.Name(m.MatchIfTrue(lambda n: n in namespace_names))),
         )
     ]
     if not returned:

@@ -9,9 +9,10 @@ and classifies every fixture from its code, its parameters and the manager class
 ``session``          the fixture named ``Config.session_fixture`` (``db_session``)
 ``session_context``  the fixture named ``Config.session_context_fixture`` (kept)
 ``manager``          returns an instance of a manager class (``GameManager(session=...)``);
-                     *plain* when ``create_all_managers`` builds the same thing (it takes
-                     only the session and other managers), else a recipe phase 5 inlines
-                     (a manager that receives a mock client)
+                     *plain* when ``create_all_managers`` builds the same thing (every
+                     argument is the session or a plain manager fixture); when it also hands
+                     the manager fixtures that the factory takes as keywords (a mock client),
+                     those are its ``factory_overrides``; else a recipe phase 5 inlines
 ``factory``          ``create_test_*`` returning an inner closure
 ``object``           builds data through managers, factories or the session and returns it:
                      phase 5 inlines its recipe into the tests that use it, phase 4 removes it
@@ -424,6 +425,10 @@ class Fixture:
     manager_class: str | None = None
     manager_short: str | None = None
     plain_manager: bool = False
+    #: manager fixtures that are not plain only because they hand the manager something
+    #: ``create_all_managers`` takes as a keyword (a mock client): keyword -> the
+    #: parameter of this fixture (a fixture name) that supplies it
+    factory_overrides: dict[str, str] = field(default_factory=dict)
     #: factory fixtures already in the new style (inner function takes ``session`` first)
     new_style: bool = False
     #: names the recipe reads from its module: imported ones -> [module, obj, asname]
@@ -813,6 +818,69 @@ class _Classifier:
                     return qualified
         return None
 
+    def _factory_overrides(
+        self,
+        fixture: Fixture,
+        call: cst.Call,
+        deps: dict[str, Fixture | None],
+        manager: str,
+    ) -> dict[str, str] | None:
+        """keyword -> fixture parameter, when ``create_all_managers(session, keyword=...)``
+        builds what the fixture builds: every argument of its one call is one of its
+        parameters, each handed to the constructor parameter the factory fills with it (the
+        session fixture to the session, a plain manager fixture to the parameter that takes
+        that manager, any other fixture to a parameter the factory takes as a keyword), and
+        every parameter is used so (empty: ``create_all_managers(session)`` does). None
+        when it does not (an argument that is an expression, a fixture given to a
+        parameter the factory does not take)."""
+        graph = self.managers
+        if graph is None:
+            return None
+        overrides = graph.factory_overrides()
+        cls = graph.classes[manager]
+        params = [p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")]
+        by_name = {p.name: p for p in params}
+        positional = [p for p in params if p.kind in ("posonly", "positional")]
+        found: dict[str, str] = {}
+        used: set[str] = set()
+        for index, arg in enumerate(call.args):
+            if arg.star:
+                return None
+            if arg.keyword is not None:
+                param = by_name.get(arg.keyword.value)
+            elif index < len(positional):
+                param = positional[index]
+            else:
+                return None
+            value = arg.value
+            if (
+                param is None
+                or not isinstance(value, cst.Name)
+                or value.value not in fixture.params
+                or value.value in used
+            ):
+                return None
+            used.add(value.value)
+            dep = deps.get(value.value)
+            if dep is not None and dep.kind == SESSION:
+                if param.name != self.config.session_variable:
+                    return None
+            elif dep is not None and dep.kind == MANAGER and dep.plain_manager:
+                if param.dependency is None or param.dependency != dep.manager_class:
+                    return None
+            elif (
+                (manager, param.name) in overrides
+                and dep is not None
+                and dep.kind == PLAIN
+                and not dep.autouse
+            ):
+                found[overrides[manager, param.name]] = value.value
+            else:
+                return None
+        if used != set(fixture.params):
+            return None
+        return found
+
     def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
         package = self.config.package_dotted
         called = set()
@@ -867,10 +935,16 @@ class _Classifier:
                 deps[p] is None or deps[p].kind != MANAGER or deps[p].plain_manager
                 for p in deps
             )
-            fixture.plain_manager = bool(
-                simple and plain_params and manager in self._factory_classes
+            by_factory = (
+                self._factory_overrides(
+                    fixture, cst.ensure_type(returned, cst.Call), deps, manager
+                )
+                if simple and manager in self._factory_classes
+                else None
             )
+            fixture.plain_manager = bool(plain_params and by_factory == {})
             if not fixture.plain_manager:
+                fixture.factory_overrides = by_factory or {}
                 fixture.problem = _recipe_problem(fixture, body, dep_kinds)
             return MANAGER
 

@@ -233,6 +233,7 @@ class Param:
     has_default: bool
     kind: str  # "posonly", "positional", "kwonly", "star", "starstar"
     dependency: str | None = None  # qualified name of the manager it takes
+    default: str | None = None  # source text of the default, None without one
 
 
 @dataclass
@@ -311,6 +312,42 @@ class ManagerGraph:
             and (c.module == package or c.module.startswith(package + "."))
         ]
 
+    def is_override(self, param: Param) -> bool:
+        """Whether ``create_all_managers`` takes this constructor parameter as a keyword:
+        a parameter that is not the session nor a manager, can be passed by keyword and
+        defaults to ``None``, the shape of a dependency (an API client, a mailer) that the
+        constructor builds itself when it is not given one."""
+        return (
+            param.name != self.config.session_variable
+            and param.dependency is None
+            and param.kind in ("positional", "kwonly")
+            and param.default == "None"
+        )
+
+    def factory_overrides(self) -> dict[tuple[str, str], str]:
+        """(manager qualified name, parameter) -> the keyword ``create_all_managers`` takes
+        for it (see :meth:`is_override`), over the managers the factory builds.
+
+        The keyword is the parameter's name; when managers have parameters of one name with
+        different annotations (two different things), each becomes ``<short>_<name>``
+        (``oracle_client``)."""
+        found: list[tuple[ManagerClass, Param]] = []
+        for cls in sorted(self.factory_managers(), key=lambda c: (c.rel, c.name)):
+            for param in self.init_params(cls):
+                if self.is_override(param):
+                    found.append((cls, param))
+        annotations: dict[str, set[str | None]] = {}
+        for _, param in found:
+            annotations.setdefault(param.name, set()).add(
+                re.sub(r"\s+", "", param.annotation) if param.annotation else None
+            )
+        return {
+            (cls.qualified, param.name): (
+                param.name if len(annotations[param.name]) == 1 else f"{cls.short}_{param.name}"
+            )
+            for cls, param in found
+        }
+
     def class_names(self) -> list[str]:
         return sorted({c.name for c in self.classes.values()})
 
@@ -379,7 +416,8 @@ def _params(fn: cst.FunctionDef) -> list[Param]:
         ann = (
             code(param.annotation.annotation) if param.annotation is not None else None
         )
-        out.append(Param(param.name.value, ann, param.default is not None, kind))
+        default = code(param.default) if param.default is not None else None
+        out.append(Param(param.name.value, ann, param.default is not None, kind, default=default))
 
     for param in p.posonly_params:
         add(param, "posonly")
