@@ -1,0 +1,6 @@
+"""``python -m libris``."""
+
+from libris.cli import main
+
+if __name__ == "__main__":
+    main()
