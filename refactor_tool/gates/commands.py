@@ -60,6 +60,30 @@ sys.exit(target())
 """
 
 
+_TIMEOUT = 300
+
+
+def _run_script(
+    python: str, script: str, payload: str, root: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str] | None:
+    """``python -c script payload`` in the target (None: it did not finish in time)."""
+    try:
+        return subprocess.run(
+            [python, "-c", script, payload],
+            check=False,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    except OSError as exc:
+        raise EnvironmentProblem(f"{python}: cannot run the target's interpreter: {exc}") from None
+
+
 def smoke_env(config: Config, scratch: Path) -> dict[str, str]:
     """A scratch home: HOME, the XDG dirs, and each of ``Config.smoke_env`` pointing into it.
 
@@ -108,25 +132,11 @@ def run_smoke(root: Path, python: str, config: Config) -> CommandResult:
     with tempfile.TemporaryDirectory(prefix="refactor-tool-smoke-") as tmp:
         env = _target_env(root, smoke_env(config, Path(tmp)))
         payload = json.dumps([spec, [config.script, *config.smoke_args]])
-        try:
-            proc = subprocess.run(
-                [python, "-c", _RUNNER, payload],
-                check=False,
-                cwd=root,
-                env=env,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=300,
-            )
-        except subprocess.TimeoutExpired:
+        proc = _run_script(python, _RUNNER, payload, root, env)
+        if proc is None:
             return CommandResult(
-                "smoke", display, "failed", None, "", "did not finish within 300 s"
+                "smoke", display, "failed", None, "", f"did not finish within {_TIMEOUT} s"
             )
-        except OSError as exc:
-            raise EnvironmentProblem(
-                f"{python}: cannot run the target's interpreter: {exc}"
-            ) from None
     output = _tail(proc.stdout + proc.stderr, 15)
     if proc.returncode == 0:
         return CommandResult(
@@ -201,25 +211,11 @@ def run_factory_check(root: Path, python: str, config: Config) -> CommandResult:
     payload = json.dumps(
         [config.factory_module_name, config.factory_function, config.package_dotted]
     )
-    try:
-        proc = subprocess.run(
-            [python, "-c", _FACTORY_CHECK, payload],
-            check=False,
-            cwd=root,
-            env=_target_env(root),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
+    proc = _run_script(python, _FACTORY_CHECK, payload, root, _target_env(root))
+    if proc is None:
         return CommandResult(
-            "factory", call, "failed", None, "", "did not finish within 300 s"
+            "factory", call, "failed", None, "", f"did not finish within {_TIMEOUT} s"
         )
-    except OSError as exc:
-        raise EnvironmentProblem(
-            f"{python}: cannot run the target's interpreter: {exc}"
-        ) from None
     report: dict[str, Any] = {}
     for line in reversed(proc.stdout.splitlines()):
         try:
