@@ -19,7 +19,8 @@ from pathlib import PurePosixPath
 
 from ..model.config import Config
 from ..model.fixtures import is_test_module
-from ..model.project import Project
+from ..model.managers import analyze_managers
+from ..model.project import InputError, Project
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -106,28 +107,11 @@ def analyze_db_usage(project: Project) -> DbMap:
                 trees[rel] = None  # type: ignore[assignment]
         return trees[rel]
 
-    # manager classes: subclasses (transitively) of the base manager anywhere in the package
-    bases: dict[str, set[str]] = {}
-    package_prefix = config.package.rstrip("/") + "/"
-    for rel in project.grep(
-        [f for f in files if f.startswith(package_prefix)], "class "
-    ):
-        module = tree(rel)
-        if module is None:
-            continue
-        for node in ast.walk(module):
-            if isinstance(node, ast.ClassDef):
-                bases.setdefault(node.name, set()).update(
-                    _decorator_name(b) for b in node.bases
-                )
-    managers = {config.base_manager_class}
-    grew = True
-    while grew:
-        grew = False
-        for name, parents in bases.items():
-            if name not in managers and parents & managers:
-                managers.add(name)
-                grew = True
+    # manager classes: the model's answer (subclasses of the base manager, imports resolved)
+    try:
+        managers = {cls.name for cls in analyze_managers(project).classes.values()}
+    except InputError:
+        managers = {config.base_manager_class}
 
     database_pkg = Config.module_name(config.session_module).rsplit(".", 1)[0]
     markers_base = {
