@@ -136,10 +136,9 @@ def test_baseline_fails_exactly_the_known_failures(
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "the tool does not get through libris yet: phase 1's gate blames a test that only "
-        "requests a session-less service fixture; phase 4 deletes manager fixtures that kept "
-        "factories (whose inner function already takes `session`) still request; and failed "
-        "operations poison the session once _execute_db_operation no longer rolls back"
+        "the tool does not get through libris yet: phase 4 deletes manager fixtures that "
+        "kept factories (whose inner function already takes `session`) still request, and "
+        "failed operations poison the session once _execute_db_operation no longer rolls back"
     ),
 )
 def test_apply_all_then_the_whole_suite_passes(libris: Path, tmp_path: Path) -> None:
