@@ -343,8 +343,11 @@ def get_baseline(
     with rep.gate_progress(
         "recording the baseline: running the target's tests before anything is written"
     ) as (update, progress):
+        on_disk = Project(project.root, project.config)
+        on_disk.share_caches(project)
+        on_disk.refresh()
         baseline = record_baseline(
-            Project(project.root, project.config),
+            on_disk,
             python,
             jobs=test_jobs or default_test_jobs(),
             on_step=update,
@@ -376,9 +379,14 @@ def gate_for(
 ) -> GateResult:
     phase = PHASES.get(number)
     title = phase.title if phase else f"phase {number}"
+    # the tree on disk, parsed through the run's cache (a file the phases left as it was, or
+    # wrote as they computed it, is not parsed again)
+    on_disk = Project(project.root, project.config)
+    on_disk.share_caches(project)
+    on_disk.refresh()
     with rep.gate_progress(f"phase {number}: verifying") as (update, progress):
         return run_gate(
-            Project(project.root, project.config),
+            on_disk,
             number,
             title,
             baseline,

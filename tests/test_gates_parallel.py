@@ -270,3 +270,60 @@ def test_behaviour_unchanged() -> None:
     assert not behaviour_unchanged(6, [Change("a.py", b"x = 1\n", None)]).proven
     assert not behaviour_unchanged(6, [same, Change("setup.cfg", b"[a]\n", b"[b]\n")]).proven
     assert not behaviour_unchanged(6, [Change("a.py", b"x = 1\n", b"x = (\n")]).proven
+
+
+@pytest.mark.parametrize(
+    ("referrer", "why"),
+    [
+        (None, ""),  # nothing imports the new module: proven
+        ("from app.helpers import double\n", "imports app.helpers"),
+        ("from . import helpers\n", "imports app.helpers"),
+        ("from .helpers import *\n", "imports app.helpers"),
+        ("import app.helpers as h\n", "imports app.helpers"),
+        ('PLUGINS = ["app.helpers"]\n', "in a string"),
+        ('__all__ = ["helpers"]\n', "in a string"),
+        (
+            "import importlib, pkgutil\n"
+            "MODS = [importlib.import_module('app.' + n) for _, n, _ in pkgutil.iter_modules(['app'])]\n",
+            "computed name",
+        ),
+        ("import importlib\nPLUGIN = importlib.import_module(KIND + '.helpers.x')\n", "computed name"),
+        # a computed name the target cannot build: nothing holds the module's name
+        ("import importlib, os\nPLUGIN = importlib.import_module(os.environ['PLUGIN'])\n", None),
+    ],
+)
+def test_a_created_module_nothing_can_run_changes_no_behaviour(
+    tmp_path: Path, referrer: str | None, why: str | None
+) -> None:
+    root = write(
+        tmp_path / "t",
+        {
+            "pyproject.toml": '[project]\nname = "app"\n',
+            "app/__init__.py": "",
+            "app/logic.py": "def add(a, b):\n    return a + b\n",
+            "app/tests/test_logic.py": "from app.logic import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+            "app/helpers.py": "def double(x):\n    return 2 * x\n",
+        },
+    )
+    if referrer is not None:
+        (root / "app" / "logic.py").write_text(referrer + "\n\ndef add(a, b):\n    return a + b\n")
+    created = Change("app/helpers.py", None, (root / "app" / "helpers.py").read_bytes())
+    verdict = behaviour_unchanged(3, [created], Project(root))
+    if referrer is None or why is None:
+        assert verdict.proven, verdict.reason
+        assert "created app/helpers.py, which nothing in the target imports" in verdict.reason
+    else:
+        assert not verdict.proven
+        assert why in verdict.reason and "app/logic.py" in verdict.reason
+    # without the tree to look at, a created module is never proven
+    assert not behaviour_unchanged(3, [created]).proven
+
+
+def test_a_created_test_module_or_conftest_runs(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "t",
+        {"app/__init__.py": "", "app/test_new.py": "", "app/conftest.py": ""},
+    )
+    for rel in ("app/test_new.py", "app/conftest.py", "app/__init__.py"):
+        verdict = behaviour_unchanged(3, [Change(rel, None, b"")], Project(root))
+        assert not verdict.proven and "pytest or Python runs it" in verdict.reason

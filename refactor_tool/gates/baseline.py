@@ -14,9 +14,10 @@ import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..model.fixtures import is_test_module
 from ..model.project import Project
 from .commands import CommandResult, run_smoke
 from .dbusage import DbMap, analyze_db_usage
@@ -98,19 +99,12 @@ def tree_hash(
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _is_test_module(rel: str) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return (
-        name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
-    )
-
-
 def app_hash(project: Project) -> str:
     """A hash of what the application's smoke command can run: every Python file but the test
     modules and conftests, and the project's metadata (its entry points)."""
     digest = hashlib.sha256()
     for rel in project.python_files():
-        if not _is_test_module(rel):
+        if not is_test_module(project, rel) and PurePosixPath(rel).name != "conftest.py":
             digest.update(rel.encode() + b"\0" + project.read_bytes(rel) + b"\0")
     for rel in ("pyproject.toml", "setup.cfg", "setup.py"):
         path = project.root / rel

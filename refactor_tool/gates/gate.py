@@ -3,9 +3,9 @@ judge against the baseline, and add the phase's commands and checks.
 
 No run that cannot change a verdict: a phase whose changes are proven not to change behaviour
 (every changed file is a Python module whose syntax tree is the same before and after, once
-comments and formatting are set aside; a docstring is part of the tree) is judged on the
-previous run of the suite, taken on the tree just before the phase. Any other phase runs the
-whole suite.
+comments and formatting are set aside, a docstring being part of the tree; every created
+module is one nothing in the target can make run) is judged on the previous run of the
+suite, taken on the tree just before the phase. Any other phase runs the whole suite.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..model.imports import referrers
 from ..model.project import Project
 from .baseline import (
     Baseline,
@@ -61,30 +62,60 @@ def _tree(source: bytes) -> str | None:
         return None
 
 
-def behaviour_unchanged(phase: int, changes: Iterable[ChangedFile]) -> Unchanged:
-    """Whether every change of the phase leaves the Python syntax tree as it was."""
+def behaviour_unchanged(
+    phase: int, changes: Iterable[ChangedFile], project: Project | None = None
+) -> Unchanged:
+    """Whether the phase's changes cannot change what the suite does.
+
+    Proven when every changed Python module has the same syntax tree as before, and every
+    module the phase created is one nothing in the target (``project``, the tree after the
+    phase) can make run: no import, no string naming it, no entry point, not collected by
+    pytest (:func:`refactor_tool.model.imports.referrers`).
+    """
     changes = list(changes)
     if not changes:
         return Unchanged(True, 0, f"phase {phase} changed no file")
+    created: list[str] = []
+    formatted = 0
     for change in changes:
         if not change.path.endswith(".py"):
             return Unchanged(
                 False, len(changes), f"{change.path} is not a Python module"
             )
-        if change.old is None or change.new is None:
-            verb = "created" if change.old is None else "deleted"
-            return Unchanged(False, len(changes), f"phase {phase} {verb} {change.path}")
+        if change.new is None:
+            return Unchanged(False, len(changes), f"phase {phase} deleted {change.path}")
+        if change.old is None:
+            if project is None:
+                return Unchanged(
+                    False, len(changes), f"phase {phase} created {change.path}"
+                )
+            found = referrers(project, change.path)
+            if found:
+                return Unchanged(
+                    False,
+                    len(changes),
+                    f"phase {phase} created {change.path}, which can run ({found[0]})",
+                )
+            created.append(change.path)
+            continue
         before, after = _tree(change.old), _tree(change.new)
         if before is None or after is None or before != after:
             return Unchanged(
                 False, len(changes), f"{change.path}: its statements changed"
             )
-    return Unchanged(
-        True,
-        len(changes),
-        f"phase {phase} changed only comments and formatting in {len(changes)} "
-        f"file{'s' if len(changes) != 1 else ''}",
-    )
+        formatted += 1
+    parts = []
+    if formatted:
+        parts.append(
+            f"changed only comments and formatting in {formatted} "
+            f"file{'s' if formatted != 1 else ''}"
+        )
+    if created:
+        parts.append(
+            f"created {', '.join(created)}, which nothing in the target imports or names "
+            "(and pytest does not collect)"
+        )
+    return Unchanged(True, len(changes), f"phase {phase} " + " and ".join(parts))
 
 
 def _rerun_candidates(
@@ -149,7 +180,9 @@ def run_gate(
     smoke_note = ""
     app = ""
     previous = load_last_run(root)
-    unchanged = behaviour_unchanged(phase, changes) if changes is not None else None
+    unchanged = (
+        behaviour_unchanged(phase, changes, project) if changes is not None else None
+    )
     if (
         unchanged is not None
         and unchanged.proven
@@ -180,7 +213,7 @@ def run_gate(
                 "smoke: not run again: the application's modules are as they were for "
                 f"{previous.source}, whose result stands"
             )
-    db_now = analyze_db_usage(Project(root, config))
+    db_now = analyze_db_usage(project)
     gate = judge(phase, title, baseline, current, db_now)
     if reused_from is None and current.jobs > 1:
         again = _rerun_candidates(gate, current, baseline)
@@ -234,7 +267,7 @@ def run_gate(
         else:
             if on_step:
                 on_step("phase 6: checking the end-state invariants")
-            results = [check_as_dict(r) for r in checks(Project(root, config))]
+            results = [check_as_dict(r) for r in checks(project)]
             gate.checks = results
             failing = [c for c in results if not c["ok"]]
             if failing:

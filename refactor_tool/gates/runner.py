@@ -277,6 +277,10 @@ def pytest_command(python: str, config: Config, extra: Sequence[str] = ()) -> li
         "-p",
         "no:cacheprovider",
         "-q",
+        # the plugin records each failure's type and message; pytest's own tracebacks would
+        # cost a quarter of a run that fails most of its tests (the target's own options,
+        # after these, still win)
+        "--tb=no",
         "--continue-on-collection-errors",
         *config.pytest_args,
         *extra,

@@ -160,21 +160,13 @@ class Project:
     def apply(self, changes: Iterable["object"]) -> None:
         """Record changes in the overlay (used between phases of an unwritten run).
 
-        The parsed trees of the replaced contents are dropped from the cache: nothing reads
-        those contents again, and on a large tree they are most of the memory a run holds.
         A change that carries the codemods' tree of its new content (``tree``, printing
-        exactly ``tree_source``) puts that tree in the cache, so the next phase does not parse
-        what this one has just printed.
+        exactly ``tree_source``) puts that tree in the cache, so nothing parses what a phase
+        has just printed. Trees of earlier contents stay: the gates read each phase's tree
+        on disk after the run computed every phase.
         """
-        changes = list(changes)
-        changed = set()
         for change in changes:
             self.overlay[change.path] = change.new  # type: ignore[attr-defined]
-            changed.add(change.path)  # type: ignore[attr-defined]
-        if changed:
-            for key in [k for k in self._parse_cache if k[0] in changed]:
-                del self._parse_cache[key]
-        for change in changes:
             tree = getattr(change, "tree", None)
             new = change.new  # type: ignore[attr-defined]
             if tree is not None and new is not None and new == getattr(change, "tree_source", None):
