@@ -25,6 +25,7 @@ from pathlib import Path
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
+from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import (
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
@@ -63,6 +64,9 @@ class SessionApiAnalysis:
     session_attr: str
     #: the module ``scoped_session`` / ``sessionmaker`` are imported from
     orm_module: str
+    #: module-level functions of the session module that only return a new session context
+    #: (``def get_db_context(): return SessionContext()``)
+    context_openers: frozenset[str] = frozenset()
 
 
 def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
@@ -161,6 +165,21 @@ def analyze(project: Project) -> SessionApiAnalysis:
         ):
             orm_module = get_full_name_for_node(node.module) or orm_module
             break
+    opens_context = m.FunctionDef(
+        params=m.Parameters(params=[], kwonly_params=[], posonly_params=[]),
+        body=m.IndentedBlock(
+            body=[
+                m.ZeroOrMore(m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])),
+                m.SimpleStatementLine(
+                    body=[
+                        m.Return(
+                            m.Call(func=m.Name(config.session_context_class), args=[])
+                        )
+                    ]
+                ),
+            ]
+        ),
+    )
     return SessionApiAnalysis(
         config=config,
         root=project.root,
@@ -170,6 +189,11 @@ def analyze(project: Project) -> SessionApiAnalysis:
         removed=removed,
         session_attr=_registry_attr(tree, config.database_manager_class, getter),
         orm_module=orm_module,
+        context_openers=frozenset(
+            n.name.value
+            for n in tree.body
+            if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
+        ),
     )
 
 
@@ -240,7 +264,9 @@ def _method_call_of(names: tuple[str, ...]) -> m.Call:
 @functools.lru_cache(maxsize=64)
 def _attribute_method_call(attribute: str, method: str) -> m.Call:
     """``<anything>.<attribute>.<method>(...)``."""
-    return m.Call(func=m.Attribute(value=m.Attribute(attr=m.Name(attribute)), attr=m.Name(method)))
+    return m.Call(
+        func=m.Attribute(value=m.Attribute(attr=m.Name(attribute)), attr=m.Name(method))
+    )
 
 
 # ------------------------------------------------------------------------------- step 1.1
@@ -260,6 +286,11 @@ class UseSessionmaker(_SessionModuleCodemod):
         self._used_attribute_form = False
         self._blocked = False
         self._drop: set[str] = set()  # names whose imports may have become unused
+        self._rewritten_uses: set[int] = set()  # calls turned into a ``with`` block
+        self._openers: list[str] = []  # imported functions that open a session context
+        self._blocks: dict[
+            int, set[int]
+        ] = {}  # block -> indexes of rewritable ``X = ...``
         return super().transform_module_impl(tree)
 
     def _manager(self) -> bool:
@@ -462,9 +493,7 @@ def _drop_statements(
             original_node: cst.SimpleStatementLine,
             updated_node: cst.SimpleStatementLine,
         ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-            if len(original_node.body) == 1 and matches(
-                original_node.body[0], matcher
-            ):
+            if len(original_node.body) == 1 and matches(original_node.body[0], matcher):
                 return cst.RemoveFromParent()
             return updated_node
 
@@ -574,6 +603,11 @@ class RemoveSessionApis(RefactorCodemod):
             0  # inside a function this step removes: nothing to report
         )
         self._drop: set[str] = set()  # names whose imports may have become unused
+        self._rewritten_uses: set[int] = set()  # calls turned into a ``with`` block
+        self._openers: list[str] = []  # imported functions that open a session context
+        self._blocks: dict[
+            int, set[int]
+        ] = {}  # block -> indexes of rewritable ``X = ...``
         return super().transform_module_impl(tree)
 
     # -- scope depth
@@ -625,6 +659,12 @@ class RemoveSessionApis(RefactorCodemod):
         if source not in self.analysis.sources:
             return updated_node
         self._imports_sources = True
+        if not self._depth:
+            self._openers += [
+                a.evaluated_alias or a.evaluated_name
+                for a in original_node.names
+                if get_full_name_for_node(a.name) in self.analysis.context_openers
+            ]
         removed = self.analysis.removed
         hit = [
             a for a in original_node.names if get_full_name_for_node(a.name) in removed
@@ -690,6 +730,123 @@ class RemoveSessionApis(RefactorCodemod):
             keep[-1] = keep[-1].with_changes(comma=value.elements[-1].comma)
         return value.with_changes(elements=keep)
 
+    # -- ``X = get_session()`` / ``try: ... finally: close_session()`` -> ``with``
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        if not self._depth or self._inside_removed:
+            return
+        found = {
+            i
+            for i in range(len(node.body) - 1)
+            if self._session_block(node.body[i], node.body[i + 1]) is not None
+        }
+        if found:
+            self._blocks[id(node)] = found
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        found = self._blocks.pop(id(original_node), None)
+        if not found or len(updated_node.body) != len(original_node.body):
+            return updated_node
+        body = list(updated_node.body)
+        out: list[cst.BaseStatement] = []
+        i = 0
+        while i < len(body):
+            if i in found:
+                # the uses the rewrite removes are not reported
+                self._session_block(
+                    original_node.body[i], original_node.body[i + 1], True
+                )
+                rewritten = self._session_block(body[i], body[i + 1])
+                if rewritten is not None:
+                    out.append(rewritten)
+                    i += 2
+                    continue
+            out.append(body[i])
+            i += 1
+        return updated_node.with_changes(body=out)
+
+    def _removed_call(self, node: cst.BaseExpression) -> cst.Name | None:
+        """``get_session()``: a call, without arguments, of a removed name imported here."""
+        if (
+            isinstance(node, cst.Call)
+            and not node.args
+            and isinstance(node.func, cst.Name)
+            and node.func.value in self._dropped
+            and not self._is_session_module
+        ):
+            return node.func
+        return None
+
+    def _session_block(
+        self, first: cst.BaseStatement, second: cst.BaseStatement, mark: bool = False
+    ) -> cst.With | None:
+        """``X = opener()`` followed by a ``try`` whose ``finally`` calls a closer: the
+        session's lifetime is that ``try``, which becomes ``with SessionContext() as X:``
+        (the context commits on success and rolls back on error, as the plan's callers do)."""
+        if not (
+            isinstance(first, cst.SimpleStatementLine)
+            and len(first.body) == 1
+            and isinstance(first.body[0], cst.Assign)
+            and len(first.body[0].targets) == 1
+            and isinstance(first.body[0].targets[0].target, cst.Name)
+            and isinstance(second, cst.Try)
+            and second.finalbody is not None
+        ):
+            return None
+        opener = self._removed_call(first.body[0].value)
+        if opener is None:
+            return None
+        closers = []
+        rest = []
+        for stmt in second.finalbody.body.body:
+            if (
+                isinstance(stmt, cst.SimpleStatementLine)
+                and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.Expr)
+                and self._removed_call(stmt.body[0].value) is not None
+            ):
+                closers.append(stmt.body[0].value.func)  # type: ignore[union-attr]
+            else:
+                rest.append(stmt)
+        if len(closers) != 1:
+            return None
+        if mark:
+            self._rewritten_uses.update(id(n) for n in (opener, *closers))
+            return None
+        target = first.body[0].targets[0].target
+        if rest or second.handlers or second.orelse is not None:
+            inner: cst.BaseSuite = cst.IndentedBlock(
+                body=[
+                    second.with_changes(
+                        finalbody=second.finalbody.with_changes(
+                            body=second.finalbody.body.with_changes(body=rest)
+                        )
+                        if rest
+                        else None
+                    )
+                ]
+            )
+        else:
+            inner = second.body
+        opener_name = (
+            self._openers[0] if self._openers else self.config.session_context_class
+        )
+        if not self._openers:
+            AddImportsVisitor.add_needed_import(
+                self.context, self.analysis.session_module_name, opener_name
+            )
+        return cst.With(
+            items=[
+                cst.WithItem(
+                    item=cst.Call(func=cst.Name(opener_name)),
+                    asname=cst.AsName(name=target),
+                )
+            ],
+            body=inner,
+            leading_lines=first.leading_lines,
+        )
+
     # -- leftovers, reported
     def visit_Call(self, node: cst.Call) -> None:
         if self._inside_removed:
@@ -733,7 +890,11 @@ class RemoveSessionApis(RefactorCodemod):
                 "function-local import of a removed session API left in place (it fails when "
                 f"the function runs); {tail}",
             )
-        calls_of_dropped = [n for n in self._name_uses if n.value in self._dropped]
+        calls_of_dropped = [
+            n
+            for n in self._name_uses
+            if n.value in self._dropped and id(n) not in self._rewritten_uses
+        ]
         for node in calls_of_dropped:
             self.report(
                 node,

@@ -996,7 +996,7 @@ class UpdateDocstrings(RefactorCodemod):
 # ------------------------------------------------------------------------------- 6.3 ruff format
 
 
-def _ruff_command() -> list[str]:
+def ruff_command() -> list[str]:
     try:
         from ruff.__main__ import find_ruff_bin  # type: ignore[import-not-found]
 
@@ -1064,7 +1064,7 @@ def ruff_format(project: Project, rel: str, source: bytes, command: Optional[lis
     except UnicodeDecodeError:
         return source
     cmd = [
-        *(command or _ruff_command()),
+        *(command or ruff_command()),
         "format",
         "--force-exclude",
         "--stdin-filename",
@@ -1164,7 +1164,7 @@ def format_changed(project: Project, changes: list[Any]) -> list[Any]:
             todo[rel] = (project.read_bytes(rel), None)
     if not todo:
         return changes
-    command = _ruff_command()
+    command = ruff_command()
     items = sorted(todo.items())
     batch = ruff_format_batch(project, [(rel, item[0]) for rel, item in items], command) if len(items) > 1 else None
     if batch is not None:

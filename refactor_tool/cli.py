@@ -37,6 +37,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from . import gitops
+from .dangling import dangling_names
 from .engine import (
     JOURNAL,
     FileChange,
@@ -449,6 +450,22 @@ def run_apply(
     records = compute(rep, project, selection, opts.jobs, opts.only)
     report.phases = records
     combined = combined_changes(records)
+
+    # a phase never writes a dangling name: a rule that produced one is a bug, and the run
+    # stops here, before anything is written, with each name's file:line
+    dangling = dangling_names([(r.number, r.changes) for r in records])
+    if dangling:
+        for item in dangling:
+            rep.error(str(item))
+            report.messages.append(str(item))
+        rep.err.print(
+            f"{len(dangling)} name(s) would be left undefined: a rule of the tool produced code "
+            "that cannot run. Nothing was written; please report it with the lines above."
+        )
+        report.exit_code = EXIT_FAILED
+        if opts.json_path:
+            report.write(Path(opts.json_path))
+        return EXIT_FAILED
 
     if opts.dry_run:
         rep.diff(combined)

@@ -605,7 +605,7 @@ def test_one_ruff_process_formats_as_file_by_file(tmp_path: Path) -> None:
     """The batched ``ruff format`` (a scratch copy with the target's configuration files)
     gives every file what ruff gives it in place, nested configuration and excludes included;
     a configuration it could not reproduce there makes it step aside."""
-    from codemods.phase6 import _ruff_command, ruff_format, ruff_format_batch
+    from codemods.phase6 import ruff_command, ruff_format, ruff_format_batch
 
     root = tmp_path / "proj"
     (root / "pkg" / "wide").mkdir(parents=True)
@@ -622,7 +622,7 @@ def test_one_ruff_process_formats_as_file_by_file(tmp_path: Path) -> None:
         ("top.py", b"def f( a ):\n  return a\n"),
     ]
     project = Project(root)
-    command = _ruff_command()
+    command = ruff_command()
     batch = ruff_format_batch(project, items, command)
     assert batch is not None
     for rel, source in items:

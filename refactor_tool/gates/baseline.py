@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..model.fixtures import is_test_module
+from ..model.imports import third_party_modules
 from ..model.project import Project
 from .commands import CommandResult, run_smoke
 from .dbusage import DbMap, analyze_db_usage
@@ -138,6 +139,15 @@ def load_baseline(root: Path) -> Baseline | None:
         return None
 
 
+def preload_modules(project: Project) -> list[str] | None:
+    """What the suite's processes are forked with already imported (:mod:`.preload`): the
+    target's third-party modules; None (every process starts from scratch) when the
+    environment sets ``REFACTOR_TOOL_PRELOAD=0``."""
+    if os.environ.get("REFACTOR_TOOL_PRELOAD", "1") == "0":
+        return None
+    return third_party_modules(project)
+
+
 def run_suite_and_smoke(
     project: Project,
     python: str,
@@ -166,6 +176,7 @@ def run_suite_and_smoke(
             mode=mode,
             weights=weights,
             progress=progress,
+            preload=preload_modules(project),
         )
         return suite, smoke if future is None else future.result()
 

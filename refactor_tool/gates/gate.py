@@ -24,6 +24,7 @@ from .baseline import (
     LastRun,
     app_hash,
     load_last_run,
+    preload_modules,
     run_suite_and_smoke,
     save_last_run,
     tree_hash,
@@ -226,6 +227,7 @@ def run_gate(
                 config,
                 jobs=1,
                 select=again,
+                preload=preload_modules(project),
                 progress=(lambda p: progress(f"phase {phase}: again alone", p))
                 if progress
                 else None,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..model.config import Config
+from .preload import PreloadedProcess, server_for
 from .results import (
     SuiteRun,
     TestOutcome,
@@ -368,6 +369,7 @@ def run_suite(
     weights: dict[str, float] | None = None,
     progress: ProgressCallback | None = None,
     bytecode: BytecodeCache | None = BYTECODE,
+    preload: Sequence[str] | None = None,
 ) -> SuiteRun:
     """Run the target's suite (or the node ids in ``select``) and read every test's result.
 
@@ -375,7 +377,9 @@ def run_suite(
     interpreter has it, else the split by module), ``xdist``, ``split`` or ``serial``.
     ``weights``: seconds per test module from an earlier run, to balance the split.
     ``bytecode``: where the target's compiled modules are kept between runs (``None``: they
-    are compiled again).
+    are compiled again). ``preload``: the target's third-party modules: the processes are
+    forked from a server that imported them and pytest once (:mod:`.preload`), where it can
+    run; ``None``: each process starts from scratch.
     """
     root = Path(root)
     mode, processes = choose_mode(python, jobs, mode)
@@ -393,16 +397,22 @@ def run_suite(
             weights_file.write_text(json.dumps(weights), encoding="utf-8")
         scratch = tmp / "tmp"
         scratch.mkdir()
-        base_env = target_env(root)
-        base_env["PYTHONPATH"] = os.pathsep.join([str(tmp), base_env["PYTHONPATH"]])
+        server_env = target_env(root)
         if bytecode is not None:
-            base_env.pop("PYTHONDONTWRITEBYTECODE", None)
-            base_env["PYTHONPYCACHEPREFIX"] = str(bytecode.prepare(root))
+            server_env.pop("PYTHONDONTWRITEBYTECODE", None)
+            server_env["PYTHONPYCACHEPREFIX"] = str(bytecode.prepare(root))
+        server = (
+            server_for(python, server_env, preload)
+            if preload is not None and mode != "xdist"
+            else None
+        )
+        base_env = dict(server_env)
+        base_env["PYTHONPATH"] = os.pathsep.join([str(tmp), base_env["PYTHONPATH"]])
         if os.name != "nt":
             base_env["TMPDIR"] = str(scratch)
         extra = ["-n", str(processes)] if mode == "xdist" else []
         runs = processes if mode == "split" else 1
-        procs: list[subprocess.Popen[bytes]] = []
+        procs: list[subprocess.Popen[bytes] | PreloadedProcess] = []
         followers: list[_Follower] = []
         outputs: list[Path] = []
         started = time.monotonic()
@@ -418,10 +428,19 @@ def run_suite(
                 output = tmp / f"output-{index}.txt"
                 outputs.append(output)
                 followers.append(_Follower(results))
+                command = pytest_command(python, config, [*extra, *select])
+                if server is not None:
+                    try:
+                        procs.append(server.spawn(command[3:], root, env, output))
+                        continue
+                    except OSError:
+                        server = (
+                            None  # the server stopped: start the processes directly
+                        )
                 with open(output, "wb") as out:
                     procs.append(
                         subprocess.Popen(
-                            pytest_command(python, config, [*extra, *select]),
+                            command,
                             cwd=root,
                             env=env,
                             stdout=out,

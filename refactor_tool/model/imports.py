@@ -10,6 +10,7 @@ nobody refers to is proven not to run.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -161,3 +162,43 @@ def referrers(project: Project, rel: str) -> list[Referrer]:
             for other in computed
         ]
     return found
+
+
+def own_names(project: Project) -> set[str]:
+    """Every name a module or package of the target could be imported by at the top level
+    (each file's and each directory's name, wherever it is: test directories are often on
+    ``sys.path`` themselves)."""
+    names: set[str] = set()
+    for rel in project.python_files():
+        parts = PurePosixPath(rel).parts
+        names.update(parts[:-1])
+        names.add(parts[-1][: -len(".py")])
+    return names
+
+
+def third_party_modules(project: Project) -> list[str]:
+    """The top-level modules the target imports that are neither its own nor the standard
+    library's (what a preloaded interpreter may import before any of the target's code);
+    computed once per run (``project.memo``, shared with the run's other projects)."""
+    memo = project.memo.get("third_party_modules")
+    if isinstance(memo, list):
+        return memo
+    own = own_names(project) | {"__future__", "__main__"}
+    stdlib = set(getattr(sys, "stdlib_module_names", ()))
+    found: set[str] = set()
+    for rel in project.python_files():
+        try:
+            tree = project.parse(rel)
+        except InputError:
+            continue
+        for node in iter_statements(tree.body):
+            if isinstance(node, cst.Import):
+                dotted = [get_full_name_for_node(a.name) or "" for a in node.names]
+            elif isinstance(node, cst.ImportFrom) and not node.relative and node.module:
+                dotted = [get_full_name_for_node(node.module) or ""]
+            else:
+                continue
+            found.update(d.split(".")[0] for d in dotted)
+    result = sorted(n for n in found if n and n not in own and n not in stdlib)
+    project.memo["third_party_modules"] = result
+    return result
