@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from refactor_tool.model.config import Config
-from refactor_tool.gates import run_suite
+from refactor_tool.model.imports import third_party_modules
+from refactor_tool.model.project import Project
+from refactor_tool.gates import preload, run_suite
 from refactor_tool.gates.plugin import split_modules
 from refactor_tool.gates.runner import PLUGIN_MODULE, has_xdist
 
@@ -300,3 +302,65 @@ def test_split_modules_balances_by_weight() -> None:
     assert [m for m, g in groups.items() if g == groups["b.py"]] == ["b.py"]
     # the same input gives the same groups, whatever the order of the modules
     assert split_modules(dict(reversed(list(counts.items()))), weights, 2) == groups
+
+
+ENVIRONMENT_PROBE = {
+    "probe/__init__.py": "",
+    "probe/test_environment.py": """
+        import os
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        def test_runs_like_python_m_pytest():
+            root = Path.cwd()
+            assert (root / "probe" / "test_environment.py").is_file()
+            assert Path(sys.path[0]).resolve() == root.resolve()
+            assert os.environ["PROBE_SETTING"] == "from the run"
+            assert os.environ["REFACTOR_TOOL_RESULTS"]
+            assert tempfile.gettempdir() == os.environ["TMPDIR"]
+            assert "probe" not in sys.argv[0]
+
+        def test_the_target_is_imported_fresh():
+            import probe
+            assert "probe.test_environment" in sys.modules
+            assert Path(probe.__file__).resolve().parent == (Path.cwd() / "probe").resolve()
+
+        def test_fails():
+            assert os.environ.get("PROBE_SETTING") == "something else"
+    """,
+}
+
+
+@pytest.mark.skipif(not preload.supported(), reason="no fork on this platform")
+def test_preloaded_processes_run_the_suite_as_fresh_ones_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(tmp_path / "probe_project", ENVIRONMENT_PROBE)
+    monkeypatch.setenv("PROBE_SETTING", "from the run")
+    fresh = run_suite(root, sys.executable, Config(), jobs=1)
+    forked = run_suite(root, sys.executable, Config(), jobs=1, preload=["sqlalchemy"])
+    assert {k: t.state for k, t in fresh.tests.items()} == {
+        "probe/test_environment.py::test_runs_like_python_m_pytest": "passed",
+        "probe/test_environment.py::test_the_target_is_imported_fresh": "passed",
+        "probe/test_environment.py::test_fails": "assertion",
+    }
+    assert forked.tests == fresh.tests
+    # split over two forked processes too; one server served both runs
+    split = run_suite(root, sys.executable, Config(), jobs=2, mode="split", preload=["sqlalchemy"])
+    assert split.tests == fresh.tests
+    servers = [s for key, s in preload._SERVERS.items() if key[2] == ("sqlalchemy",)]
+    assert len(servers) == 1 and servers[0].preloaded == ["pytest", "sqlalchemy"]
+
+
+def test_only_third_party_modules_are_preloaded(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "app",
+        {
+            "app/__init__.py": "import os\nimport sqlalchemy.orm\nfrom . import models\n",
+            "app/models.py": "from sqlalchemy import Column\nimport click, app.models\n",
+            "tests/helpers.py": "import json\n",
+            "tests/test_app.py": "import helpers\nimport pytest\nfrom app import models\n",
+        },
+    )
+    assert third_party_modules(Project(root)) == ["click", "pytest", "sqlalchemy"]
