@@ -240,7 +240,9 @@ def _method_call_of(names: tuple[str, ...]) -> m.Call:
 @functools.lru_cache(maxsize=64)
 def _attribute_method_call(attribute: str, method: str) -> m.Call:
     """``<anything>.<attribute>.<method>(...)``."""
-    return m.Call(func=m.Attribute(value=m.Attribute(attr=m.Name(attribute)), attr=m.Name(method)))
+    return m.Call(
+        func=m.Attribute(value=m.Attribute(attr=m.Name(attribute)), attr=m.Name(method))
+    )
 
 
 # ------------------------------------------------------------------------------- step 1.1
@@ -462,9 +464,7 @@ def _drop_statements(
             original_node: cst.SimpleStatementLine,
             updated_node: cst.SimpleStatementLine,
         ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-            if len(original_node.body) == 1 and matches(
-                original_node.body[0], matcher
-            ):
+            if len(original_node.body) == 1 and matches(original_node.body[0], matcher):
                 return cst.RemoveFromParent()
             return updated_node
 

@@ -307,12 +307,16 @@ class RequireSession(_ManagerCodemod):
         # nothing else needs a visit
         names = {c.name for c in self.graph.classes.values()}
         origins = {f"{c.module}.{c.name}" for c in self.graph.classes.values()}
-        callees = names | self._local | {
-            alias
-            for alias, origin in self._imports.items()
-            if origin.rpartition(".")[2] in names
-            or any(o == origin or o.startswith(origin + ".") for o in origins)
-        }
+        callees = (
+            names
+            | self._local
+            | {
+                alias
+                for alias, origin in self._imports.items()
+                if origin.rpartition(".")[2] in names
+                or any(o == origin or o.startswith(origin + ".") for o in origins)
+            }
+        )
         managers = self.managers
 
         def wanted(node: cst.CSTNode) -> bool:
@@ -321,7 +325,6 @@ class RequireSession(_ManagerCodemod):
             if type(node) is cst.ClassDef:
                 return node.name.value in managers
             return node.name.value == "__init__"  # type: ignore[attr-defined]
-
 
     # -- the constructors
     def leave_method(
@@ -510,7 +513,9 @@ class RemoveGetSession(_ManagerCodemod):
             return cst.RemoveFromParent()
         if manager.is_base and name == self.config.execute_method:
             return updated_node  # the operation runner: step 2.3
-        getter_call = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(method)))
+        getter_call = m.Call(
+            func=m.Attribute(value=m.Name("self"), attr=m.Name(method))
+        )
         calls = findall(original_node.body, getter_call)
         if not calls:
             return updated_node
@@ -530,11 +535,16 @@ class RemoveGetSession(_ManagerCodemod):
                     f"`self.{method}()` was removed with the method; use "
                     f"`self.{self.analysis.session_attr}` (always set now); rewrite by hand",
                 )
-        if len(rewritable) != len(calls) or len({t for t in targets if t is not None}) != 1:
+        if (
+            len(rewritable) != len(calls)
+            or len({t for t in targets if t is not None}) != 1
+        ):
             return updated_node
         session_var, flag_var = next(t for t in targets if t is not None)
         body = updated_node.body.visit(
-            _SimplifyBody(session_var, flag_var, self.analysis.session_attr, method, whole=False)
+            _SimplifyBody(
+                session_var, flag_var, self.analysis.session_attr, method, whole=False
+            )
         )
         return updated_node.with_changes(body=body)
 
@@ -624,7 +634,9 @@ def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:
         and len(target.elements) == 2
         and all(isinstance(e.value, cst.Name) for e in target.elements)
     ):
-        first, second = (cst.ensure_type(e.value, cst.Name).value for e in target.elements)
+        first, second = (
+            cst.ensure_type(e.value, cst.Name).value for e in target.elements
+        )
         return first, (None if second == "_" else second)
     return None
 
@@ -740,7 +752,11 @@ class _SimplifyBody(cst.CSTTransformer):
                 parts[i + 1] = after.with_changes(value=after.value[1:])
             parts[i - 1] = before.with_changes(value=text)
             del parts[i]
-        parts = [p for p in parts if not (isinstance(p, cst.FormattedStringText) and not p.value)]
+        parts = [
+            p
+            for p in parts
+            if not (isinstance(p, cst.FormattedStringText) and not p.value)
+        ]
         return updated_node.with_changes(parts=parts)
 
     def leave_SimpleStatementLine(
