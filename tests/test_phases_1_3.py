@@ -619,10 +619,12 @@ def test_codemods_run_under_libcsts_own_runner(tmp_path: Path, step: str) -> Non
     assert changed == {change.path for change in expected}
 
 
-def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_processes_give_the_same_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--jobs 2`` on a tree big enough for worker processes: the same bytes and notes as one
     process (small trees stay in one process, which also hands its trees to the next phase)."""
-    import refactor_tool.engine as engine
+    from refactor_tool import engine
 
     root = _copy_target(tmp_path)
     serial = [run_phase(Project(root), PHASES[n]) for n in (1, 2)]
@@ -633,7 +635,8 @@ def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pyt
             (c.path, c.old, c.new) for c in one.changes
         ]
         assert two.notes == one.notes
-    assert serial[1].changes  # phase 2 has manager files to rewrite: the pool really ran
+    # phase 2 has manager files to rewrite: the pool really ran
+    assert serial[1].changes
 
 
 def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
@@ -667,7 +670,9 @@ def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
             continue
         reference = Statements()
         module.visit(reference)
-        assert sorted(id(n) for n in iter_statements(module.body)) == sorted(reference.found)
+        assert sorted(id(n) for n in iter_statements(module.body)) == sorted(
+            reference.found
+        )
         checked += 1
     assert checked > 40
 
@@ -680,7 +685,10 @@ def test_call_starts_are_the_patterns_matches() -> None:
     names = ["Act", "ActManager", "GameManager", "SceneManager"]
     pattern = re.compile(rf"\b(?:{'|'.join(re.escape(n) for n in names)})\(")
     texts = [p.read_text() for p in sorted(TARGET.rglob("*.py"))]
-    texts += ["ActManager(x) Act(y) MyActManager(z) _Act(q) ÄAct(r) Act (s) GameManager(", ""]
+    texts += [
+        "ActManager(x) Act(y) MyActManager(z) _Act(q) ÄAct(r) Act (s) GameManager(",
+        "",
+    ]
     for text in texts:
         assert _call_starts(text, names) == [m.end() for m in pattern.finditer(text)]
     assert _call_starts(texts[-2], names) == [11, 18, 73]
@@ -695,7 +703,14 @@ def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
     (tmp_path / "outside.py").write_text("y = 2\n")
     (root / "pkg" / "link.py").symlink_to(root / "pkg" / "a.py")
     (root / "pkg" / "out.py").symlink_to(tmp_path / "outside.py")
-    names = ["pkg/a.py", "pkg/link.py", "pkg/out.py", "pkg/../pkg/a.py", "pkg/missing.py", "."]
+    names = [
+        "pkg/a.py",
+        "pkg/link.py",
+        "pkg/out.py",
+        "pkg/../pkg/a.py",
+        "pkg/missing.py",
+        ".",
+    ]
     for name in names:
         filename = str(root / name) if name != "." else str(root)
         try:
@@ -703,4 +718,7 @@ def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
         except ValueError:
             expected = None
         assert relpath_for(filename, root) == expected, name
-    assert relpath_for(str(tmp_path / "outside.py"), root) is None and relpath_for(None, root) is None
+    assert (
+        relpath_for(str(tmp_path / "outside.py"), root) is None
+        and relpath_for(None, root) is None
+    )
