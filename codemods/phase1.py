@@ -2,7 +2,11 @@
 
 * 1.1 ``DatabaseManager.session`` becomes the ``sessionmaker`` itself: its annotation says
   ``sessionmaker`` and ``self.session = scoped_session(factory)`` stores ``factory``; the
-  ``get_session`` / ``close_session`` methods are removed.
+  ``get_session`` / ``close_session`` methods are removed. On a SQLite engine the
+  ``DatabaseManager`` also makes SQLAlchemy, not the sqlite3 driver, begin each transaction
+  (an engine ``begin`` event): phase 2 runs every manager operation in a SAVEPOINT, and the
+  driver's legacy transaction control would commit a released savepoint on its own instead
+  of leaving it to the session's transaction.
 * 1.2 ``SessionContext.__enter__`` makes a new session with ``self._db.session()``;
   ``__exit__`` no longer calls ``close_session()`` and closes the session in a ``finally``
   after the commit/rollback.
@@ -312,9 +316,10 @@ class UseSessionmaker(_SessionModuleCodemod):
         for call in odd:
             self.report(
                 call,
-                f"`{SCOPED}(...)` with extra arguments (e.g. scopefunc); {node.name.value} left "
-                f"unchanged: store the sessionmaker itself in `self.{self.analysis.session_attr}` "
-                "and remove the session methods by hand",
+                f"`{SCOPED}(...)` with extra arguments (e.g. scopefunc); the registry and the "
+                f"session methods of {node.name.value} left unchanged: store the sessionmaker "
+                f"itself in `self.{self.analysis.session_attr}` and remove the session methods "
+                "by hand",
             )
         self._blocked = bool(odd)
 
@@ -411,6 +416,234 @@ class UseSessionmaker(_SessionModuleCodemod):
         return drop_unused_imports(
             self, updated_node, self.analysis.session_module, self._drop
         )
+
+
+#: the module-level function the engine's ``begin`` event runs on SQLite
+BEGIN_HOOK = "_begin_sqlite_transaction"
+#: its definition: the first line, then the body's lines (indented as the module indents)
+_BEGIN_HOOK_SOURCE = (
+    "def {hook}(connection: Connection) -> None:",
+    (
+        '"""Begin a transaction of a SQLite connection with an explicit ``BEGIN``.',
+        "",
+        "The sqlite3 driver begins transactions itself, and only before INSERT, UPDATE or",
+        "DELETE: a SAVEPOINT issued first would start a transaction of its own, committed when",
+        "the savepoint is released, whatever the session does afterwards. So the driver's own",
+        "transaction handling is switched off and SQLAlchemy's transactions start with BEGIN",
+        '(SQLAlchemy\'s SQLite dialect docs, "Transactions with SQLite and the sqlite3 driver").',
+        "It is switched off here rather than on connect: the engine may hold a connection",
+        "made before the listener was added (a StaticPool's).",
+        '"""',
+        "connection.connection.driver_connection.isolation_level = None",
+        'connection.exec_driver_sql("BEGIN")',
+    ),
+)
+_BEGIN_LISTENER = m.Call(
+    func=m.Name("listen")
+    | m.Name("listens_for")
+    | m.Attribute(attr=m.Name("listen") | m.Name("listens_for")),
+    args=[
+        m.ZeroOrMore(),
+        m.Arg(
+            m.MatchIfTrue(
+                lambda v: (
+                    isinstance(v, cst.SimpleString) and v.evaluated_value == "begin"
+                )
+            )
+        ),
+        m.ZeroOrMore(),
+    ],
+)
+_SESSIONMAKER_CALL = m.Call(
+    func=m.Name(SESSIONMAKER) | m.Attribute(attr=m.Name(SESSIONMAKER))
+)
+
+
+def _sessionmaker_bind(
+    cls: cst.ClassDef,
+) -> tuple[int, cst.BaseExpression] | None:
+    """(index of the method in the class body, the engine expression) of the first
+    ``sessionmaker(bind=<engine>)`` (or ``sessionmaker(<engine>)``) in a method of ``cls``."""
+    for index, stmt in enumerate(cls.body.body):
+        if not isinstance(stmt, cst.FunctionDef):
+            continue
+        for call in findall(stmt, _SESSIONMAKER_CALL):
+            for i, arg in enumerate(cst.ensure_type(call, cst.Call).args):
+                keyword = arg.keyword.value if arg.keyword is not None else None
+                if not arg.star and (keyword == "bind" or (keyword is None and i == 0)):
+                    return index, arg.value
+    return None
+
+
+def _import_order(name: str) -> tuple[int, str]:
+    """isort's (and ruff's) default order of imported names: constants, classes, the rest."""
+    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
+    return kind, name.lower()
+
+
+def _from_import(stmt: cst.CSTNode) -> cst.ImportFrom | None:
+    """The absolute ``from <module> import <names>`` that is ``stmt``'s only statement."""
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1):
+        return None
+    node = stmt.body[0]
+    if (
+        isinstance(node, cst.ImportFrom)
+        and node.relative == ()
+        and node.module is not None
+        and not isinstance(node.names, cst.ImportStar)
+    ):
+        return node
+    return None
+
+
+def _add_import(body: list[cst.BaseStatement], module: str, obj: str) -> bool:
+    """Import ``obj`` from ``module`` where isort would: in the one-line top-level
+    ``from <module> import ...`` (in order, if its names are), else in a new line among the
+    top-level imports from the same package. False if neither fits (``body`` unchanged)."""
+    package = module.split(".")[0]
+    siblings: list[tuple[int, str]] = []
+    for i, stmt in enumerate(body):
+        node = _from_import(stmt)
+        if node is None:
+            continue
+        name = (
+            get_full_name_for_node(cst.ensure_type(node.module, cst.BaseExpression))
+            or ""
+        )
+        if name.split(".")[0] == package:
+            siblings.append((i, name))
+        if name != module or node.lpar is not None:
+            continue
+        names = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in node.names]  # type: ignore[union-attr]
+        keys = [_import_order(a.evaluated_alias or a.evaluated_name) for a in names]
+        at = len(names)
+        if keys == sorted(keys):
+            at = next((j for j, key in enumerate(keys) if key > _import_order(obj)), at)
+        names.insert(at, cst.ImportAlias(name=cst.Name(obj)))
+        comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        names = [a.with_changes(comma=comma) for a in names[:-1]] + names[-1:]
+        body[i] = stmt.with_changes(body=[node.with_changes(names=names)])
+        return True
+    if not siblings:
+        return False
+    line = cst.parse_statement(f"from {module} import {obj}\n")
+    after = [i for i, name in siblings if name < module]
+    if after:
+        body.insert(after[-1] + 1, line)
+    else:
+        first = siblings[0][0]
+        body[first : first + 1] = [
+            line.with_changes(leading_lines=body[first].leading_lines),
+            body[first].with_changes(leading_lines=()),
+        ]
+    return True
+
+
+class BeginSqliteTransactions(_SessionModuleCodemod):
+    """On SQLite, SQLAlchemy begins the transactions (so that SAVEPOINTs join them)."""
+
+    STEP = "1.1"
+    DESCRIPTION = (
+        "DatabaseManager: on a SQLite engine, an engine `begin` event makes SQLAlchemy, not the "
+        "sqlite3 driver, begin every transaction, so that the savepoints phase 2 opens join the "
+        "session's transaction (unless the module already listens for `begin`)."
+    )
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        name = self.config.database_manager_class
+        index = next(
+            (
+                i
+                for i, stmt in enumerate(updated_node.body)
+                if isinstance(stmt, cst.ClassDef) and stmt.name.value == name
+            ),
+            None,
+        )
+        if index is None or findall(updated_node, _BEGIN_LISTENER):
+            return updated_node
+        cls = cst.ensure_type(updated_node.body[index], cst.ClassDef)
+        found = _sessionmaker_bind(cls)
+        if found is None or not isinstance(found[1], (cst.Name, cst.Attribute)):
+            self.report(
+                original_node.body[index],
+                f"{name} builds no `{SESSIONMAKER}(bind=<engine>)` naming its engine; on SQLite, "
+                'savepoints need SQLAlchemy to begin the transactions (an engine "begin" '
+                "event); add it by hand",
+            )
+            return updated_node
+        imports = import_map(
+            updated_node,
+            self.context.full_module_name or "",
+            self.analysis.session_module,
+        )
+        engine_from = imports.get("Engine", "")
+        sqlalchemy = (
+            "sqlalchemy" if engine_from == "sqlalchemy.Engine" else "sqlalchemy.engine"
+        )
+        wanted = {
+            "event": ("sqlalchemy", "event"),
+            "Connection": (sqlalchemy, "Connection"),
+        }
+        defined = {
+            s.name.value
+            for s in updated_node.body
+            if isinstance(s, (cst.FunctionDef, cst.ClassDef))
+        }
+        clashes = sorted(
+            local
+            for local, (_, obj) in wanted.items()
+            if local in defined
+            or (
+                local in imports
+                and not (
+                    imports[local].startswith("sqlalchemy.")
+                    and imports[local].endswith("." + obj)
+                )
+            )
+        )
+        if BEGIN_HOOK in defined or clashes:
+            self.report(
+                original_node.body[index],
+                f"`{', '.join(clashes or [BEGIN_HOOK])}` is already another name here; on SQLite, "
+                'savepoints need SQLAlchemy to begin the transactions (an engine "begin" event); '
+                "add it by hand",
+            )
+            return updated_node
+        method_index, bind = found
+        method = cst.ensure_type(cls.body.body[method_index], cst.FunctionDef)
+        nl, indent = updated_node.default_newline, updated_node.default_indent
+        engine = code(bind, updated_node)
+        listen = cst.parse_statement(
+            f'if {engine}.dialect.name == "sqlite":{nl}'
+            f'{indent}event.listen({engine}, "begin", {BEGIN_HOOK}){nl}',
+            config=updated_node.config_for_parsing,
+        ).with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+        statements = list(cst.ensure_type(method.body, cst.IndentedBlock).body)
+        at = len(statements)
+        while at and matches(
+            statements[at - 1], m.SimpleStatementLine(body=[m.Return()])
+        ):
+            at -= 1
+        statements.insert(at, listen)
+        method = method.with_changes(body=method.body.with_changes(body=statements))
+        members = list(cls.body.body)
+        members[method_index] = method
+        cls = cls.with_changes(body=cls.body.with_changes(body=members))
+        first, lines = _BEGIN_HOOK_SOURCE
+        source = [first.format(hook=BEGIN_HOOK)]
+        source += [indent + line if line else line for line in lines]
+        hook = cst.parse_statement(
+            nl.join(source) + nl,
+            config=updated_node.config_for_parsing,
+        ).with_changes(leading_lines=[cst.EmptyLine(indent=False)] * 2)
+        body = list(updated_node.body)
+        body[index : index + 1] = [hook, cls]
+        for local, (module, obj) in wanted.items():
+            if local not in imports and not _add_import(body, module, obj):
+                self.add_needed_import(module, obj)
+        return updated_node.with_changes(body=body)
 
 
 # ------------------------------------------------------------------------------- step 1.2
@@ -928,7 +1161,11 @@ PHASE = PhaseSpec(
     "Modify the central `DatabaseManager` and `SessionContext` to use `sessionmaker` directly "
     "and handle the session lifecycle correctly.",
     (
-        StepSpec("1.1", "Modify `DatabaseManager`", (UseSessionmaker,)),
+        StepSpec(
+            "1.1",
+            "Modify `DatabaseManager`",
+            (UseSessionmaker, BeginSqliteTransactions),
+        ),
         StepSpec("1.2", "Modify `SessionContext`", (SessionContextLifecycle,)),
         StepSpec("1.3", "Remove Standalone `get_session()`", (RemoveSessionApis,)),
     ),

@@ -12,9 +12,11 @@
 * 2.3 ``_execute_db_operation`` keeps only the ``try``/``except``/``raise`` around
   ``operation(self._session, ...)``. The ``commit()`` becomes ``self._session.flush()``
   (pending rows stay visible to the next query and constraint errors still surface inside
-  the operation, where they are logged and re-raised); the rollback, the close and the
-  ``should_close`` bookkeeping go; log messages about committing and rolling back are
-  reworded.
+  the operation, where they are logged and re-raised), and the operation and its flush run
+  in ``with self._session.begin_nested():``, a SAVEPOINT released on success and rolled back
+  on error, so a failed operation leaves the session usable, as the removed rollback did,
+  without ending the transaction ``SessionContext`` owns. The rollback, the close and the
+  ``should_close`` bookkeeping go; log messages about committing are reworded.
 * 2.4 ``_lazy_init_manager`` passes ``kwargs["session"] = self._session`` to the manager it
   creates (added, or normalised from ``setdefault``, when missing).
 """
@@ -307,12 +309,16 @@ class RequireSession(_ManagerCodemod):
         # nothing else needs a visit
         names = {c.name for c in self.graph.classes.values()}
         origins = {f"{c.module}.{c.name}" for c in self.graph.classes.values()}
-        callees = names | self._local | {
-            alias
-            for alias, origin in self._imports.items()
-            if origin.rpartition(".")[2] in names
-            or any(o == origin or o.startswith(origin + ".") for o in origins)
-        }
+        callees = (
+            names
+            | self._local
+            | {
+                alias
+                for alias, origin in self._imports.items()
+                if origin.rpartition(".")[2] in names
+                or any(o == origin or o.startswith(origin + ".") for o in origins)
+            }
+        )
         managers = self.managers
 
         def wanted(node: cst.CSTNode) -> bool:
@@ -321,7 +327,6 @@ class RequireSession(_ManagerCodemod):
             if type(node) is cst.ClassDef:
                 return node.name.value in managers
             return node.name.value == "__init__"  # type: ignore[attr-defined]
-
 
     # -- the constructors
     def leave_method(
@@ -510,7 +515,9 @@ class RemoveGetSession(_ManagerCodemod):
             return cst.RemoveFromParent()
         if manager.is_base and name == self.config.execute_method:
             return updated_node  # the operation runner: step 2.3
-        getter_call = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(method)))
+        getter_call = m.Call(
+            func=m.Attribute(value=m.Name("self"), attr=m.Name(method))
+        )
         calls = findall(original_node.body, getter_call)
         if not calls:
             return updated_node
@@ -530,11 +537,16 @@ class RemoveGetSession(_ManagerCodemod):
                     f"`self.{method}()` was removed with the method; use "
                     f"`self.{self.analysis.session_attr}` (always set now); rewrite by hand",
                 )
-        if len(rewritable) != len(calls) or len({t for t in targets if t is not None}) != 1:
+        if (
+            len(rewritable) != len(calls)
+            or len({t for t in targets if t is not None}) != 1
+        ):
             return updated_node
         session_var, flag_var = next(t for t in targets if t is not None)
         body = updated_node.body.visit(
-            _SimplifyBody(session_var, flag_var, self.analysis.session_attr, method, whole=False)
+            _SimplifyBody(
+                session_var, flag_var, self.analysis.session_attr, method, whole=False
+            )
         )
         return updated_node.with_changes(body=body)
 
@@ -560,19 +572,9 @@ _LOG_LEVELS = (
     "log",
 )
 LOG_CALL = m.Call(func=m.Attribute(attr=m.OneOf(*[m.Name(n) for n in _LOG_LEVELS])))
+#: what log messages say about committing; what they say about rolling back stays true (the
+#: operation's savepoint is rolled back)
 _REWORD = (
-    (
-        re.compile(r"\bRolling back (.+?) after (?:an? )?(error|exception|failure)"),
-        r"Error in \1",
-    ),
-    (
-        re.compile(r"\brolling back (.+?) after (?:an? )?(error|exception|failure)"),
-        r"error in \1",
-    ),
-    (re.compile(r"\bRolling back\b"), "Error in"),
-    (re.compile(r"\brolling back\b"), "error in"),
-    (re.compile(r"\bRolled back\b"), "Failed"),
-    (re.compile(r"\brolled back\b"), "failed"),
     (re.compile(r"\bCommitting\b"), "Flushing"),
     (re.compile(r"\bcommitting\b"), "flushing"),
     (re.compile(r"\bCommitted\b"), "Flushed"),
@@ -624,7 +626,9 @@ def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:
         and len(target.elements) == 2
         and all(isinstance(e.value, cst.Name) for e in target.elements)
     ):
-        first, second = (cst.ensure_type(e.value, cst.Name).value for e in target.elements)
+        first, second = (
+            cst.ensure_type(e.value, cst.Name).value for e in target.elements
+        )
         return first, (None if second == "_" else second)
     return None
 
@@ -740,7 +744,11 @@ class _SimplifyBody(cst.CSTTransformer):
                 parts[i + 1] = after.with_changes(value=after.value[1:])
             parts[i - 1] = before.with_changes(value=text)
             del parts[i]
-        parts = [p for p in parts if not (isinstance(p, cst.FormattedStringText) and not p.value)]
+        parts = [
+            p
+            for p in parts
+            if not (isinstance(p, cst.FormattedStringText) and not p.value)
+        ]
         return updated_node.with_changes(parts=parts)
 
     def leave_SimpleStatementLine(
@@ -819,13 +827,87 @@ def _only_pass(block: cst.BaseSuite) -> bool:
     )
 
 
+class _InSavepoint(cst.CSTTransformer):
+    """Wraps the statements of a ``try:`` body from the one that calls
+    ``operation(self.<session>, ...)`` to the ``self.<session>.flush()`` after it (if any) in
+    ``with self.<session>.begin_nested():``; the innermost such ``try`` of the method, once.
+
+    The savepoint is released when the block ends (SQLAlchemy flushes before releasing) and
+    rolled back when it raises, before the ``except`` clauses log and re-raise.
+    """
+
+    def __init__(self, session_attr: str) -> None:
+        super().__init__()
+        self.session_attr = session_attr
+        session = m.Attribute(value=m.Name("self"), attr=m.Name(session_attr))
+        self.operation = m.Call(args=[m.Arg(session), m.ZeroOrMore()])
+        self.flush = m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    m.Call(
+                        func=m.Attribute(value=session, attr=m.Name("flush")), args=[]
+                    )
+                )
+            ]
+        )
+        self.done = False
+
+    # nested functions and lambdas are not the method's own code
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def leave_Try(self, original_node: cst.Try, updated_node: cst.Try) -> cst.Try:
+        if self.done or not isinstance(updated_node.body, cst.IndentedBlock):
+            return updated_node
+        statements = list(updated_node.body.body)
+        start = next(
+            (i for i, s in enumerate(statements) if findall(s, self.operation)), None
+        )
+        if start is None:
+            return updated_node
+        end = next(
+            (
+                i
+                for i in range(start, len(statements))
+                if matches(statements[i], self.flush)
+            ),
+            start,
+        )
+        first = statements[start]
+        moved = [first.with_changes(leading_lines=()), *statements[start + 1 : end + 1]]
+        begin = cst.Call(
+            func=cst.Attribute(
+                value=cst.Attribute(
+                    value=cst.Name("self"), attr=cst.Name(self.session_attr)
+                ),
+                attr=cst.Name("begin_nested"),
+            )
+        )
+        block = cst.With(
+            items=[cst.WithItem(begin)],
+            body=cst.IndentedBlock(body=moved),
+            leading_lines=first.leading_lines,
+        )
+        self.done = True
+        return updated_node.with_changes(
+            body=updated_node.body.with_changes(
+                body=[*statements[:start], block, *statements[end + 1 :]]
+            )
+        )
+
+
 class SimplifyExecuteDbOperation(_ManagerCodemod):
-    """``_execute_db_operation`` runs the operation on ``self._session`` and never commits."""
+    """``_execute_db_operation`` runs the operation on ``self._session`` in a savepoint and
+    never commits."""
 
     STEP = "2.3"
     DESCRIPTION = (
-        "_execute_db_operation keeps only the try/except/raise around operation(self._session, ...): "
-        "no _get_session, commit replaced by flush, no rollback or close; log messages reworded."
+        "_execute_db_operation keeps only the try/except/raise around operation(self._session, ...), "
+        "which runs with its flush in a savepoint (with self._session.begin_nested():): no "
+        "_get_session, commit replaced by flush, no rollback or close; log messages reworded."
     )
 
     def leave_method(
@@ -864,32 +946,23 @@ class SimplifyExecuteDbOperation(_ManagerCodemod):
             session_var, flag_var, self.analysis.session_attr, getter
         )
         body = updated_node.body.visit(transformer)
-        result = updated_node.with_changes(body=body)
         session_attr = self.analysis.session_attr
-        operation = m.Call(
-            args=[
-                m.Arg(m.Attribute(value=m.Name("self"), attr=m.Name(session_attr))),
-                m.ZeroOrMore(),
-            ]
-        )
-        if not findall(
-            result.body,
-            m.Try(
-                body=m.IndentedBlock(
-                    body=[
-                        m.ZeroOrMore(),
-                        m.MatchIfTrue(lambda s: bool(findall(s, operation))),
-                        m.ZeroOrMore(),
-                    ]
-                )
-            ),
+        session = m.Attribute(value=m.Name("self"), attr=m.Name(session_attr))
+        if findall(
+            body, m.Call(func=m.Attribute(value=session, attr=m.Name("begin_nested")))
         ):
+            return updated_node.with_changes(body=body)  # runs in a savepoint already
+        savepoint = _InSavepoint(session_attr)
+        body = body.visit(savepoint)
+        if not savepoint.done:
             self.report(
                 original_node,
                 f"{name}: no `try:` around `operation(self.{session_attr}, ...)` found after the "
-                "rewrite; check it neither commits nor rolls back; rewrite by hand",
+                "rewrite; check it neither commits nor rolls back, and run the operation in "
+                f"`with self.{session_attr}.begin_nested():` so that a failed one leaves the "
+                "session usable; rewrite by hand",
             )
-        return result
+        return updated_node.with_changes(body=body)
 
     def visit_Call(self, node: cst.Call) -> None:
         # a manager that commits or rolls back on its own defeats SessionContext

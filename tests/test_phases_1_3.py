@@ -3,8 +3,10 @@
 The fixture pairs (tests/test_fixture_pairs.py) pin the codemods' output file by file; the
 tests here check what those outputs *do*: the rewritten application still runs, the generated
 factory builds every manager on one real session, the ``flush()`` that replaces the removed
-commit keeps pending rows visible and constraint errors where they were, and a second run
-of every phase changes nothing.
+commit keeps pending rows visible and constraint errors where they were, the savepoint around
+each manager operation leaves the session usable after a failed one (with the SQLite
+``begin`` listener of phase 1 keeping released savepoints inside the session's transaction),
+and a second run of every phase changes nothing.
 """
 
 from __future__ import annotations
@@ -280,15 +282,32 @@ def test_flush_keeps_pending_rows_visible_and_errors_in_place(
     assert "raised at the call" in _python(root, _CONSTRAINT).stdout
 
 
-def test_without_the_flush_the_behaviour_changes(tmp_path: Path) -> None:
+def _without(root: Path, rel: str, old: str, new: str) -> None:
+    """Take something the phases wrote out of a copy again (a control)."""
+    path = root / rel
+    text = path.read_text()
+    assert old in text, (rel, old)
+    path.write_text(text.replace(old, new))
+
+
+def _copy_refactored(
+    refactored: tuple[Path, dict[int, list[str]]], tmp_path: Path
+) -> Path:
+    root = tmp_path / "copy"
+    shutil.copytree(refactored[0], root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_without_the_flush_the_behaviour_changes(
+    refactored: tuple[Path, dict[int, list[str]]], tmp_path: Path
+) -> None:
     """The control: the same scripts against phases 1-3 with the flush taken out again
-    (the commit simply deleted, as docs/plan.md words it) fail, so the test above can fail."""
-    root = _copy_target(tmp_path)
-    _apply(root, 1, 2, 3)
-    base = root / Config().base_manager_module
-    text = base.read_text()
-    assert "self._session.flush()" in text
-    base.write_text(text.replace("self._session.flush()", "pass"))
+    (the commit simply deleted, as docs/plan.md words it) fail, so the test above can fail.
+    The savepoint goes too: releasing it flushes as well."""
+    root = _copy_refactored(refactored, tmp_path)
+    base = Config().base_manager_module
+    _without(root, base, "self._session.flush()", "pass")
+    _without(root, base, "with self._session.begin_nested():", "if True:")
     visible = _python(root, _VISIBLE, check=False)
     assert visible.returncode != 0 and "visible" not in visible.stdout, (
         visible.stdout + visible.stderr
@@ -296,6 +315,164 @@ def test_without_the_flush_the_behaviour_changes(tmp_path: Path) -> None:
     constraint = _python(root, _CONSTRAINT, check=False)
     assert constraint.returncode != 0, constraint.stdout + constraint.stderr
     assert "not raised at the call" in constraint.stdout
+
+
+# ----------------------------------------------------------------------------- behaviour of the savepoint
+
+# The engines the application meets: the one the target's test suite builds (a single
+# in-memory connection, made by create_all before the DatabaseManager exists) and a
+# database file opened by URL, as the CLI does.
+_ENGINES = {
+    "test-suite": """
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+    from sologm.models.base import Base
+
+    engine = create_engine(
+        "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+    )
+    Base.metadata.create_all(engine)
+    db = DatabaseManager(engine=engine)
+""",
+    "file": """
+    db = DatabaseManager(db_url="sqlite:///app.db")
+""",
+}
+
+_SAVEPOINT_SETUP = """
+    from sqlalchemy.exc import IntegrityError
+    from sologm.core.factory import create_all_managers
+    from sologm.database.session import DatabaseManager, SessionContext
+    from sologm.models.act import Act
+    from sologm.models.game import Game
+{engine}
+    db.create_tables()
+
+    def names():
+        with SessionContext(db) as session:
+            return sorted(g.name for g in session.query(Game))
+
+    with SessionContext(db) as session:
+        taken = create_all_managers(session).game.create_game("Taken")
+
+    def clash(session):
+        # a valid row, then one whose slug is taken: the operation fails when it flushes
+        session.add(Game.create(name="Partial"))
+        session.add(Game(id="clash-id", slug=taken.slug, name="Clash"))
+"""
+
+# a failed operation, caught by the caller: the session goes on, and what succeeded before
+# and after it is committed when the block ends; the failed operation left nothing behind
+_CAUGHT = """
+    with SessionContext(db) as session:
+        managers = create_all_managers(session)
+        managers.game.create_game("Before", is_active=False)
+        try:
+            managers.game._execute_db_operation("clash", clash)
+        except IntegrityError:
+            print("raised at the call")
+        assert sorted(g.name for g in managers.game.list_games()) == ["Before", "Taken"]
+        managers.game.create_game("After", is_active=False)
+    assert names() == ["After", "Before", "Taken"], names()
+    print("committed")
+"""
+
+# operations inside an operation: a failed inner one caught by the outer one is undone
+# alone; an outer one that fails takes its successful inner ones with it
+_NESTED = """
+    with SessionContext(db) as session:
+        managers = create_all_managers(session)
+
+        def outer(session):
+            game = managers.game.create_game("Outer", is_active=False)
+            try:
+                managers.game._execute_db_operation("inner clash", clash)
+            except IntegrityError:
+                print("inner raised")
+            return managers.act.create_act(game_id=game.id, title="First")
+
+        managers.game._execute_db_operation("outer", outer)
+
+        def failing_outer(session):
+            managers.game.create_game("Lost", is_active=False)
+            managers.game._execute_db_operation("inner clash", clash)
+
+        try:
+            managers.game._execute_db_operation("failing outer", failing_outer)
+        except IntegrityError:
+            print("outer raised")
+        assert sorted(g.name for g in managers.game.list_games()) == ["Outer", "Taken"]
+    assert names() == ["Outer", "Taken"], names()
+    with SessionContext(db) as session:
+        assert [a.title for a in session.query(Act)] == ["First"]
+    print("committed")
+"""
+
+# SessionContext still owns the transaction: a block that fails after a successful
+# operation rolls it back (a released savepoint is part of the session's transaction)
+_ROLLED_BACK = """
+    try:
+        with SessionContext(db) as session:
+            create_all_managers(session).game.create_game("Undone", is_active=False)
+            raise RuntimeError("the block fails after the operation")
+    except RuntimeError:
+        pass
+    assert names() == ["Taken"], names()
+    print("rolled back")
+"""
+
+
+def _savepoint_script(engine: str, body: str) -> str:
+    return _SAVEPOINT_SETUP.format(engine=_ENGINES[engine]) + body
+
+
+def _run_in_scratch(root: Path, engine: str, body: str, *, check: bool = True):
+    """Run a script in the copy; a database file starts empty for each script."""
+    (root / "app.db").unlink(missing_ok=True)
+    return _python(root, _savepoint_script(engine, body), check=check)
+
+
+@pytest.mark.parametrize("engine", sorted(_ENGINES))
+def test_a_failed_operation_leaves_the_session_usable(
+    refactored: tuple[Path, dict[int, list[str]]], tmp_path: Path, engine: str
+) -> None:
+    root = _copy_refactored(refactored, tmp_path)
+    caught = _run_in_scratch(root, engine, _CAUGHT).stdout
+    assert "raised at the call" in caught and "committed" in caught
+    nested = _run_in_scratch(root, engine, _NESTED).stdout
+    assert nested.count("inner raised") == 1 and "outer raised" in nested
+    assert "committed" in nested
+    assert "rolled back" in _run_in_scratch(root, engine, _ROLLED_BACK).stdout
+
+
+def test_without_the_savepoint_a_failed_operation_breaks_the_session(
+    refactored: tuple[Path, dict[int, list[str]]], tmp_path: Path
+) -> None:
+    """The control: without the savepoint (the flush alone, as before) the caller's next
+    query, and SessionContext's commit, meet SQLAlchemy's PendingRollbackError."""
+    root = _copy_refactored(refactored, tmp_path)
+    base = Config().base_manager_module
+    _without(root, base, "with self._session.begin_nested():", "if True:")
+    for script in (_CAUGHT, _NESTED):
+        proc = _run_in_scratch(root, "test-suite", script, check=False)
+        assert proc.returncode != 0, proc.stdout
+        assert "PendingRollbackError" in proc.stderr, proc.stderr[-3000:]
+        assert "committed" not in proc.stdout
+
+
+@pytest.mark.parametrize("engine", sorted(_ENGINES))
+def test_without_the_begin_listener_a_released_savepoint_commits(
+    refactored: tuple[Path, dict[int, list[str]]], tmp_path: Path, engine: str
+) -> None:
+    """The control: without phase 1's ``begin`` listener, the sqlite3 driver's SAVEPOINT
+    starts a transaction of its own that its release commits, and the block's rollback
+    cannot undo the operation."""
+    root = _copy_refactored(refactored, tmp_path)
+    session_module = Config().session_module
+    _without(root, session_module, '.dialect.name == "sqlite"', ".dialect.name == None")
+    proc = _run_in_scratch(root, engine, _ROLLED_BACK, check=False)
+    assert proc.returncode != 0 and "rolled back" not in proc.stdout, proc.stdout
+    assert "'Undone'" in proc.stderr, proc.stderr[-3000:]
 
 
 # ----------------------------------------------------------------------------- bad input (phase 3)
@@ -407,15 +584,10 @@ def test_registry_steps_follow_the_plan() -> None:
                 assert codemod.STEP == step.id and codemod.DESCRIPTION
 
 
-@pytest.mark.parametrize(
-    ("codemod", "step"),
-    [("phase1.UseSessionmaker", "1.1"), ("phase2.RequireSession", "2.1")],
-)
-def test_codemods_run_under_libcsts_own_runner(
-    tmp_path: Path, codemod: str, step: str
-) -> None:
-    """``python -m libcst.tool codemod`` (reading ``.libcst.codemod.yaml``) gives the same
-    files as the tool's engine for that step."""
+@pytest.mark.parametrize("step", ["1.1", "2.1"])
+def test_codemods_run_under_libcsts_own_runner(tmp_path: Path, step: str) -> None:
+    """``python -m libcst.tool codemod`` (reading ``.libcst.codemod.yaml``), run with each
+    codemod of the step in turn, gives the same files as the tool's engine for that step."""
     number = int(step.split(".")[0])
     if number not in PHASES:
         pytest.skip(f"phase {number} is not installed")
@@ -424,24 +596,35 @@ def test_codemods_run_under_libcsts_own_runner(
     expected = run_phase(Project(by_tool), PHASES[number], [step]).changes
     assert expected, f"step {step} changes nothing on the target"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-m", "libcst.tool", "codemod", "--no-format", codemod, str(by_libcst)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert f"Transformed {len(expected)} files successfully" in result.stderr
+    for codemod in PHASES[number].step(step).codemods:
+        name = f"{codemod.__module__.rpartition('.')[2]}.{codemod.__name__}"
+        command = ["codemod", "--no-format", name, str(by_libcst)]
+        result = subprocess.run(
+            [sys.executable, "-m", "libcst.tool", *command],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Failed to codemod 0 files" in result.stderr, result.stderr
     for change in expected:
         assert (by_libcst / change.path).read_bytes() == change.new, change.path
+    changed = {
+        path.relative_to(by_libcst).as_posix()
+        for path in by_libcst.rglob("*.py")
+        if path.read_bytes() != (TARGET / path.relative_to(by_libcst)).read_bytes()
+    }
+    assert changed == {change.path for change in expected}
 
 
-def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_processes_give_the_same_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--jobs 2`` on a tree big enough for worker processes: the same bytes and notes as one
     process (small trees stay in one process, which also hands its trees to the next phase)."""
-    import refactor_tool.engine as engine
+    from refactor_tool import engine
 
     root = _copy_target(tmp_path)
     serial = [run_phase(Project(root), PHASES[n]) for n in (1, 2)]
@@ -452,7 +635,8 @@ def test_worker_processes_give_the_same_changes(tmp_path: Path, monkeypatch: pyt
             (c.path, c.old, c.new) for c in one.changes
         ]
         assert two.notes == one.notes
-    assert serial[1].changes  # phase 2 has manager files to rewrite: the pool really ran
+    # phase 2 has manager files to rewrite: the pool really ran
+    assert serial[1].changes
 
 
 def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
@@ -486,7 +670,9 @@ def test_iter_statements_finds_every_statement_outside_match_cases() -> None:
             continue
         reference = Statements()
         module.visit(reference)
-        assert sorted(id(n) for n in iter_statements(module.body)) == sorted(reference.found)
+        assert sorted(id(n) for n in iter_statements(module.body)) == sorted(
+            reference.found
+        )
         checked += 1
     assert checked > 40
 
@@ -499,7 +685,10 @@ def test_call_starts_are_the_patterns_matches() -> None:
     names = ["Act", "ActManager", "GameManager", "SceneManager"]
     pattern = re.compile(rf"\b(?:{'|'.join(re.escape(n) for n in names)})\(")
     texts = [p.read_text() for p in sorted(TARGET.rglob("*.py"))]
-    texts += ["ActManager(x) Act(y) MyActManager(z) _Act(q) ÄAct(r) Act (s) GameManager(", ""]
+    texts += [
+        "ActManager(x) Act(y) MyActManager(z) _Act(q) ÄAct(r) Act (s) GameManager(",
+        "",
+    ]
     for text in texts:
         assert _call_starts(text, names) == [m.end() for m in pattern.finditer(text)]
     assert _call_starts(texts[-2], names) == [11, 18, 73]
@@ -514,7 +703,14 @@ def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
     (tmp_path / "outside.py").write_text("y = 2\n")
     (root / "pkg" / "link.py").symlink_to(root / "pkg" / "a.py")
     (root / "pkg" / "out.py").symlink_to(tmp_path / "outside.py")
-    names = ["pkg/a.py", "pkg/link.py", "pkg/out.py", "pkg/../pkg/a.py", "pkg/missing.py", "."]
+    names = [
+        "pkg/a.py",
+        "pkg/link.py",
+        "pkg/out.py",
+        "pkg/../pkg/a.py",
+        "pkg/missing.py",
+        ".",
+    ]
     for name in names:
         filename = str(root / name) if name != "." else str(root)
         try:
@@ -522,4 +718,7 @@ def test_relpath_for_is_resolve_relative_to(tmp_path: Path) -> None:
         except ValueError:
             expected = None
         assert relpath_for(filename, root) == expected, name
-    assert relpath_for(str(tmp_path / "outside.py"), root) is None and relpath_for(None, root) is None
+    assert (
+        relpath_for(str(tmp_path / "outside.py"), root) is None
+        and relpath_for(None, root) is None
+    )
