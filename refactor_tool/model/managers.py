@@ -462,12 +462,20 @@ def _may_subclass(project: Project, rels: list[str], names: set[str]) -> list[st
 def analyze_managers(project: Project) -> ManagerGraph:
     """Find the base manager and every manager subclass in the target.
 
-    The graph is a function of the configuration, the contents (and existence) of the
-    files the search read, and which files its text prefilter let through. All of them are
-    recorded with it; a later phase of the same run gets the same graph (the same object,
-    which nothing changes after this) when every one of them is still the same, and a new
-    search otherwise."""
-    return _analyze_managers(project)
+    The graph is a function of the configuration and of the target's Python files: it is kept
+    in ``project.memo`` with the files' contents, and a later question about the same tree
+    (another phase, a gate, ``check``) gets the same object, which nothing changes after
+    this; any changed, created or deleted file means a new search."""
+    key = (
+        project.config,
+        tuple((rel, project.read_bytes(rel)) for rel in project.python_files()),
+    )
+    memo = project.memo.get("managers")
+    if isinstance(memo, tuple) and memo[0] == key:
+        return memo[1]
+    graph = _analyze_managers(project)
+    project.memo["managers"] = (key, graph)
+    return graph
 
 
 def _analyze_managers(project: Project) -> ManagerGraph:
