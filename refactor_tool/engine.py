@@ -96,7 +96,8 @@ def transform_file(
         printed = tree.bytes
         if printed == old:
             return old, old, notes, None
-        printed_original = original.bytes
+        # libcst reprints almost every file exactly; a tree an earlier phase printed does
+        printed_original = old if project.prints_exactly(original) else original.bytes
         new = keep_untouched_lines(old, printed_original, printed)
     except RecursionError:
         raise InputError(

@@ -45,6 +45,7 @@ class Project:
         # relpath -> bytes (content) or None (deleted by an earlier, unwritten phase)
         self.overlay: dict[str, bytes | None] = dict(overlay or {})
         self._parse_cache: dict[tuple[str, bytes], cst.Module] = {}  # (rel, content) -> tree
+        self._printed: set[int] = set()  # ids of cached trees that print their content
         self._reads: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._root_str = str(self.root)
         self._listing: list[str] | None = None
@@ -154,6 +155,7 @@ class Project:
         content, so a file parsed by either is never parsed again by the other."""
         if other.root == self.root:
             self._parse_cache = other._parse_cache
+            self._printed = other._printed
             self._listing = other._listing
             self.memo = other.memo
 
@@ -171,6 +173,12 @@ class Project:
             new = change.new  # type: ignore[attr-defined]
             if tree is not None and new is not None and new == getattr(change, "tree_source", None):
                 self._parse_cache[(change.path, new)] = tree  # type: ignore[attr-defined]
+                self._printed.add(id(tree))
+
+    def prints_exactly(self, tree: cst.Module) -> bool:
+        """Whether ``tree`` is known to print exactly the content it is cached under (a tree
+        a phase printed, handed on by :meth:`apply`; the cache keeps it alive)."""
+        return id(tree) in self._printed
 
     def module_name(self, rel: str) -> str:
         return self.config.module_name(rel)
