@@ -37,7 +37,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from . import gitops
-from .dangling import dangling_names
+from .dangling import dangling_names, sessionless_manager_calls
 from .engine import (
     JOURNAL,
     FileChange,
@@ -453,14 +453,17 @@ def run_apply(
 
     # a phase never writes a dangling name: a rule that produced one is a bug, and the run
     # stops here, before anything is written, with each name's file:line
-    dangling = dangling_names([(r.number, r.changes) for r in records])
+    before_run = Project(root, project.config)
+    before_run.share_caches(project)
+    by_phase = [(r.number, r.changes) for r in records]
+    dangling = [*dangling_names(by_phase), *sessionless_manager_calls(before_run, by_phase)]
     if dangling:
         for item in dangling:
             rep.error(str(item))
             report.messages.append(str(item))
         rep.err.print(
-            f"{len(dangling)} name(s) would be left undefined: a rule of the tool produced code "
-            "that cannot run. Nothing was written; please report it with the lines above."
+            f"{len(dangling)} dangling reference(s): a rule of the tool produced code that "
+            "cannot run. Nothing was written; please report it with the lines above."
         )
         report.exit_code = EXIT_FAILED
         if opts.json_path:

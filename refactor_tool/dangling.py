@@ -1,4 +1,4 @@
-"""No phase writes a tree with a dangling name.
+"""No phase writes a tree with a dangling name or a manager built without its session.
 
 Before anything is written, every phase's output is compared with its input, in memory: a
 name that ruff's F821 ("undefined name") reports in a changed file after the phase, and not
@@ -8,6 +8,11 @@ a bug in one of its rules: the run stops before writing, with file:line for each
 
 The comparison is what makes the check safe on any project: names ruff cannot see defined
 before the phase (star imports, names injected at run time) are the same after it.
+
+Likewise for the session a manager now requires (phase 2): after each phase, no application
+module (test code is rewritten by phases 4 and 5, and its gates expect it to fail until
+then) may construct a manager without the session its constructor requires, where the call
+worked before the phase (the session was optional then) or the phase wrote it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from pathlib import Path, PurePosixPath
 from codemods.phase6 import ruff_command
 
 from .model.changes import FileChange
+from .model.managers import analyze_managers, calls_without_session, is_test_path
+from .model.project import InputError, Project
+from .model.syntax import line_of
 
 
 @dataclass(frozen=True)
@@ -116,4 +124,70 @@ def dangling_names(
                 out.append(DanglingName(number, change.path, line, name))
         # every occurrence of a name that became (more often) undefined is shown: the reader
         # cannot tell which of them the phase added
+    return out
+
+
+@dataclass(frozen=True)
+class SessionlessCall:
+    phase: int
+    path: str
+    line: int | None
+    manager: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return (
+            f"{where}: phase {self.phase} would leave `{self.manager}(...)` without the "
+            "session its constructor requires"
+        )
+
+
+def _requires_session(project: Project) -> dict[str, bool]:
+    """Manager qualified name -> whether its constructor requires the session."""
+    try:
+        graph = analyze_managers(project)
+    except InputError:
+        return {}
+    session = project.config.session_variable
+    out = {}
+    for cls in graph.classes.values():
+        params = graph.init_params(cls)
+        out[cls.qualified] = any(p.name == session and not p.has_default for p in params)
+    return out
+
+
+def sessionless_manager_calls(
+    base: Project, phases: Sequence[tuple[int, Iterable[FileChange]]]
+) -> list[SessionlessCall]:
+    """Application code each phase leaves constructing a manager without its session."""
+    out: list[SessionlessCall] = []
+    overlay: dict[str, bytes | None] = dict(base.overlay)
+    before = _requires_session(base)
+    for number, changes in phases:
+        changes = list(changes)
+        for change in changes:
+            overlay[change.path] = change.new
+        after_project = Project(base.root, base.config, dict(overlay))
+        after_project.share_caches(base)
+        after = _requires_session(after_project)
+        written = {c.path for c in changes}
+        newly = {q for q, required in after.items() if required and not before.get(q, False)}
+        # a constructor that now requires the session is checked everywhere; otherwise only
+        # the calls the phase wrote
+        candidates = [
+            rel
+            for rel in (after_project.python_files() if newly else sorted(written))
+            if rel.endswith(".py") and overlay.get(rel, b"") is not None and not is_test_path(rel)
+        ]
+        if candidates:
+            try:
+                graph = analyze_managers(after_project)
+            except InputError:
+                candidates = []
+            for rel in candidates:
+                for call, cls in calls_without_session(after_project, graph, rel):
+                    if cls.qualified in newly or rel in written:
+                        line = line_of(after_project.parse(rel), call)
+                        out.append(SessionlessCall(number, rel, line, cls.name))
+        before = after
     return out

@@ -10,8 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from refactor_tool import cli
-from refactor_tool.dangling import DanglingName, dangling_names, undefined_names
+from refactor_tool.dangling import (
+    DanglingName,
+    SessionlessCall,
+    dangling_names,
+    sessionless_manager_calls,
+    undefined_names,
+)
 from refactor_tool.model.changes import FileChange
+from refactor_tool.model.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"
@@ -86,3 +93,49 @@ def test_apply_stops_before_writing_when_a_rule_leaves_a_name_dangling(
     assert "would leave `name_nobody_defines` undefined" in result.output
     assert "Nothing was written" in result.output
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+MANAGERS = {
+    "sologm/__init__.py": b"",
+    "sologm/core/__init__.py": b"",
+    "sologm/core/base_manager.py": b"class BaseManager:\n    def __init__(self, session=None):\n        self._session = session\n",
+    "sologm/core/game.py": b"from sologm.core.base_manager import BaseManager\n\n\nclass GameManager(BaseManager):\n    pass\n",
+    "sologm/cli/__init__.py": b"",
+    "sologm/cli/game.py": (
+        b"from sologm.core.game import GameManager\n\n\n"
+        b"def listing(session):\n"
+        b"    a = GameManager(session)\n"
+        b"    b = GameManager(session=session)\n"
+        b"    c = GameManager(**{'session': session})\n"
+        b"    return GameManager()\n"
+    ),
+    "sologm/tests/test_game.py": b"from sologm.core.game import GameManager\n\n\ndef test_x():\n    GameManager()\n",
+}
+
+
+def _write(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_a_manager_left_without_the_session_it_now_requires(tmp_path: Path) -> None:
+    _write(tmp_path, MANAGERS)
+    base = MANAGERS["sologm/core/base_manager.py"]
+    required = FileChange(
+        "sologm/core/base_manager.py", base, base.replace(b"session=None", b"session")
+    )
+    found = sessionless_manager_calls(Project(tmp_path), [(2, [required])])
+    # the application's session-less call, not the test's (phases 4 and 5 rewrite tests)
+    assert found == [SessionlessCall(2, "sologm/cli/game.py", 8, "GameManager")]
+    assert str(found[0]) == (
+        "sologm/cli/game.py:8: phase 2 would leave `GameManager(...)` without the session "
+        "its constructor requires"
+    )
+    # a phase that leaves the session optional, or a later phase that does not touch the
+    # call, leaves nothing dangling
+    assert sessionless_manager_calls(Project(tmp_path), [(1, [])]) == []
+    cli = MANAGERS["sologm/cli/game.py"]
+    fixed = FileChange("sologm/cli/game.py", cli, cli.replace(b"GameManager()", b"GameManager(session)"))
+    assert sessionless_manager_calls(Project(tmp_path), [(2, [required, fixed])]) == []

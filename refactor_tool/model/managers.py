@@ -470,12 +470,50 @@ def analyze_managers(project: Project) -> ManagerGraph:
         project.config,
         tuple((rel, project.read_bytes(rel)) for rel in project.python_files()),
     )
-    memo = project.memo.get("managers")
-    if isinstance(memo, tuple) and memo[0] == key:
-        return memo[1]
-    graph = _analyze_managers(project)
-    project.memo["managers"] = (key, graph)
+    memo = project.memo.setdefault("managers", {})
+    assert isinstance(memo, dict)
+    graph = memo.get(key)
+    if graph is None:
+        graph = memo[key] = _analyze_managers(project)
     return graph
+
+
+def calls_without_session(
+    project: Project, graph: ManagerGraph, rel: str
+) -> list[tuple[cst.Call, ManagerClass]]:
+    """Calls in ``rel`` of a manager class whose constructor requires the session (no
+    default), that pass none: no ``session=`` keyword, not enough positional arguments to
+    reach it, no ``*args``/``**kwargs`` that might carry it."""
+    names = {c.name for c in graph.classes.values()}
+    if not project.grep([rel], *names):
+        return []
+    tree = project.parse(rel)
+    module_name = project.module_name(rel)
+    imports = import_map(tree, module_name, rel)
+    local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
+    session = graph.config.session_variable
+    found = []
+    for call in m.findall(tree, m.Call(func=m.Name() | m.Attribute())):
+        assert isinstance(call, cst.Call)
+        dotted = get_full_name_for_node(call.func)
+        qualified = resolve_local(dotted, imports, module_name, local) if dotted else None
+        cls = graph.classes.get(qualified or "")
+        if cls is None:
+            continue
+        params = graph.init_params(cls)
+        index = next((i for i, p in enumerate(params) if p.name == session), None)
+        if index is None or params[index].has_default:
+            continue
+        if any(a.star for a in call.args) or any(
+            a.keyword is not None and a.keyword.value == session for a in call.args
+        ):
+            continue
+        positional = sum(1 for a in call.args if a.keyword is None)
+        reachable = params[index].kind in ("posonly", "positional")
+        if reachable and positional > index:
+            continue
+        found.append((call, cls))
+    return found
 
 
 def _analyze_managers(project: Project) -> ManagerGraph:
