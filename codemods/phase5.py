@@ -27,11 +27,12 @@ reported with file:line and left unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod import SkipFile
+from libcst.codemod import CodemodContext, SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.matchers import findall, matches
 
@@ -41,6 +42,7 @@ from refactor_tool.model import fixtures as fx
 from refactor_tool.model.managers import relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
+from refactor_tool.model.syntax import Lines
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -48,14 +50,54 @@ _FACTORY_KEYWORDS = ("factory keywords",)
 
 
 
-def analyze(project: Project) -> fx.FixtureAnalysis:
-    """The current fixture graph, falling back on the one recorded before phase 4."""
-    analysis = fx.analyze_current(project)
+def analyze(
+    project: Project, current: fx.FixtureAnalysis | None = None
+) -> fx.FixtureAnalysis:
+    """The current fixture graph (``current``'s, when the caller analysed the project
+    already), falling back on the one recorded before phase 4, and what phase 4 does (or
+    did) with its fixtures: a test that calls a factory fixture phase 4 leaves as it was
+    cannot pass it the session (:func:`refactor_tool.model.fixtures.fixture_plan`; what
+    happens to a factory depends on no test, so no test requests are needed here)."""
+    if current is None:
+        analysis = fx.analyze_current(project)
+    else:  # the same fixtures, in a graph of its own (the fallback is this phase's)
+        graph = dataclasses.replace(current.graph, _memo={})
+        analysis = dataclasses.replace(current, graph=graph, cache={}, plan=None)
     previous = state_of(project).fixture_graph
-    if previous is not None:
+    if previous is not None and (current is None or previous is not current.graph):
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
+    analysis.plan = fx.fixture_plan(analysis.graph)
     return analysis
+
+
+def left_alone(
+    project: Project, current: fx.FixtureAnalysis | None = None
+) -> list[fx.Request]:
+    """What the test modules will still request once this phase is done: the requests of
+    every test it leaves as it is (one it reports, or one that needs nothing), of the
+    fixtures test modules define and of the ``usefixtures`` marks of their classes and
+    modules (:func:`refactor_tool.model.fixtures.module_requests`). Found by running the
+    codemod over its candidate modules without writing anything; a module it does not take
+    requests none of the fixtures phase 4 removes. Phase 4 keeps every fixture these reach
+    (only the requests of fixtures it could delete are returned). ``current``: the
+    analysis of the project as it is, if the caller has it."""
+    analysis = analyze(project, current)
+    wanted = fx.deletable_names(analysis.graph)
+    out: list[fx.Request] = []
+    for rel in files(project, analysis):
+        context = CodemodContext(
+            filename=project.path_str(rel), full_module_name=project.module_name(rel)
+        )
+        codemod = RefactorTestFunctions(context, analysis)
+        codemod.only_for = wanted
+        tree = project.parse(rel)
+        try:
+            codemod.transform_module_impl(tree)
+        except SkipFile:
+            continue
+        out += fx.module_requests(tree, rel, Lines(tree), codemod.untouched, wanted)
+    return out
 
 
 def needles(analysis: fx.FixtureAnalysis) -> list[str]:
@@ -138,70 +180,6 @@ def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]
 
 
 
-_PARAMETRIZE = m.Decorator(
-    decorator=m.Call(
-        func=m.Attribute(
-            value=m.Attribute(value=m.Name("pytest"), attr=m.Name("mark")),
-            attr=m.Name("parametrize"),
-        )
-        | m.Attribute(value=m.Name("mark"), attr=m.Name("parametrize"))
-        | m.Name("parametrize")
-    )
-)
-
-
-def parametrized_names(decorators: list[cst.Decorator]) -> set[str]:
-    names: set[str] = set()
-    for decorator in decorators:
-        if not matches(decorator, _PARAMETRIZE):
-            continue
-        call = cst.ensure_type(decorator.decorator, cst.Call)
-        if not call.args:
-            continue
-        first = call.args[0].value
-        if isinstance(first, cst.SimpleString) and isinstance(
-            first.evaluated_value, str
-        ):
-            names.update(
-                n.strip() for n in first.evaluated_value.split(",") if n.strip()
-            )
-        elif isinstance(first, (cst.List, cst.Tuple)):
-            for element in first.elements:
-                if isinstance(element.value, cst.SimpleString) and isinstance(
-                    element.value.evaluated_value, str
-                ):
-                    names.add(element.value.evaluated_value)
-    return names
-
-
-_USEFIXTURES = m.Decorator(
-    decorator=m.Call(
-        func=m.Attribute(
-            value=m.Attribute(value=m.Name("pytest"), attr=m.Name("mark")),
-            attr=m.Name("usefixtures"),
-        )
-        | m.Attribute(value=m.Name("mark"), attr=m.Name("usefixtures"))
-    )
-)
-
-
-_GETFIXTUREVALUE = m.Call(
-    func=m.Attribute(attr=m.Name("getfixturevalue")), args=[m.AtLeastN(n=1)]
-)
-
-
-def usefixtures_names(decorators: list[cst.Decorator]) -> list[str]:
-    names = []
-    for decorator in decorators:
-        if matches(decorator, _USEFIXTURES):
-            for arg in cst.ensure_type(decorator.decorator, cst.Call).args:
-                if isinstance(arg.value, cst.SimpleString) and isinstance(
-                    arg.value.evaluated_value, str
-                ):
-                    names.append(arg.value.evaluated_value)
-    return names
-
-
 def scope_scan(stmts: list[cst.BaseStatement]) -> "fx.Scan":
     """Names bound and read in a function's own scope (nested functions only bind their name)."""
     return fx.scan(stmts, own_scope=True)
@@ -265,6 +243,8 @@ class RefactorTestFunctions(RefactorCodemod):
         "create_test_* factories, pass `session` to every factory call."
     )
     ANALYZE = analyze
+    #: when set, only the tests that request one of these names are looked at
+    only_for: set[str] | None = None
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis: fx.FixtureAnalysis = self.analysis
@@ -282,6 +262,8 @@ class RefactorTestFunctions(RefactorCodemod):
         self._classes: list[str] = []
         self._depth = 0
         self._changed = False
+        #: the test functions left as they are (reported, or needing nothing)
+        self.untouched: list[cst.FunctionDef] = []
         # the graph does not change while a module is rewritten: each lookup is made once
         self._resolved: dict[str, fx.Fixture | None] = {}
         self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
@@ -305,12 +287,19 @@ class RefactorTestFunctions(RefactorCodemod):
         self._depth -= 1
         if self._depth or not fx.is_test_function(original_node):
             return updated_node
-        if not all(c.startswith("Test") for c in self._classes):
-            return updated_node
-        try:
-            return self._rewrite(original_node)
-        except _Skip:
-            return updated_node
+        if self.only_for is not None and not self.only_for.intersection(
+            fx.requested_names(original_node, bool(self._classes))
+        ):
+            return updated_node  # a question about other tests only (see ``left_alone``)
+        result = updated_node
+        if all(c.startswith("Test") for c in self._classes):
+            try:
+                result = self._rewrite(original_node)
+            except _Skip:
+                pass
+        if result is original_node or result is updated_node:
+            self.untouched.append(original_node)
+        return result
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
@@ -370,8 +359,8 @@ class RefactorTestFunctions(RefactorCodemod):
             (i for i, p in enumerate(fn.params.params) if p.default is not None),
             len(params),
         )
-        parametrized = parametrized_names(list(fn.decorators))
-        for used in usefixtures_names(list(fn.decorators)):
+        parametrized = fx.parametrized_names(fn.decorators)
+        for used in (n for d in fn.decorators for n in fx.usefixtures_names(d)):
             fixture = self._resolve(used)
             if (
                 fixture is not None and fixture.kind in fx.DB_KINDS
@@ -381,11 +370,7 @@ class RefactorTestFunctions(RefactorCodemod):
                     f"{name}: requests {used!r} through usefixtures; rewrite by hand",
                 )
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
-            for call in findall(fn.body, _GETFIXTUREVALUE):
-                arg = cst.ensure_type(call, cst.Call).args[0].value
-                used = (
-                    arg.evaluated_value if isinstance(arg, cst.SimpleString) else None
-                )
+            for used in fx.getfixturevalue_names(fn.body):
                 fixture = self._resolve(used) if isinstance(used, str) else None
                 if not isinstance(used, str) or used == config.session_fixture or (
                     fixture is not None and fixture.kind in fx.DB_KINDS
@@ -496,10 +481,13 @@ class RefactorTestFunctions(RefactorCodemod):
         session_expr = cst.Name(config.session_variable)
         replacements[config.session_fixture] = session_expr
         factory_names = set(factories)
+        called = {p: resolved[p] for p in factories}
         for recipe in order:
             for dep_name in recipe.params:
                 dep = self._graph_resolve(dep_name, recipe.rel)
                 kind = dep.kind if dep is not None else None
+                if kind == fx.FACTORY:
+                    called.setdefault(dep_name, dep)
                 if kind in (fx.OBJECT, fx.SESSION, fx.MANAGER):
                     continue  # inlined, or rewritten inside the recipe itself
                 if kind == fx.DB_OTHER:
@@ -517,6 +505,14 @@ class RefactorTestFunctions(RefactorCodemod):
                     factory_names.add(dep_name)
                 if dep_name not in params and dep_name not in extras:
                     extras.append(dep_name)
+        for factory_name, factory in called.items():
+            if factory is not None and self.analysis.plan.fate(factory) == fx.LEAVE:
+                self._skip(
+                    fn,
+                    f"{name}: factory fixture {factory_name!r} ({factory.where}) {factory.problem}, "
+                    "so phase 4 left it as it was: it does not build what it makes on the "
+                    "session it would be passed; rewrite by hand",
+                )
         for source in keywords.values():  # the fixtures handed to the factory stay
             if source not in params and source not in extras:
                 extras.append(source)
