@@ -22,6 +22,17 @@ each fixture's source, its recipe) in the run state: phase 5 inlines
 from that record. Yield fixtures, helper closures over the session and anything else the
 rules cannot classify are reported with file:line and left in place.
 
+What is deleted is decided once, by :func:`refactor_tool.model.fixtures.fixture_plan`: a
+fixture of 4.1, 4.2 or 4.5 that something staying still requests, directly or through
+other fixtures, is kept as it is and reported once with what requests it. What stays is
+every fixture the phase does not delete (a factory it reports and leaves, whose manager
+fixtures would otherwise be gone; a fixture left in place) and what phase 5 leaves as it
+is in the test modules (a test it reports, a fixture a test module defines, a
+``usefixtures`` mark): the analysis runs phase 5's codemod over the test modules, writing
+nothing, to learn those (:func:`codemods.phase5.left_alone`). A kept object fixture that
+calls a factory 4.4 rewrites passes it its session fixture. Each step acts on a fixture's
+last definition in a module (the one pytest uses), so a fixture defined twice gets one note.
+
 Imports go through ``AddImportsVisitor`` (run over the import block only). An import that
 only the deleted fixtures used is removed by a name check over what is left
 (:func:`refactor_tool.model.fixtures.remove_unused_imports`) rather than by ``RemoveImportsVisitor``,
@@ -439,28 +450,32 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
                     doomed.add(seen[name])  # an earlier definition: dead code
                 seen[name] = i
         body = list(updated_node.body)
+        extra: dict[str, str] = {}  # what a fixture that stays says about its factory calls
         for name, index in seen.items():
             fixture = fixtures.get(name)
-            if fixture is None or fixture.kind != fx.OBJECT:
+            if fixture is None or fixture.kind not in (fx.OBJECT, fx.DB_OTHER):
                 continue
             fate = plan.fate(fixture)
             if fate == fx.DELETE:
                 doomed.add(index)
-            elif fate == fx.KEEP:
+            elif fate in (fx.KEEP, fx.LEAVE):
                 fn = cst.ensure_type(body[index], cst.FunctionDef)
-                body[index], left = self._pass_session(fn, fixture)
-                self.report_kept(fixture, "object", left)
+                body[index], extra[name] = self._pass_session(fn, fixture)
         for fixture in sorted(fixtures.values(), key=lambda f: f.line):
-            if fixture.kind == fx.OBJECT and fixture.problem:
+            more = extra.get(fixture.name, "")
+            if fixture.kind == fx.OBJECT and plan.fate(fixture) == fx.KEEP:
+                self.report_kept(fixture, "object", more)
+            elif fixture.kind == fx.OBJECT and fixture.problem:
                 self.report_fixture(
                     fixture,
-                    f"object fixture {fixture.name!r} {fixture.problem}; left in place, rewrite by hand",
+                    f"object fixture {fixture.name!r} {fixture.problem}; left in place, "
+                    f"rewrite by hand{more}",
                 )
             elif fixture.kind == fx.DB_OTHER:
                 self.report_fixture(
                     fixture,
                     f"fixture {fixture.name!r} uses the session but {fixture.problem}; "
-                    "left in place, rewrite by hand",
+                    f"left in place, rewrite by hand{more}",
                 )
             elif (
                 fixture.kind == fx.MANAGER
@@ -479,9 +494,10 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
     def _pass_session(
         self, fn: cst.FunctionDef, fixture: fx.Fixture
     ) -> tuple[cst.FunctionDef, str]:
-        """A kept object fixture's calls of the factory fixtures step 4.4 rewrites get the
-        session fixture it requests as their first argument (a factory's inner function
-        takes the session first now). What cannot be passed so is returned for the note."""
+        """The calls a fixture that stays (kept, or left in place) makes of the factory
+        fixtures step 4.4 rewrites get the session fixture it requests as their first
+        argument (a factory's inner function takes the session first now). Returned with
+        what the fixture's note says about it."""
         graph = self.analysis.graph
         plan = self.plan
         deps = {p: graph.resolve(p, fixture.rel) for p in fixture.params}
@@ -534,7 +550,8 @@ PHASE = PhaseSpec(
                 "Option 1 (preferred by docs/plan.md): the object fixtures are deleted and phase 5 "
                 "rebuilds them inside each test from the recipe recorded before the deletion. "
                 "A fixture whose recipe cannot be inlined (it yields, returns early, uses "
-                "'request') is reported and kept."
+                "'request') is reported and kept, and so is one that a fixture or test "
+                "left as it is still requests."
             ),
         ),
     ),

@@ -484,8 +484,8 @@ def test_phase5_inlines_from_the_graph_phase4_recorded(tmp_path: Path) -> None:
     assert "def db_session(" in conftest
     kept = (
         "sologm/tests/conftest.py:5: session fixture 'db_session' is kept: still "
-        "requested by fixture 'rows' (sologm/tests/conftest.py:44), which phase 4 leaves "
-        "as it is; delete it by hand once nothing requests it"
+        "requested by fixture 'rows' (sologm/tests/conftest.py:44), which phase 4 leaves in "
+        "place; delete it by hand once nothing requests it"
     )
     assert [n for n in notes if "is kept" in n] == [kept]
     apply(root, 5)  # a new Project: the recipes come from .refactor-tool/state.json

@@ -25,6 +25,13 @@ The graph is JSON-serialisable: phase 4 records it in the run state (``model/sta
 before it deletes the fixtures, and phase 5 falls back on that record for the names the
 current conftests no longer define.
 
+What phase 4 does with each fixture is one answer, :func:`fixture_plan`: the session,
+manager and inlinable object fixtures are deleted unless something that stays still
+requests them (a fixture phase 4 does not delete, or a request of a test module that phase
+5 leaves as it is, :func:`module_requests`), followed the way pytest resolves requests
+through conftests in sub-directories, star imports and plugins. Phase 4 acts on it; phase 5
+asks it which factories phase 4 leaves as they were.
+
 The module also holds the libcst helpers both phases share: the name rewriter (fixture
 names to ``session`` / ``managers.<short>``, ``session`` added to factory calls), the cleaner
 that drops ``merge`` and refreshes of relationship collections, and parameter-list editing
@@ -869,7 +876,7 @@ def _requests_after_phase4(graph: FixtureGraph, fixture: Fixture) -> list[str]:
 _STAYS = {
     KEEP: "which is kept too",
     REWRITE: "which step 4.4 rewrites and which still takes it",
-    LEAVE: "which phase 4 leaves as it is",
+    LEAVE: "which phase 4 leaves in place",
     UNCHANGED: "which stays",
 }
 
