@@ -64,7 +64,9 @@ def analyze(project: Project) -> fx.FixtureAnalysis:
     asks for it or a test phase 5 leaves as it is (:func:`codemods.phase5.left_alone`)."""
     analysis = fx.analyze_current(project)
     record_fixture_graph(project, analysis.graph)
-    analysis.plan = fx.fixture_plan(analysis.graph, phase5.left_alone(project, analysis))
+    analysis.plan = fx.fixture_plan(
+        analysis.graph, phase5.left_alone(project, analysis)
+    )
     return analysis
 
 
@@ -138,7 +140,9 @@ class _FixtureModuleCodemod(RefactorCodemod):
                 names.add(fixture.name)
             elif plan.fate(fixture) == fx.KEEP:
                 self.report_kept(fixture, label)
-        return self.remove_fixtures(updated, original, self.fixture_indices(updated, names))
+        return self.remove_fixtures(
+            updated, original, self.fixture_indices(updated, names)
+        )
 
     @staticmethod
     def effective_definitions(module: cst.Module) -> dict[str, cst.FunctionDef]:
@@ -239,7 +243,10 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
-        if self._current is not None and self._effective.get(self._current.name) is original_node:
+        if (
+            self._current is not None
+            and self._effective.get(self._current.name) is original_node
+        ):
             self._current = None
         return updated_node
 
@@ -450,7 +457,9 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
                     doomed.add(seen[name])  # an earlier definition: dead code
                 seen[name] = i
         body = list(updated_node.body)
-        extra: dict[str, str] = {}  # what a fixture that stays says about its factory calls
+        extra: dict[
+            str, str
+        ] = {}  # what a fixture that stays says about its factory calls
         for name, index in seen.items():
             fixture = fixtures.get(name)
             if fixture is None or fixture.kind not in (fx.OBJECT, fx.DB_OTHER):
@@ -515,7 +524,9 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
                 f"; it calls {listed} without a session, which step 4.4 makes their "
                 "first parameter: pass one by hand"
             )
-        stmts, rewriter = rewrite.rewrite_names(fx.statements(fn), {}, factories, session)
+        stmts, rewriter = rewrite.rewrite_names(
+            fx.statements(fn), {}, factories, session
+        )
         if rewriter.conflicts or rewriter.factory_values:
             return fn, f"; pass the session to its calls of {listed} by hand"
         new = fn.with_changes(body=_with_statements(fn.body, stmts))

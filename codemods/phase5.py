@@ -51,7 +51,6 @@ from refactor_tool.model.syntax import Lines
 _FACTORY_KEYWORDS = ("factory keywords",)
 
 
-
 def analyze(
     project: Project, current: fx.FixtureAnalysis | None = None
 ) -> fx.FixtureAnalysis:
@@ -115,7 +114,11 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
     ``parametrize``). A module that only has a local variable of such a name is not one."""
     tests = fx.test_modules(project)
     names = needles(analysis)
-    return [rel for rel in project.grep(tests, *names) if may_request(project.read_text(rel), names)]
+    return [
+        rel
+        for rel in project.grep(tests, *names)
+        if may_request(project.read_text(rel), names)
+    ]
 
 
 _DEF_HEADER = re.compile(r"\bdef\s+\w+\s*\(")
@@ -129,8 +132,9 @@ def may_request(text: str, names: list[str]) -> bool:
     present = [n for n in names if n in text]
     if not present or "getfixturevalue" in text:
         return bool(present)
-    words = re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(re.escape(n) for n in present))
-    if re.search(r"""["'](?:%s)["']""" % "|".join(re.escape(n) for n in present), text):
+    alternatives = "|".join(re.escape(n) for n in present)
+    words = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+    if re.search(rf"""["'](?:{alternatives})["']""", text):
         return True
     for header in _DEF_HEADER.finditer(text):
         depth, i = 1, header.end()
@@ -168,7 +172,8 @@ def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]
             (
                 n
                 for n in (tree.body if tree is not None else ())
-                if isinstance(n, cst.FunctionDef) and n.name.value == config.factory_function
+                if isinstance(n, cst.FunctionDef)
+                and n.name.value == config.factory_function
             ),
             None,
         )
@@ -181,8 +186,7 @@ def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]
     return taken
 
 
-
-def scope_scan(stmts: list[cst.BaseStatement]) -> "fx.Scan":
+def scope_scan(stmts: list[cst.BaseStatement]) -> fx.Scan:
     """Names bound and read in a function's own scope (nested functions only bind their name)."""
     return fx.scan(stmts, own_scope=True)
 
@@ -292,7 +296,9 @@ class RefactorTestFunctions(RefactorCodemod):
         if self.only_for is not None and not self.only_for.intersection(
             fx.requested_names(original_node, bool(self._classes))
         ):
-            return updated_node  # a question about other tests only (see ``left_alone``)
+            return (
+                updated_node  # a question about other tests only (see ``left_alone``)
+            )
         result = updated_node
         if all(c.startswith("Test") for c in self._classes):
             try:
@@ -318,7 +324,9 @@ class RefactorTestFunctions(RefactorCodemod):
     def _resolve_once(self, name: str) -> fx.Fixture | None:
         local = self._local_fixtures.get(name)
         if local is not None:
-            deps = [self._graph_resolve(p, self._rel) for p in fx.positional_params(local)]
+            deps = [
+                self._graph_resolve(p, self._rel) for p in fx.positional_params(local)
+            ]
             kind = (
                 fx.DB_OTHER
                 if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
@@ -342,7 +350,9 @@ class RefactorTestFunctions(RefactorCodemod):
         objects the fixture injected (its ``factory_overrides``) as keywords it takes."""
         if fixture.kind != fx.MANAGER or not fixture.factory_overrides:
             return False
-        return set(fixture.factory_overrides) <= self.analysis.cache.get(_FACTORY_KEYWORDS, set())
+        return set(fixture.factory_overrides) <= self.analysis.cache.get(
+            _FACTORY_KEYWORDS, set()
+        )
 
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
@@ -374,8 +384,10 @@ class RefactorTestFunctions(RefactorCodemod):
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
             for used in fx.getfixturevalue_names(fn.body):
                 fixture = self._resolve(used) if isinstance(used, str) else None
-                if not isinstance(used, str) or used == config.session_fixture or (
-                    fixture is not None and fixture.kind in fx.DB_KINDS
+                if (
+                    not isinstance(used, str)
+                    or used == config.session_fixture
+                    or (fixture is not None and fixture.kind in fx.DB_KINDS)
                 ):
                     shown = repr(used) if isinstance(used, str) else "a fixture"
                     self._skip(
@@ -525,7 +537,9 @@ class RefactorTestFunctions(RefactorCodemod):
             elif fixture.kind == fx.MANAGER and (
                 fixture.plain_manager or self._by_factory(fixture)
             ):
-                replacements[p] = rewrite.managers_attr(config, fixture.manager_short or p)
+                replacements[p] = rewrite.managers_attr(
+                    config, fixture.manager_short or p
+                )
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))

@@ -86,13 +86,17 @@ def _run(
     return output, result
 
 
-@pytest.mark.parametrize("before", CASES, ids=lambda p: f"{p.parent.name}/{p.name[:-10]}")
+@pytest.mark.parametrize(
+    "before", CASES, ids=lambda p: f"{p.parent.name}/{p.name[:-10]}"
+)
 def test_fixture_pair(before: Path, tmp_path: Path) -> None:
     phase = int(before.parent.name.removeprefix("phase"))
     source = before.read_bytes()
     header = _header(source)
     path = header.get("path", DEFAULT_PATHS[phase])
-    expected = before.with_name(before.name.replace(".before.py", ".after.py")).read_bytes()
+    expected = before.with_name(
+        before.name.replace(".before.py", ".after.py")
+    ).read_bytes()
 
     case = _case(before)
     output, result = _run(tmp_path, phase, path, source, header, case)
@@ -104,7 +108,10 @@ def test_fixture_pair(before: Path, tmp_path: Path) -> None:
         reported = [str(n) for n in result.notes]
         for wanted in notes_file.read_text().splitlines():
             if wanted.strip():
-                assert sum(wanted.strip() in n for n in reported) == 1, (wanted, reported)
+                assert sum(wanted.strip() in n for n in reported) == 1, (
+                    wanted,
+                    reported,
+                )
 
     # idempotence: the phase applied to its own output changes nothing
     if "check" not in header:
@@ -117,7 +124,9 @@ def test_every_phase_has_fixture_cases() -> None:
     assert set(PHASES) <= phases_with_cases
 
 
-@pytest.mark.parametrize("before", sorted(FIXTURES.glob("phase5/*.before.py")), ids=lambda p: p.name[:-10])
+@pytest.mark.parametrize(
+    "before", sorted(FIXTURES.glob("phase5/*.before.py")), ids=lambda p: p.name[:-10]
+)
 def test_phase5_prefilter_drops_only_files_it_would_leave(
     before: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,7 +142,9 @@ def test_phase5_prefilter_drops_only_files_it_would_leave(
     monkeypatch.setattr(codemods.phase5, "may_request", lambda text, names: True)
     plain, plain_result = _run(tmp_path / "plain", 5, path, source, header, case)
     assert refined == plain
-    assert [str(n) for n in refined_result.notes] == [str(n) for n in plain_result.notes]
+    assert [str(n) for n in refined_result.notes] == [
+        str(n) for n in plain_result.notes
+    ]
 
 
 def test_phase5_request_prefilter_cases() -> None:
@@ -142,9 +153,18 @@ def test_phase5_request_prefilter_cases() -> None:
     names = ["db_session", "game_manager"]
     assert not may_request("def test_a(session):\n    game_manager = make()\n", names)
     assert may_request("def test_a(session, game_manager):\n    pass\n", names)
-    assert may_request("def test_a(\n    db_session,  # injected\n):\n    pass\n", names)
-    assert may_request("@pytest.mark.usefixtures('db_session')\ndef test_a():\n    pass\n", names)
-    assert may_request("def test_a(request):\n    request.getfixturevalue(name)\n", names + ["x"])
-    assert may_request("class T:\n    def test_a(self, x=(1, 2), *, db_session):\n        pass\n", names)
+    assert may_request(
+        "def test_a(\n    db_session,  # injected\n):\n    pass\n", names
+    )
+    assert may_request(
+        "@pytest.mark.usefixtures('db_session')\ndef test_a():\n    pass\n", names
+    )
+    assert may_request(
+        "def test_a(request):\n    request.getfixturevalue(name)\n", names + ["x"]
+    )
+    assert may_request(
+        "class T:\n    def test_a(self, x=(1, 2), *, db_session):\n        pass\n",
+        names,
+    )
     assert not may_request("def test_a(x=(1, 2)):\n    db_session.close()\n", names)
     assert not may_request("nothing here", names)

@@ -654,12 +654,16 @@ def test_unused_names_are_the_visitors_answer() -> None:
         used = Used()
         module.visit(used)
         strings = "\n".join(used.text)
-        words = sorted(set(re_module.findall(r"[A-Za-z_]\w*", path.read_text())) | {"not_there"})
+        words = sorted(
+            set(re_module.findall(r"[A-Za-z_]\w*", path.read_text())) | {"not_there"}
+        )
         for _ in range(4):
             candidates = set(rng.sample(words, min(len(words), rng.choice([1, 3, 12]))))
             expected = {
-                n for n in candidates
-                if n not in used.names and not re_module.search(rf"\b{re_module.escape(n)}\b", strings)
+                n
+                for n in candidates
+                if n not in used.names
+                and not re_module.search(rf"\b{re_module.escape(n)}\b", strings)
             }
             assert unused_names(module, candidates) == expected, (path, candidates)
 
@@ -773,28 +777,37 @@ def test_phase4_keeps_what_stays_requests_wherever_it_asks(tmp_path: Path) -> No
     plan = analysis.plan
     assert plan is not None
     fates = {f.where: (f.name, plan.fate(f)) for f in analysis.graph.all()}
-    assert {where: fate for where, (name, fate) in fates.items()} == {
-        "sologm/testing/fixtures.py:4": fx.KEEP,  # plugged_games: test_fetched
-        "sologm/tests/conftest.py:5": fx.KEEP,  # db_session: kept managers
-        "sologm/tests/conftest.py:9": fx.KEEP,  # games: a_game, kept
-        "sologm/tests/conftest.py:13": fx.KEEP,  # acts: create_test_act (deep)
-        "sologm/tests/conftest.py:17": fx.KEEP,  # marked_games: TestMarked's mark
-        "sologm/tests/conftest.py:21": fx.KEEP,  # local_games: the module's local_rows
-        "sologm/tests/conftest.py:25": fx.DELETE,  # unused_games
-        "sologm/tests/conftest.py:29": fx.KEEP,  # a_game: game_rows, left in place
-        "sologm/tests/conftest.py:33": fx.LEAVE,  # game_rows: yields
-        "sologm/tests/conftest.py:37": fx.UNCHANGED,  # database_manager
-        "sologm/tests/conftest.py:41": fx.UNCHANGED,  # session_context
-        "sologm/tests/deep/conftest.py:4": fx.KEEP,  # deep a_game answers game_rows below
-        "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: binds session
-    }
-    assert str(plan.keeper(analysis.graph.resolve("plugged_games", "sologm/tests/x.py"))) == (
+    assert (
+        {where: fate for where, (name, fate) in fates.items()}
+        == {
+            "sologm/testing/fixtures.py:4": fx.KEEP,  # plugged_games: test_fetched
+            "sologm/tests/conftest.py:5": fx.KEEP,  # db_session: kept managers
+            "sologm/tests/conftest.py:9": fx.KEEP,  # games: a_game, kept
+            "sologm/tests/conftest.py:13": fx.KEEP,  # acts: create_test_act (deep)
+            "sologm/tests/conftest.py:17": fx.KEEP,  # marked_games: TestMarked's mark
+            "sologm/tests/conftest.py:21": fx.KEEP,  # local_games: the module's local_rows
+            "sologm/tests/conftest.py:25": fx.DELETE,  # unused_games
+            "sologm/tests/conftest.py:29": fx.KEEP,  # a_game: game_rows, left in place
+            "sologm/tests/conftest.py:33": fx.LEAVE,  # game_rows: yields
+            "sologm/tests/conftest.py:37": fx.UNCHANGED,  # database_manager
+            "sologm/tests/conftest.py:41": fx.UNCHANGED,  # session_context
+            "sologm/tests/deep/conftest.py:4": fx.KEEP,  # deep a_game answers game_rows below
+            "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: binds session
+        }
+    )
+    assert str(
+        plan.keeper(analysis.graph.resolve("plugged_games", "sologm/tests/x.py"))
+    ) == (
         "test 'test_fetched' (sologm/tests/deep/test_deep.py:12), which phase 5 leaves as it is"
     )
-    assert str(plan.keeper(analysis.graph.resolve("marked_games", "sologm/tests/x.py"))) == (
+    assert str(
+        plan.keeper(analysis.graph.resolve("marked_games", "sologm/tests/x.py"))
+    ) == (
         "the usefixtures mark of class 'TestMarked' (sologm/tests/deep/test_deep.py:7)"
     )
-    assert str(plan.keeper(analysis.graph.resolve("local_games", "sologm/tests/x.py"))) == (
+    assert str(
+        plan.keeper(analysis.graph.resolve("local_games", "sologm/tests/x.py"))
+    ) == (
         "fixture 'local_rows' (sologm/tests/deep/test_deep.py:3), which the test module defines"
     )
 
@@ -823,7 +836,9 @@ def _dangling_requests(root: Path) -> list[str]:
                 continue
             method = bool(fn.params.params) and fn.params.params[0].name.value == "self"
             for name in fx.requested_names(fn, method):
-                if name in fx.BUILTIN_FIXTURES or (name in local and not fx.is_fixture(fn)):
+                if name in fx.BUILTIN_FIXTURES or (
+                    name in local and not fx.is_fixture(fn)
+                ):
                     continue
                 if graph.resolve_current(name, rel) is None and name not in local:
                     out.append(f"{rel}: {fn.name.value} requests {name}")

@@ -137,7 +137,9 @@ AUTOUSE_DECORATOR = m.Decorator(
 DOCSTRING = m.SimpleStatementLine(
     body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]
 )
-ONE_IMPORT_LINE = m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
+ONE_IMPORT_LINE = m.SimpleStatementLine(
+    body=[m.Import() | m.ImportFrom(names=m.DoNotCare())]
+)
 _IMPORT_LINE = m.SimpleStatementLine(
     body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
 )
@@ -209,7 +211,9 @@ def is_test_module(project: Project, rel: str) -> bool:
 def test_modules(project: Project) -> list[str]:
     """Every test module of the target (see :func:`is_test_module`)."""
     patterns = pytest_python_files(project)
-    return [rel for rel in project.python_files() if _matches_python_files(rel, patterns)]
+    return [
+        rel for rel in project.python_files() if _matches_python_files(rel, patterns)
+    ]
 
 
 def _matches_python_files(rel: str, patterns: Sequence[str]) -> bool:
@@ -247,7 +251,8 @@ def is_test_function(node: cst.FunctionDef) -> bool:
 _MARK = m.Attribute(value=m.Name("pytest"), attr=m.Name("mark")) | m.Name("mark")
 _PARAMETRIZE = m.Decorator(
     decorator=m.Call(
-        func=m.Attribute(value=_MARK, attr=m.Name("parametrize")) | m.Name("parametrize")
+        func=m.Attribute(value=_MARK, attr=m.Name("parametrize"))
+        | m.Name("parametrize")
     )
 )
 USEFIXTURES_CALL = m.Call(func=m.Attribute(value=_MARK, attr=m.Name("usefixtures")))
@@ -362,7 +367,11 @@ def module_requests(
     out: list[Request] = []
 
     def add(
-        asked: Iterable[str], node: cst.CSTNode, by: str, why: str = "", own: str | None = None
+        asked: Iterable[str],
+        node: cst.CSTNode,
+        by: str,
+        why: str = "",
+        own: str | None = None,
     ) -> None:
         wanted = [
             n
@@ -381,7 +390,11 @@ def module_requests(
                         matches(t.target, m.Name("pytestmark")) for t in small.targets
                     ):
                         where = f"class {owner[:-1]!r}" if owner else "the module"
-                        add(usefixtures_names(small.value), stmt, f"the pytestmark of {where}")
+                        add(
+                            usefixtures_names(small.value),
+                            stmt,
+                            f"the pytestmark of {where}",
+                        )
             elif isinstance(stmt, cst.ClassDef):
                 for decorator in stmt.decorators:
                     add(
@@ -715,7 +728,11 @@ class FixtureGraph:
         return table.get(name)
 
     def _conftests(self) -> list[str]:
-        return [rel for rel in sorted(self.modules) if PurePosixPath(rel).name == "conftest.py"]
+        return [
+            rel
+            for rel in sorted(self.modules)
+            if PurePosixPath(rel).name == "conftest.py"
+        ]
 
     def serving(self, name: str, fixture: Fixture) -> list[Fixture]:
         """Every current definition of ``name`` that may answer ``fixture``'s request of it.
@@ -830,7 +847,9 @@ DELETE = "delete"  # the session fixture, a manager fixture, an object fixture p
 KEEP = "keep"  # one of those, still requested by something that stays: kept as it is
 REWRITE = "rewrite"  # an old-style factory fixture step 4.4 rewrites
 LEAVE = "leave"  # touches the session in a way the rules do not rewrite: reported, kept
-UNCHANGED = "unchanged"  # needs nothing (plain fixtures, the session context, new factories)
+UNCHANGED = (
+    "unchanged"  # needs nothing (plain fixtures, the session context, new factories)
+)
 
 
 def _deletable(fixture: Fixture) -> bool:
@@ -930,7 +949,9 @@ def fixture_plan(graph: FixtureGraph, requests: Iterable[Request] = ()) -> Fixtu
     def ask(fixture: Fixture) -> None:
         by, why = f"fixture {fixture.name!r}", _STAYS[plan.fate(fixture)]
         for name in _requests_after_phase4(graph, fixture):
-            queue.append((name, fixture, Request(name, fixture.rel, fixture.line, by, why)))
+            queue.append(
+                (name, fixture, Request(name, fixture.rel, fixture.line, by, why))
+            )
 
     for fixture in graph.all():
         if not _deletable(fixture):
@@ -983,7 +1004,9 @@ def _star_imports(
     return out
 
 
-def _plugin_modules(project: Project, module: cst.Module) -> list[tuple[str | None, str]]:
+def _plugin_modules(
+    project: Project, module: cst.Module
+) -> list[tuple[str | None, str]]:
     """(relpath or None, dotted name) of the modules a module-level ``pytest_plugins``
     names (a string, or a list or tuple of strings): pytest loads their fixtures as if
     the conftest defined them, so the graph follows them like star imports."""
@@ -992,12 +1015,14 @@ def _plugin_modules(project: Project, module: cst.Module) -> list[tuple[str | No
         if not isinstance(stmt, cst.SimpleStatementLine):
             continue
         for small in stmt.body:
-            if isinstance(small, cst.Assign) and any(
-                matches(t.target, m.Name("pytest_plugins")) for t in small.targets
-            ):
-                value = small.value
-            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and matches(
-                small.target, m.Name("pytest_plugins")
+            if (
+                isinstance(small, cst.Assign)
+                and any(
+                    matches(t.target, m.Name("pytest_plugins")) for t in small.targets
+                )
+            ) or (
+                isinstance(small, (cst.AnnAssign, cst.AugAssign))
+                and matches(small.target, m.Name("pytest_plugins"))
             ):
                 value = small.value
             else:
@@ -1197,7 +1222,9 @@ class _Classifier:
             return None
         overrides = graph.factory_overrides()
         cls = graph.classes[manager]
-        params = [p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")]
+        params = [
+            p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")
+        ]
         by_name = {p.name: p for p in params}
         positional = [p for p in params if p.kind in ("posonly", "positional")]
         found: dict[str, str] = {}
@@ -1434,8 +1461,6 @@ def _inner_binding_problem(inner: cst.FunctionDef, config: Config) -> str | None
 # ------------------------------------------------------------------------------- models
 
 
-
-
 def relationship_kinds(project: Project) -> dict[str, set[str]]:
     """Relationship attribute name -> kinds, from every model class in the package.
 
@@ -1503,7 +1528,9 @@ def _classes(body: Sequence[cst.BaseStatement]) -> Iterator[cst.ClassDef]:
         elif isinstance(stmt, (cst.Try, cst.TryStar)):
             blocks.append(stmt.body)
             blocks.extend(h.body for h in stmt.handlers)
-            blocks.extend(b.body for b in (stmt.orelse, stmt.finalbody) if b is not None)
+            blocks.extend(
+                b.body for b in (stmt.orelse, stmt.finalbody) if b is not None
+            )
         for block in blocks:
             if isinstance(block, cst.IndentedBlock):
                 yield from _classes(block.body)
@@ -1574,5 +1601,3 @@ def analyze_current(project: Project) -> FixtureAnalysis:
 
 def is_old_style(graph: FixtureGraph) -> bool:
     return graph.count(REMOVED_KINDS) > 0
-
-
