@@ -29,9 +29,10 @@ every fixture the phase does not delete (a factory it reports and leaves, whose 
 fixtures would otherwise be gone; a fixture left in place) and what phase 5 leaves as it
 is in the test modules (a test it reports, a fixture a test module defines, a
 ``usefixtures`` mark): the analysis runs phase 5's codemod over the test modules, writing
-nothing, to learn those (:func:`codemods.phase5.left_alone`). A kept object fixture that
-calls a factory 4.4 rewrites passes it its session fixture. Each step acts on a fixture's
-last definition in a module (the one pytest uses), so a fixture defined twice gets one note.
+nothing, to learn those (:func:`codemods.phase5.left_alone`). An object or other fixture
+that stays and calls a factory 4.4 rewrites passes it its session fixture. Each step acts
+on a fixture's last definition in a module (the one pytest uses), so a fixture defined
+twice gets one note.
 
 Imports go through ``AddImportsVisitor`` (run over the import block only). An import that
 only the deleted fixtures used is removed by a name check over what is left
@@ -229,12 +230,10 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
         self._current: fx.Fixture | None = None
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        if (
-            self._current is None
-            and node.name.value in self._targets
-            and self._effective.get(node.name.value) is node
-        ):
-            self._current = self._targets[node.name.value]
+        if self._current is None and fx.is_fixture(node):
+            name = fx.registered_name(node)
+            if name in self._targets and self._effective.get(name) is node:
+                self._current = self._targets[name]
         return self._current is not None
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
@@ -457,9 +456,8 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
                     doomed.add(seen[name])  # an earlier definition: dead code
                 seen[name] = i
         body = list(updated_node.body)
-        extra: dict[
-            str, str
-        ] = {}  # what a fixture that stays says about its factory calls
+        # what the note of a fixture that stays says about its calls of factories
+        extra: dict[str, str] = {}
         for name, index in seen.items():
             fixture = fixtures.get(name)
             if fixture is None or fixture.kind not in (fx.OBJECT, fx.DB_OTHER):
@@ -496,7 +494,7 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
                     f"manager fixture {fixture.name!r} {fixture.problem}; "
                     "phase 5 cannot inline it, rewrite the tests that use it by hand",
                 )
-        if body != list(updated_node.body):
+        if any(new is not old for new, old in zip(body, updated_node.body)):
             updated_node = updated_node.with_changes(body=body)
         return self.remove_fixtures(updated_node, original_node, doomed)
 

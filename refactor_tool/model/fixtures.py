@@ -842,14 +842,17 @@ class FixtureAnalysis:
 
 # ------------------------------------------------------------------------------- phase 4's plan
 
-#: what phase 4 does with a fixture (:meth:`FixturePlan.fate`)
-DELETE = "delete"  # the session fixture, a manager fixture, an object fixture phase 5 inlines
-KEEP = "keep"  # one of those, still requested by something that stays: kept as it is
-REWRITE = "rewrite"  # an old-style factory fixture step 4.4 rewrites
-LEAVE = "leave"  # touches the session in a way the rules do not rewrite: reported, kept
-UNCHANGED = (
-    "unchanged"  # needs nothing (plain fixtures, the session context, new factories)
-)
+#: what phase 4 does with a fixture (:meth:`FixturePlan.fate`):
+#: the session fixture, a manager fixture, an object fixture phase 5 inlines: deleted
+DELETE = "delete"
+#: one of those that something staying still requests: kept as it is
+KEEP = "keep"
+#: an old-style factory fixture step 4.4 rewrites
+REWRITE = "rewrite"
+#: touches the session in a way the rules do not rewrite: reported, left in place
+LEAVE = "leave"
+#: needs nothing (plain fixtures, the session context, factories in the new style)
+UNCHANGED = "unchanged"
 
 
 def _deletable(fixture: Fixture) -> bool:
@@ -894,7 +897,7 @@ def _requests_after_phase4(graph: FixtureGraph, fixture: Fixture) -> list[str]:
 
 _STAYS = {
     KEEP: "which is kept too",
-    REWRITE: "which step 4.4 rewrites and which still takes it",
+    REWRITE: "which keeps it when step 4.4 rewrites it",
     LEAVE: "which phase 4 leaves in place",
     UNCHANGED: "which stays",
 }
