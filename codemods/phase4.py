@@ -22,6 +22,18 @@ each fixture's source, its recipe) in the run state: phase 5 inlines
 from that record. Yield fixtures, helper closures over the session and anything else the
 rules cannot classify are reported with file:line and left in place.
 
+What is deleted is decided once, by :func:`refactor_tool.model.fixtures.fixture_plan`: a
+fixture of 4.1, 4.2 or 4.5 that something staying still requests, directly or through
+other fixtures, is kept as it is and reported once with what requests it. What stays is
+every fixture the phase does not delete (a factory it reports and leaves, whose manager
+fixtures would otherwise be gone; a fixture left in place) and what phase 5 leaves as it
+is in the test modules (a test it reports, a fixture a test module defines, a
+``usefixtures`` mark): the analysis runs phase 5's codemod over the test modules, writing
+nothing, to learn those (:func:`codemods.phase5.left_alone`). An object or other fixture
+that stays and calls a factory 4.4 rewrites passes it its session fixture. Each step acts
+on a fixture's last definition in a module (the one pytest uses), so a fixture defined
+twice gets one note.
+
 Imports go through ``AddImportsVisitor`` (run over the import block only). An import that
 only the deleted fixtures used is removed by a name check over what is left
 (:func:`refactor_tool.model.fixtures.remove_unused_imports`) rather than by ``RemoveImportsVisitor``,
@@ -36,7 +48,7 @@ from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.matchers import findall, matches
 
-from codemods import rewrite
+from codemods import phase5, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.managers import relpath_for
@@ -47,9 +59,15 @@ from refactor_tool.model.state import record_fixture_graph
 
 
 def analyze(project: Project) -> fx.FixtureAnalysis:
-    """The fixture graph of the current conftests; recorded while they hold old fixtures."""
+    """The fixture graph of the current conftests, recorded while they hold old fixtures,
+    and what the phase does with each fixture (:func:`refactor_tool.model.fixtures.fixture_plan`):
+    a fixture that something staying still requests is kept, whether a fixture that stays
+    asks for it or a test phase 5 leaves as it is (:func:`codemods.phase5.left_alone`)."""
     analysis = fx.analyze_current(project)
     record_fixture_graph(project, analysis.graph)
+    analysis.plan = fx.fixture_plan(
+        analysis.graph, phase5.left_alone(project, analysis)
+    )
     return analysis
 
 
@@ -95,6 +113,48 @@ class _FixtureModuleCodemod(RefactorCodemod):
         """A note at the fixture's line in the file as it was before the phase."""
         self.report_at(fixture.line, message)
 
+    @property
+    def plan(self) -> fx.FixturePlan:
+        plan = self.analysis.plan
+        return plan if plan is not None else fx.fixture_plan(self.analysis.graph)
+
+    def report_kept(self, fixture: fx.Fixture, label: str, extra: str = "") -> None:
+        """The one note about a fixture the phase would delete but keeps."""
+        request = self.plan.keeper(fixture)
+        self.report_fixture(
+            fixture,
+            f"{label} fixture {fixture.name!r} is kept: still requested by "
+            f"{request}{extra}; delete it by hand once nothing requests it",
+        )
+
+    def remove_kind(
+        self, original: cst.Module, updated: cst.Module, kind: str, label: str
+    ) -> cst.Module:
+        """Delete the fixtures of ``kind`` the plan deletes; report those it keeps."""
+        _, fixtures = self.fixture_module()
+        plan = self.plan
+        names = set()
+        for fixture in sorted(fixtures.values(), key=lambda f: f.line):
+            if fixture.kind != kind:
+                continue
+            if plan.deletes(fixture):
+                names.add(fixture.name)
+            elif plan.fate(fixture) == fx.KEEP:
+                self.report_kept(fixture, label)
+        return self.remove_fixtures(
+            updated, original, self.fixture_indices(updated, names)
+        )
+
+    @staticmethod
+    def effective_definitions(module: cst.Module) -> dict[str, cst.FunctionDef]:
+        """Each fixture name's last definition in the module: the one pytest uses (an
+        earlier one is dead code, which step 4.5 deletes)."""
+        return {
+            fx.registered_name(s): s  # type: ignore[arg-type]
+            for s in module.body
+            if fx.is_fixture(s)
+        }
+
     def fixture_module(self) -> tuple[str, dict[str, fx.Fixture]]:
         analysis: fx.FixtureAnalysis = self.analysis
         rel = relpath_for(self.context.filename, analysis.root)
@@ -138,11 +198,7 @@ class RemoveSessionFixture(_FixtureModuleCodemod):
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
-        _, fixtures = self.fixture_module()
-        names = {n for n, f in fixtures.items() if f.kind == fx.SESSION}
-        return self.remove_fixtures(
-            updated_node, original_node, self.fixture_indices(updated_node, names)
-        )
+        return self.remove_kind(original_node, updated_node, fx.SESSION, "session")
 
 
 class RemoveManagerFixtures(_FixtureModuleCodemod):
@@ -155,11 +211,7 @@ class RemoveManagerFixtures(_FixtureModuleCodemod):
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
-        _, fixtures = self.fixture_module()
-        names = {n for n, f in fixtures.items() if f.kind == fx.MANAGER}
-        return self.remove_fixtures(
-            updated_node, original_node, self.fixture_indices(updated_node, names)
-        )
+        return self.remove_kind(original_node, updated_node, fx.MANAGER, "manager")
 
 
 class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
@@ -174,15 +226,14 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
         self._targets = {
             f.name: f for f in _database_manager_fixtures(self.analysis, rel)
         }
+        self._effective = self.effective_definitions(node)
         self._current: fx.Fixture | None = None
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        if (
-            self._current is None
-            and node.name.value in self._targets
-            and fx.is_fixture(node)
-        ):
-            self._current = self._targets[node.name.value]
+        if self._current is None and fx.is_fixture(node):
+            name = fx.registered_name(node)
+            if name in self._targets and self._effective.get(name) is node:
+                self._current = self._targets[name]
         return self._current is not None
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
@@ -193,8 +244,7 @@ class UpdateDatabaseManagerFixture(_FixtureModuleCodemod):
     ) -> cst.FunctionDef:
         if (
             self._current is not None
-            and original_node.name.value == self._current.name
-            and fx.is_fixture(original_node)
+            and self._effective.get(self._current.name) is original_node
         ):
             self._current = None
         return updated_node
@@ -253,6 +303,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
     def visit_Module(self, node: cst.Module) -> None:
         self._rel, self._fixtures = self.fixture_module()
         self._bindings = fx.top_level_bindings(node)
+        self._effective = self.effective_definitions(node)
         self._depth = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -268,14 +319,18 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         self._depth -= 1
         if self._depth or not fx.is_fixture(original_node):
             return updated_node
-        fixture = self._fixtures.get(original_node.name.value)
-        if fixture is None or fixture.kind != fx.FACTORY or fixture.new_style:
+        name = fx.registered_name(original_node)
+        fixture = self._fixtures.get(name)
+        if fixture is None or self._effective.get(name) is not original_node:
             return updated_node
-        if fixture.problem:
+        fate = self.plan.fate(fixture)
+        if fixture.kind == fx.FACTORY and fate == fx.LEAVE:
             self.report_fixture(
                 fixture,
                 f"factory fixture {fixture.name!r} {fixture.problem}; rewrite by hand",
             )
+            return updated_node
+        if fate != fx.REWRITE:
             return updated_node
         return self._rewrite(original_node, updated_node, fixture)
 
@@ -285,11 +340,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         config = self.config
         graph = self.analysis.graph
         deps = {p: graph.resolve(p, fixture.rel) for p in fixture.params}
-        drop = {
-            p
-            for p, d in deps.items()
-            if d is not None and d.kind in (fx.SESSION, fx.MANAGER)
-        }
+        drop = fx.factory_drops(graph, fixture)
         factories = {
             p for p, d in deps.items() if d is not None and d.kind == fx.FACTORY
         }
@@ -307,26 +358,8 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         if inner is None:
             return fn
         inner_index = body.index(inner)
-        if (
-            config.session_variable in fx.positional_params(inner)
-            or config.session_variable in fx.scan([inner.body]).bound
-        ):
-            self.report_fixture(
-                fixture,
-                f"factory fixture {fixture.name!r}: its inner function already binds "
-                f"{config.session_variable!r}; rewrite by hand",
-            )
-            return fn
-        if config.managers_variable in fx.scan([inner.body]).bound | set(
-            fx.scan([inner.body]).used
-        ):
-            self.report_fixture(
-                fixture,
-                f"factory fixture {fixture.name!r}: its inner function already uses "
-                f"{config.managers_variable!r}; rewrite by hand",
-            )
-            return fn
-
+        # an inner function that binds ``session`` or ``managers`` is the model's problem
+        # (step 4.4 leaves the fixture, see ``fixture_plan``): nothing can be captured here
         docstring, inner_body = fx.split_docstring(fx.statements(inner))
         inner_body, rewriter = rewrite.rewrite_names(
             inner_body, replacements, factories, config.session_variable
@@ -413,6 +446,7 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
         _, fixtures = self.fixture_module()
+        plan = self.plan
         doomed: set[int] = set()
         seen: dict[str, int] = {}
         for i, stmt in enumerate(updated_node.body):
@@ -421,31 +455,82 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
                 if name in seen:
                     doomed.add(seen[name])  # an earlier definition: dead code
                 seen[name] = i
+        body = list(updated_node.body)
+        # what the note of a fixture that stays says about its calls of factories
+        extra: dict[str, str] = {}
         for name, index in seen.items():
             fixture = fixtures.get(name)
-            if fixture is None:
+            if fixture is None or fixture.kind not in (fx.OBJECT, fx.DB_OTHER):
                 continue
-            if fixture.kind == fx.OBJECT and fixture.problem is None:
+            fate = plan.fate(fixture)
+            if fate == fx.DELETE:
                 doomed.add(index)
+            elif fate in (fx.KEEP, fx.LEAVE):
+                fn = cst.ensure_type(body[index], cst.FunctionDef)
+                body[index], extra[name] = self._pass_session(fn, fixture)
         for fixture in sorted(fixtures.values(), key=lambda f: f.line):
-            if fixture.kind == fx.OBJECT and fixture.problem:
+            more = extra.get(fixture.name, "")
+            if fixture.kind == fx.OBJECT and plan.fate(fixture) == fx.KEEP:
+                self.report_kept(fixture, "object", more)
+            elif fixture.kind == fx.OBJECT and fixture.problem:
                 self.report_fixture(
                     fixture,
-                    f"object fixture {fixture.name!r} {fixture.problem}; left in place, rewrite by hand",
+                    f"object fixture {fixture.name!r} {fixture.problem}; left in place, "
+                    f"rewrite by hand{more}",
                 )
             elif fixture.kind == fx.DB_OTHER:
                 self.report_fixture(
                     fixture,
                     f"fixture {fixture.name!r} uses the session but {fixture.problem}; "
-                    "left in place, rewrite by hand",
+                    f"left in place, rewrite by hand{more}",
                 )
-            elif fixture.kind == fx.MANAGER and fixture.problem:
+            elif (
+                fixture.kind == fx.MANAGER
+                and fixture.problem
+                and plan.fate(fixture) == fx.DELETE
+            ):
                 self.report_fixture(
                     fixture,
                     f"manager fixture {fixture.name!r} {fixture.problem}; "
                     "phase 5 cannot inline it, rewrite the tests that use it by hand",
                 )
+        if any(new is not old for new, old in zip(body, updated_node.body)):
+            updated_node = updated_node.with_changes(body=body)
         return self.remove_fixtures(updated_node, original_node, doomed)
+
+    def _pass_session(
+        self, fn: cst.FunctionDef, fixture: fx.Fixture
+    ) -> tuple[cst.FunctionDef, str]:
+        """The calls a fixture that stays (kept, or left in place) makes of the factory
+        fixtures step 4.4 rewrites get the session fixture it requests as their first
+        argument (a factory's inner function takes the session first now). Returned with
+        what the fixture's note says about it."""
+        graph = self.analysis.graph
+        plan = self.plan
+        deps = {p: graph.resolve(p, fixture.rel) for p in fixture.params}
+        factories = {
+            p for p, d in deps.items() if d is not None and plan.fate(d) == fx.REWRITE
+        }
+        if not factories:
+            return fn, ""
+        listed = ", ".join(repr(f) for f in sorted(factories))
+        session = next(
+            (p for p, d in deps.items() if d is not None and d.kind == fx.SESSION), None
+        )
+        if session is None:
+            return fn, (
+                f"; it calls {listed} without a session, which step 4.4 makes their "
+                "first parameter: pass one by hand"
+            )
+        stmts, rewriter = rewrite.rewrite_names(
+            fx.statements(fn), {}, factories, session
+        )
+        if rewriter.conflicts or rewriter.factory_values:
+            return fn, f"; pass the session to its calls of {listed} by hand"
+        new = fn.with_changes(body=_with_statements(fn.body, stmts))
+        if new.deep_equals(fn):
+            return fn, ""
+        return new, f"; its calls of {listed} pass {session!r} first now"
 
 
 # ------------------------------------------------------------------------------- the phase
@@ -474,7 +559,8 @@ PHASE = PhaseSpec(
                 "Option 1 (preferred by docs/plan.md): the object fixtures are deleted and phase 5 "
                 "rebuilds them inside each test from the recipe recorded before the deletion. "
                 "A fixture whose recipe cannot be inlined (it yields, returns early, uses "
-                "'request') is reported and kept."
+                "'request') is reported and kept, and so is one that a fixture or test "
+                "left as it is still requests."
             ),
         ),
     ),

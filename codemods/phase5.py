@@ -21,17 +21,20 @@ Every test that needs the database session, directly or through any fixture, is 
 
 Tests already in the new style and tests that touch no database are not touched, nor is a
 module without such tests. A test that uses a fixture the tool cannot rewrite (neither
-defined nor recorded, a yield fixture over the session, a recipe that cannot be inlined) is
-reported with file:line and left unchanged.
+defined nor recorded, a yield fixture over the session, a recipe that cannot be inlined, a
+factory fixture phase 4 left as it was) is reported with file:line and left unchanged.
+Phase 4 keeps every fixture such a test requests: it asks :func:`left_alone`, which runs this
+codemod without writing anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod import SkipFile
+from libcst.codemod import CodemodContext, SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.matchers import findall, matches
 
@@ -41,21 +44,61 @@ from refactor_tool.model import fixtures as fx
 from refactor_tool.model.managers import relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
+from refactor_tool.model.syntax import Lines
 
 # ------------------------------------------------------------------------------- analysis
 
 _FACTORY_KEYWORDS = ("factory keywords",)
 
 
-
-def analyze(project: Project) -> fx.FixtureAnalysis:
-    """The current fixture graph, falling back on the one recorded before phase 4."""
-    analysis = fx.analyze_current(project)
+def analyze(
+    project: Project, current: fx.FixtureAnalysis | None = None
+) -> fx.FixtureAnalysis:
+    """The current fixture graph (``current``'s, when the caller analysed the project
+    already), falling back on the one recorded before phase 4, and what phase 4 does (or
+    did) with its fixtures: a test that calls a factory fixture phase 4 leaves as it was
+    cannot pass it the session (:func:`refactor_tool.model.fixtures.fixture_plan`; what
+    happens to a factory depends on no test, so no test requests are needed here)."""
+    if current is None:
+        analysis = fx.analyze_current(project)
+    else:  # the same fixtures, in a graph of its own (the fallback is this phase's)
+        graph = dataclasses.replace(current.graph, _memo={})
+        analysis = dataclasses.replace(current, graph=graph, cache={}, plan=None)
     previous = state_of(project).fixture_graph
-    if previous is not None:
+    if previous is not None and (current is None or previous is not current.graph):
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
+    analysis.plan = fx.fixture_plan(analysis.graph)
     return analysis
+
+
+def left_alone(
+    project: Project, current: fx.FixtureAnalysis | None = None
+) -> list[fx.Request]:
+    """What the test modules will still request once this phase is done: the requests of
+    every test it leaves as it is (one it reports, or one that needs nothing), of the
+    fixtures test modules define and of the ``usefixtures`` marks of their classes and
+    modules (:func:`refactor_tool.model.fixtures.module_requests`). Found by running the
+    codemod over its candidate modules without writing anything; a module it does not take
+    requests none of the fixtures phase 4 removes. Phase 4 keeps every fixture these reach
+    (only the requests of fixtures it could delete are returned). ``current``: the
+    analysis of the project as it is, if the caller has it."""
+    analysis = analyze(project, current)
+    wanted = fx.deletable_names(analysis.graph)
+    out: list[fx.Request] = []
+    for rel in files(project, analysis):
+        context = CodemodContext(
+            filename=project.path_str(rel), full_module_name=project.module_name(rel)
+        )
+        codemod = RefactorTestFunctions(context, analysis)
+        codemod.only_for = wanted
+        tree = project.parse(rel)
+        try:
+            codemod.transform_module_impl(tree)
+        except SkipFile:
+            continue
+        out += fx.module_requests(tree, rel, Lines(tree), codemod.untouched, wanted)
+    return out
 
 
 def needles(analysis: fx.FixtureAnalysis) -> list[str]:
@@ -71,7 +114,11 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
     ``parametrize``). A module that only has a local variable of such a name is not one."""
     tests = fx.test_modules(project)
     names = needles(analysis)
-    return [rel for rel in project.grep(tests, *names) if may_request(project.read_text(rel), names)]
+    return [
+        rel
+        for rel in project.grep(tests, *names)
+        if may_request(project.read_text(rel), names)
+    ]
 
 
 _DEF_HEADER = re.compile(r"\bdef\s+\w+\s*\(")
@@ -85,8 +132,9 @@ def may_request(text: str, names: list[str]) -> bool:
     present = [n for n in names if n in text]
     if not present or "getfixturevalue" in text:
         return bool(present)
-    words = re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(re.escape(n) for n in present))
-    if re.search(r"""["'](?:%s)["']""" % "|".join(re.escape(n) for n in present), text):
+    alternatives = "|".join(re.escape(n) for n in present)
+    words = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+    if re.search(rf"""["'](?:{alternatives})["']""", text):
         return True
     for header in _DEF_HEADER.finditer(text):
         depth, i = 1, header.end()
@@ -124,7 +172,8 @@ def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]
             (
                 n
                 for n in (tree.body if tree is not None else ())
-                if isinstance(n, cst.FunctionDef) and n.name.value == config.factory_function
+                if isinstance(n, cst.FunctionDef)
+                and n.name.value == config.factory_function
             ),
             None,
         )
@@ -137,72 +186,7 @@ def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]
     return taken
 
 
-
-_PARAMETRIZE = m.Decorator(
-    decorator=m.Call(
-        func=m.Attribute(
-            value=m.Attribute(value=m.Name("pytest"), attr=m.Name("mark")),
-            attr=m.Name("parametrize"),
-        )
-        | m.Attribute(value=m.Name("mark"), attr=m.Name("parametrize"))
-        | m.Name("parametrize")
-    )
-)
-
-
-def parametrized_names(decorators: list[cst.Decorator]) -> set[str]:
-    names: set[str] = set()
-    for decorator in decorators:
-        if not matches(decorator, _PARAMETRIZE):
-            continue
-        call = cst.ensure_type(decorator.decorator, cst.Call)
-        if not call.args:
-            continue
-        first = call.args[0].value
-        if isinstance(first, cst.SimpleString) and isinstance(
-            first.evaluated_value, str
-        ):
-            names.update(
-                n.strip() for n in first.evaluated_value.split(",") if n.strip()
-            )
-        elif isinstance(first, (cst.List, cst.Tuple)):
-            for element in first.elements:
-                if isinstance(element.value, cst.SimpleString) and isinstance(
-                    element.value.evaluated_value, str
-                ):
-                    names.add(element.value.evaluated_value)
-    return names
-
-
-_USEFIXTURES = m.Decorator(
-    decorator=m.Call(
-        func=m.Attribute(
-            value=m.Attribute(value=m.Name("pytest"), attr=m.Name("mark")),
-            attr=m.Name("usefixtures"),
-        )
-        | m.Attribute(value=m.Name("mark"), attr=m.Name("usefixtures"))
-    )
-)
-
-
-_GETFIXTUREVALUE = m.Call(
-    func=m.Attribute(attr=m.Name("getfixturevalue")), args=[m.AtLeastN(n=1)]
-)
-
-
-def usefixtures_names(decorators: list[cst.Decorator]) -> list[str]:
-    names = []
-    for decorator in decorators:
-        if matches(decorator, _USEFIXTURES):
-            for arg in cst.ensure_type(decorator.decorator, cst.Call).args:
-                if isinstance(arg.value, cst.SimpleString) and isinstance(
-                    arg.value.evaluated_value, str
-                ):
-                    names.append(arg.value.evaluated_value)
-    return names
-
-
-def scope_scan(stmts: list[cst.BaseStatement]) -> "fx.Scan":
+def scope_scan(stmts: list[cst.BaseStatement]) -> fx.Scan:
     """Names bound and read in a function's own scope (nested functions only bind their name)."""
     return fx.scan(stmts, own_scope=True)
 
@@ -265,6 +249,8 @@ class RefactorTestFunctions(RefactorCodemod):
         "create_test_* factories, pass `session` to every factory call."
     )
     ANALYZE = analyze
+    #: when set, only the tests that request one of these names are looked at
+    only_for: set[str] | None = None
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis: fx.FixtureAnalysis = self.analysis
@@ -282,6 +268,8 @@ class RefactorTestFunctions(RefactorCodemod):
         self._classes: list[str] = []
         self._depth = 0
         self._changed = False
+        #: the test functions left as they are (reported, or needing nothing)
+        self.untouched: list[cst.FunctionDef] = []
         # the graph does not change while a module is rewritten: each lookup is made once
         self._resolved: dict[str, fx.Fixture | None] = {}
         self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
@@ -305,12 +293,21 @@ class RefactorTestFunctions(RefactorCodemod):
         self._depth -= 1
         if self._depth or not fx.is_test_function(original_node):
             return updated_node
-        if not all(c.startswith("Test") for c in self._classes):
-            return updated_node
-        try:
-            return self._rewrite(original_node)
-        except _Skip:
-            return updated_node
+        if self.only_for is not None and not self.only_for.intersection(
+            fx.requested_names(original_node, bool(self._classes))
+        ):
+            return (
+                updated_node  # a question about other tests only (see ``left_alone``)
+            )
+        result = updated_node
+        if all(c.startswith("Test") for c in self._classes):
+            try:
+                result = self._rewrite(original_node)
+            except _Skip:
+                pass
+        if result is original_node or result is updated_node:
+            self.untouched.append(original_node)
+        return result
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
@@ -327,7 +324,9 @@ class RefactorTestFunctions(RefactorCodemod):
     def _resolve_once(self, name: str) -> fx.Fixture | None:
         local = self._local_fixtures.get(name)
         if local is not None:
-            deps = [self._graph_resolve(p, self._rel) for p in fx.positional_params(local)]
+            deps = [
+                self._graph_resolve(p, self._rel) for p in fx.positional_params(local)
+            ]
             kind = (
                 fx.DB_OTHER
                 if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
@@ -351,7 +350,9 @@ class RefactorTestFunctions(RefactorCodemod):
         objects the fixture injected (its ``factory_overrides``) as keywords it takes."""
         if fixture.kind != fx.MANAGER or not fixture.factory_overrides:
             return False
-        return set(fixture.factory_overrides) <= self.analysis.cache.get(_FACTORY_KEYWORDS, set())
+        return set(fixture.factory_overrides) <= self.analysis.cache.get(
+            _FACTORY_KEYWORDS, set()
+        )
 
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
@@ -370,8 +371,8 @@ class RefactorTestFunctions(RefactorCodemod):
             (i for i, p in enumerate(fn.params.params) if p.default is not None),
             len(params),
         )
-        parametrized = parametrized_names(list(fn.decorators))
-        for used in usefixtures_names(list(fn.decorators)):
+        parametrized = fx.parametrized_names(fn.decorators)
+        for used in (n for d in fn.decorators for n in fx.usefixtures_names(d)):
             fixture = self._resolve(used)
             if (
                 fixture is not None and fixture.kind in fx.DB_KINDS
@@ -381,14 +382,12 @@ class RefactorTestFunctions(RefactorCodemod):
                     f"{name}: requests {used!r} through usefixtures; rewrite by hand",
                 )
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
-            for call in findall(fn.body, _GETFIXTUREVALUE):
-                arg = cst.ensure_type(call, cst.Call).args[0].value
-                used = (
-                    arg.evaluated_value if isinstance(arg, cst.SimpleString) else None
-                )
+            for used in fx.getfixturevalue_names(fn.body):
                 fixture = self._resolve(used) if isinstance(used, str) else None
-                if not isinstance(used, str) or used == config.session_fixture or (
-                    fixture is not None and fixture.kind in fx.DB_KINDS
+                if (
+                    not isinstance(used, str)
+                    or used == config.session_fixture
+                    or (fixture is not None and fixture.kind in fx.DB_KINDS)
                 ):
                     shown = repr(used) if isinstance(used, str) else "a fixture"
                     self._skip(
@@ -496,10 +495,13 @@ class RefactorTestFunctions(RefactorCodemod):
         session_expr = cst.Name(config.session_variable)
         replacements[config.session_fixture] = session_expr
         factory_names = set(factories)
+        called = {p: resolved[p] for p in factories}
         for recipe in order:
             for dep_name in recipe.params:
                 dep = self._graph_resolve(dep_name, recipe.rel)
                 kind = dep.kind if dep is not None else None
+                if kind == fx.FACTORY:
+                    called.setdefault(dep_name, dep)
                 if kind in (fx.OBJECT, fx.SESSION, fx.MANAGER):
                     continue  # inlined, or rewritten inside the recipe itself
                 if kind == fx.DB_OTHER:
@@ -517,6 +519,14 @@ class RefactorTestFunctions(RefactorCodemod):
                     factory_names.add(dep_name)
                 if dep_name not in params and dep_name not in extras:
                     extras.append(dep_name)
+        for factory_name, factory in called.items():
+            if factory is not None and self.analysis.plan.fate(factory) == fx.LEAVE:
+                self._skip(
+                    fn,
+                    f"{name}: factory fixture {factory_name!r} ({factory.where}) {factory.problem}, "
+                    "so phase 4 left it as it was: it does not build what it makes on the "
+                    "session it would be passed; rewrite by hand",
+                )
         for source in keywords.values():  # the fixtures handed to the factory stay
             if source not in params and source not in extras:
                 extras.append(source)
@@ -527,7 +537,9 @@ class RefactorTestFunctions(RefactorCodemod):
             elif fixture.kind == fx.MANAGER and (
                 fixture.plain_manager or self._by_factory(fixture)
             ):
-                replacements[p] = rewrite.managers_attr(config, fixture.manager_short or p)
+                replacements[p] = rewrite.managers_attr(
+                    config, fixture.manager_short or p
+                )
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))

@@ -10,7 +10,9 @@ own file selection and prefilter decide whether the file is touched. The first l
 ``path`` is where the case file sits in the virtual project (default: per phase, below),
 ``steps`` restricts the run to some steps, ``check`` compares another file's output (a file
 the phase generates) with the ``after`` file instead of the case file itself. An optional
-``<case>.notes.txt`` lists texts that must each appear among the run's manual-attention notes.
+``<case>.notes.txt`` lists texts that must each appear in exactly one of the run's
+manual-attention notes. An optional directory ``<case>.context/`` adds files of its own to
+the virtual project (a test module beside a conftest case), over ``_context/``.
 
 Every case is also run a second time on its own output, which must change nothing.
 """
@@ -47,19 +49,35 @@ def _header(source: bytes) -> dict[str, str]:
     return dict(item.split("=", 1) for item in match.group("body").decode().split())
 
 
-def _project(root: Path, phase: int, files: dict[str, bytes]) -> Project:
+def _project(
+    root: Path, phase: int, files: dict[str, bytes], case: str | None = None
+) -> Project:
     overlay: dict[str, bytes | None] = {}
-    context = FIXTURES / f"phase{phase}" / "_context"
-    if context.is_dir():
-        for path in sorted(context.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                overlay[path.relative_to(context).as_posix()] = path.read_bytes()
+    folders = [FIXTURES / f"phase{phase}" / "_context"]
+    if case is not None:
+        folders.append(FIXTURES / f"phase{phase}" / f"{case}.context")
+    for context in folders:
+        if context.is_dir():
+            for path in sorted(context.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    overlay[path.relative_to(context).as_posix()] = path.read_bytes()
     overlay.update(files)
     return Project(root, Config(), overlay)
 
 
-def _run(root: Path, phase: int, path: str, source: bytes, header: dict[str, str]):
-    project = _project(root, phase, {path: source})
+def _case(before: Path) -> str:
+    return before.name[: -len(".before.py")]
+
+
+def _run(
+    root: Path,
+    phase: int,
+    path: str,
+    source: bytes,
+    header: dict[str, str],
+    case: str | None = None,
+):
+    project = _project(root, phase, {path: source}, case)
     steps = header["steps"].split(",") if "steps" in header else None
     result = run_phase(project, PHASES[phase], steps)
     project.apply(result.changes)
@@ -68,28 +86,36 @@ def _run(root: Path, phase: int, path: str, source: bytes, header: dict[str, str
     return output, result
 
 
-@pytest.mark.parametrize("before", CASES, ids=lambda p: f"{p.parent.name}/{p.name[:-10]}")
+@pytest.mark.parametrize(
+    "before", CASES, ids=lambda p: f"{p.parent.name}/{p.name[:-10]}"
+)
 def test_fixture_pair(before: Path, tmp_path: Path) -> None:
     phase = int(before.parent.name.removeprefix("phase"))
     source = before.read_bytes()
     header = _header(source)
     path = header.get("path", DEFAULT_PATHS[phase])
-    expected = before.with_name(before.name.replace(".before.py", ".after.py")).read_bytes()
+    expected = before.with_name(
+        before.name.replace(".before.py", ".after.py")
+    ).read_bytes()
 
-    output, result = _run(tmp_path, phase, path, source, header)
+    case = _case(before)
+    output, result = _run(tmp_path, phase, path, source, header, case)
     assert output.decode() == expected.decode()
     assert output == expected  # byte for byte: line endings, BOM, encoding
 
     notes_file = before.with_name(before.name.replace(".before.py", ".notes.txt"))
     if notes_file.exists():
-        reported = "\n".join(str(n) for n in result.notes)
+        reported = [str(n) for n in result.notes]
         for wanted in notes_file.read_text().splitlines():
             if wanted.strip():
-                assert wanted.strip() in reported
+                assert sum(wanted.strip() in n for n in reported) == 1, (
+                    wanted,
+                    reported,
+                )
 
     # idempotence: the phase applied to its own output changes nothing
     if "check" not in header:
-        again, _ = _run(tmp_path, phase, path, expected, header)
+        again, _ = _run(tmp_path, phase, path, expected, header, case)
         assert again == expected
 
 
@@ -98,7 +124,9 @@ def test_every_phase_has_fixture_cases() -> None:
     assert set(PHASES) <= phases_with_cases
 
 
-@pytest.mark.parametrize("before", sorted(FIXTURES.glob("phase5/*.before.py")), ids=lambda p: p.name[:-10])
+@pytest.mark.parametrize(
+    "before", sorted(FIXTURES.glob("phase5/*.before.py")), ids=lambda p: p.name[:-10]
+)
 def test_phase5_prefilter_drops_only_files_it_would_leave(
     before: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,11 +137,14 @@ def test_phase5_prefilter_drops_only_files_it_would_leave(
     source = before.read_bytes()
     header = _header(source)
     path = header.get("path", DEFAULT_PATHS[5])
-    refined, refined_result = _run(tmp_path / "refined", 5, path, source, header)
+    case = _case(before)
+    refined, refined_result = _run(tmp_path / "refined", 5, path, source, header, case)
     monkeypatch.setattr(codemods.phase5, "may_request", lambda text, names: True)
-    plain, plain_result = _run(tmp_path / "plain", 5, path, source, header)
+    plain, plain_result = _run(tmp_path / "plain", 5, path, source, header, case)
     assert refined == plain
-    assert [str(n) for n in refined_result.notes] == [str(n) for n in plain_result.notes]
+    assert [str(n) for n in refined_result.notes] == [
+        str(n) for n in plain_result.notes
+    ]
 
 
 def test_phase5_request_prefilter_cases() -> None:
@@ -122,9 +153,18 @@ def test_phase5_request_prefilter_cases() -> None:
     names = ["db_session", "game_manager"]
     assert not may_request("def test_a(session):\n    game_manager = make()\n", names)
     assert may_request("def test_a(session, game_manager):\n    pass\n", names)
-    assert may_request("def test_a(\n    db_session,  # injected\n):\n    pass\n", names)
-    assert may_request("@pytest.mark.usefixtures('db_session')\ndef test_a():\n    pass\n", names)
-    assert may_request("def test_a(request):\n    request.getfixturevalue(name)\n", names + ["x"])
-    assert may_request("class T:\n    def test_a(self, x=(1, 2), *, db_session):\n        pass\n", names)
+    assert may_request(
+        "def test_a(\n    db_session,  # injected\n):\n    pass\n", names
+    )
+    assert may_request(
+        "@pytest.mark.usefixtures('db_session')\ndef test_a():\n    pass\n", names
+    )
+    assert may_request(
+        "def test_a(request):\n    request.getfixturevalue(name)\n", names + ["x"]
+    )
+    assert may_request(
+        "class T:\n    def test_a(self, x=(1, 2), *, db_session):\n        pass\n",
+        names,
+    )
     assert not may_request("def test_a(x=(1, 2)):\n    db_session.close()\n", names)
     assert not may_request("nothing here", names)

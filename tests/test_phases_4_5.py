@@ -478,8 +478,16 @@ def test_phase5_inlines_from_the_graph_phase4_recorded(tmp_path: Path) -> None:
     )
     notes = apply(root, 4)
     conftest = (root / "sologm/tests/conftest.py").read_text()
-    assert "def an_act(" not in conftest and "def db_session(" not in conftest
+    assert "def an_act(" not in conftest and "def games(" not in conftest
     assert any("'rows'" in n and "yields" in n for n in notes)
+    # 'rows' and 'counter' stay (reported) and still request the session fixture: it stays
+    assert "def db_session(" in conftest
+    kept = (
+        "sologm/tests/conftest.py:5: session fixture 'db_session' is kept: still "
+        "requested by fixture 'rows' (sologm/tests/conftest.py:44), which phase 4 leaves in "
+        "place; delete it by hand once nothing requests it"
+    )
+    assert [n for n in notes if "is kept" in n] == [kept]
     apply(root, 5)  # a new Project: the recipes come from .refactor-tool/state.json
     assert (root / "sologm/tests/test_acts.py").read_text() == textwrap.dedent(
         """\
@@ -646,11 +654,203 @@ def test_unused_names_are_the_visitors_answer() -> None:
         used = Used()
         module.visit(used)
         strings = "\n".join(used.text)
-        words = sorted(set(re_module.findall(r"[A-Za-z_]\w*", path.read_text())) | {"not_there"})
+        words = sorted(
+            set(re_module.findall(r"[A-Za-z_]\w*", path.read_text())) | {"not_there"}
+        )
         for _ in range(4):
             candidates = set(rng.sample(words, min(len(words), rng.choice([1, 3, 12]))))
             expected = {
-                n for n in candidates
-                if n not in used.names and not re_module.search(rf"\b{re_module.escape(n)}\b", strings)
+                n
+                for n in candidates
+                if n not in used.names
+                and not re_module.search(rf"\b{re_module.escape(n)}\b", strings)
             }
             assert unused_names(module, candidates) == expected, (path, candidates)
+
+
+# ------------------------------------------------------------------------------- what phase 4 keeps
+
+KEEP_PROJECT = {
+    **MANAGERS,
+    "conftest.py": 'pytest_plugins = ["sologm.testing.fixtures"]\n',
+    "sologm/__init__.py": "",
+    "sologm/testing/__init__.py": "",
+    "sologm/testing/fixtures.py": """
+        import pytest
+        from sologm.core.game import GameManager
+
+        @pytest.fixture
+        def plugged_games(db_session):
+            return GameManager(session=db_session)
+        """,
+    "sologm/tests/conftest.py": """
+        import pytest
+        from sologm.core.act import ActManager
+        from sologm.core.game import GameManager
+
+        @pytest.fixture
+        def db_session(database_manager):
+            yield database_manager.get_session()
+
+        @pytest.fixture
+        def games(db_session):
+            return GameManager(session=db_session)
+
+        @pytest.fixture
+        def acts(db_session, games):
+            return ActManager(game_manager=games, session=db_session)
+
+        @pytest.fixture
+        def marked_games(db_session):
+            return GameManager(session=db_session)
+
+        @pytest.fixture
+        def local_games(db_session):
+            return GameManager(session=db_session)
+
+        @pytest.fixture
+        def unused_games(db_session):
+            return GameManager(session=db_session)
+
+        @pytest.fixture
+        def a_game(games):
+            return games.create_game("A")
+
+        @pytest.fixture
+        def game_rows(a_game):
+            yield [a_game]
+
+        @pytest.fixture
+        def database_manager():
+            return object()
+
+        @pytest.fixture
+        def session_context(database_manager):
+            return object()
+        """,
+    "sologm/tests/deep/conftest.py": """
+        import pytest
+        from sologm.core.game import GameManager
+
+        @pytest.fixture
+        def a_game(db_session):
+            return GameManager(session=db_session).create_game("deep")
+
+        @pytest.fixture
+        def create_test_act(acts):
+            def _create_act(session, title="A"):
+                return acts.create_act(title=title)
+            return _create_act
+        """,
+    "sologm/tests/deep/test_deep.py": """
+        import pytest
+
+        @pytest.fixture
+        def local_rows(local_games):
+            return local_games.list_games()
+
+        @pytest.mark.usefixtures("marked_games")
+        class TestMarked:
+            def test_rows(self, local_rows):
+                assert local_rows == []
+
+        def test_fetched(request):
+            session = request.getfixturevalue("plugged_games")
+            assert session is not None
+
+        def test_rewritten(acts, db_session):
+            assert acts.list_acts() == []
+        """,
+}
+
+
+def test_phase4_keeps_what_stays_requests_wherever_it_asks(tmp_path: Path) -> None:
+    """A fixture phase 4 would delete stays while anything that stays requests it: a fixture
+    it leaves (here one in a sub-directory conftest, and one whose request a sub-directory
+    conftest answers with its own definition), a test phase 5 leaves as it is (a fixture
+    fetched from a plugin by name), a fixture a test module defines, a class's usefixtures
+    mark; and in turn what a kept fixture requests."""
+    from codemods import phase4
+
+    root = write(tmp_path, KEEP_PROJECT)
+    analysis = phase4.analyze(Project(root))
+    plan = analysis.plan
+    assert plan is not None
+    fates = {f.where: (f.name, plan.fate(f)) for f in analysis.graph.all()}
+    assert (
+        {where: fate for where, (name, fate) in fates.items()}
+        == {
+            "sologm/testing/fixtures.py:4": fx.KEEP,  # plugged_games: test_fetched
+            "sologm/tests/conftest.py:5": fx.KEEP,  # db_session: kept managers
+            "sologm/tests/conftest.py:9": fx.KEEP,  # games: a_game, kept
+            "sologm/tests/conftest.py:13": fx.KEEP,  # acts: create_test_act (deep)
+            "sologm/tests/conftest.py:17": fx.KEEP,  # marked_games: TestMarked's mark
+            "sologm/tests/conftest.py:21": fx.KEEP,  # local_games: the module's local_rows
+            "sologm/tests/conftest.py:25": fx.DELETE,  # unused_games
+            "sologm/tests/conftest.py:29": fx.KEEP,  # a_game: game_rows, left in place
+            "sologm/tests/conftest.py:33": fx.LEAVE,  # game_rows: yields
+            "sologm/tests/conftest.py:37": fx.UNCHANGED,  # database_manager
+            "sologm/tests/conftest.py:41": fx.UNCHANGED,  # session_context
+            "sologm/tests/deep/conftest.py:4": fx.KEEP,  # deep a_game answers game_rows below
+            "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: binds session
+        }
+    )
+    assert str(
+        plan.keeper(analysis.graph.resolve("plugged_games", "sologm/tests/x.py"))
+    ) == (
+        "test 'test_fetched' (sologm/tests/deep/test_deep.py:12), which phase 5 leaves as it is"
+    )
+    assert str(
+        plan.keeper(analysis.graph.resolve("marked_games", "sologm/tests/x.py"))
+    ) == (
+        "the usefixtures mark of class 'TestMarked' (sologm/tests/deep/test_deep.py:7)"
+    )
+    assert str(
+        plan.keeper(analysis.graph.resolve("local_games", "sologm/tests/x.py"))
+    ) == (
+        "fixture 'local_rows' (sologm/tests/deep/test_deep.py:3), which the test module defines"
+    )
+
+
+def _dangling_requests(root: Path) -> list[str]:
+    """Requests no definition answers: of the fixtures of every conftest (and what they pull
+    in) and of every test and fixture of every test module."""
+    project = Project(root)
+    graph = fx.build_graph(project, None)
+    out = [
+        f"{fixture.where}: {name}"
+        for fixture in graph.all()
+        for name in fixture.params
+        if name not in fx.BUILTIN_FIXTURES and not graph.serving(name, fixture)
+    ]
+    for rel in fx.test_modules(project):
+        module = project.parse(rel)
+        local = {
+            fx.registered_name(n)
+            for n in cst.matchers.findall(module, cst.matchers.FunctionDef())
+            if fx.is_fixture(n)
+        }
+        for node in cst.matchers.findall(module, cst.matchers.FunctionDef()):
+            fn = cst.ensure_type(node, cst.FunctionDef)
+            if not (fx.is_fixture(fn) or fx.is_test_function(fn)):
+                continue
+            method = bool(fn.params.params) and fn.params.params[0].name.value == "self"
+            for name in fx.requested_names(fn, method):
+                if name in fx.BUILTIN_FIXTURES or (
+                    name in local and not fx.is_fixture(fn)
+                ):
+                    continue
+                if graph.resolve_current(name, rel) is None and name not in local:
+                    out.append(f"{rel}: {fn.name.value} requests {name}")
+    return out
+
+
+def test_after_phases_4_and_5_every_request_finds_its_fixture(tmp_path: Path) -> None:
+    root = write(tmp_path, KEEP_PROJECT)
+    assert _dangling_requests(root) == []
+    notes = apply(root, 4)
+    assert "changed sologm/tests/conftest.py" in notes
+    assert "def unused_games(" not in (root / "sologm/tests/conftest.py").read_text()
+    assert _dangling_requests(root) == []
+    assert any("changed sologm/tests/deep/test_deep.py" == n for n in apply(root, 5))
+    assert _dangling_requests(root) == []

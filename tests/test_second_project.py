@@ -136,11 +136,12 @@ def test_baseline_fails_exactly_the_known_failures(
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "the tool does not get through libris yet: phase 4 deletes manager fixtures that "
-        "kept factories (whose inner function already takes `session`) still request; with "
-        "those supplied by hand, three rewritten tests still fail (one commits and rolls back "
-        "the block's session itself, one expects a lazily built service to be missing, one "
-        "builds a service without a session)"
+        "the tool does not get through libris yet: step 4.4 leaves its factories as they were "
+        "(their inner function already takes `session`, or they hold other statements), so "
+        "phase 4 keeps the manager fixtures and db_session they request and phase 5 leaves "
+        "the tests that call them alone, and the kept db_session still calls get_session(), "
+        "which phase 1 removes, and member_manager builds MemberManager() without a session; "
+        "failed operations poison the session once _execute_db_operation no longer rolls back"
     ),
 )
 def test_apply_all_then_the_whole_suite_passes(libris: Path, tmp_path: Path) -> None:

@@ -25,6 +25,13 @@ The graph is JSON-serialisable: phase 4 records it in the run state (``model/sta
 before it deletes the fixtures, and phase 5 falls back on that record for the names the
 current conftests no longer define.
 
+What phase 4 does with each fixture is one answer, :func:`fixture_plan`: the session,
+manager and inlinable object fixtures are deleted unless something that stays still
+requests them (a fixture phase 4 does not delete, or a request of a test module that phase
+5 leaves as it is, :func:`module_requests`), followed the way pytest resolves requests
+through conftests in sub-directories, star imports and plugins. Phase 4 acts on it; phase 5
+asks it which factories phase 4 leaves as they were.
+
 The module also holds the libcst helpers both phases share: the name rewriter (fixture
 names to ``session`` / ``managers.<short>``, ``session`` added to factory calls), the cleaner
 that drops ``merge`` and refreshes of relationship collections, and parameter-list editing
@@ -38,7 +45,8 @@ import fnmatch
 import functools
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -129,7 +137,9 @@ AUTOUSE_DECORATOR = m.Decorator(
 DOCSTRING = m.SimpleStatementLine(
     body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]
 )
-ONE_IMPORT_LINE = m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
+ONE_IMPORT_LINE = m.SimpleStatementLine(
+    body=[m.Import() | m.ImportFrom(names=m.DoNotCare())]
+)
 _IMPORT_LINE = m.SimpleStatementLine(
     body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()]
 )
@@ -201,7 +211,9 @@ def is_test_module(project: Project, rel: str) -> bool:
 def test_modules(project: Project) -> list[str]:
     """Every test module of the target (see :func:`is_test_module`)."""
     patterns = pytest_python_files(project)
-    return [rel for rel in project.python_files() if _matches_python_files(rel, patterns)]
+    return [
+        rel for rel in project.python_files() if _matches_python_files(rel, patterns)
+    ]
 
 
 def _matches_python_files(rel: str, patterns: Sequence[str]) -> bool:
@@ -232,6 +244,186 @@ def pytest_python_files(project: Project) -> tuple[str, ...]:
 
 def is_test_function(node: cst.FunctionDef) -> bool:
     return node.name.value.startswith("test") and not is_fixture(node)
+
+
+# ------------------------------------------------------------------------------- requests
+
+_MARK = m.Attribute(value=m.Name("pytest"), attr=m.Name("mark")) | m.Name("mark")
+_PARAMETRIZE = m.Decorator(
+    decorator=m.Call(
+        func=m.Attribute(value=_MARK, attr=m.Name("parametrize"))
+        | m.Name("parametrize")
+    )
+)
+USEFIXTURES_CALL = m.Call(func=m.Attribute(value=_MARK, attr=m.Name("usefixtures")))
+GETFIXTUREVALUE_CALL = m.Call(
+    func=m.Attribute(attr=m.Name("getfixturevalue")), args=[m.AtLeastN(n=1)]
+)
+
+
+def _string(node: cst.CSTNode) -> str | None:
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def parametrized_names(decorators: Sequence[cst.Decorator]) -> set[str]:
+    """The argument names ``@pytest.mark.parametrize`` fills (those are not fixtures)."""
+    names: set[str] = set()
+    for decorator in decorators:
+        if not matches(decorator, _PARAMETRIZE):
+            continue
+        call = cst.ensure_type(decorator.decorator, cst.Call)
+        if not call.args:
+            continue
+        first = call.args[0].value
+        text = _string(first)
+        if text is not None:
+            names.update(n.strip() for n in text.split(",") if n.strip())
+        elif isinstance(first, (cst.List, cst.Tuple)):
+            names.update(
+                t for t in (_string(e.value) for e in first.elements) if t is not None
+            )
+    return names
+
+
+def usefixtures_names(node: cst.CSTNode) -> list[str]:
+    """The fixture names of every ``pytest.mark.usefixtures("...")`` call in ``node`` (a
+    decorator, or a ``pytestmark = ...`` statement)."""
+    names = []
+    for call in findall(node, USEFIXTURES_CALL):
+        for arg in cst.ensure_type(call, cst.Call).args:
+            text = _string(arg.value)
+            if text is not None:
+                names.append(text)
+    return names
+
+
+def getfixturevalue_names(node: cst.CSTNode) -> list[str | None]:
+    """The names ``node`` fetches with ``request.getfixturevalue(...)``: None for one that
+    is not a literal string (a computed name)."""
+    return [
+        _string(cst.ensure_type(call, cst.Call).args[0].value)
+        for call in findall(node, GETFIXTUREVALUE_CALL)
+    ]
+
+
+def requested_names(fn: cst.FunctionDef, method: bool = False) -> list[str]:
+    """The fixtures a test or fixture function asks pytest for by name: its parameters
+    without a default (not the instance parameter of a ``method``, not the names
+    ``parametrize`` fills), its ``usefixtures`` marks and the literal names it fetches with
+    ``request.getfixturevalue``."""
+    p = fn.params
+    params = [q for q in (*p.posonly_params, *p.params) if q.default is None]
+    if method and params:
+        params = params[1:]
+    params += [q for q in p.kwonly_params if q.default is None]
+    parametrized = parametrized_names(fn.decorators)
+    names = [q.name.value for q in params if q.name.value not in parametrized]
+    for decorator in fn.decorators:
+        names += usefixtures_names(decorator)
+    names += [n for n in getfixturevalue_names(fn.body) if n is not None]
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Request:
+    """A fixture asked for by name by something the refactoring leaves as it is."""
+
+    name: str
+    rel: str  #: the module the request is made from: pytest resolves it from there
+    line: int
+    by: str  #: what asks ("test 'test_x'", "the usefixtures mark of class 'TestX'")
+    why: str = ""  #: why that stays ("which phase 5 leaves as it is")
+
+    @property
+    def where(self) -> str:
+        return f"{self.rel}:{self.line}"
+
+    def __str__(self) -> str:
+        return f"{self.by} ({self.where})" + (f", {self.why}" if self.why else "")
+
+
+def module_requests(
+    module: cst.Module,
+    rel: str,
+    lines: Lines,
+    tests: Iterable[cst.FunctionDef],
+    names: Container[str] | None = None,
+) -> list[Request]:
+    """What a test module asks for that stays as it is: the requests of ``tests`` (its test
+    functions the rewrite leaves alone, nodes of ``module``), of every fixture it defines
+    and of the ``usefixtures`` marks of its classes and of the module (``pytestmark``). A
+    name the module defines a fixture for is the module's own: a request of it is not one
+    of the conftests' fixture (a fixture asking for its own name is). With ``names``, only
+    the requests of those names (positions are looked up for those only)."""
+    left = {id(t) for t in tests}
+    local: set[str] = set()
+    for node in findall(module, m.FunctionDef()):
+        fn = cst.ensure_type(node, cst.FunctionDef)
+        if is_fixture(fn):
+            local.add(registered_name(fn))
+    out: list[Request] = []
+
+    def add(
+        asked: Iterable[str],
+        node: cst.CSTNode,
+        by: str,
+        why: str = "",
+        own: str | None = None,
+    ) -> None:
+        wanted = [
+            n
+            for n in asked
+            if (n not in local or n == own) and (names is None or n in names)
+        ]
+        if wanted:
+            line = lines.start(node) or 0
+            out.extend(Request(name, rel, line, by, why) for name in wanted)
+
+    def visit(body: Sequence[cst.BaseStatement], owner: str) -> None:
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign) and any(
+                        matches(t.target, m.Name("pytestmark")) for t in small.targets
+                    ):
+                        where = f"class {owner[:-1]!r}" if owner else "the module"
+                        add(
+                            usefixtures_names(small.value),
+                            stmt,
+                            f"the pytestmark of {where}",
+                        )
+            elif isinstance(stmt, cst.ClassDef):
+                for decorator in stmt.decorators:
+                    add(
+                        usefixtures_names(decorator),
+                        stmt,
+                        f"the usefixtures mark of class {owner + stmt.name.value!r}",
+                    )
+                if isinstance(stmt.body, cst.IndentedBlock):
+                    visit(stmt.body.body, f"{owner}{stmt.name.value}.")
+            elif isinstance(stmt, cst.FunctionDef):
+                if is_fixture(stmt):
+                    name = registered_name(stmt)
+                    add(
+                        requested_names(stmt, bool(owner)),
+                        stmt,
+                        f"fixture {name!r}",
+                        "which the test module defines",
+                        own=name,
+                    )
+                elif id(stmt) in left:
+                    add(
+                        requested_names(stmt, bool(owner)),
+                        stmt,
+                        f"test {owner + stmt.name.value!r}",
+                        "which phase 5 leaves as it is",
+                    )
+
+    visit(module.body, "")
+    return out
 
 
 # ------------------------------------------------------------------------------- scanning
@@ -509,19 +701,72 @@ class FixtureGraph:
             parent = parent.parent
         return out
 
-    def resolve_current(self, name: str, rel: str) -> Fixture | None:
+    def _memo_table(self) -> dict[Any, Any]:
         version = self._version()
         if self._memo.get("version") != version:
             self._memo.clear()
             self._memo["version"] = version
+        return self._memo
+
+    def _visible(self, rel: str) -> dict[str, Fixture]:
+        """:meth:`visible`, computed once per module while the graph does not change."""
+        memo = self._memo_table()
+        key = ("visible", rel)
+        if key not in memo:
+            memo[key] = self.visible(rel)
+        return memo[key]
+
+    def resolve_current(self, name: str, rel: str) -> Fixture | None:
+        self._memo_table()
         key = ("visible-from", rel)
         table = self._memo.get(key)
         if table is None:
             table = {}
             for scope in reversed(self.scopes(rel)):
-                table.update(self.visible(scope))
+                table.update(self._visible(scope))
             self._memo[key] = table
         return table.get(name)
+
+    def _conftests(self) -> list[str]:
+        return [
+            rel
+            for rel in sorted(self.modules)
+            if PurePosixPath(rel).name == "conftest.py"
+        ]
+
+    def serving(self, name: str, fixture: Fixture) -> list[Fixture]:
+        """Every current definition of ``name`` that may answer ``fixture``'s request of it.
+
+        pytest resolves a fixture's requests from the test that uses it: where ``fixture``
+        is visible (the directory of each conftest that defines, star-imports or plugs it
+        in), the nearest definition answers, and a conftest further down that defines
+        ``name`` again answers for the tests below it. A fixture that asks for its own name
+        gets the next definition up.
+        """
+        conftests = self._conftests()
+        exposing = [
+            rel for rel in conftests if self._visible(rel).get(fixture.name) is fixture
+        ] or [fixture.rel]
+        found: dict[int, Fixture] = {}
+        for rel in exposing:
+            if name == fixture.name:
+                for scope in self.scopes(rel):
+                    other = self._visible(scope).get(name)
+                    if other is not None and other is not fixture:
+                        found.setdefault(id(other), other)
+                        break
+                continue
+            nearest = self.resolve_current(name, rel)
+            if nearest is not None:
+                found.setdefault(id(nearest), nearest)
+            base = PurePosixPath(rel).parent
+            for below in conftests:
+                folder = PurePosixPath(below).parent
+                if below != rel and (str(base) == "." or base in folder.parents):
+                    other = self._visible(below).get(name)
+                    if other is not None:
+                        found.setdefault(id(other), other)
+        return list(found.values())
 
     def resolve(self, name: str, rel: str) -> Fixture | None:
         """The fixture ``name`` as a test or fixture at ``rel`` gets it (recorded as fallback)."""
@@ -581,6 +826,8 @@ class FixtureAnalysis:
     relationships: dict[str, set[str]]
     #: work the codemods share between files of one run (inlined recipes)
     cache: dict[Any, Any] = field(default_factory=dict)
+    #: what phase 4 does with each fixture (:func:`fixture_plan`), set by the phase's analysis
+    plan: FixturePlan | None = None
 
     def attribute_kind(self, attr: str) -> str:
         kinds = self.relationships.get(attr)
@@ -591,6 +838,142 @@ class FixtureAnalysis:
         if kinds == {"scalar"}:
             return "scalar"
         return "unknown"
+
+
+# ------------------------------------------------------------------------------- phase 4's plan
+
+#: what phase 4 does with a fixture (:meth:`FixturePlan.fate`):
+#: the session fixture, a manager fixture, an object fixture phase 5 inlines: deleted
+DELETE = "delete"
+#: one of those that something staying still requests: kept as it is
+KEEP = "keep"
+#: an old-style factory fixture step 4.4 rewrites
+REWRITE = "rewrite"
+#: touches the session in a way the rules do not rewrite: reported, left in place
+LEAVE = "leave"
+#: needs nothing (plain fixtures, the session context, factories in the new style)
+UNCHANGED = "unchanged"
+
+
+def _deletable(fixture: Fixture) -> bool:
+    """Whether phase 4 deletes the fixture when nothing that stays requests it."""
+    return fixture.kind in (SESSION, MANAGER) or (
+        fixture.kind == OBJECT and fixture.problem is None
+    )
+
+
+def deletable_names(graph: FixtureGraph) -> set[str]:
+    """The names of the fixtures phase 4 deletes when nothing that stays requests them: the
+    only requests :func:`fixture_plan` needs to be told about."""
+    return {f.name for f in graph.all() if _deletable(f)}
+
+
+def rewrites_factory(fixture: Fixture) -> bool:
+    """Whether step 4.4 rewrites this factory fixture: an old-style one without a problem."""
+    return fixture.kind == FACTORY and not fixture.new_style and fixture.problem is None
+
+
+def factory_drops(graph: FixtureGraph, fixture: Fixture) -> set[str]:
+    """The parameters step 4.4 removes from a factory fixture it rewrites: the session and
+    manager fixtures (its inner function takes the session and builds its managers)."""
+    out = set()
+    for param in fixture.params:
+        dep = graph.resolve(param, fixture.rel)
+        if dep is not None and dep is not fixture and dep.kind in (SESSION, MANAGER):
+            out.add(param)
+    return out
+
+
+def _requests_after_phase4(graph: FixtureGraph, fixture: Fixture) -> list[str]:
+    """What a fixture that stays asks for once phase 4 is done with it."""
+    names = list(fixture.params)
+    if "getfixturevalue" in fixture.source:
+        names += [n for n in getfixturevalue_names(fixture.node()) if n is not None]
+    if rewrites_factory(fixture):
+        dropped = factory_drops(graph, fixture)
+        names = [n for n in names if n not in dropped]
+    return list(dict.fromkeys(names))
+
+
+_STAYS = {
+    KEEP: "which is kept too",
+    REWRITE: "which keeps it when step 4.4 rewrites it",
+    LEAVE: "which phase 4 leaves in place",
+    UNCHANGED: "which stays",
+}
+
+
+@dataclass
+class FixturePlan:
+    """What phase 4 does with the fixtures of one graph (built by :func:`fixture_plan`)."""
+
+    #: (module, name) of each fixture phase 4 would delete but keeps -> a request that still
+    #: reaches it (the first one found)
+    kept: dict[tuple[str, str], Request] = field(default_factory=dict)
+
+    def fate(self, fixture: Fixture) -> str:
+        if _deletable(fixture):
+            return KEEP if (fixture.rel, fixture.name) in self.kept else DELETE
+        if rewrites_factory(fixture):
+            return REWRITE
+        if fixture.kind == DB_OTHER or (
+            fixture.problem is not None
+            and fixture.kind in (FACTORY, OBJECT)
+            and not fixture.new_style
+        ):
+            return LEAVE
+        return UNCHANGED
+
+    def deletes(self, fixture: Fixture) -> bool:
+        return self.fate(fixture) == DELETE
+
+    def keeper(self, fixture: Fixture) -> Request | None:
+        """What still requests a kept fixture (None: it is not kept)."""
+        return self.kept.get((fixture.rel, fixture.name))
+
+
+def fixture_plan(graph: FixtureGraph, requests: Iterable[Request] = ()) -> FixturePlan:
+    """Which fixtures of ``graph`` phase 4 deletes and what it does with the others: the one
+    answer phase 4 acts on and phase 5 (or anything else) asks.
+
+    The session fixture, the manager fixtures and the object fixtures whose recipe phase 5
+    can inline are deleted (docs/plan.md 4.1, 4.2, 4.5) unless something that stays still
+    requests them, directly or through other fixtures, in any conftest, plugin or test
+    module: a fixture phase 4 does not delete (a rewritten factory with the parameters it
+    keeps, a factory or fixture it reports and leaves as it is, a plain one) or one of
+    ``requests`` (what the test modules ask for that phase 5 leaves as it is, see
+    :func:`module_requests`). A fixture kept so keeps what it requests in turn. What
+    happens to a fixture other than these (a factory rewritten or left) depends on no
+    request.
+    """
+    plan = FixturePlan()
+    queue: deque[tuple[str, Fixture | None, Request]] = deque()
+
+    def ask(fixture: Fixture) -> None:
+        by, why = f"fixture {fixture.name!r}", _STAYS[plan.fate(fixture)]
+        for name in _requests_after_phase4(graph, fixture):
+            queue.append(
+                (name, fixture, Request(name, fixture.rel, fixture.line, by, why))
+            )
+
+    for fixture in graph.all():
+        if not _deletable(fixture):
+            ask(fixture)
+    for request in requests:
+        queue.append((request.name, None, request))
+    while queue:
+        name, source, request = queue.popleft()
+        if source is not None:
+            targets = graph.serving(name, source)
+        else:
+            found = graph.resolve_current(name, request.rel)
+            targets = [found] if found is not None else []
+        for target in targets:
+            key = (target.rel, target.name)
+            if _deletable(target) and key not in plan.kept:
+                plan.kept[key] = request
+                ask(target)
+    return plan
 
 
 # ------------------------------------------------------------------------------- building
@@ -624,7 +1007,9 @@ def _star_imports(
     return out
 
 
-def _plugin_modules(project: Project, module: cst.Module) -> list[tuple[str | None, str]]:
+def _plugin_modules(
+    project: Project, module: cst.Module
+) -> list[tuple[str | None, str]]:
     """(relpath or None, dotted name) of the modules a module-level ``pytest_plugins``
     names (a string, or a list or tuple of strings): pytest loads their fixtures as if
     the conftest defined them, so the graph follows them like star imports."""
@@ -633,12 +1018,14 @@ def _plugin_modules(project: Project, module: cst.Module) -> list[tuple[str | No
         if not isinstance(stmt, cst.SimpleStatementLine):
             continue
         for small in stmt.body:
-            if isinstance(small, cst.Assign) and any(
-                matches(t.target, m.Name("pytest_plugins")) for t in small.targets
-            ):
-                value = small.value
-            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and matches(
-                small.target, m.Name("pytest_plugins")
+            if (
+                isinstance(small, cst.Assign)
+                and any(
+                    matches(t.target, m.Name("pytest_plugins")) for t in small.targets
+                )
+            ) or (
+                isinstance(small, (cst.AnnAssign, cst.AugAssign))
+                and matches(small.target, m.Name("pytest_plugins"))
             ):
                 value = small.value
             else:
@@ -838,7 +1225,9 @@ class _Classifier:
             return None
         overrides = graph.factory_overrides()
         cls = graph.classes[manager]
-        params = [p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")]
+        params = [
+            p for p in graph.init_params(cls) if p.kind not in ("star", "starstar")
+        ]
         by_name = {p.name: p for p in params}
         positional = [p for p in params if p.kind in ("posonly", "positional")]
         found: dict[str, str] = {}
@@ -957,6 +1346,8 @@ class _Classifier:
             )
             if touches_db or fixture.new_style:
                 fixture.problem = _factory_problem(fixture, body, inner, deps)
+                if fixture.problem is None and not fixture.new_style:
+                    fixture.problem = _inner_binding_problem(inner, config)
                 return FACTORY
         if not touches_db:
             if inner is not None:
@@ -1058,9 +1449,19 @@ def _factory_problem(
     return None
 
 
+def _inner_binding_problem(inner: cst.FunctionDef, config: Config) -> str | None:
+    """Why step 4.4 cannot give the inner function a ``session`` parameter and a
+    ``managers`` local: it (or a function nested in it) binds one of those names already,
+    or it reads ``managers`` from elsewhere."""
+    found = scan([inner])
+    if config.session_variable in found.bound:
+        return f"has an inner function that already binds {config.session_variable!r}"
+    if config.managers_variable in found.bound | set(found.used):
+        return f"has an inner function that already uses {config.managers_variable!r}"
+    return None
+
+
 # ------------------------------------------------------------------------------- models
-
-
 
 
 def relationship_kinds(project: Project) -> dict[str, set[str]]:
@@ -1130,7 +1531,9 @@ def _classes(body: Sequence[cst.BaseStatement]) -> Iterator[cst.ClassDef]:
         elif isinstance(stmt, (cst.Try, cst.TryStar)):
             blocks.append(stmt.body)
             blocks.extend(h.body for h in stmt.handlers)
-            blocks.extend(b.body for b in (stmt.orelse, stmt.finalbody) if b is not None)
+            blocks.extend(
+                b.body for b in (stmt.orelse, stmt.finalbody) if b is not None
+            )
         for block in blocks:
             if isinstance(block, cst.IndentedBlock):
                 yield from _classes(block.body)
@@ -1201,5 +1604,3 @@ def analyze_current(project: Project) -> FixtureAnalysis:
 
 def is_old_style(graph: FixtureGraph) -> bool:
     return graph.count(REMOVED_KINDS) > 0
-
-
