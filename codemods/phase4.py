@@ -402,17 +402,19 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
                 self.context, config.factory_module_name, config.factory_function
             )
 
-        annotation: cst.BaseExpression | None = cst.Name("Session")
-        if "Session" not in self._bindings:
-            AddImportsVisitor.add_needed_import(
-                self.context, "sqlalchemy.orm", "Session"
-            )
-        elif self._bindings["Session"] is None:
-            annotation = None  # a module-level ``Session`` that is not the ORM class
-        session_param = rewrite.new_param(config.session_variable, annotation)
+        params = inner.params
+        if fx.positional_params(inner)[:1] != [config.session_variable]:
+            annotation: cst.BaseExpression | None = cst.Name("Session")
+            if "Session" not in self._bindings:
+                AddImportsVisitor.add_needed_import(
+                    self.context, "sqlalchemy.orm", "Session"
+                )
+            elif self._bindings["Session"] is None:
+                annotation = None  # a module-level ``Session`` that is not the ORM class
+            session_param = rewrite.new_param(config.session_variable, annotation)
+            params = rewrite.edit_params(params, insert=[session_param], at=0)
         new_inner = inner.with_changes(
-            params=rewrite.edit_params(inner.params, insert=[session_param], at=0),
-            body=_with_statements(inner.body, docstring + inner_body),
+            params=params, body=_with_statements(inner.body, docstring + inner_body)
         )
         body[inner_index] = new_inner
         params = rewrite.edit_params(fn.params, remove=drop)

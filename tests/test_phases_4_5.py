@@ -740,7 +740,7 @@ KEEP_PROJECT = {
         def create_test_act(acts):
             def _create_act(session, title="A"):
                 return acts.create_act(title=title)
-            return _create_act
+            yield _create_act
         """,
     "sologm/tests/deep/test_deep.py": """
         import pytest
@@ -792,7 +792,7 @@ def test_phase4_keeps_what_stays_requests_wherever_it_asks(tmp_path: Path) -> No
             "sologm/tests/conftest.py:37": fx.UNCHANGED,  # database_manager
             "sologm/tests/conftest.py:41": fx.UNCHANGED,  # session_context
             "sologm/tests/deep/conftest.py:4": fx.KEEP,  # deep a_game answers game_rows below
-            "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: binds session
+            "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: yields
         }
     )
     assert str(

@@ -1437,8 +1437,14 @@ def _factory_problem(
     if fixture.yields:
         return "yields"
     extra = [s for s in body[:-1] if s is not inner]
-    if extra:
-        return "has statements besides its inner function"
+    dropped = {
+        name for name, dep in deps.items() if dep is not None and dep.kind in (SESSION, MANAGER)
+    }
+    # statements besides the inner function stay in the fixture, so they must not read a
+    # fixture the rewrite drops
+    read = sorted(dropped & set(scan(extra).used)) if extra else []
+    if read:
+        return f"has statements besides its inner function that use {', '.join(map(repr, read))}"
     for name, dep in deps.items():
         if dep is None:
             continue
@@ -1454,8 +1460,11 @@ def _inner_binding_problem(inner: cst.FunctionDef, config: Config) -> str | None
     ``managers`` local: it (or a function nested in it) binds one of those names already,
     or it reads ``managers`` from elsewhere."""
     found = scan([inner])
-    if config.session_variable in found.bound:
-        return f"has an inner function that already binds {config.session_variable!r}"
+    session = config.session_variable
+    # ``session`` as the inner function's first parameter is the plan's shape already
+    takes_session = positional_params(inner)[:1] == [session]
+    if session in (scan([inner.body]).bound if takes_session else found.bound):
+        return f"has an inner function that already binds {session!r}"
     if config.managers_variable in found.bound | set(found.used):
         return f"has an inner function that already uses {config.managers_variable!r}"
     return None
