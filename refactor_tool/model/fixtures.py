@@ -1219,7 +1219,8 @@ class _Classifier:
         that manager, any other fixture to a parameter the factory takes as a keyword), and
         every parameter is used so (empty: ``create_all_managers(session)`` does). None
         when it does not (an argument that is an expression, a fixture given to a
-        parameter the factory does not take)."""
+        parameter the factory does not take, a manager parameter the factory fills and the
+        fixture leaves to its default)."""
         graph = self.managers
         if graph is None:
             return None
@@ -1232,6 +1233,7 @@ class _Classifier:
         positional = [p for p in params if p.kind in ("posonly", "positional")]
         found: dict[str, str] = {}
         used: set[str] = set()
+        filled: set[str] = set()  # constructor parameters the call passes
         for index, arg in enumerate(call.args):
             if arg.star:
                 return None
@@ -1250,6 +1252,7 @@ class _Classifier:
             ):
                 return None
             used.add(value.value)
+            filled.add(param.name)
             dep = deps.get(value.value)
             if dep is not None and dep.kind == SESSION:
                 if param.name != self.config.session_variable:
@@ -1267,6 +1270,11 @@ class _Classifier:
             else:
                 return None
         if used != set(fixture.params):
+            return None
+        # the factory hands every manager it builds to the parameters that take it: a fixture
+        # that leaves one out builds a manager that creates that one itself, lazily
+        built = {c.qualified for c in graph.factory_managers()}
+        if any(p.dependency in built and p.name not in filled for p in params):
             return None
         return found
 
