@@ -37,7 +37,11 @@ from rich.rule import Rule
 from rich.table import Table
 
 from . import gitops
-from .dangling import dangling_names, sessionless_manager_calls
+from .dangling import (
+    dangling_fixture_requests,
+    dangling_names,
+    sessionless_manager_calls,
+)
 from .engine import (
     JOURNAL,
     FileChange,
@@ -456,7 +460,11 @@ def run_apply(
     before_run = Project(root, project.config)
     before_run.share_caches(project)
     by_phase = [(r.number, r.changes) for r in records]
-    dangling = [*dangling_names(by_phase), *sessionless_manager_calls(before_run, by_phase)]
+    dangling = [
+        *dangling_names(by_phase),
+        *dangling_fixture_requests(before_run, by_phase),
+        *sessionless_manager_calls(before_run, by_phase),
+    ]
     if dangling:
         for item in dangling:
             rep.error(str(item))

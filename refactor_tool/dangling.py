@@ -1,4 +1,5 @@
-"""No phase writes a tree with a dangling name or a manager built without its session.
+"""No phase writes a tree with a dangling name, fixture request, or a manager built without
+its session.
 
 Before anything is written, every phase's output is compared with its input, in memory: a
 name that ruff's F821 ("undefined name") reports in a changed file after the phase, and not
@@ -9,7 +10,12 @@ a bug in one of its rules: the run stops before writing, with file:line for each
 The comparison is what makes the check safe on any project: names ruff cannot see defined
 before the phase (star imports, names injected at run time) are the same after it.
 
-Likewise for the session a manager now requires (phase 2): after each phase, no application
+Likewise for fixtures: a run that ends with phase 4 leaves no fixture requesting one that
+nothing defines any more, and one that ends with phase 5 or later no test either (between
+the two, tests asking for the fixtures phase 4 deleted are what phase 5 rewrites; phase 4's
+gate expects them to fail), where the request was answered before the run.
+
+And for the session a manager now requires (phase 2): after each phase, no application
 module (test code is rewritten by phases 4 and 5, and its gates expect it to fail until
 then) may construct a manager without the session its constructor requires, where the call
 worked before the phase (the session was optional then) or the phase wrote it.
@@ -28,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from codemods.phase6 import ruff_command
 
 from .model.changes import FileChange
+from .model.fixtures import unresolved_requests
 from .model.managers import analyze_managers, calls_without_session, is_test_path
 from .model.project import InputError, Project
 from .model.syntax import line_of
@@ -191,3 +198,48 @@ def sessionless_manager_calls(
                         out.append(SessionlessCall(number, rel, line, cls.name))
         before = after
     return out
+
+
+#: the first phase after which no fixture, and the first after which no test, may request a
+#: fixture nothing defines (docs/plan.md: phase 4 rewrites the conftests, phase 5 the tests)
+FIXTURES_SETTLED, TESTS_SETTLED = 4, 5
+
+
+@dataclass(frozen=True)
+class DanglingRequest:
+    phase: int
+    request: str
+
+    def __str__(self) -> str:
+        return f"{self.request} (after phase {self.phase})"
+
+
+def dangling_fixture_requests(
+    base: Project, phases: Sequence[tuple[int, Iterable[FileChange]]]
+) -> list[DanglingRequest]:
+    """Fixture requests the run leaves unanswered that were answered before it.
+
+    The tree the run ends with is checked (a request a phase leaves dangling stays so: no
+    later phase adds fixtures), against what the last phase of the run settles: the
+    fixtures' requests from phase 4 on, the tests' from phase 5 on.
+    """
+    last = max((number for number, _ in phases), default=0)
+    if last < FIXTURES_SETTLED:
+        return []
+    overlay: dict[str, bytes | None] = dict(base.overlay)
+    for _, changes in phases:
+        for change in changes:
+            overlay[change.path] = change.new
+    after_project = Project(base.root, base.config, overlay)
+    after_project.share_caches(base)
+    after = [
+        r
+        for r in unresolved_requests(after_project)
+        if not (r.from_test and last < TESTS_SETTLED)
+    ]
+    if not after:
+        return []
+    before = {(r.rel, r.by, r.name) for r in unresolved_requests(base)}
+    return [
+        DanglingRequest(last, str(r)) for r in after if (r.rel, r.by, r.name) not in before
+    ]

@@ -13,6 +13,7 @@ from refactor_tool import cli
 from refactor_tool.dangling import (
     DanglingName,
     SessionlessCall,
+    dangling_fixture_requests,
     dangling_names,
     sessionless_manager_calls,
     undefined_names,
@@ -139,3 +140,46 @@ def test_a_manager_left_without_the_session_it_now_requires(tmp_path: Path) -> N
     cli = MANAGERS["sologm/cli/game.py"]
     fixed = FileChange("sologm/cli/game.py", cli, cli.replace(b"GameManager()", b"GameManager(session)"))
     assert sessionless_manager_calls(Project(tmp_path), [(2, [required, fixed])]) == []
+
+
+FIXTURES = {
+    "pyproject.toml": b'[project]\nname = "app"\n',
+    "app/__init__.py": b"",
+    "app/tests/__init__.py": b"",
+    "app/tests/conftest.py": (
+        b"import pytest\n\n\n"
+        b"@pytest.fixture\ndef base_rows():\n    return [1]\n\n\n"
+        b"@pytest.fixture\ndef rows(base_rows):\n    return base_rows\n"
+    ),
+    "app/tests/test_rows.py": (
+        b"def test_rows(rows, tmp_path):\n    assert rows\n\n\n"
+        b"def test_plugin(mocker):\n    assert mocker\n"
+    ),
+}
+
+
+def test_a_request_the_run_leaves_without_a_fixture(tmp_path: Path) -> None:
+    _write(tmp_path, FIXTURES)
+    conftest = FIXTURES["app/tests/conftest.py"]
+    no_base = FileChange(
+        "app/tests/conftest.py",
+        conftest,
+        conftest.replace(b"@pytest.fixture\ndef base_rows():\n    return [1]\n\n\n", b""),
+    )
+    # the fixture ``rows`` asks for a fixture nothing defines any more: dangling from phase
+    # 4 on; ``mocker`` (a plugin's fixture, unknown here) was unanswered before the run too
+    found = dangling_fixture_requests(Project(tmp_path), [(4, [no_base])])
+    assert [str(d) for d in found] == [
+        "app/tests/conftest.py: rows requests fixture 'base_rows', which nothing defines "
+        "(after phase 4)"
+    ]
+    no_rows = FileChange("app/tests/conftest.py", conftest, b"import pytest\n")
+    # tests asking for a fixture phase 4 removed are phase 5's to rewrite: not dangling yet
+    assert dangling_fixture_requests(Project(tmp_path), [(4, [no_rows])]) == []
+    found = dangling_fixture_requests(Project(tmp_path), [(4, [no_rows]), (5, [])])
+    assert [str(d) for d in found] == [
+        "app/tests/test_rows.py: test_rows requests fixture 'rows', which nothing defines "
+        "(after phase 5)"
+    ]
+    # a run that ends before phase 4 settles nothing about fixtures
+    assert dangling_fixture_requests(Project(tmp_path), [(3, [no_rows])]) == []

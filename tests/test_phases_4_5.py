@@ -815,34 +815,7 @@ def test_phase4_keeps_what_stays_requests_wherever_it_asks(tmp_path: Path) -> No
 def _dangling_requests(root: Path) -> list[str]:
     """Requests no definition answers: of the fixtures of every conftest (and what they pull
     in) and of every test and fixture of every test module."""
-    project = Project(root)
-    graph = fx.build_graph(project, None)
-    out = [
-        f"{fixture.where}: {name}"
-        for fixture in graph.all()
-        for name in fixture.params
-        if name not in fx.BUILTIN_FIXTURES and not graph.serving(name, fixture)
-    ]
-    for rel in fx.test_modules(project):
-        module = project.parse(rel)
-        local = {
-            fx.registered_name(n)
-            for n in cst.matchers.findall(module, cst.matchers.FunctionDef())
-            if fx.is_fixture(n)
-        }
-        for node in cst.matchers.findall(module, cst.matchers.FunctionDef()):
-            fn = cst.ensure_type(node, cst.FunctionDef)
-            if not (fx.is_fixture(fn) or fx.is_test_function(fn)):
-                continue
-            method = bool(fn.params.params) and fn.params.params[0].name.value == "self"
-            for name in fx.requested_names(fn, method):
-                if name in fx.BUILTIN_FIXTURES or (
-                    name in local and not fx.is_fixture(fn)
-                ):
-                    continue
-                if graph.resolve_current(name, rel) is None and name not in local:
-                    out.append(f"{rel}: {fn.name.value} requests {name}")
-    return out
+    return [str(r) for r in fx.unresolved_requests(Project(root))]
 
 
 def test_after_phases_4_and_5_every_request_finds_its_fixture(tmp_path: Path) -> None:

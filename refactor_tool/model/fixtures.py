@@ -309,11 +309,14 @@ def getfixturevalue_names(node: cst.CSTNode) -> list[str | None]:
     ]
 
 
-def requested_names(fn: cst.FunctionDef, method: bool = False) -> list[str]:
+def requested_names(
+    fn: cst.FunctionDef, method: bool = False, fetches: bool = True
+) -> list[str]:
     """The fixtures a test or fixture function asks pytest for by name: its parameters
     without a default (not the instance parameter of a ``method``, not the names
     ``parametrize`` fills), its ``usefixtures`` marks and the literal names it fetches with
-    ``request.getfixturevalue``."""
+    ``request.getfixturevalue`` (looked for only with ``fetches``: a caller that knows the
+    module's text has no ``getfixturevalue`` says so)."""
     p = fn.params
     params = [q for q in (*p.posonly_params, *p.params) if q.default is None]
     if method and params:
@@ -323,7 +326,8 @@ def requested_names(fn: cst.FunctionDef, method: bool = False) -> list[str]:
     names = [q.name.value for q in params if q.name.value not in parametrized]
     for decorator in fn.decorators:
         names += usefixtures_names(decorator)
-    names += [n for n in getfixturevalue_names(fn.body) if n is not None]
+    if fetches:
+        names += [n for n in getfixturevalue_names(fn.body) if n is not None]
     return list(dict.fromkeys(names))
 
 
@@ -1621,3 +1625,53 @@ def analyze_current(project: Project) -> FixtureAnalysis:
 
 def is_old_style(graph: FixtureGraph) -> bool:
     return graph.count(REMOVED_KINDS) > 0
+
+
+# ------------------------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True)
+class UnresolvedRequest:
+    """A fixture request no definition answers: ``by`` (a fixture or test) at ``rel``."""
+
+    rel: str
+    by: str
+    name: str
+    from_test: bool
+
+    def __str__(self) -> str:
+        return f"{self.rel}: {self.by} requests fixture {self.name!r}, which nothing defines"
+
+
+def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
+    """Every request of a fixture that no definition answers: the requests of the fixtures of
+    every conftest (and what they pull in) and of every test and fixture of every test
+    module. Fixtures of pytest itself count as defined; those of other plugins are not known
+    here, so a caller compares two trees rather than reading one."""
+    graph = build_graph(project, None)
+    out = [
+        UnresolvedRequest(fixture.rel, fixture.name, name, False)
+        for fixture in graph.all()
+        for name in fixture.params
+        if name not in BUILTIN_FIXTURES and not graph.serving(name, fixture)
+    ]
+    for rel in test_modules(project):
+        module = project.parse(rel)
+        fetches = b"getfixturevalue" in project.read_bytes(rel)
+        local = {
+            registered_name(n)
+            for n in findall(module, m.FunctionDef())
+            if is_fixture(n)
+        }
+        for node in findall(module, m.FunctionDef()):
+            fn = cst.ensure_type(node, cst.FunctionDef)
+            test = is_test_function(fn)
+            if not (is_fixture(fn) or test):
+                continue
+            method = bool(fn.params.params) and fn.params.params[0].name.value == "self"
+            for name in requested_names(fn, method, fetches):
+                if name in BUILTIN_FIXTURES or (name in local and test):
+                    continue
+                if graph.resolve_current(name, rel) is None and name not in local:
+                    out.append(UnresolvedRequest(rel, fn.name.value, name, test))
+    return out
