@@ -97,7 +97,10 @@ def left_alone(
             codemod.transform_module_impl(tree)
         except SkipFile:
             continue
-        out += fx.module_requests(tree, rel, Lines(tree), codemod.untouched, wanted)
+        fetches = b"getfixturevalue" in project.read_bytes(rel)
+        out += fx.module_requests(
+            tree, rel, Lines(tree), codemod.untouched, wanted, fetches
+        )
     return out
 
 

@@ -355,13 +355,15 @@ def module_requests(
     lines: Lines,
     tests: Iterable[cst.FunctionDef],
     names: Container[str] | None = None,
+    fetches: bool = True,
 ) -> list[Request]:
     """What a test module asks for that stays as it is: the requests of ``tests`` (its test
     functions the rewrite leaves alone, nodes of ``module``), of every fixture it defines
     and of the ``usefixtures`` marks of its classes and of the module (``pytestmark``). A
     name the module defines a fixture for is the module's own: a request of it is not one
     of the conftests' fixture (a fixture asking for its own name is). With ``names``, only
-    the requests of those names (positions are looked up for those only)."""
+    the requests of those names (positions are looked up for those only). ``fetches``:
+    whether the module may call ``getfixturevalue`` (its text says so)."""
     left = {id(t) for t in tests}
     local: set[str] = set()
     for node in findall(module, m.FunctionDef()):
@@ -412,7 +414,7 @@ def module_requests(
                 if is_fixture(stmt):
                     name = registered_name(stmt)
                     add(
-                        requested_names(stmt, bool(owner)),
+                        requested_names(stmt, bool(owner), fetches),
                         stmt,
                         f"fixture {name!r}",
                         "which the test module defines",
@@ -420,7 +422,7 @@ def module_requests(
                     )
                 elif id(stmt) in left:
                     add(
-                        requested_names(stmt, bool(owner)),
+                        requested_names(stmt, bool(owner), fetches),
                         stmt,
                         f"test {owner + stmt.name.value!r}",
                         "which phase 5 leaves as it is",
