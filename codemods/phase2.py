@@ -6,8 +6,12 @@
   Where ``session`` follows parameters that have defaults, it becomes keyword-only (a bare
   ``*`` is inserted before it) instead of moving to the front: a caller that passed those
   parameters positionally then fails loudly instead of binding a manager to ``session``.
-  Call sites that no longer fit the signature (no ``session``, or positional arguments
-  past it) are reported with file and line.
+  A construction without ``session`` whose target the same block gives its session
+  later (``x = M(...)`` ... ``x._session = s``, the attribute the base manager's
+  ``__init__`` stores it in) becomes ``x = M(..., session=s)`` and the assignment goes, when
+  ``s`` is a (dotted) name nothing in between rebinds and nothing in between uses ``x``.
+  Other call sites that no longer fit the signature (no ``session``, or positional
+  arguments past it) are reported with file and line.
 * 2.2 ``BaseManager._get_session`` is removed; other callers of it are reported.
 * 2.3 ``_execute_db_operation`` keeps only the ``try``/``except``/``raise`` around
   ``operation(self._session, ...)``. The ``commit()`` becomes ``self._session.flush()``
@@ -282,7 +286,8 @@ class RequireSession(_ManagerCodemod):
     STEP = "2.1"
     DESCRIPTION = (
         "Make `session` required in BaseManager.__init__ and in every subclass __init__ that "
-        "forwards it (keyword-only after defaulted parameters); report call sites that no longer fit."
+        "forwards it (keyword-only after defaulted parameters); x = M() ... x._session = s becomes "
+        "x = M(session=s); report other call sites that no longer fit."
     )
 
     def prepare(self, tree: cst.Module) -> None:

@@ -136,11 +136,11 @@ def test_baseline_fails_exactly_the_known_failures(
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "the tool does not get through libris yet: three tests fail after phase 5: a "
+        "the tool does not get through libris yet: two tests fail after phase 5: a "
         "HoldManager fixture built without its dependencies (the test checks they are built "
-        "lazily) becomes the factory's eagerly wired one; a test builds HoldManager() and "
-        "sets its _session afterwards; a test commits and rolls back the session itself, "
-        "which now also rolls back the setup that the old managers had committed"
+        "lazily) becomes the factory's eagerly wired one; a test commits and rolls back the "
+        "session itself, which now also rolls back the setup that the old managers had "
+        "committed"
     ),
 )
 def test_apply_all_then_the_whole_suite_passes(libris: Path, tmp_path: Path) -> None:
