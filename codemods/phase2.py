@@ -6,8 +6,12 @@
   Where ``session`` follows parameters that have defaults, it becomes keyword-only (a bare
   ``*`` is inserted before it) instead of moving to the front: a caller that passed those
   parameters positionally then fails loudly instead of binding a manager to ``session``.
-  Call sites that no longer fit the signature (no ``session``, or positional arguments
-  past it) are reported with file and line.
+  A construction without ``session`` whose target the same block gives its session
+  later (``x = M(...)`` ... ``x._session = s``, the attribute the base manager's
+  ``__init__`` stores it in) becomes ``x = M(..., session=s)`` and the assignment goes, when
+  ``s`` is a (dotted) name nothing in between rebinds and nothing in between uses ``x``.
+  Other call sites that no longer fit the signature (no ``session``, or positional
+  arguments past it) are reported with file and line.
 * 2.2 ``BaseManager._get_session`` is removed; other callers of it are reported.
 * 2.3 ``_execute_db_operation`` keeps only the ``try``/``except``/``raise`` around
   ``operation(self._session, ...)``. The ``commit()`` becomes ``self._session.flush()``
@@ -24,6 +28,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +41,7 @@ from libcst.matchers import findall, matches
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
+from refactor_tool.model.fixtures import scan
 from refactor_tool.model.managers import (
     ManagerClass,
     ManagerGraph,
@@ -64,22 +70,7 @@ class BaseManagerAnalysis:
 
 def analyze(project: Project) -> BaseManagerAnalysis:
     graph = analyze_managers(project)
-    session = project.config.session_variable
-    session_attr = "_session"
-    tree = project.parse(graph.base.rel)
-    for node in tree.body:
-        if isinstance(node, cst.ClassDef) and node.name.value == graph.base.name:
-            init = own_init(node)
-            if init is not None:
-                for assign in findall(
-                    init,
-                    m.Assign(
-                        targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))],
-                        value=m.Name(session),
-                    ),
-                ):
-                    session_attr = assign.targets[0].target.attr.value  # type: ignore[attr-defined]
-                    break
+    session_attr = graph.session_attr or "_session"
     return BaseManagerAnalysis(
         project.config, project.root, graph, session_attr, _step_files(project, graph)
     )
@@ -295,7 +286,8 @@ class RequireSession(_ManagerCodemod):
     STEP = "2.1"
     DESCRIPTION = (
         "Make `session` required in BaseManager.__init__ and in every subclass __init__ that "
-        "forwards it (keyword-only after defaulted parameters); report call sites that no longer fit."
+        "forwards it (keyword-only after defaulted parameters); x = M() ... x._session = s becomes "
+        "x = M(session=s); report other call sites that no longer fit."
     )
 
     def prepare(self, tree: cst.Module) -> None:
@@ -304,6 +296,10 @@ class RequireSession(_ManagerCodemod):
         self._local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
         self._module_name = module_name
         self._unwrapped = False
+        #: planned folds per block (keyed by the original block's statements) and the
+        #: construction calls they give a session (not reported)
+        self._folds: dict[int, list[tuple[int, int]]] = {}
+        self._folded: set[int] = set()
         # a constructor call names a manager class (or an alias, a local class, an import)
         # in its callee; the constructors themselves are the managers' __init__ methods:
         # nothing else needs a visit
@@ -429,6 +425,9 @@ class RequireSession(_ManagerCodemod):
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
+        body = self._apply_folds(original_node.body, updated_node.body)
+        if body is not None:
+            updated_node = updated_node.with_changes(body=body)
         if self._unwrapped:
             return drop_unused_imports(
                 self, updated_node, self.rel or "", {"Optional", "Union"}
@@ -455,16 +454,20 @@ class RequireSession(_ManagerCodemod):
             cls = candidates[0] if len(candidates) == 1 else None
         return cls
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def _misfit(self, node: cst.Call) -> tuple[ManagerClass, str, int] | None:
+        """How a manager construction no longer fits its constructor: (the class,
+        ``"missing"`` when it passes no ``session`` or ``"positional"`` when it passes
+        positional arguments past a now keyword-only ``session``, their number); None when
+        it fits or is no manager construction."""
         cls = self._called_manager(node.func)
         if cls is None or cls.is_base:
-            return
+            return None
         params = self.graph.init_params(cls)
         name = self.session_name
         if any(a.star for a in node.args) or any(p.kind == "starstar" for p in params):
-            return
+            return None
         if any(a.keyword is not None and a.keyword.value == name for a in node.args):
-            return
+            return None
         positional = [p for p in params if p.kind in ("posonly", "positional")]
         session_index = next(
             (i for i, p in enumerate(positional) if p.name == name), None
@@ -474,20 +477,253 @@ class RequireSession(_ManagerCodemod):
         )
         n_positional = sum(1 for a in node.args if a.keyword is None)
         if session_index is None and not any(p.name == name for p in params):
-            return  # this constructor takes no session at all
+            return None  # this constructor takes no session at all
         if moved and n_positional > session_index:  # type: ignore[operator]
+            return cls, "positional", n_positional
+        if session_index is None or n_positional <= session_index or moved:
+            return cls, "missing", n_positional
+        return None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if id(node) in self._folded:
+            return
+        misfit = self._misfit(node)
+        if misfit is None:
+            return
+        cls, kind, n_positional = misfit
+        name = self.session_name
+        if kind == "positional":
             self.report(
                 node,
                 f"`{cls.name}(...)` passes {n_positional} positional arguments; `{name}` and the "
                 f"parameters after it are keyword-only now: pass `{name}=...` and the rest by "
                 "keyword; rewrite by hand",
             )
-        elif session_index is None or n_positional <= session_index or moved:
+        else:
             self.report(
                 node,
                 f"`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
                 f"`{name}=...` from the caller's SessionContext; rewrite by hand",
             )
+
+    # -- ``x = Manager()`` ... ``x._session = s``: the session moves into the construction
+    def visit_Module(self, node: cst.Module) -> None:
+        self._plan_folds(node.body)
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._plan_folds(node.body)
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        body = self._apply_folds(original_node.body, updated_node.body)
+        return updated_node if body is None else updated_node.with_changes(body=body)
+
+    def _plan_folds(self, body: Sequence[cst.BaseStatement]) -> None:
+        """Finds in a block each construction that passes no session and whose target is
+        given one later in the block (``x._session = s``, the attribute the base manager
+        stores its session in), where ``s`` can be passed to the constructor instead: it is a
+        name or a dotted name, nothing between the two statements (or the construction
+        itself) binds its names, and nothing between them uses the target."""
+        attr = self.graph.session_attr
+        if attr is None:
+            return
+        folds: list[tuple[int, int]] = []
+        taken: set[int] = set()
+        for i, stmt in enumerate(body):
+            construction = _single_assignment(stmt)
+            if construction is None or i in taken:
+                continue
+            target, value = construction
+            if not isinstance(value, cst.Call) or _dotted_root(target) is None:
+                continue
+            misfit = self._misfit(value)
+            if misfit is None or misfit[1] != "missing":
+                continue
+            if not self._stores_session(misfit[0]):
+                continue
+            j = self._session_assignment(body, i, target, attr)
+            if j is None:
+                continue
+            folds.append((i, j))
+            taken.add(j)
+            self._folded.add(id(value))
+        if folds:
+            self._folds[id(body)] = folds
+
+    def _session_assignment(
+        self,
+        body: Sequence[cst.BaseStatement],
+        i: int,
+        target: cst.BaseExpression,
+        attr: str,
+    ) -> int | None:
+        """The index of ``<target>.<attr> = <expr>`` after ``body[i]`` that can be folded
+        into the construction ``body[i]``, if any."""
+        root = _dotted_root(target)
+        for j in range(i + 1, len(body)):
+            between = scan(body[i + 1 : j])
+            if root in between.used or root in between.bound:
+                return None  # the target is used (or the object it hangs on) before
+            assignment = _single_assignment(body[j])
+            if assignment is None:
+                continue
+            assigned, expr = assignment
+            if not (
+                isinstance(assigned, cst.Attribute)
+                and assigned.attr.value == attr
+                and assigned.value.deep_equals(target)
+            ):
+                continue
+            reads = _dotted_root(expr)
+            if reads is None:
+                return None  # not a (dotted) name: evaluating it earlier may differ
+            if reads in scan(body[i:j]).bound:
+                return None  # bound by the construction or after it
+            if isinstance(expr, cst.Attribute) and reads in between.used:
+                return None  # something between may change what the attribute holds
+            return j
+        return None
+
+    def _stores_session(self, cls: ManagerClass) -> bool:
+        """Whether constructing ``cls`` with ``session=s`` stores ``s`` where the base
+        manager does: every ``__init__`` on the way to the base forwards it."""
+        seen: set[str] = set()
+        while not cls.is_base:
+            if cls.qualified in seen:
+                return False
+            seen.add(cls.qualified)
+            init = own_init(cls.node) if cls.node is not None else None
+            if init is not None and not findall(
+                init.body, _forwards(self.session_name)
+            ):
+                return False
+            bases = [
+                self.graph.classes[b] for b in cls.bases if b in self.graph.classes
+            ]
+            if not bases:
+                return False
+            cls = bases[0]
+        return True
+
+    def _apply_folds(
+        self,
+        original: Sequence[cst.BaseStatement],
+        updated: Sequence[cst.BaseStatement],
+    ) -> list[cst.BaseStatement] | None:
+        folds = self._folds.pop(id(original), None)
+        if not folds or len(original) != len(updated):
+            return None
+        body = list(updated)
+        dropped: set[int] = set()
+        for i, j in folds:
+            assignment = cst.ensure_type(body[j], cst.SimpleStatementLine)
+            expr = _single_assignment(assignment)[1]  # type: ignore[index]
+            body[i] = _with_session(
+                cst.ensure_type(body[i], cst.SimpleStatementLine),
+                self.session_name,
+                expr,
+                assignment,
+            )
+            dropped.add(j)
+            if j + 1 < len(body):
+                # blank lines that set the assignment apart now set apart what follows it
+                body[j + 1] = body[j + 1].with_changes(
+                    leading_lines=[
+                        *_blank_lines(
+                            assignment.leading_lines, body[j + 1].leading_lines
+                        ),
+                        *body[j + 1].leading_lines,
+                    ]
+                )
+        return [stmt for k, stmt in enumerate(body) if k not in dropped]
+
+
+def _single_assignment(
+    stmt: cst.CSTNode,
+) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
+    """(target, value) of a line that is one assignment to one target (annotated or not)."""
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1):
+        return None
+    small = stmt.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        return small.targets[0].target, small.value
+    if isinstance(small, cst.AnnAssign) and small.value is not None:
+        return small.target, small.value
+    return None
+
+
+def _dotted_root(expr: cst.BaseExpression) -> str | None:
+    """``a`` of a name ``a`` or a dotted name ``a.b.c``; None for anything else."""
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else None
+
+
+def _blank_lines(
+    lines: Sequence[cst.EmptyLine], already: Sequence[cst.EmptyLine]
+) -> list[cst.EmptyLine]:
+    """The blank lines (no comment) of ``lines`` when ``already`` has none."""
+    if any(line.comment is None for line in already):
+        return []
+    return [line for line in lines if line.comment is None][:1]
+
+
+def _with_session(
+    construction: cst.SimpleStatementLine,
+    name: str,
+    expr: cst.BaseExpression,
+    dropped: cst.SimpleStatementLine,
+) -> cst.SimpleStatementLine:
+    """``construction`` with ``name=expr`` as the last argument of its call, and the
+    comments of the ``dropped`` statement: the lines above it go above the construction, its
+    trailing comment to the construction's line (or above it, when that has its own)."""
+    small = construction.body[0]
+    assert isinstance(small, (cst.Assign, cst.AnnAssign))
+    call = cst.ensure_type(small.value, cst.Call)
+    keyword = cst.Arg(
+        value=expr,
+        keyword=cst.Name(name),
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""),
+            whitespace_after=cst.SimpleWhitespace(""),
+        ),
+    )
+    args = list(call.args)
+    if args:
+        last = args[-1]
+        if isinstance(last.comma, cst.Comma):  # a trailing comma: one argument a line
+            previous = args[-2].comma if len(args) > 1 else None
+            comma = (
+                previous
+                if isinstance(previous, cst.Comma)
+                else cst.Comma(whitespace_after=call.whitespace_before_args)
+            )
+            args[-1] = last.with_changes(comma=comma)
+            keyword = keyword.with_changes(comma=last.comma)
+        else:
+            args[-1] = last.with_changes(
+                comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            )
+    call = call.with_changes(args=[*args, keyword])
+    leading = [
+        *construction.leading_lines,
+        *(line for line in dropped.leading_lines if line.comment is not None),
+    ]
+    trailing = construction.trailing_whitespace
+    comment = dropped.trailing_whitespace.comment
+    if comment is not None:
+        if trailing.comment is None:
+            trailing = trailing.with_changes(
+                whitespace=dropped.trailing_whitespace.whitespace, comment=comment
+            )
+        else:
+            leading.append(cst.EmptyLine(comment=comment))
+    return construction.with_changes(
+        body=[small.with_changes(value=call)],
+        leading_lines=leading,
+        trailing_whitespace=trailing,
+    )
 
 
 # ------------------------------------------------------------------------------- step 2.2

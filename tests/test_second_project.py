@@ -136,10 +136,9 @@ def test_baseline_fails_exactly_the_known_failures(
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "the tool does not get through libris yet: two tests fail after phase 5: a test "
-        "builds HoldManager() and sets its _session afterwards; a test commits and rolls "
-        "back the session itself, which now also rolls back the setup that the old managers "
-        "had committed"
+        "the tool does not get through libris yet: a test commits and rolls back the "
+        "session itself, which now also rolls back the setup that the old managers had "
+        "committed"
     ),
 )
 def test_apply_all_then_the_whole_suite_passes(libris: Path, tmp_path: Path) -> None:

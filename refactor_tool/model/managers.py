@@ -90,12 +90,15 @@ def relpath_for(context_filename: str | None, root: Path) -> str | None:
     if not context_filename:
         return None
     try:
-        rel = Path(context_filename).resolve().relative_to(Path(root).resolve()).as_posix()
+        rel = (
+            Path(context_filename)
+            .resolve()
+            .relative_to(Path(root).resolve())
+            .as_posix()
+        )
     except ValueError:
         return None
     return rel
-
-
 
 
 def import_map(module: cst.Module, module_name: str, rel: str) -> dict[str, str]:
@@ -166,13 +169,9 @@ def unwrap_optional(annotation: cst.BaseExpression) -> cst.BaseExpression | None
         ),
     ):
         return cst.ensure_type(annotation, cst.Subscript).slice[0].slice.value  # type: ignore[union-attr]
-    if matches(
-        annotation, m.BinaryOperation(operator=m.BitOr(), right=m.Name("None"))
-    ):
+    if matches(annotation, m.BinaryOperation(operator=m.BitOr(), right=m.Name("None"))):
         return cst.ensure_type(annotation, cst.BinaryOperation).left
-    if matches(
-        annotation, m.BinaryOperation(operator=m.BitOr(), left=m.Name("None"))
-    ):
+    if matches(annotation, m.BinaryOperation(operator=m.BitOr(), left=m.Name("None"))):
         return cst.ensure_type(annotation, cst.BinaryOperation).right
     if matches(
         annotation,
@@ -277,6 +276,9 @@ class ManagerGraph:
         default_factory=dict
     )  # rel -> name -> class
     scanned: list[str] = field(default_factory=list)  # files parsed by the analysis
+    #: where the base manager's ``__init__`` stores the session (``self._session = session``);
+    #: None when it stores it nowhere visible
+    session_attr: str | None = None
 
     def in_file(self, rel: str | None) -> dict[str, ManagerClass]:
         return self.by_rel.get(rel or "", {})
@@ -343,7 +345,9 @@ class ManagerGraph:
             )
         return {
             (cls.qualified, param.name): (
-                param.name if len(annotations[param.name]) == 1 else f"{cls.short}_{param.name}"
+                param.name
+                if len(annotations[param.name]) == 1
+                else f"{cls.short}_{param.name}"
             )
             for cls, param in found
         }
@@ -417,7 +421,11 @@ def _params(fn: cst.FunctionDef) -> list[Param]:
             code(param.annotation.annotation) if param.annotation is not None else None
         )
         default = code(param.default) if param.default is not None else None
-        out.append(Param(param.name.value, ann, param.default is not None, kind, default=default))
+        out.append(
+            Param(
+                param.name.value, ann, param.default is not None, kind, default=default
+            )
+        )
 
     for param in p.posonly_params:
         add(param, "posonly")
@@ -442,10 +450,31 @@ def own_init(node: cst.ClassDef) -> cst.FunctionDef | None:
     return None
 
 
+def stored_attribute(init: cst.FunctionDef, name: str) -> str | None:
+    """The attribute ``init`` stores its parameter ``name`` in: ``x`` of the first
+    ``self.x = name`` (None when it stores it nowhere)."""
+    for assign in findall(
+        init,
+        m.Assign(
+            targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))],
+            value=m.Name(name),
+        ),
+    ):
+        target = cst.ensure_type(
+            cst.ensure_type(assign, cst.Assign).targets[0].target, cst.Attribute
+        )
+        return target.attr.value
+    return None
+
+
 def _class_defs(module: cst.Module) -> list[tuple[cst.ClassDef, bool]]:
     """Every class in the module, with whether it is at module level."""
     top = {id(s) for s in module.body if isinstance(s, cst.ClassDef)}
-    return [(n, id(n) in top) for n in iter_statements(module.body) if isinstance(n, cst.ClassDef)]
+    return [
+        (n, id(n) in top)
+        for n in iter_statements(module.body)
+        if isinstance(n, cst.ClassDef)
+    ]
 
 
 def _may_subclass(project: Project, rels: list[str], names: set[str]) -> list[str]:
@@ -456,7 +485,11 @@ def _may_subclass(project: Project, rels: list[str], names: set[str]) -> list[st
     pattern = re.compile(
         rf"class\s+\w+\s*\([^)]*\b(?:{alternatives})\b|\b(?:{alternatives})\s+as\s".encode()
     )
-    return [rel for rel in project.grep(rels, *sorted(names)) if pattern.search(project.read_bytes(rel))]
+    return [
+        rel
+        for rel in project.grep(rels, *sorted(names))
+        if pattern.search(project.read_bytes(rel))
+    ]
 
 
 def analyze_managers(project: Project) -> ManagerGraph:
@@ -496,7 +529,9 @@ def calls_without_session(
     for call in m.findall(tree, m.Call(func=m.Name() | m.Attribute())):
         assert isinstance(call, cst.Call)
         dotted = get_full_name_for_node(call.func)
-        qualified = resolve_local(dotted, imports, module_name, local) if dotted else None
+        qualified = (
+            resolve_local(dotted, imports, module_name, local) if dotted else None
+        )
         cls = graph.classes.get(qualified or "")
         if cls is None:
             continue
@@ -556,7 +591,16 @@ def _analyze_managers(project: Project) -> ManagerGraph:
         node=base_node,
         tree=base_tree,
     )
-    graph = ManagerGraph(config=config, root=project.root, base=base)
+    graph = ManagerGraph(
+        config=config,
+        root=project.root,
+        base=base,
+        session_attr=(
+            stored_attribute(base_init, config.session_variable)
+            if base_init is not None
+            else None
+        ),
+    )
     graph.classes[base.qualified] = base
 
     files = project.python_files()
@@ -564,14 +608,18 @@ def _analyze_managers(project: Project) -> ManagerGraph:
     scanned_set: set[str] = set()
     names: set[str] = {base.name}
     searched: set[str] = set()
-    defs_of: dict[str, tuple[cst.Module, list[str], list[tuple[cst.ClassDef, bool]]]] = {}
+    defs_of: dict[
+        str, tuple[cst.Module, list[str], list[tuple[cst.ClassDef, bool]]]
+    ] = {}
     while True:
         new_names = names - searched
         if not new_names:
             break
         searched |= new_names
         # the text prefilter reads every file: not an input of its own (see _ManagerMemo)
-        for rel in _may_subclass(project, [f for f in files if f not in scanned_set], new_names):
+        for rel in _may_subclass(
+            project, [f for f in files if f not in scanned_set], new_names
+        ):
             scanned_set.add(rel)
             scanned.append(rel)
         # fixed point over the scanned files: a class may subclass one found later
@@ -585,7 +633,9 @@ def _analyze_managers(project: Project) -> ManagerGraph:
                 imports = resolver.imports(rel)
                 found = defs_of.get(rel)
                 if found is None:  # each file's classes, once
-                    local = [n.name.value for n in module.body if isinstance(n, cst.ClassDef)]
+                    local = [
+                        n.name.value for n in module.body if isinstance(n, cst.ClassDef)
+                    ]
                     found = defs_of[rel] = (module, local, _class_defs(module))
                 _, local_defs, class_defs = found
                 for node, top_level in class_defs:
