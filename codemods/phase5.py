@@ -6,13 +6,16 @@ Every test that needs the database session, directly or through any fixture, is 
   fixture, manager fixtures, object fixtures); the other parameters keep their order, and
   whatever the inlined recipes need (factory fixtures, mock clients) is added after it;
 * its body is wrapped in ``with session_context as session:`` starting with
-  ``managers = create_all_managers(session)`` (imported at module level: one import per
-  module instead of one per test, which docs/plan.md allows: "if not already imported");
+  ``managers = create_all_managers(session)`` when the rewritten body uses ``managers``
+  (imported at module level: one import per module instead of one per test, which
+  docs/plan.md allows: "if not already imported");
 * the object fixtures it used, transitively, are rebuilt inside the block in dependency
   order under their own names (so ``test_game.id`` keeps working), from the recipes the
   analysis found in the conftests or recorded before phase 4 deleted them; the recipes'
   ``merge`` calls and refreshes of relationship collections are dropped (see docs/end-state.md: a
   collection refreshed right after its parent is created never sees later children);
+* factory calls leave out the arguments equal to the literal defaults of the factory's inner
+  function (:func:`refactor_tool.model.fixtures.factory_defaults`);
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
   something ``create_all_managers`` cannot (a mock client) is rebuilt from its recipe under
   its own name; ``db_session`` becomes ``session``; factory calls get ``session`` first;
@@ -354,6 +357,22 @@ class RefactorTestFunctions(RefactorCodemod):
             _FACTORY_KEYWORDS, set()
         )
 
+    def _factory_defaults(self, names: set[str]) -> dict[str, fx.FactoryDefaults]:
+        """The defaults of the factories ``names`` as the test will get them (resolved
+        from its module: the factories the recipes call become its parameters)."""
+        out: dict[str, fx.FactoryDefaults] = {}
+        cache = self.analysis.cache
+        for name in names:
+            factory = self._resolve(name)
+            if factory is None or factory.kind != fx.FACTORY:
+                continue
+            key = ("factory defaults", factory.rel, factory.name, factory.source)
+            if key not in cache:
+                cache[key] = fx.factory_defaults(factory, self.config.session_variable)
+            if cache[key] is not None:
+                out[name] = cache[key]
+        return out
+
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
         raise _Skip(message)
@@ -619,7 +638,21 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         if inlined:
             inlined[0] = _strip_blank_leading(inlined[0])
-        block = [managers_line, *inlined, *new_body]
+        signatures = self._factory_defaults(factory_names)
+        inlined = rewrite.drop_default_arguments(
+            inlined, signatures, config.session_variable
+        )
+        new_body = rewrite.drop_default_arguments(
+            new_body, signatures, config.session_variable
+        )
+        block = [*inlined, *new_body]
+        if config.managers_variable in fx.scan(block).used:
+            block.insert(0, managers_line)
+            AddImportsVisitor.add_needed_import(
+                self.context, config.factory_module_name, config.factory_function
+            )
+        elif block:
+            block[0] = _strip_blank_leading(block[0])
         with_stmt = cst.With(
             items=[
                 cst.WithItem(
@@ -629,9 +662,6 @@ class RefactorTestFunctions(RefactorCodemod):
             ],
             body=cst.IndentedBlock(body=block),
             leading_lines=first_leading,
-        )
-        AddImportsVisitor.add_needed_import(
-            self.context, config.factory_module_name, config.factory_function
         )
 
         # ---- the signature
