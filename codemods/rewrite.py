@@ -360,24 +360,34 @@ class DefaultArgumentDropper(cst.CSTTransformer):
         if not drop:
             return updated_node
         kept = [args[0], *(a for i, a in enumerate(rest) if i not in drop)]
-        if len(kept) == 1:  # the session alone: on one line
+        if not any(_has_comment(a.comma) for a in kept):
+            # what is left goes on one line (the formatter splits it again if too long)
+            last = len(kept) - 1
+            kept = [
+                a.with_changes(
+                    comma=cst.MaybeSentinel.DEFAULT
+                    if i == last
+                    else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+                    whitespace_after_arg=cst.SimpleWhitespace(""),
+                )
+                for i, a in enumerate(kept)
+            ]
             return updated_node.with_changes(
-                args=[args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)],
-                whitespace_before_args=cst.SimpleWhitespace(""),
+                args=kept, whitespace_before_args=cst.SimpleWhitespace("")
             )
         end = args[-1].comma  # the call keeps its end (a trailing comma, a line break)
-        last = kept[-1].comma
-        if _has_comment(last):  # ... and the comment of the argument now last
+        last_comma = kept[-1].comma
+        if _has_comment(last_comma):  # ... and the comment of the argument now last
             if isinstance(end, cst.Comma) and isinstance(
                 end.whitespace_after, cst.ParenthesizedWhitespace
             ):
-                end = last.with_changes(
-                    whitespace_after=last.whitespace_after.with_changes(
+                end = last_comma.with_changes(
+                    whitespace_after=last_comma.whitespace_after.with_changes(
                         last_line=end.whitespace_after.last_line
                     )
                 )
             else:
-                end = last
+                end = last_comma
         kept[-1] = kept[-1].with_changes(comma=end)
         return updated_node.with_changes(args=kept)
 
