@@ -6,13 +6,19 @@ Every test that needs the database session, directly or through any fixture, is 
   fixture, manager fixtures, object fixtures); the other parameters keep their order, and
   whatever the inlined recipes need (factory fixtures, mock clients) is added after it;
 * its body is wrapped in ``with session_context as session:`` starting with
-  ``managers = create_all_managers(session)`` (imported at module level: one import per
-  module instead of one per test, which docs/plan.md allows: "if not already imported");
+  ``managers = create_all_managers(session)`` when the rewritten body uses ``managers``
+  (imported at module level: one import per module instead of one per test, which
+  docs/plan.md allows: "if not already imported");
 * the object fixtures it used, transitively, are rebuilt inside the block in dependency
   order under their own names (so ``test_game.id`` keeps working), from the recipes the
   analysis found in the conftests or recorded before phase 4 deleted them; the recipes'
   ``merge`` calls and refreshes of relationship collections are dropped (see docs/end-state.md: a
   collection refreshed right after its parent is created never sees later children);
+* factory calls leave out the arguments equal to the literal defaults of the factory's inner
+  function (:func:`refactor_tool.model.fixtures.factory_defaults`);
+* when two or more rewritten tests of a module start with the same inlined statements, one
+  module-level helper runs them (the session, ``managers`` and the factory fixtures passed
+  in) and returns what the tests read; each test calls it instead;
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
   something ``create_all_managers`` cannot (a mock client) is rebuilt from its recipe under
   its own name; ``db_session`` becomes ``session``; factory calls get ``session`` first;
@@ -29,6 +35,7 @@ codemod without writing anything.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import re
 
@@ -237,6 +244,68 @@ def _strip_blank_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
     return stmt.with_changes(leading_lines=lines)
 
 
+@dataclasses.dataclass
+class _Setup:
+    """The inlined statements a rewritten test starts with (``key``: their code), what a
+    helper running them takes (``passed``) and what the test reads of what they bind
+    (``returned``); ``start``: their index in the test's ``with`` block."""
+
+    key: str
+    statements: list[cst.BaseStatement]
+    passed: tuple[str, ...]
+    returned: tuple[str, ...]
+    start: int
+
+
+def _without_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
+    if hasattr(stmt, "leading_lines"):
+        return stmt.with_changes(leading_lines=[])
+    return stmt
+
+
+def _helper_name(returned: list[str], taken: set[str]) -> str:
+    """``_make_<what it returns>`` (a ``test_`` prefix left out), unique in the module."""
+    parts = [n.removeprefix("test_") or n for n in returned]
+    base = "_make_" + "_".join(parts)
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    return name
+
+
+def _helper(name: str, setup: _Setup, returned: list[str]) -> cst.FunctionDef:
+    value = ", ".join(returned)
+    ret = cst.parse_statement(f"return {value}\n")
+    stmts = [_without_leading(setup.statements[0]), *setup.statements[1:], ret]
+    fn = cst.ensure_type(
+        cst.parse_statement(f"def {name}({', '.join(setup.passed)}):\n    pass\n"),
+        cst.FunctionDef,
+    )
+    return fn.with_changes(
+        body=cst.IndentedBlock(body=stmts),
+        leading_lines=[cst.EmptyLine(indent=False), cst.EmptyLine(indent=False)],
+    )
+
+
+def _call_setup(
+    fn: cst.FunctionDef, setup: _Setup, call: cst.BaseStatement
+) -> cst.FunctionDef:
+    """``fn`` (a rewritten test) with its setup statements replaced by ``call``."""
+    suite = cst.ensure_type(fn.body, cst.IndentedBlock)
+    with_stmt = cst.ensure_type(suite.body[-1], cst.With)
+    block = list(cst.ensure_type(with_stmt.body, cst.IndentedBlock).body)
+    end = setup.start + len(setup.statements)
+    block[setup.start : end] = [call]
+    return fn.with_changes(
+        body=suite.with_changes(
+            body=[
+                *suite.body[:-1],
+                with_stmt.with_changes(body=with_stmt.body.with_changes(body=block)),
+            ]
+        )
+    )
+
+
 class _Skip(Exception):
     """A test the codemod leaves unchanged (the message was reported)."""
 
@@ -271,6 +340,9 @@ class RefactorTestFunctions(RefactorCodemod):
         self._classes: list[str] = []
         self._depth = 0
         self._changed = False
+        #: rewritten tests and the setup they start with (see ``_setup_of``)
+        self._setups: list[tuple[cst.FunctionDef, _Setup]] = []
+        self._setup: _Setup | None = None
         #: the test functions left as they are (reported, or needing nothing)
         self.untouched: list[cst.FunctionDef] = []
         # the graph does not change while a module is rewritten: each lookup is made once
@@ -303,6 +375,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 updated_node  # a question about other tests only (see ``left_alone``)
             )
         result = updated_node
+        self._setup = None
         if all(c.startswith("Test") for c in self._classes):
             try:
                 result = self._rewrite(original_node)
@@ -310,7 +383,119 @@ class RefactorTestFunctions(RefactorCodemod):
                 pass
         if result is original_node or result is updated_node:
             self.untouched.append(original_node)
+        elif self._setup is not None:
+            self._setups.append((result, self._setup))
         return result
+
+    # ---------------------------------------------------------------- shared setup
+    def _setup_of(
+        self,
+        inlined: list[cst.BaseStatement],
+        body: list[cst.BaseStatement],
+        params: list[str],
+        start: int,
+    ) -> _Setup | None:
+        """The inlined statements a test starts with (two or more), if a module-level
+        helper could run them: every name they read is the session, ``managers``, a fixture
+        the test requests or a name of the module (or a builtin), they bind what the test
+        reads afterwards, and the test rebinds none of the names the helper would be passed
+        or would return."""
+        config = self.config
+        if len(inlined) < 2:  # a helper in place of one line says nothing more
+            return None
+        bound = scope_scan(inlined).bound
+        reads = set(fx.scan(body).used)  # nested functions' reads too
+        order = [
+            n.value
+            for stmt in inlined
+            for target in findall(stmt, m.AssignTarget())
+            for n in findall(target, m.Name())
+            if isinstance(n, cst.Name)
+        ]
+        returned = tuple(n for n in dict.fromkeys(order) if n in bound and n in reads)
+        free = [n for n in dict.fromkeys(fx.scan(inlined).used) if n not in bound]
+        fixtures = [p for p in params if p != "self"]
+        passed: list[str] = []
+        for name in free:
+            if name in (config.session_variable, config.managers_variable) or (
+                name in fixtures
+            ):
+                passed.append(name)
+            elif name not in self._bindings and not hasattr(builtins, name):
+                return None
+        if not returned or scope_scan(body).bound & {*passed, *returned}:
+            return None
+        if any(findall(s, m.Return() | m.Yield() | m.Await()) for s in inlined):
+            return None
+        key = cst.Module(body=[_without_leading(s) for s in inlined]).code
+        first = [config.session_variable]
+        if config.managers_variable in passed:
+            first.append(config.managers_variable)
+        rest = [n for n in passed if n not in first]
+        return _Setup(key, list(inlined), (*first, *rest), returned, start)
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        """Two or more rewritten tests starting with the same setup call one helper."""
+        groups: dict[str, list[tuple[cst.FunctionDef, _Setup]]] = {}
+        for fn, setup in self._setups:
+            groups.setdefault(setup.key, []).append((fn, setup))
+        taken = set(self._bindings)
+        replaced: dict[int, cst.FunctionDef] = {}
+        helpers: list[tuple[set[int], cst.FunctionDef]] = []
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            setup = group[0][1]
+            wanted = {n for _, s in group for n in s.returned}
+            order = [
+                n.value
+                for stmt in setup.statements
+                for target in findall(stmt, m.AssignTarget())
+                for n in findall(target, m.Name())
+                if isinstance(n, cst.Name)
+            ]
+            returned = [n for n in dict.fromkeys(order) if n in wanted]
+            name = _helper_name(returned, taken)
+            taken.add(name)
+            helper = _helper(name, setup, returned)
+            call = cst.parse_statement(
+                f"{', '.join(returned)} = {name}({', '.join(setup.passed)})\n"
+            )
+            for fn, s in group:
+                replaced[id(fn)] = _call_setup(fn, s, call)
+            helpers.append(({id(fn) for fn, _ in group}, helper))
+        if not helpers:
+            return updated_node
+
+        def swap(stmt: cst.BaseStatement) -> cst.BaseStatement:
+            if isinstance(stmt, cst.FunctionDef):
+                return replaced.get(id(stmt), stmt)
+            if isinstance(stmt, cst.ClassDef) and isinstance(
+                stmt.body, cst.IndentedBlock
+            ):
+                inner = [swap(s) for s in stmt.body.body]
+                if any(a is not b for a, b in zip(inner, stmt.body.body)):
+                    return stmt.with_changes(body=stmt.body.with_changes(body=inner))
+            return stmt
+
+        def users(stmt: cst.BaseStatement) -> set[int]:
+            if isinstance(stmt, cst.ClassDef) and isinstance(
+                stmt.body, cst.IndentedBlock
+            ):
+                return {id(s) for s in stmt.body.body}
+            return {id(stmt)}
+
+        body: list[cst.BaseStatement] = []
+        for stmt in updated_node.body:
+            here = users(stmt)
+            for ids, helper in list(helpers):
+                if ids & here:
+                    body.append(helper)
+                    helpers.remove((ids, helper))
+            body.append(swap(stmt))
+        return updated_node.with_changes(body=body)
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
@@ -356,6 +541,22 @@ class RefactorTestFunctions(RefactorCodemod):
         return set(fixture.factory_overrides) <= self.analysis.cache.get(
             _FACTORY_KEYWORDS, set()
         )
+
+    def _factory_defaults(self, names: set[str]) -> dict[str, fx.FactoryDefaults]:
+        """The defaults of the factories ``names`` as the test will get them (resolved
+        from its module: the factories the recipes call become its parameters)."""
+        out: dict[str, fx.FactoryDefaults] = {}
+        cache = self.analysis.cache
+        for name in names:
+            factory = self._resolve(name)
+            if factory is None or factory.kind != fx.FACTORY:
+                continue
+            key = ("factory defaults", factory.rel, factory.name, factory.source)
+            if key not in cache:
+                cache[key] = fx.factory_defaults(factory, self.config.session_variable)
+            if cache[key] is not None:
+                out[name] = cache[key]
+        return out
 
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
@@ -622,7 +823,28 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         if inlined:
             inlined[0] = _strip_blank_leading(inlined[0])
-        block = [managers_line, *inlined, *new_body]
+        signatures = self._factory_defaults(factory_names)
+        inlined = rewrite.drop_default_arguments(
+            inlined, signatures, config.session_variable
+        )
+        new_body = rewrite.drop_default_arguments(
+            new_body, signatures, config.session_variable
+        )
+        block = [*inlined, *new_body]
+        uses_managers = config.managers_variable in fx.scan(block).used
+        self._setup = self._setup_of(
+            inlined,
+            new_body,
+            [*final_params, *([] if has_ctx else [ctx]), *extras],
+            int(uses_managers),
+        )
+        if uses_managers:
+            block.insert(0, managers_line)
+            AddImportsVisitor.add_needed_import(
+                self.context, config.factory_module_name, config.factory_function
+            )
+        elif block:
+            block[0] = _strip_blank_leading(block[0])
         with_stmt = cst.With(
             items=[
                 cst.WithItem(
@@ -632,9 +854,6 @@ class RefactorTestFunctions(RefactorCodemod):
             ],
             body=cst.IndentedBlock(body=block),
             leading_lines=first_leading,
-        )
-        AddImportsVisitor.add_needed_import(
-            self.context, config.factory_module_name, config.factory_function
         )
 
         # ---- the signature

@@ -16,7 +16,12 @@ from libcst.helpers import get_full_name_for_node
 from libcst.matchers import matches
 
 from refactor_tool.model.config import Config
-from refactor_tool.model.fixtures import ONE_IMPORT_LINE, call_on, scan
+from refactor_tool.model.fixtures import (
+    ONE_IMPORT_LINE,
+    FactoryDefaults,
+    call_on,
+    scan,
+)
 from refactor_tool.model.managers import import_map
 from refactor_tool.model.syntax import names_below, names_used
 
@@ -113,7 +118,9 @@ def drop_unused_imports(
     if not wanted:
         return updated
     imports = import_map(updated, codemod.context.full_module_name or "", rel)
-    imported = {n for n in wanted if "." in imports.get(n, "")}  # only these can be dropped
+    imported = {
+        n for n in wanted if "." in imports.get(n, "")
+    }  # only these can be dropped
     if not imported:
         return updated
     unused = imported - names_used(updated, imported)
@@ -128,7 +135,6 @@ def drop_unused_imports(
         )
     direct = unused - strings.found
     return updated.visit(_DropAliases(direct)) if direct else updated
-
 
 
 # ------------------------------------------------------------------------------- rewriting
@@ -282,8 +288,121 @@ def rewrite_names(
 ) -> tuple[list[cst.BaseStatement], NameRewriter]:
     rewriter = NameRewriter(replacements, factories, session_name)
     # the rewriter acts only on those names: a statement without any is left as it is
-    out = [rewriter.rewrite(n) if not isinstance(n, cst.RemovalSentinel) else n for n in nodes]
+    out = [
+        rewriter.rewrite(n) if not isinstance(n, cst.RemovalSentinel) else n
+        for n in nodes
+    ]
     return out, rewriter
+
+
+class DefaultArgumentDropper(cst.CSTTransformer):
+    """Leaves out the arguments of factory calls that equal the factory's defaults.
+
+    ``factories`` maps a factory name to its :class:`FactoryDefaults`; only calls passing
+    ``session`` first are looked at (the factories' new shape), and not where a nested
+    function or lambda rebinds the factory's name. An argument with a comment stays.
+    """
+
+    def __init__(
+        self, factories: dict[str, FactoryDefaults], session_name: str
+    ) -> None:
+        super().__init__()
+        self.factories = factories
+        self.session_name = session_name
+        self._shadow: list[set[str]] = []
+
+    def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
+        names = {
+            p.name.value
+            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+        }
+        self._shadow.append(names | scan([body]).bound)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._enter(node.params, node.body)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self._shadow.pop()
+        return updated_node
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._enter(node.params, node.body)
+
+    def leave_Lambda(
+        self, original_node: cst.Lambda, updated_node: cst.Lambda
+    ) -> cst.Lambda:
+        self._shadow.pop()
+        return updated_node
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        func = updated_node.func
+        if not isinstance(func, cst.Name) or any(func.value in s for s in self._shadow):
+            return updated_node
+        signature = self.factories.get(func.value)
+        args = list(updated_node.args)
+        if (
+            signature is None
+            or not args
+            or args[0].keyword is not None
+            or args[0].star
+            or not matches(args[0].value, m.Name(self.session_name))
+        ):
+            return updated_node
+        rest = args[1:]
+        drop = {i for i in signature.droppable(rest) if not _has_comment(rest[i].comma)}
+        # a positional argument goes only with every positional one after it
+        positional = [i for i, a in enumerate(rest) if a.keyword is None]
+        for place, i in enumerate(positional):
+            if i in drop and any(j not in drop for j in positional[place + 1 :]):
+                drop.discard(i)
+        if not drop:
+            return updated_node
+        kept = [args[0], *(a for i, a in enumerate(rest) if i not in drop)]
+        if not any(_has_comment(a.comma) for a in kept):
+            # what is left goes on one line (the formatter splits it again if too long)
+            last = len(kept) - 1
+            kept = [
+                a.with_changes(
+                    comma=cst.MaybeSentinel.DEFAULT
+                    if i == last
+                    else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+                    whitespace_after_arg=cst.SimpleWhitespace(""),
+                )
+                for i, a in enumerate(kept)
+            ]
+            return updated_node.with_changes(
+                args=kept, whitespace_before_args=cst.SimpleWhitespace("")
+            )
+        end = args[-1].comma  # the call keeps its end (a trailing comma, a line break)
+        last_comma = kept[-1].comma
+        if _has_comment(last_comma):  # ... and the comment of the argument now last
+            if isinstance(end, cst.Comma) and isinstance(
+                end.whitespace_after, cst.ParenthesizedWhitespace
+            ):
+                end = last_comma.with_changes(
+                    whitespace_after=last_comma.whitespace_after.with_changes(
+                        last_line=end.whitespace_after.last_line
+                    )
+                )
+            else:
+                end = last_comma
+        kept[-1] = kept[-1].with_changes(comma=end)
+        return updated_node.with_changes(args=kept)
+
+
+def drop_default_arguments(
+    nodes: Sequence[cst.BaseStatement],
+    factories: dict[str, FactoryDefaults],
+    session_name: str,
+) -> list[cst.BaseStatement]:
+    """``nodes`` with :class:`DefaultArgumentDropper` applied (a statement without a call of
+    one of ``factories`` is returned as it is)."""
+    if not factories:
+        return list(nodes)
+    dropper = DefaultArgumentDropper(factories, session_name)
+    return [cst.ensure_type(n.visit(dropper), cst.BaseStatement) for n in nodes]
 
 
 LOG_CALL = m.Call(
@@ -684,7 +803,9 @@ def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
         elif not re.search(r"\s", leaf.value):
             texts.append(leaf.value)
     strings = "\n".join(texts)
-    return {name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)}
+    return {
+        name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)
+    }
 
 
 def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:

@@ -40,6 +40,7 @@ that keeps commas, trailing commas and comments in place.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import fnmatch
 import functools
@@ -1420,6 +1421,100 @@ def returned_closure(body: Sequence[cst.BaseStatement]) -> cst.FunctionDef | Non
     return None
 
 
+# ---- what a factory's callers may leave out: the literal defaults of its inner function
+
+_LITERALS = (
+    cst.SimpleString,
+    cst.ConcatenatedString,
+    cst.Integer,
+    cst.Float,
+    cst.Imaginary,
+)
+
+
+def literal_value(expr: cst.BaseExpression) -> tuple[type, Any] | None:
+    """The value of a literal (a string, a number, possibly negated, ``True``, ``False``,
+    ``None``) tagged with its type, so that ``True`` does not equal ``1``; None when ``expr``
+    is anything else (an f-string, a name, a call...)."""
+    node = expr
+    if isinstance(node, cst.UnaryOperation) and isinstance(
+        node.operator, (cst.Minus, cst.Plus)
+    ):
+        node = node.expression
+        if not isinstance(node, (cst.Integer, cst.Float, cst.Imaginary)):
+            return None
+    elif isinstance(node, cst.Name):
+        if node.value not in ("True", "False", "None"):
+            return None
+    elif not isinstance(node, _LITERALS) or findall(node, m.FormattedString()):
+        return None
+    try:
+        value = ast.literal_eval(code(expr).strip())
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    return type(value), value
+
+
+@dataclass(frozen=True)
+class FactoryDefaults:
+    """The parameters of a factory fixture's inner function that its callers fill, after
+    the session: ``positional`` in order (a call's arguments after the session map onto
+    them), ``keywords`` those a call may name, ``defaults`` the literal default of each
+    parameter that has one (:func:`literal_value`)."""
+
+    positional: tuple[str, ...]
+    keywords: frozenset[str]
+    defaults: dict[str, tuple[type, Any]]
+
+    def droppable(self, args: Sequence[cst.Arg]) -> set[int]:
+        """Indexes of ``args`` (a call's arguments after the session) equal to the defaults
+        they stand for: keyword ones anywhere, positional ones at the end of the positional
+        run. None with ``*``/``**`` arguments (what they fill cannot be told)."""
+        if any(a.star for a in args):
+            return set()
+        out: set[int] = set()
+        positional = [i for i, a in enumerate(args) if a.keyword is None]
+        for i, arg in enumerate(args):
+            if arg.keyword is not None and arg.keyword.value in self.keywords:
+                default = self.defaults.get(arg.keyword.value)
+                if default is not None and literal_value(arg.value) == default:
+                    out.add(i)
+        for place in reversed(range(len(positional))):
+            i = positional[place]
+            if place >= len(self.positional):
+                break
+            default = self.defaults.get(self.positional[place])
+            if default is None or literal_value(args[i].value) != default:
+                break
+            out.add(i)
+        return out
+
+
+def factory_defaults(fixture: Fixture, session_variable: str) -> FactoryDefaults | None:
+    """What :class:`FactoryDefaults` a factory fixture's inner function declares (its
+    ``session`` parameter, when it takes one first, is not among them); None when the
+    fixture returns no inner function."""
+    _, body = split_docstring(statements(fixture.node()))
+    inner = returned_closure(body)
+    if inner is None:
+        return None
+    p = inner.params
+    positional = [*p.posonly_params, *p.params]
+    if positional and positional[0].name.value == session_variable:
+        positional = positional[1:]
+    defaults: dict[str, tuple[type, Any]] = {}
+    for param in (*positional, *p.kwonly_params):
+        value = literal_value(param.default) if param.default is not None else None
+        if value is not None:
+            defaults[param.name.value] = value
+    return FactoryDefaults(
+        positional=tuple(q.name.value for q in positional),
+        keywords=frozenset(q.name.value for q in (*p.params, *p.kwonly_params))
+        - {session_variable},
+        defaults=defaults,
+    )
+
+
 def _recipe_problem(
     fixture: Fixture,
     body: Sequence[cst.BaseStatement],
@@ -1452,7 +1547,9 @@ def _factory_problem(
         return "yields"
     extra = [s for s in body[:-1] if s is not inner]
     dropped = {
-        name for name, dep in deps.items() if dep is not None and dep.kind in (SESSION, MANAGER)
+        name
+        for name, dep in deps.items()
+        if dep is not None and dep.kind in (SESSION, MANAGER)
     }
     # statements besides the inner function stay in the fixture, so they must not read a
     # fixture the rewrite drops
