@@ -38,6 +38,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import re
+from collections.abc import Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -235,6 +236,12 @@ def _unwrap_log_only_try(
         else:
             out.append(stmt)
     return out
+
+
+def _rolls_back(body: Sequence[cst.BaseStatement], session: str) -> bool:
+    """Whether ``body`` calls ``<session>.rollback()`` itself."""
+    call = m.Call(func=m.Attribute(value=m.Name(session), attr=m.Name("rollback")))
+    return any(m.findall(stmt, call) for stmt in body)
 
 
 def _strip_blank_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
@@ -830,6 +837,15 @@ class RefactorTestFunctions(RefactorCodemod):
         new_body = rewrite.drop_default_arguments(
             new_body, signatures, config.session_variable
         )
+        if inlined and _rolls_back(new_body, config.session_variable):
+            # the fixtures' managers committed what they built; a test that rolls the
+            # session back itself would now roll its setup back with it
+            inlined.append(
+                cst.parse_statement(
+                    f"{config.session_variable}.commit()  # the setup stays when the test "
+                    "rolls back\n"
+                )
+            )
         block = [*inlined, *new_body]
         uses_managers = config.managers_variable in fx.scan(block).used
         self._setup = self._setup_of(
