@@ -100,6 +100,7 @@ def left_alone(
         )
         codemod = RefactorTestFunctions(context, analysis)
         codemod.only_for = wanted
+        codemod.decide_only = True
         tree = project.parse(rel)
         try:
             codemod.transform_module_impl(tree)
@@ -330,6 +331,9 @@ class RefactorTestFunctions(RefactorCodemod):
     ANALYZE = analyze
     #: when set, only the tests that request one of these names are looked at
     only_for: set[str] | None = None
+    #: only decide which tests are rewritten and which are left alone (``left_alone``): a
+    #: test that would be rewritten is not built
+    decide_only: bool = False
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis: fx.FixtureAnalysis = self.analysis
@@ -813,6 +817,8 @@ class RefactorTestFunctions(RefactorCodemod):
             inlined.extend(
                 self._inline(fn, recipe, replacements, factory_names, reserved_names)
             )
+        if self.decide_only:
+            return fn.with_changes()  # rewritten: nothing after this point leaves it alone
 
         arguments = [config.session_variable]
         arguments += [f"{keyword}={source}" for keyword, source in keywords.items()]

@@ -35,7 +35,12 @@ from codemods.phase6 import ruff_command
 
 from .model.changes import FileChange
 from .model.fixtures import unresolved_requests
-from .model.managers import analyze_managers, calls_without_session, is_test_path
+from .model.managers import (
+    ManagerGraph,
+    analyze_managers,
+    calls_without_session,
+    is_test_path,
+)
 from .model.project import InputError, Project
 from .model.syntax import line_of
 
@@ -149,18 +154,52 @@ class SessionlessCall:
         )
 
 
-def _requires_session(project: Project) -> dict[str, bool]:
+def _requires_session(graph: ManagerGraph | None) -> dict[str, bool]:
     """Manager qualified name -> whether its constructor requires the session."""
-    try:
-        graph = analyze_managers(project)
-    except InputError:
+    if graph is None:
         return {}
-    session = project.config.session_variable
+    session = graph.config.session_variable
     out = {}
     for cls in graph.classes.values():
         params = graph.init_params(cls)
         out[cls.qualified] = any(p.name == session and not p.has_default for p in params)
     return out
+
+
+def _managers(project: Project) -> ManagerGraph | None:
+    try:
+        return analyze_managers(project)
+    except InputError:
+        return None
+
+
+def _may_change_managers(graph: ManagerGraph | None, changes: Sequence[FileChange]) -> bool:
+    """Whether the manager classes can differ after ``changes``: a file the analysis read
+    changed, or a changed file defines a class that may derive from a manager."""
+    if graph is None:
+        return True
+    names = [c.name.encode() for c in graph.classes.values()]
+    for change in changes:
+        if change.path in graph.scanned or change.path in graph.by_rel:
+            return True
+        new = change.new or b""
+        if b"class " in new and any(n in new for n in names):
+            return True
+    return False
+
+
+def _may_write_calls(graph: ManagerGraph | None, change: FileChange, session: str) -> bool:
+    """Whether ``change`` may write a manager call without the session: it adds a call of a
+    manager class by name, or takes away a mention of the session."""
+    if change.new is None or graph is None:
+        return False
+    old = change.old or b""
+    if change.new.count(session.encode()) < old.count(session.encode()):
+        return True
+    return any(
+        change.new.count(call) > old.count(call)
+        for call in {f"{c.name}(".encode() for c in graph.classes.values()}
+    )
 
 
 def sessionless_manager_calls(
@@ -169,33 +208,32 @@ def sessionless_manager_calls(
     """Application code each phase leaves constructing a manager without its session."""
     out: list[SessionlessCall] = []
     overlay: dict[str, bytes | None] = dict(base.overlay)
-    before = _requires_session(base)
+    session = base.config.session_variable
+    graph = _managers(base)
+    before = _requires_session(graph)
     for number, changes in phases:
-        changes = list(changes)
+        changes = [c for c in changes if c.path.endswith(".py")]
         for change in changes:
             overlay[change.path] = change.new
         after_project = Project(base.root, base.config, dict(overlay))
         after_project.share_caches(base)
-        after = _requires_session(after_project)
-        written = {c.path for c in changes}
+        if _may_change_managers(graph, changes):
+            graph = _managers(after_project)
+        after = _requires_session(graph)
+        written = {c.path for c in changes if _may_write_calls(graph, c, session)}
         newly = {q for q, required in after.items() if required and not before.get(q, False)}
         # a constructor that now requires the session is checked everywhere; otherwise only
         # the calls the phase wrote
         candidates = [
             rel
             for rel in (after_project.python_files() if newly else sorted(written))
-            if rel.endswith(".py") and overlay.get(rel, b"") is not None and not is_test_path(rel)
+            if not is_test_path(rel)
         ]
-        if candidates:
-            try:
-                graph = analyze_managers(after_project)
-            except InputError:
-                candidates = []
-            for rel in candidates:
-                for call, cls in calls_without_session(after_project, graph, rel):
-                    if cls.qualified in newly or rel in written:
-                        line = line_of(after_project.parse(rel), call)
-                        out.append(SessionlessCall(number, rel, line, cls.name))
+        for rel in candidates if graph is not None else ():
+            for call, cls in calls_without_session(after_project, graph, rel):
+                if cls.qualified in newly or rel in written:
+                    line = line_of(after_project.parse(rel), call)
+                    out.append(SessionlessCall(number, rel, line, cls.name))
         before = after
     return out
 

@@ -1054,8 +1054,13 @@ def _plugin_modules(
     return out
 
 
-def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph:
-    """The fixture graph of the project's current conftests (and what they star-import)."""
+def build_graph(
+    project: Project, managers: ManagerGraph | None, classify: bool = True
+) -> FixtureGraph:
+    """The fixture graph of the project's current conftests (and what they star-import).
+
+    ``classify``: give every fixture its kind (a question of which fixture answers which
+    request does not need them)."""
     graph = FixtureGraph()
     conftests = [
         rel
@@ -1098,9 +1103,10 @@ def build_graph(project: Project, managers: ManagerGraph | None) -> FixtureGraph
             fn = nodes[-1]
             graph.fixtures[rel][name] = _describe(module, rel, fn, bindings, lines)
         graph.modules[rel] = fixture_module
-    classifier = _Classifier(project, graph, managers, parsed)
-    for fixture in graph.all():
-        classifier.kind(fixture)
+    if classify:
+        classifier = _Classifier(project, graph, managers, parsed)
+        for fixture in graph.all():
+            classifier.kind(fixture)
     return graph
 
 
@@ -1747,7 +1753,7 @@ def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
     every conftest (and what they pull in) and of every test and fixture of every test
     module. Fixtures of pytest itself count as defined; those of other plugins are not known
     here, so a caller compares two trees rather than reading one."""
-    graph = build_graph(project, None)
+    graph = build_graph(project, None, classify=False)
     out = [
         UnresolvedRequest(fixture.rel, fixture.name, name, False)
         for fixture in graph.all()
@@ -1757,13 +1763,9 @@ def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
     for rel in test_modules(project):
         module = project.parse(rel)
         fetches = b"getfixturevalue" in project.read_bytes(rel)
-        local = {
-            registered_name(n)
-            for n in findall(module, m.FunctionDef())
-            if is_fixture(n)
-        }
-        for node in findall(module, m.FunctionDef()):
-            fn = cst.ensure_type(node, cst.FunctionDef)
+        functions = list(_collected_functions(module.body))
+        local = {registered_name(fn) for fn in functions if is_fixture(fn)}
+        for fn in functions:
             test = is_test_function(fn)
             if not (is_fixture(fn) or test):
                 continue
@@ -1774,3 +1776,13 @@ def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
                 if graph.resolve_current(name, rel) is None and name not in local:
                     out.append(UnresolvedRequest(rel, fn.name.value, name, test))
     return out
+
+
+def _collected_functions(body: Sequence[cst.CSTNode]) -> Iterator[cst.FunctionDef]:
+    """The functions pytest can collect as tests or fixtures: those of the module and of its
+    classes (nested ones too), not functions defined inside functions."""
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef):
+            yield stmt
+        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            yield from _collected_functions(stmt.body.body)

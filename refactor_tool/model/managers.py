@@ -511,6 +511,20 @@ def analyze_managers(project: Project) -> ManagerGraph:
     return graph
 
 
+class _CallsNamed(cst.CSTVisitor):
+    """Calls of a name or attribute whose last part is one of ``names``."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.found: list[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        last = func.attr if isinstance(func, cst.Attribute) else func
+        if isinstance(last, cst.Name) and last.value in self.names:
+            self.found.append(node)
+
+
 def calls_without_session(
     project: Project, graph: ManagerGraph, rel: str
 ) -> list[tuple[cst.Call, ManagerClass]]:
@@ -518,16 +532,17 @@ def calls_without_session(
     default), that pass none: no ``session=`` keyword, not enough positional arguments to
     reach it, no ``*args``/``**kwargs`` that might carry it."""
     names = {c.name for c in graph.classes.values()}
-    if not project.grep([rel], *names):
-        return []
+    if not project.grep([rel], *(f"{n}(" for n in names)):
+        return []  # no call of a manager class by its name (an alias is checked below)
     tree = project.parse(rel)
     module_name = project.module_name(rel)
     imports = import_map(tree, module_name, rel)
     local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
     session = graph.config.session_variable
     found = []
-    for call in m.findall(tree, m.Call(func=m.Name() | m.Attribute())):
-        assert isinstance(call, cst.Call)
+    calls = _CallsNamed(names)
+    tree.visit(calls)
+    for call in calls.found:
         dotted = get_full_name_for_node(call.func)
         qualified = (
             resolve_local(dotted, imports, module_name, local) if dotted else None
