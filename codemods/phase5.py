@@ -239,10 +239,57 @@ def _unwrap_log_only_try(
     return out
 
 
+class _Shape(cst.CSTVisitor):
+    """In one walk: the names assigned to (in order), whether ``return``, ``yield`` or
+    ``await`` appears, and whether ``<session>.rollback()`` is called."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.assigned: list[str] = []
+        self.returns = False
+        self.rolls_back = False
+        self._targets = 0
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._targets += 1
+
+    def leave_AssignTarget(self, original_node: cst.AssignTarget) -> None:
+        self._targets -= 1
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if self._targets:
+            self.assigned.append(node.value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.returns = True
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        self.returns = True
+
+    def visit_Await(self, node: cst.Await) -> None:
+        self.returns = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "rollback"
+            and isinstance(func.value, cst.Name)
+            and func.value.value == self.session
+        ):
+            self.rolls_back = True
+
+
+def _shape(body: Sequence[cst.BaseStatement], session: str) -> _Shape:
+    shape = _Shape(session)
+    for stmt in body:
+        stmt.visit(shape)
+    return shape
+
+
 def _rolls_back(body: Sequence[cst.BaseStatement], session: str) -> bool:
     """Whether ``body`` calls ``<session>.rollback()`` itself."""
-    call = m.Call(func=m.Attribute(value=m.Name(session), attr=m.Name("rollback")))
-    return any(m.findall(stmt, call) for stmt in body)
+    return _shape(body, session).rolls_back
 
 
 def _strip_blank_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
@@ -414,15 +461,12 @@ class RefactorTestFunctions(RefactorCodemod):
         config = self.config
         if len(inlined) < 2:  # a helper in place of one line says nothing more
             return None
+        shape = _shape(inlined, config.session_variable)
+        if shape.returns:
+            return None
         bound = scope_scan(inlined).bound
         reads = set(fx.scan(body).used)  # nested functions' reads too
-        order = [
-            n.value
-            for stmt in inlined
-            for target in findall(stmt, m.AssignTarget())
-            for n in findall(target, m.Name())
-            if isinstance(n, cst.Name)
-        ]
+        order = shape.assigned
         returned = tuple(n for n in dict.fromkeys(order) if n in bound and n in reads)
         free = [n for n in dict.fromkeys(fx.scan(inlined).used) if n not in bound]
         fixtures = [p for p in params if p != "self"]
@@ -435,8 +479,6 @@ class RefactorTestFunctions(RefactorCodemod):
             elif name not in self._bindings and not hasattr(builtins, name):
                 return None
         if not returned or scope_scan(body).bound & {*passed, *returned}:
-            return None
-        if any(findall(s, m.Return() | m.Yield() | m.Await()) for s in inlined):
             return None
         key = cst.Module(body=[_without_leading(s) for s in inlined]).code
         first = [config.session_variable]

@@ -23,7 +23,7 @@ from refactor_tool.model.fixtures import (
     scan,
 )
 from refactor_tool.model.managers import import_map
-from refactor_tool.model.syntax import names_below, names_used
+from refactor_tool.model.syntax import mentions, names_below, names_used
 
 
 class _StringMentions(cst.CSTVisitor):
@@ -402,7 +402,12 @@ def drop_default_arguments(
     if not factories:
         return list(nodes)
     dropper = DefaultArgumentDropper(factories, session_name)
-    return [cst.ensure_type(n.visit(dropper), cst.BaseStatement) for n in nodes]
+    return [
+        cst.ensure_type(n.visit(dropper), cst.BaseStatement)
+        if mentions(n, factories)  # reading is cheaper than rebuilding
+        else n
+        for n in nodes
+    ]
 
 
 LOG_CALL = m.Call(
