@@ -17,6 +17,8 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -358,12 +360,52 @@ def get_baseline(
             on_step=update,
             progress=lambda state: progress("baseline", state),
         )
+    _baseline_recorded(rep, baseline)
+    return baseline
+
+
+class BackgroundBaseline:
+    """The baseline recorded while the phases are computed in memory.
+
+    The baseline runs the target's suite on the tree as it is on disk, which nothing changes
+    before the first write; the codemods meanwhile work on their own copy in memory. Started
+    only when a baseline has to be recorded; cancelled (its processes stopped) when the run
+    ends before writing."""
+
+    def __init__(self, project: Project, python: str, jobs: int) -> None:
+        gitops.ensure_excluded(project.root)
+        self._cancel = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        # a project of its own: the run's caches stay the compute's alone
+        self._future = self._pool.submit(
+            record_baseline,
+            Project(project.root, project.config),
+            python,
+            jobs=jobs,
+            cancel=self._cancel,
+        )
+
+    def result(self) -> Baseline:
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown(wait=False)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        try:
+            self._future.result()
+        except BaseException:  # noqa: BLE001 - cancelled or failed: nobody needs it now
+            pass
+        self._pool.shutdown(wait=True)
+
+
+def _baseline_recorded(rep: Reporter, baseline: Baseline) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(baseline.suite.counts().items()))
     rep.info(
         f"baseline recorded: {len(baseline.suite.tests)} tests ({counts}; "
         f"{escape(baseline.suite.how)}); smoke: {baseline.smoke.status}"
     )
-    return baseline
 
 
 def _end_state_checks() -> Callable[[Project], list[Any]] | None:
@@ -451,6 +493,43 @@ def run_apply(
     report.python = python
 
     written_files = set(state_of(project).changed_files)
+    background = None
+    if (
+        opts.verify
+        and not opts.dry_run
+        and python
+        and (opts.new_baseline or load_baseline(root) is None)
+    ):
+        rep.info(
+            "[dim]recording the baseline in the background: the target's tests run on the "
+            "tree as it is while the phases are computed in memory[/]"
+        )
+        background = BackgroundBaseline(
+            project, python, opts.test_jobs or default_test_jobs()
+        )
+    try:
+        code = _compute_and_write(
+            rep, project, selection, opts, report, python, written_files, background
+        )
+    except BaseException:
+        if background is not None:
+            background.cancel()
+        raise
+    return code
+
+
+def _compute_and_write(
+    rep: Reporter,
+    project: Project,
+    selection: Sequence[tuple[Any, list[str] | None]],
+    opts: ApplyOptions,
+    report: RunReport,
+    python: str | None,
+    written_files: set[str],
+    background: BackgroundBaseline | None,
+) -> int:
+    root = project.root
+    repo = gitops.repo_root(root)
     records = compute(rep, project, selection, opts.jobs, opts.only)
     report.phases = records
     combined = combined_changes(records)
@@ -476,6 +555,8 @@ def run_apply(
         report.exit_code = EXIT_FAILED
         if opts.json_path:
             report.write(Path(opts.json_path))
+        if background is not None:
+            background.cancel()
         return EXIT_FAILED
 
     if opts.dry_run:
@@ -504,7 +585,12 @@ def run_apply(
         _check_writable(check_project, change)
 
     baseline = None
-    if opts.verify:
+    if background is not None:
+        with rep.gate_progress("waiting for the baseline's run of the target's tests") as _:
+            baseline = background.result()
+        _baseline_recorded(rep, baseline)
+        report.baseline = baseline.as_dict() | {"suite": None, "touches_db": None}
+    elif opts.verify:
         baseline = get_baseline(
             rep,
             project,

@@ -364,3 +364,14 @@ def test_only_third_party_modules_are_preloaded(tmp_path: Path) -> None:
         },
     )
     assert third_party_modules(Project(root)) == ["click", "pytest", "sqlalchemy"]
+
+
+def test_a_cancelled_run_stops_its_processes(project: Path) -> None:
+    import threading
+
+    from refactor_tool.gates.runner import Cancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        run_suite(project, sys.executable, Config(), jobs=2, mode="split", cancel=cancel)

@@ -11,6 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -157,6 +158,7 @@ def run_suite_and_smoke(
     weights: dict[str, float] | None = None,
     progress: ProgressCallback | None = None,
     smoke: CommandResult | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[SuiteRun, CommandResult]:
     """The suite, and the smoke command at the same time (it is one short process).
 
@@ -177,6 +179,7 @@ def run_suite_and_smoke(
             weights=weights,
             progress=progress,
             preload=preload_modules(project),
+            cancel=cancel,
         )
         return suite, smoke if future is None else future.result()
 
@@ -189,13 +192,16 @@ def record_baseline(
     mode: str = "auto",
     on_step: Callable[[str], None] | None = None,
     progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> Baseline:
-    """Run the suite and the smoke command on the tree as it is now and keep the result."""
+    """Run the suite and the smoke command on the tree as it is now and keep the result.
+
+    ``cancel``: once set, the run stops (``runner.Cancelled``) and nothing is kept."""
     root = project.root
     if on_step:
         on_step("running the target's tests and its smoke command for the baseline")
     suite, smoke = run_suite_and_smoke(
-        project, python, jobs=jobs, mode=mode, progress=progress
+        project, python, jobs=jobs, mode=mode, progress=progress, cancel=cancel
     )
     db = analyze_db_usage(project)
     tree = tree_hash(project)

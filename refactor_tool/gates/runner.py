@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ from .results import (
 
 PLUGIN_MODULE = "refactor_tool_gate_plugin"
 POLL_SECONDS = 0.1
+
+
+class Cancelled(Exception):
+    """A run of the suite stopped before its end because its caller no longer needs it."""
 
 
 class EnvironmentProblem(Exception):
@@ -370,6 +375,7 @@ def run_suite(
     progress: ProgressCallback | None = None,
     bytecode: BytecodeCache | None = BYTECODE,
     preload: Sequence[str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> SuiteRun:
     """Run the target's suite (or the node ids in ``select``) and read every test's result.
 
@@ -379,7 +385,8 @@ def run_suite(
     ``bytecode``: where the target's compiled modules are kept between runs (``None``: they
     are compiled again). ``preload``: the target's third-party modules: the processes are
     forked from a server that imported them and pytest once (:mod:`.preload`), where it can
-    run; ``None``: each process starts from scratch.
+    run; ``None``: each process starts from scratch. ``cancel``: once set, the run's
+    processes are stopped and :class:`Cancelled` is raised.
     """
     root = Path(root)
     mode, processes = choose_mode(python, jobs, mode)
@@ -463,6 +470,8 @@ def run_suite(
                         tally.add(index, record)
                 if not running:
                     break
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("the run of the suite was cancelled")
                 if progress:
                     progress(tally.progress(time.monotonic() - started))
                 time.sleep(POLL_SECONDS)
