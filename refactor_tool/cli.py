@@ -66,6 +66,7 @@ from .gates import (
     check_as_dict,
     default_python,
     load_baseline,
+    keep_baseline,
     record_baseline,
     run_gate,
 )
@@ -373,23 +374,28 @@ class BackgroundBaseline:
     ends before writing."""
 
     def __init__(self, project: Project, python: str, jobs: int) -> None:
-        gitops.ensure_excluded(project.root)
         self._cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1)
         # a project of its own: the run's caches stay the compute's alone
+        self._project = Project(project.root, project.config)
         self._future = self._pool.submit(
             record_baseline,
-            Project(project.root, project.config),
+            self._project,
             python,
             jobs=jobs,
             cancel=self._cancel,
+            keep=False,  # written only once the run is about to write
         )
 
     def result(self) -> Baseline:
+        """The baseline, kept in ``.refactor-tool/`` from now on."""
         try:
-            return self._future.result()
+            baseline = self._future.result()
         finally:
             self._pool.shutdown(wait=False)
+        gitops.ensure_excluded(self._project.root)
+        keep_baseline(self._project, baseline)
+        return baseline
 
     def cancel(self) -> None:
         self._cancel.set()

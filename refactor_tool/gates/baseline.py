@@ -193,11 +193,12 @@ def record_baseline(
     on_step: Callable[[str], None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    keep: bool = True,
 ) -> Baseline:
     """Run the suite and the smoke command on the tree as it is now and keep the result.
 
-    ``cancel``: once set, the run stops (``runner.Cancelled``) and nothing is kept."""
-    root = project.root
+    ``cancel``: once set, the run stops (``runner.Cancelled``). ``keep``: write it to
+    ``.refactor-tool/`` now (else the caller does, with :func:`keep_baseline`)."""
     if on_step:
         on_step("running the target's tests and its smoke command for the baseline")
     suite, smoke = run_suite_and_smoke(
@@ -215,11 +216,26 @@ def record_baseline(
         tree=tree,
         python=python,
     )
+    if keep:
+        keep_baseline(project, baseline)
+    return baseline
+
+
+def keep_baseline(project: Project, baseline: Baseline) -> None:
+    """Write the baseline, and its run as the last run, to ``.refactor-tool/``."""
+    root = project.root
     _write_json(baseline_path(root), baseline.as_dict())
     save_last_run(
-        root, LastRun(suite, smoke, tree, python, "the baseline", app_hash(project))
+        root,
+        LastRun(
+            baseline.suite,
+            baseline.smoke,
+            baseline.tree,
+            baseline.python,
+            "the baseline",
+            app_hash(project),
+        ),
     )
-    return baseline
 
 
 # --------------------------------------------------------------------------- the last run
