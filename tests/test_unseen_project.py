@@ -188,11 +188,16 @@ def test_all_phases_on_a_renamed_and_grown_project(tmp_path: Path) -> None:
     # the same genuine failures as the bundled target, under the new names; the new tests pass
     assert "4 failed, 209 passed" in before.stdout, before.stdout[-2000:]
 
-    result = run("-m", "refactor_tool", "apply", "--all", "--commit", "--target", str(root))
+    # the gates of every phase run end to end on the bundled target (the demo) and on a
+    # project written apart from it (tests/test_second_project.py); here the suite runs once
+    # after all six phases
+    result = run(
+        "-m", "refactor_tool", "apply", "--all", "--no-verify", "--commit", "--target", str(root)
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     for number in range(1, 7):
-        assert f"Phase {number} verdict: as expected" in output
+        assert f"refactor-tool: phase {number} " in output  # committed
     assert "sologm" not in output
 
     after = run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=root)

@@ -524,6 +524,10 @@ class Scan(cst.CSTVisitor):
         self._bind(node.target)
 
     def _bind(self, target: cst.CSTNode) -> None:
+        if type(target) is cst.Name:  # the common case, without a search
+            if target not in self._skip:
+                self.bound.add(target.value)
+            return
         for name in findall(target, m.Name()):
             assert isinstance(name, cst.Name)
             if name not in self._skip:
