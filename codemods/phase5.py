@@ -882,9 +882,10 @@ class RefactorTestFunctions(RefactorCodemod):
         inlined = rewrite.drop_default_arguments(
             inlined, signatures, config.session_variable
         )
-        new_body = rewrite.drop_default_arguments(
-            new_body, signatures, config.session_variable
-        )
+        if set(signatures) & set(own.used):  # the test calls a factory itself
+            new_body = rewrite.drop_default_arguments(
+                new_body, signatures, config.session_variable
+            )
         if inlined and _rolls_back(new_body, config.session_variable):
             # the fixtures' managers committed what they built; a test that rolls the
             # session back itself would now roll its setup back with it
