@@ -25,7 +25,7 @@ from libcst.codemod import CodemodCommand, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from refactor_tool.model.config import Config
-from refactor_tool.model.project import Project
+from refactor_tool.model.project import Project, location
 from refactor_tool.model.syntax import Lines
 
 _ANALYSIS_CACHE: dict[tuple[str, str], Any] = {}
@@ -44,8 +44,7 @@ class Note:
     message: str
 
     def __str__(self) -> str:
-        where = self.path if not self.line else f"{self.path}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{location(self.path, self.line)}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "line": self.line, "step": self.step, "message": self.message}

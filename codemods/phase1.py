@@ -1048,20 +1048,17 @@ class RemoveSessionApis(RefactorCodemod):
             self._rewritten_uses.update(id(n) for n in (opener, *closers))
             return None
         target = first.body[0].targets[0].target
+        inner = second.body
         if rest or second.handlers or second.orelse is not None:
-            inner: cst.BaseSuite = cst.IndentedBlock(
-                body=[
-                    second.with_changes(
-                        finalbody=second.finalbody.with_changes(
-                            body=second.finalbody.body.with_changes(body=rest)
-                        )
-                        if rest
-                        else None
-                    )
-                ]
+            # the ``try`` stays inside the ``with``, without the closing call
+            finalbody = (
+                second.finalbody.with_changes(
+                    body=second.finalbody.body.with_changes(body=rest)
+                )
+                if rest
+                else None
             )
-        else:
-            inner = second.body
+            inner = cst.IndentedBlock(body=[second.with_changes(finalbody=finalbody)])
         opener_name = (
             self._openers[0] if self._openers else self.config.session_context_class
         )

@@ -144,7 +144,49 @@ def managers_attr(config: Config, short: str) -> cst.Attribute:
     return cst.Attribute(value=cst.Name(config.managers_variable), attr=cst.Name(short))
 
 
-class NameRewriter(cst.CSTTransformer):
+class ScopedTransformer(cst.CSTTransformer):
+    """A transformer that knows the names nested functions and lambdas rebind: inside one,
+    :meth:`_shadowed` says whether a name is theirs (a parameter or a binding of their body)
+    rather than the enclosing code's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shadow: list[set[str]] = []
+
+    def _shadowed(self, name: str) -> bool:
+        return any(name in s for s in self._shadow)
+
+    def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
+        names = {
+            p.name.value
+            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+        }
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                names.add(star.name.value)
+        names |= scan([body]).bound
+        self._shadow.append(names)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._enter(node.params, node.body)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self._shadow.pop()
+        return updated_node
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._enter(node.params, node.body)
+
+    def leave_Lambda(
+        self, original_node: cst.Lambda, updated_node: cst.Lambda
+    ) -> cst.Lambda:
+        self._shadow.pop()
+        return updated_node
+
+
+class NameRewriter(ScopedTransformer):
     """Rewrites fixture names inside one function body (or a recipe).
 
     ``replacements`` maps a name to the expression that stands for it from now on
@@ -167,44 +209,14 @@ class NameRewriter(cst.CSTTransformer):
         self.conflicts: list[str] = []
         self.factory_values: list[str] = []
         self._skip: set[cst.CSTNode] = set()
-        self._shadow: list[set[str]] = []
         self._calls: set[cst.CSTNode] = set()
-
-    def _shadowed(self, name: str) -> bool:
-        return any(name in s for s in self._shadow)
 
     def rewrite(self, node: cst.BaseStatement) -> cst.BaseStatement:
         return cst.ensure_type(node.visit(self), cst.BaseStatement)
 
-    def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
-        names = {
-            p.name.value
-            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
-        }
-        for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
-                names.add(star.name.value)
-        names |= scan([body]).bound
-        self._shadow.append(names)
-
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._skip.add(node.name)
-        self._enter(node.params, node.body)
-
-    def leave_FunctionDef(
-        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
-    ) -> cst.FunctionDef:
-        self._shadow.pop()
-        return updated_node
-
-    def visit_Lambda(self, node: cst.Lambda) -> None:
-        self._enter(node.params, node.body)
-
-    def leave_Lambda(
-        self, original_node: cst.Lambda, updated_node: cst.Lambda
-    ) -> cst.Lambda:
-        self._shadow.pop()
-        return updated_node
+        super().visit_FunctionDef(node)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._skip.add(node.name)
@@ -295,7 +307,7 @@ def rewrite_names(
     return out, rewriter
 
 
-class DefaultArgumentDropper(cst.CSTTransformer):
+class DefaultArgumentDropper(ScopedTransformer):
     """Leaves out the arguments of factory calls that equal the factory's defaults.
 
     ``factories`` maps a factory name to its :class:`FactoryDefaults`; only calls passing
@@ -309,36 +321,10 @@ class DefaultArgumentDropper(cst.CSTTransformer):
         super().__init__()
         self.factories = factories
         self.session_name = session_name
-        self._shadow: list[set[str]] = []
-
-    def _enter(self, params: cst.Parameters, body: cst.CSTNode) -> None:
-        names = {
-            p.name.value
-            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
-        }
-        self._shadow.append(names | scan([body]).bound)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._enter(node.params, node.body)
-
-    def leave_FunctionDef(
-        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
-    ) -> cst.FunctionDef:
-        self._shadow.pop()
-        return updated_node
-
-    def visit_Lambda(self, node: cst.Lambda) -> None:
-        self._enter(node.params, node.body)
-
-    def leave_Lambda(
-        self, original_node: cst.Lambda, updated_node: cst.Lambda
-    ) -> cst.Lambda:
-        self._shadow.pop()
-        return updated_node
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         func = updated_node.func
-        if not isinstance(func, cst.Name) or any(func.value in s for s in self._shadow):
+        if not isinstance(func, cst.Name) or self._shadowed(func.value):
             return updated_node
         signature = self.factories.get(func.value)
         args = list(updated_node.args)

@@ -41,7 +41,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .model.config import Config
 from .model.fixtures import REMOVED_KINDS, is_fixture, is_test_module, registered_name, test_modules
-from .model.project import InputError, Project
+from .model.project import InputError, Project, location
 from .model.state import state_of
 from .model.syntax import code
 
@@ -52,8 +52,7 @@ class Failure(NamedTuple):
     message: str
 
     def __str__(self) -> str:
-        where = self.path if not self.line else f"{self.path}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{location(self.path, self.line)}: {self.message}"
 
 
 @dataclass

@@ -41,7 +41,7 @@ from .model.managers import (
     calls_without_session,
     is_test_path,
 )
-from .model.project import InputError, Project
+from .model.project import InputError, Project, location
 from .model.syntax import line_of
 
 
@@ -147,9 +147,8 @@ class SessionlessCall:
     manager: str
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
         return (
-            f"{where}: phase {self.phase} would leave `{self.manager}(...)` without the "
+            f"{location(self.path, self.line)}: phase {self.phase} would leave `{self.manager}(...)` without the "
             "session its constructor requires"
         )
 

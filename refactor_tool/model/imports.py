@@ -23,7 +23,7 @@ from libcst.helpers import (
 
 from .fixtures import is_test_module
 from .managers import import_map, iter_statements, package_of
-from .project import InputError, Project
+from .project import InputError, Project, location
 
 #: project files whose text can name a module to run (entry points, pytest's options)
 METADATA_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini")
@@ -38,8 +38,7 @@ class Referrer:
     why: str
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.why}"
+        return f"{location(self.path, self.line)}: {self.why}"
 
 
 #: calls that find modules or files by listing a directory or the installed distributions

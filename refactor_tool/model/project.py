@@ -20,6 +20,11 @@ import libcst as cst
 from .config import Config, load_config
 
 
+def location(path: str, line: int | None) -> str:
+    """``path:line``, or ``path`` alone where the line is not known (None or 0)."""
+    return f"{path}:{line}" if line else path
+
+
 @dataclass
 class InputError(Exception):
     """Bad input: always names the file (relative to the target) and, where known, the line."""
@@ -29,8 +34,7 @@ class InputError(Exception):
     message: str
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{location(self.path, self.line)}: {self.message}"
 
 
 class Project:
