@@ -1056,7 +1056,13 @@ def refactored_files(project: Project) -> set[str]:
     return found
 
 
-def ruff_format(project: Project, rel: str, source: bytes, command: Optional[list[str]] = None) -> bytes:
+def ruff_format(
+    project: Project,
+    rel: str,
+    source: bytes,
+    command: Optional[list[str]] = None,
+    options: Sequence[str] = (),
+) -> bytes:
     """``source`` formatted by ruff as if it were ``rel`` in the target (the target's ruff
     configuration applies, and so do its excludes). Unchanged if ruff cannot format it."""
     try:
@@ -1066,6 +1072,7 @@ def ruff_format(project: Project, rel: str, source: bytes, command: Optional[lis
     cmd = [
         *(command or ruff_command()),
         "format",
+        *options,
         "--force-exclude",
         "--stdin-filename",
         str(project.path(rel)),
@@ -1099,7 +1106,29 @@ def _ruff_config_above(directory: Path) -> bool:
     return False
 
 
-def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], command: list[str]) -> Optional[dict[str, bytes]]:
+def _config_files(project: Project, rels: Iterable[str]) -> set[Path]:
+    """The files named like ruff configurations on the way from each of ``rels`` up to the
+    target's root."""
+    root = project.root
+    configs: set[Path] = set()
+    for rel in rels:
+        folder = project.path(rel).parent
+        while True:
+            for name in _RUFF_CONFIGS:
+                if (folder / name).is_file():
+                    configs.add(folder / name)
+            if folder == root or root not in folder.parents:
+                break
+            folder = folder.parent
+    return configs
+
+
+def ruff_format_batch(
+    project: Project,
+    items: Sequence[tuple[str, bytes]],
+    command: list[str],
+    options: Sequence[str] = (),
+) -> Optional[dict[str, bytes]]:
     """:func:`ruff_format` of many files with one ruff process.
 
     The files are written to a scratch copy of their part of the tree together with every
@@ -1110,16 +1139,7 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
     one that extends another file.
     """
     root = project.root
-    configs: set[Path] = set()
-    for rel, _ in items:
-        folder = project.path(rel).parent
-        while True:
-            for name in _RUFF_CONFIGS:
-                if (folder / name).is_file():
-                    configs.add(folder / name)
-            if folder == root or root not in folder.parents:
-                break
-            folder = folder.parent
+    configs = _config_files(project, [rel for rel, _ in items])
     try:
         if any(_EXTEND.search(path.read_bytes()) for path in configs):
             return None
@@ -1140,7 +1160,7 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
             dest = base / PurePosixPath(rel)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
-        cmd = [*command, "format", "--force-exclude", "--no-cache", "--quiet", *[rel for rel, _ in items]]
+        cmd = [*command, "format", *options, "--force-exclude", "--no-cache", "--quiet", *[rel for rel, _ in items]]
         try:
             proc = subprocess.run(cmd, cwd=base, capture_output=True, timeout=300, check=False)
         except (OSError, subprocess.SubprocessError):
@@ -1150,29 +1170,105 @@ def ruff_format_batch(project: Project, items: Sequence[tuple[str, bytes]], comm
         return {rel: (base / PurePosixPath(rel)).read_bytes() for rel, _ in items}
 
 
+#: the line lengths a project without formatter settings is tried at (ruff's default among
+#: them), besides its own longest line
+LINE_LENGTHS = (79, 88, 99, 100, 110, 119, 120)
+#: how many of the untouched files the line length is learned from, at most
+SAMPLE_FILES = 200
+_BLACK_LINE_LENGTH = re.compile(rb"^\s*line[-_]length\s*=\s*(\d+)", re.M)
+
+
+def _changed_lines(diff: str) -> int:
+    return sum(
+        1
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def house_line_length(project: Project, command: list[str], formatted: set[str]) -> Optional[int]:
+    """The line length to format ``formatted`` with when no ruff settings apply to them
+    (``None``: the target's own ruff settings apply, or there is nothing to learn from, and
+    ruff's default stands).
+
+    A project that configures black gets black's ``line-length``. Any other is formatted at
+    the length its own code is written to: of the usual choices and its longest line, the
+    one under which ``ruff format`` would change its untouched Python files least (the
+    shorter on a tie). So formatting the files the refactoring changed does not rewrap the
+    lines of them that it did not change.
+    """
+    root = project.root
+    configs = _config_files(project, formatted)
+    if _ruff_config_above(root) or any(
+        path.name != "pyproject.toml" or b"[tool.ruff" in path.read_bytes() for path in configs
+    ):
+        return None
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        data = pyproject.read_bytes()
+        start = data.find(b"[tool.black]")
+        if start >= 0:
+            section = data[start:].split(b"\n[", 1)[0]
+            found = _BLACK_LINE_LENGTH.search(section)
+            if found:
+                return int(found.group(1))
+    untouched = [
+        rel
+        for rel in project.python_files()
+        if rel not in formatted and rel not in project.overlay
+    ][:SAMPLE_FILES]
+    if not untouched:
+        return None
+    longest = 0
+    for rel in untouched:
+        for line in project.read_text(rel).splitlines():
+            longest = max(longest, len(line))
+    candidates = sorted({*LINE_LENGTHS, min(max(longest, LINE_LENGTHS[0]), 320)})
+    best: Optional[tuple[int, int]] = None
+    for length in candidates:
+        try:
+            proc = subprocess.run(
+                [*command, "format", "--diff", "--no-cache", "--quiet", "--isolated",
+                 "--line-length", str(length), *untouched],
+                cwd=root, capture_output=True, text=True, timeout=300, check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if proc.returncode not in (0, 1):
+            return None  # a file ruff cannot format: nothing to learn here
+        changed = _changed_lines(proc.stdout)
+        if best is None or changed < best[0]:
+            best = (changed, length)
+    return best[1] if best is not None else None
+
+
 def format_changed(project: Project, changes: list[Any]) -> list[Any]:
     """Step 6.3: ``ruff format`` every Python file the refactoring changed (phase 6's own
-    changes and :func:`refactored_files`); untouched files are never formatted."""
+    changes and :func:`refactored_files`); untouched files are never formatted. A target
+    without ruff settings is formatted at its own line length (:func:`house_line_length`)."""
 
     by_path = {c.path: c for c in changes}
     todo: dict[str, tuple[bytes, Optional[Any]]] = {}
     for change in changes:
         if change.new is not None and change.path.endswith(".py"):
             todo[change.path] = (change.new, change)
-    for rel in sorted(refactored_files(project)):
+    refactored = refactored_files(project)
+    for rel in sorted(refactored):
         if rel not in by_path:
             todo[rel] = (project.read_bytes(rel), None)
     if not todo:
         return changes
     command = ruff_command()
+    length = house_line_length(project, command, refactored | set(todo))
+    options = ["--line-length", str(length)] if length is not None else []
     items = sorted(todo.items())
-    batch = ruff_format_batch(project, [(rel, item[0]) for rel, item in items], command) if len(items) > 1 else None
+    batch = ruff_format_batch(project, [(rel, item[0]) for rel, item in items], command, options) if len(items) > 1 else None
     if batch is not None:
         formatted = [batch[rel] for rel, _ in items]
     else:
         workers = max(1, min(8, os.cpu_count() or 1, len(items)))
         with ThreadPoolExecutor(workers) as pool:
-            formatted = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command), items))
+            formatted = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command, options), items))
     result = list(changes)
     for (rel, (source, change)), new in zip(items, formatted):
         if new == source:
@@ -1202,7 +1298,7 @@ PHASE = PhaseSpec(
             note=(
                 "ruff format over the Python files the refactoring changed (git diff against "
                 "the recorded base commit), never over untouched files; the target's own ruff "
-                "configuration applies"
+                "configuration applies, or else its own line length"
             ),
         ),
         StepSpec(

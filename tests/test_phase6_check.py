@@ -721,3 +721,77 @@ def test_docstrings_beyond_every_rule_are_left_as_the_rules_leave_them() -> None
             shortcuts += fast.body == body and not fast.problems
             rewritten += full.body != body or bool(full.problems)
     assert len(bodies) > 200 and shortcuts > 1000 and rewritten > 20
+
+
+def _house_project(root: Path, pyproject: str) -> Project:
+    """A project written to 95-100 columns: lines of 95 (wrapped at 88), and calls split over
+    three lines that would join into 105 (joined at 110)."""
+    wide = "".join(
+        f"value_{i} = some_function(argument_number_one, argument_number_two, the_argument_number_threes_{i})\n"
+        for i in range(6)
+    )
+    split = "".join(
+        f"result_{i} = call_with_a_longer_name(\n"
+        f"    first_argument_{i}, second_argument_{i}, third_argument_{i}, the_fourth_arg\n"
+        ")\n"
+        for i in range(3)
+    )
+    assert {len(line) for line in wide.splitlines()} == {95}
+    joined = split.splitlines()[0] + split.splitlines()[1].strip() + ")"
+    assert len(joined) == 105
+    _write(
+        root,
+        {
+            "pyproject.toml": pyproject,
+            "pkg/wide.py": wide,
+            "pkg/split.py": split,
+            "pkg/changed.py": "x = 1\n",
+        },
+    )
+    return Project(root)
+
+
+def test_line_length_is_the_one_the_project_is_written_to(tmp_path: Path) -> None:
+    from codemods.phase6 import house_line_length, ruff_command
+
+    project = _house_project(tmp_path / "p", '[project]\nname = "p"\n')
+    # 79 and 88 would wrap the 95-column lines, 110 and more would join the split calls;
+    # of the lengths that change nothing (its longest line, 99, 100) the shortest
+    assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) == 95
+
+
+def test_black_line_length_is_taken(tmp_path: Path) -> None:
+    from codemods.phase6 import house_line_length, ruff_command
+
+    project = _house_project(
+        tmp_path / "p", '[project]\nname = "p"\n\n[tool.black]\nline-length = 100\n'
+    )
+    assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) == 100
+
+
+def test_ruff_settings_of_the_target_stand(tmp_path: Path) -> None:
+    from codemods.phase6 import house_line_length, ruff_command
+
+    project = _house_project(
+        tmp_path / "p", '[project]\nname = "p"\n\n[tool.ruff]\nline-length = 100\n'
+    )
+    assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) is None
+    nested = _house_project(tmp_path / "q", '[project]\nname = "q"\n')
+    (tmp_path / "q" / "pkg" / "ruff.toml").write_text("line-length = 70\n")
+    assert house_line_length(nested, ruff_command(), {"pkg/changed.py"}) is None
+
+
+def test_formatting_keeps_the_project_line_length(tmp_path: Path) -> None:
+    """A file the refactoring changed is formatted at the length the rest of the project
+    is written to: its 100-column lines stay as they are."""
+    root = tmp_path / "p"
+    line = "total = combine(first_value_argument, second_value_argument, the_third_value_argument_xyz_w)\n"
+    assert 88 < len(line) - 1 <= 100
+    files = {f"pkg/m{i}.py": line.replace("total", f"total_{i}") * 3 for i in range(4)}
+    files["pyproject.toml"] = '[project]\nname = "p"\n'
+    _write(root, files)
+    project = Project(root, Config(), {"pkg/m0.py": line.encode() + b"y=2\n"})
+    state_of(project).changed_files = ["pkg/m0.py"]
+    change = FileChange("pkg/m0.py", line.encode() * 3, line.encode() + b"y=2\n")
+    [result] = format_changed(project, [change])
+    assert result.new == line.encode() + b"y = 2\n"
