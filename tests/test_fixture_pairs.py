@@ -1,9 +1,13 @@
 """Every codemod fixture pair: ``fixtures/phaseN/<case>.before.py`` -> ``<case>.after.py``.
 
-Adding a case is adding two files. A case runs its whole phase (or the steps its header names)
-on a virtual project made of ``fixtures/phaseN/_context/`` plus the case file, so the phase's
-own file selection and prefilter decide whether the file is touched. The first line of the
-``before`` file may be a header::
+Each case is the smallest code that shows one rule, named after the rule, and restricted
+with ``steps=`` when the rule belongs to one step; the bundled target's whole files are run
+end to end by the phase tests (``tests/test_phases_*.py``), not copied here.
+
+Adding a case is adding two files. A case runs its whole phase (or the steps its header
+names) on a virtual project made of ``fixtures/phaseN/_context/`` plus the case file, so the
+phase's own file selection and prefilter decide whether the file is touched. The first line
+of the ``before`` file may be a header::
 
     # refactor-tool-fixture: path=sologm/core/game.py steps=2.1,2.2 check=sologm/core/factory.py
 
