@@ -198,9 +198,11 @@ def factory_keywords(analysis: fx.FixtureAnalysis, project: Project) -> set[str]
     return taken
 
 
-def scope_scan(stmts: list[cst.BaseStatement]) -> fx.Scan:
+def scope_scan(
+    stmts: Sequence[cst.BaseStatement], memo: fx.ScanMemo | None = None
+) -> fx.Scan:
     """Names bound and read in a function's own scope (nested functions only bind their name)."""
-    return fx.scan(stmts, own_scope=True)
+    return fx.scan(stmts, own_scope=True, memo=memo)
 
 
 def _unwrap_log_only_try(
@@ -406,6 +408,8 @@ class RefactorTestFunctions(RefactorCodemod):
         # the graph does not change while a module is rewritten: each lookup is made once
         self._resolved: dict[str, fx.Fixture | None] = {}
         self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
+        #: scans of the statements looked at in this module (:func:`fx.scan`)
+        self._scans: fx.ScanMemo = {}
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
@@ -464,11 +468,14 @@ class RefactorTestFunctions(RefactorCodemod):
         shape = _shape(inlined, config.session_variable)
         if shape.returns:
             return None
-        bound = scope_scan(inlined).bound
-        reads = set(fx.scan(body).used)  # nested functions' reads too
+        memo = self._scans
+        bound = scope_scan(inlined, memo).bound
+        reads = set(fx.scan(body, memo=memo).used)  # nested functions' reads too
         order = shape.assigned
         returned = tuple(n for n in dict.fromkeys(order) if n in bound and n in reads)
-        free = [n for n in dict.fromkeys(fx.scan(inlined).used) if n not in bound]
+        free = [
+            n for n in dict.fromkeys(fx.scan(inlined, memo=memo).used) if n not in bound
+        ]
         fixtures = [p for p in params if p != "self"]
         passed: list[str] = []
         for name in free:
@@ -478,7 +485,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 passed.append(name)
             elif name not in self._bindings and not hasattr(builtins, name):
                 return None
-        if not returned or scope_scan(body).bound & {*passed, *returned}:
+        if not returned or scope_scan(body, memo).bound & {*passed, *returned}:
             return None
         key = cst.Module(body=[_without_leading(s) for s in inlined]).code
         first = [config.session_variable]
@@ -803,7 +810,7 @@ class RefactorTestFunctions(RefactorCodemod):
         merged_session = False
         if has_ctx:
             body, merged_session = self._merge_inner_contexts(fn, body, replacements)
-        own = scope_scan(body)
+        own = scope_scan(body, self._scans)
         for reserved in (config.session_variable, config.managers_variable):
             used = reserved in own.used and not (
                 merged_session and reserved == config.session_variable
@@ -896,7 +903,9 @@ class RefactorTestFunctions(RefactorCodemod):
                 )
             )
         block = [*inlined, *new_body]
-        uses_managers = config.managers_variable in fx.scan(block).used
+        uses_managers = (
+            config.managers_variable in fx.scan(block, memo=self._scans).used
+        )
         self._setup = self._setup_of(
             inlined,
             new_body,

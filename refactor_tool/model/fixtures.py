@@ -546,12 +546,38 @@ class Scan(cst.CSTVisitor):
             self.returns.append(node)
 
 
-def scan(nodes: Iterable[cst.CSTNode], own_scope: bool = False) -> Scan:
-    """What ``nodes`` read and bind (see :class:`Scan`)."""
-    scanner = Scan(own_scope)
+#: scans of single nodes, kept by the caller while the nodes live (see :func:`scan`)
+ScanMemo = dict[tuple[int, bool], tuple[cst.CSTNode, Scan]]
+
+
+def scan(
+    nodes: Iterable[cst.CSTNode], own_scope: bool = False, memo: ScanMemo | None = None
+) -> Scan:
+    """What ``nodes`` read and bind (see :class:`Scan`).
+
+    ``memo``: scans of single nodes from earlier calls, filled as nodes are scanned (nodes
+    are immutable: a node scanned once is not walked again). The result is the same as a
+    scan of the whole sequence: each node's names, in order.
+    """
+    if memo is None:
+        scanner = Scan(own_scope)
+        for node in nodes:
+            node.visit(scanner)
+        return scanner
+    out = Scan(own_scope)
     for node in nodes:
-        node.visit(scanner)
-    return scanner
+        key = (id(node), own_scope)
+        hit = memo.get(key)
+        if hit is None or hit[0] is not node:
+            one = Scan(own_scope)
+            node.visit(one)
+            hit = memo[key] = (node, one)
+        part = hit[1]
+        out.used.extend(part.used)
+        out.bound |= part.bound
+        out.yields = out.yields or part.yields
+        out.returns.extend(part.returns)
+    return out
 
 
 def top_level_bindings(
