@@ -41,6 +41,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .model.config import Config
 from .model.fixtures import REMOVED_KINDS, is_fixture, is_test_module, registered_name, test_modules
+from .model.managers import stored_attribute
 from .model.project import InputError, Project, location
 from .model.state import state_of
 from .model.syntax import code
@@ -453,10 +454,7 @@ def check_base_manager(src: _Source) -> list[Failure]:
                 failures.append(
                     src.fail(rel, param, f"`{session}` is annotated `{_code(param.annotation.annotation)}`; annotate it `Session`")
                 )
-        for assign in findall(init, m.Assign(value=m.Name(session))):
-            for target in cst.ensure_type(assign, cst.Assign).targets:
-                if matches(target.target, m.Attribute(value=_SELF)):
-                    session_attr = cst.ensure_type(target.target, cst.Attribute).attr.value
+        session_attr = stored_attribute(init, session) or session_attr
 
     execute = _method(cls, config.execute_method)
     if execute is None:

@@ -439,6 +439,21 @@ def test_names_come_from_the_configuration(tmp_path: Path) -> None:
     assert results[5].failures[0].line == _line_of(files["sologm/tests/conftest.py"], "def dbs")
 
 
+def test_base_manager_session_attribute_is_read_from_init(tmp_path: Path) -> None:
+    """A base manager that keeps its session as ``self.db``: the lazy-init check expects the
+    parent's ``self.db`` to be passed on, not ``self._session``."""
+    files = dict(GOOD)
+    rel = "sologm/core/base_manager.py"
+    files[rel] = files[rel].replace("self._session", "self.db")
+    results = _results(_write(tmp_path, files))
+    assert results[3].ok, [str(f) for f in results[3].failures]
+    files[rel] = files[rel].replace('kwargs["session"] = self.db', 'kwargs["session"] = self._session')
+    results = _results(_write(tmp_path / "again", files))
+    assert [f.message for f in results[3].failures] == [
+        '_lazy_init_manager does not pass the parent\'s session; add `kwargs["session"] = self.db`'
+    ]
+
+
 def _copy_target(tmp_path: Path) -> Path:
     if not (TARGET / "sologm").is_dir():
         pytest.skip("target_project is not there")
