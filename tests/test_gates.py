@@ -19,6 +19,7 @@ import pytest
 from refactor_tool import gitops
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import Project
+from refactor_tool.gates import preload
 from refactor_tool.gates import (
     Baseline,
     CommandResult,
@@ -635,6 +636,27 @@ def test_run_smoke(sample: Path) -> None:
     assert "[project.scripts]" in skipped.message and "app" in skipped.message
 
 
+@pytest.mark.skipif(not preload.supported(), reason="no fork on this platform")
+def test_smoke_forked_from_the_preloading_server_ends_as_a_new_process_does(
+    sample: Path,
+) -> None:
+    """The smoke command forked from the server that preloaded the target's third-party
+    modules: the same status, exit code and output as in a process of its own, in its own
+    scratch environment, and no ``__pycache__`` written into the target."""
+    for args in (("game", "list"), ("nope",)):
+        config = Config(script="app", smoke_args=args)
+        fresh = run_smoke(sample, sys.executable, config)
+        forked = run_smoke(sample, sys.executable, config, preload=["sqlalchemy"])
+        assert (forked.status, forked.returncode, forked.output, forked.message) == (
+            fresh.status,
+            fresh.returncode,
+            fresh.output,
+            fresh.message,
+        )
+    assert not list(sample.rglob("__pycache__"))
+    assert any(key[2] == ("sqlalchemy",) for key in preload._SERVERS)
+
+
 FACTORY_PROJECT = {
     "pkg/__init__.py": "",
     "pkg/models.py": """
@@ -678,12 +700,17 @@ def test_run_factory_check(tmp_path: Path) -> None:
     result = run_factory_check(tmp_path, sys.executable, config)
     assert result.status == "ok", result.output
     assert "thing=ThingManager" in result.message
+    # forked from the preloading server (sqlalchemy already imported there): the same
+    forked = run_factory_check(tmp_path, sys.executable, config, preload=["sqlalchemy"])
+    assert (forked.status, forked.message) == (result.status, result.message)
     # a factory that raises fails the check, with the error in the message
     (tmp_path / "pkg/core/factory.py").write_text(
         "def create_all_managers(session):\n    raise RuntimeError('wired wrong')\n"
     )
     result = run_factory_check(tmp_path, sys.executable, config)
     assert result.status == "failed" and "wired wrong" in result.message
+    forked = run_factory_check(tmp_path, sys.executable, config, preload=["sqlalchemy"])
+    assert (forked.status, forked.message) == (result.status, result.message)
     # no factory at all
     (tmp_path / "pkg/core/factory.py").unlink()
     result = run_factory_check(tmp_path, sys.executable, config)

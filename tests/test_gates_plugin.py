@@ -349,7 +349,11 @@ def test_preloaded_processes_run_the_suite_as_fresh_ones_do(
     # split over two forked processes too; one server served both runs
     split = run_suite(root, sys.executable, Config(), jobs=2, mode="split", preload=["sqlalchemy"])
     assert split.tests == fresh.tests
-    servers = [s for key, s in preload._SERVERS.items() if key[2] == ("sqlalchemy",)]
+    servers = [
+        s
+        for key, s in preload._SERVERS.items()
+        if key[2] == ("sqlalchemy",) and str(root) in dict(key[1])["PYTHONPATH"]
+    ]
     assert len(servers) == 1 and servers[0].preloaded == ["pytest", "sqlalchemy"]
 
 

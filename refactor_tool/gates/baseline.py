@@ -164,11 +164,12 @@ def run_suite_and_smoke(
 
     ``smoke``: a result of the smoke command that still holds (it is not run again).
     """
+    preload = preload_modules(project)
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = (
             None
             if smoke is not None
-            else pool.submit(run_smoke, project.root, python, project.config)
+            else pool.submit(run_smoke, project.root, python, project.config, preload)
         )
         suite = run_suite(
             project.root,
@@ -178,7 +179,7 @@ def run_suite_and_smoke(
             mode=mode,
             weights=weights,
             progress=progress,
-            preload=preload_modules(project),
+            preload=preload,
             cancel=cancel,
         )
         return suite, smoke if future is None else future.result()

@@ -8,19 +8,20 @@ Both run only the standard library and the target itself in that interpreter.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..model.config import Config, project_scripts
 from .results import one_line as _one_line
-from .runner import EnvironmentProblem
+from .preload import server_for
+from .runner import BYTECODE, EnvironmentProblem, run_env
 from .runner import tail as _tail
-from .runner import target_env as _target_env
 
 
 @dataclass
@@ -64,9 +65,40 @@ _TIMEOUT = 300
 
 
 def _run_script(
-    python: str, script: str, payload: str, root: Path, env: dict[str, str]
+    python: str,
+    script: str,
+    payload: str,
+    root: Path,
+    extra: dict[str, str] | None = None,
+    preload: Sequence[str] | None = None,
 ) -> subprocess.CompletedProcess[str] | None:
-    """``python -c script payload`` in the target (None: it did not finish in time)."""
+    """``python -c script payload`` in the target, in its environment and ``extra`` (None: it
+    did not finish in time). With ``preload`` (the target's third-party modules) it is
+    forked from the server that preloaded them, as the suite's processes are (where that
+    server runs); else it is a new process."""
+    env = run_env(root, BYTECODE, extra)
+    server = (
+        server_for(python, run_env(root, BYTECODE), preload)
+        if preload is not None
+        else None
+    )
+    if server is not None:
+        with tempfile.TemporaryDirectory(prefix="refactor-tool-command-") as tmp:
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            try:
+                child = server.spawn([payload], root, env, out, code=script, errors=err)
+            except OSError:
+                pass  # the server stopped: a process of its own
+            else:
+                try:
+                    code = child.wait(timeout=_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    return None
+                read = functools.partial(Path.read_text, encoding="utf-8", errors="replace")
+                return subprocess.CompletedProcess(
+                    [python, "-c", script, payload], code, read(out), read(err)
+                )
     try:
         return subprocess.run(
             [python, "-c", script, payload],
@@ -111,8 +143,11 @@ def smoke_env(config: Config, scratch: Path) -> dict[str, str]:
     return env
 
 
-def run_smoke(root: Path, python: str, config: Config) -> CommandResult:
-    """The app's smoke command (``game list`` on an empty database) in a scratch home."""
+def run_smoke(
+    root: Path, python: str, config: Config, preload: Sequence[str] | None = None
+) -> CommandResult:
+    """The app's smoke command (``game list`` on an empty database) in a scratch home;
+    ``preload``: as for :func:`_run_script`."""
     root = Path(root)
     scripts = project_scripts(root)
     spec = scripts.get(config.script)
@@ -130,9 +165,10 @@ def run_smoke(root: Path, python: str, config: Config) -> CommandResult:
         )
     spec = re.sub(r"\s*\[.*\]\s*$", "", spec)  # drop "[extras]"
     with tempfile.TemporaryDirectory(prefix="refactor-tool-smoke-") as tmp:
-        env = _target_env(root, smoke_env(config, Path(tmp)))
         payload = json.dumps([spec, [config.script, *config.smoke_args]])
-        proc = _run_script(python, _RUNNER, payload, root, env)
+        proc = _run_script(
+            python, _RUNNER, payload, root, smoke_env(config, Path(tmp)), preload
+        )
         if proc is None:
             return CommandResult(
                 "smoke", display, "failed", None, "", f"did not finish within {_TIMEOUT} s"
@@ -197,8 +233,11 @@ sys.exit(1 if problems or not (names or lazy) else 0)
 """
 
 
-def run_factory_check(root: Path, python: str, config: Config) -> CommandResult:
-    """Phase 3: import the factory in the target's interpreter and call it on a real session."""
+def run_factory_check(
+    root: Path, python: str, config: Config, preload: Sequence[str] | None = None
+) -> CommandResult:
+    """Phase 3: import the factory in the target's interpreter and call it on a real session;
+    ``preload``: as for :func:`_run_script`."""
     root = Path(root)
     call = f"{config.factory_module_name}.{config.factory_function}(Session(sqlite engine))"
     if not (root / config.factory_module).is_file():
@@ -211,7 +250,7 @@ def run_factory_check(root: Path, python: str, config: Config) -> CommandResult:
     payload = json.dumps(
         [config.factory_module_name, config.factory_function, config.package_dotted]
     )
-    proc = _run_script(python, _FACTORY_CHECK, payload, root, _target_env(root))
+    proc = _run_script(python, _FACTORY_CHECK, payload, root, None, preload)
     if proc is None:
         return CommandResult(
             "factory", call, "failed", None, "", f"did not finish within {_TIMEOUT} s"

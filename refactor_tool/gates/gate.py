@@ -269,7 +269,11 @@ def run_gate(
     if phase == 3:
         if on_step:
             on_step("phase 3: calling the factory on a real session")
-        judge_command(gate, run_factory_check(root, python, config), None)
+        judge_command(
+            gate,
+            run_factory_check(root, python, config, preload_modules(project)),
+            None,
+        )
     if phase == 6:
         if checks is None:
             gate.messages.append("check: not available in this installation")

@@ -119,9 +119,18 @@ class Preloaded:
         return not self._closed and self.proc.poll() is None
 
     def spawn(
-        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], output: Path
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        output: Path,
+        *,
+        code: str | None = None,
+        errors: Path | None = None,
     ) -> PreloadedProcess:
-        """Fork ``python -m pytest ARGV`` (``argv`` without the interpreter and ``-m pytest``)."""
+        """Fork ``python -m pytest ARGV`` (``argv`` without the interpreter and ``-m pytest``),
+        or ``python -c CODE ARGV`` when ``code`` is given; stderr goes to ``errors`` if
+        given, else to ``output`` with stdout."""
         with self._lock:
             self._next += 1
             run = self._next
@@ -131,6 +140,8 @@ class Preloaded:
             "env": dict(env),
             "argv": list(argv),
             "output": str(output),
+            "code": code,
+            "errors": str(errors) if errors is not None else None,
         }
         stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
         try:

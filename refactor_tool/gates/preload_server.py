@@ -31,7 +31,9 @@ def _say(message: dict) -> None:
 
 
 def _child(request: dict) -> None:
-    """Become ``python -m pytest ARGV`` in the request's directory and environment."""
+    """Become ``python -m pytest ARGV`` (or ``python -c CODE ARGV``, the request has
+    ``code``) in the request's directory and environment; stdout goes to the request's
+    ``output`` file, stderr to its ``errors`` file if it names one, else to ``output``."""
     code = 3
     try:
         os.setpgid(0, 0)  # the tool stops a run with its process group
@@ -45,23 +47,39 @@ def _child(request: dict) -> None:
         tempfile.tempdir = None  # read TMPDIR again
         prefix = env.get("PYTHONPYCACHEPREFIX")
         sys.pycache_prefix = prefix or None
+        sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
         # ``python -m`` puts the working directory first; PYTHONPATH entries of this run
         # (the results plugin's directory) come next
         extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         sys.path[:] = [cwd, *extra, *(p for p in sys.path[1:] if p not in extra)]
         out = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(out, 1)
-        os.dup2(out, 2)
+        if request.get("errors"):
+            err = os.open(request["errors"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(err, 2)
+            os.close(err)
+        else:
+            os.dup2(out, 2)
         os.close(out)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        sys.argv = ["pytest", *request["argv"]]
-        import pytest
+        if request.get("code") is not None:  # ``python -c CODE ARGV``
+            sys.argv = ["-c", *request["argv"]]
+            namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+            exec(compile(request["code"], "<string>", "exec"), namespace)
+            code = 0
+        else:
+            sys.argv = ["pytest", *request["argv"]]
+            import pytest
 
-        code = int(pytest.main(request["argv"]))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+            code = int(pytest.main(request["argv"]))
+    except SystemExit as exc:  # as the interpreter ends on it
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
     except BaseException:  # noqa: BLE001 - whatever happens, the child must end here
         import traceback
 

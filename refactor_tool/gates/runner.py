@@ -363,6 +363,18 @@ class _Tally:
         )
 
 
+def run_env(
+    root: Path, bytecode: BytecodeCache | None = BYTECODE, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of the target's runs (:func:`target_env` and ``extra``), compiled
+    modules kept in ``bytecode`` (outside the target's tree) when given."""
+    env = target_env(root, extra)
+    if bytecode is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode.prepare(root))
+    return env
+
+
 def run_suite(
     root: Path,
     python: str,
@@ -404,10 +416,7 @@ def run_suite(
             weights_file.write_text(json.dumps(weights), encoding="utf-8")
         scratch = tmp / "tmp"
         scratch.mkdir()
-        server_env = target_env(root)
-        if bytecode is not None:
-            server_env.pop("PYTHONDONTWRITEBYTECODE", None)
-            server_env["PYTHONPYCACHEPREFIX"] = str(bytecode.prepare(root))
+        server_env = run_env(root, bytecode)
         server = (
             server_for(python, server_env, preload)
             if preload is not None and mode != "xdist"
