@@ -89,6 +89,12 @@ class TestDiceManager:
             dice_manager.roll("1d6")
         assert len(dice_manager.get_recent_rolls(limit=3)) == 3
 
+    def test_count_rolls(self, dice_manager, test_dice_roll):
+        dice_manager.roll("1d6", reason="No scene")
+
+        assert dice_manager.count_rolls() == 2
+        assert dice_manager.count_rolls(scene_id=test_dice_roll.scene_id) == 1
+
     def test_dice_roll_fixture(self, test_dice_roll, test_scene):
         assert test_dice_roll.scene.id == test_scene.id
         assert test_dice_roll.total == 8
