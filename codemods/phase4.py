@@ -345,11 +345,14 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             p for p, d in deps.items() if d is not None and d.kind == fx.FACTORY
         }
         replacements: dict[str, cst.BaseExpression] = {}
-        for p in drop:
+        rebuilt: list[cst.BaseStatement] = []
+        for p in sorted(drop, key=fixture.params.index):
             dep = deps[p]
             assert dep is not None
             if dep.kind == fx.SESSION:
                 replacements[p] = cst.Name(config.session_variable)
+            elif dep.kind == fx.MANAGER and not dep.plain_manager:
+                rebuilt.append(self._rebuild_manager(p, dep))
             else:
                 replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
@@ -362,7 +365,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         # (step 4.4 leaves the fixture, see ``fixture_plan``): nothing can be captured here
         docstring, inner_body = fx.split_docstring(fx.statements(inner))
         inner_body, rewriter = rewrite.rewrite_names(
-            inner_body, replacements, factories, config.session_variable
+            [*rebuilt, *inner_body], replacements, factories, config.session_variable
         )
         if rewriter.conflicts:
             self.report_fixture(
@@ -424,6 +427,46 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
                 whitespace_before_params=cst.SimpleWhitespace("")
             )
         return new_fn
+
+
+    def _rebuild_manager(self, name: str, manager: fx.Fixture) -> cst.BaseStatement:
+        """``name = Manager(...)``: the manager fixture's own construction (which
+        create_all_managers cannot stand for), on the inner function's session; the
+        session fixture and the managers it passes are replaced with the other names."""
+        graph = self.analysis.graph
+        call = fx.manager_rebuild(manager, lambda q: graph.resolve(q, manager.rel))
+        assert call is not None  # the model's _factory_problem let the fixture through
+        session = self.config.session_variable
+        passes_session = any(
+            (dep := graph.resolve(cst.ensure_type(a.value, cst.Name).value, manager.rel))
+            is not None
+            and dep.kind == fx.SESSION
+            for a in call.args
+        )
+        if not passes_session:  # the manager fell back on a session of its own
+            equal = cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""),
+                whitespace_after=cst.SimpleWhitespace(""),
+            )
+            call = call.with_changes(
+                args=[*call.args, cst.Arg(cst.Name(session), keyword=cst.Name(session), equal=equal)]
+            )
+        renamed: dict[str, cst.BaseExpression] = {}
+        for p in manager.params:
+            dep = graph.resolve(p, manager.rel)
+            if dep is not None and dep.kind == fx.SESSION:
+                renamed[p] = cst.Name(session)
+            elif dep is not None:
+                renamed[p] = rewrite.managers_attr(self.config, dep.manager_short or p)
+        stmt = cst.SimpleStatementLine(
+            [cst.Assign([cst.AssignTarget(cst.Name(name))], call)]
+        )
+        (stmt,), _ = rewrite.rewrite_names([stmt], renamed, set(), session)
+        for free in fx.scan([stmt]).used:
+            if free in manager.imports and free not in self._bindings:
+                source, obj, asname = manager.imports[free]
+                AddImportsVisitor.add_needed_import(self.context, source, obj, asname)
+        return stmt
 
 
 def _with_statements(
