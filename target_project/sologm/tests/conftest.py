@@ -167,8 +167,10 @@ def scene_manager(db_session, act_manager):
 
 
 @pytest.fixture
-def event_manager(db_session, scene_manager):
-    return EventManager(scene_manager=scene_manager, session=db_session)
+def event_manager(scene_manager):
+    # No session on purpose: EventManager falls back to the thread's scoped
+    # session, which is the very session db_session hands out.
+    return EventManager(scene_manager=scene_manager)
 
 
 @pytest.fixture
