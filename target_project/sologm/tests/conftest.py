@@ -174,8 +174,9 @@ def event_manager(scene_manager):
 
 
 @pytest.fixture
-def dice_manager(db_session, scene_manager):
-    return DiceManager(scene_manager=scene_manager, session=db_session)
+def dice_manager(db_session):
+    """DiceManager on its own: it creates its SceneManager the first time it needs one."""
+    return DiceManager(session=db_session)
 
 
 @pytest.fixture

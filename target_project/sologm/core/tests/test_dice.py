@@ -100,6 +100,16 @@ class TestDiceManager:
         assert test_dice_roll.total == 8
 
 
+def test_dice_manager_fixture_creates_its_scene_manager_on_first_use(dice_manager, db_session):
+    assert dice_manager._scene_manager is None
+
+    scenes = dice_manager.scene_manager
+
+    assert isinstance(scenes, SceneManager)
+    assert dice_manager._scene_manager is scenes
+    assert scenes._session is db_session
+
+
 def test_dice_manager_lazy_scene_manager(db_session):
     dice_manager = DiceManager(session=db_session)
     assert isinstance(dice_manager.scene_manager, SceneManager)
