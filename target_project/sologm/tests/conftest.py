@@ -6,6 +6,7 @@ one test; ``database_manager`` points the application singleton at it.
 """
 
 import logging
+import random
 from typing import Any, Callable, Dict, List, Optional
 from unittest.mock import MagicMock
 
@@ -283,6 +284,26 @@ def create_test_event(db_session, event_manager):
         return event
 
     return _create_event
+
+
+@pytest.fixture
+def create_test_dice_roll(request, dice_manager):
+    """Factory rolling dice through the DiceManager.
+
+    ``@pytest.mark.dice_seed(n)`` seeds the dice, so a test can know the results.
+    """
+    marker = request.node.get_closest_marker("dice_seed")
+    if marker is not None:
+        random.seed(marker.args[0])
+
+    def _create_dice_roll(
+        notation: str = "2d6",
+        reason: Optional[str] = None,
+        scene_id: Optional[str] = None,
+    ) -> DiceRoll:
+        return dice_manager.roll(notation, reason=reason, scene_id=scene_id)
+
+    return _create_dice_roll
 
 
 # ---------------------------------------------------------------------------

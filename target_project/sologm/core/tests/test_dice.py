@@ -1,5 +1,7 @@
 """Tests for dice rolling."""
 
+import random
+
 import pytest
 
 from sologm.core.dice import DiceManager
@@ -94,6 +96,20 @@ class TestDiceManager:
 
         assert dice_manager.count_rolls() == 2
         assert dice_manager.count_rolls(scene_id=test_dice_roll.scene_id) == 1
+
+    @pytest.mark.dice_seed(20)
+    def test_seeded_rolls_are_known(self, create_test_dice_roll):
+        roll = create_test_dice_roll("3d6", reason="Seeded")
+
+        random.seed(20)
+        assert roll.individual_results == [random.randint(1, 6) for _ in range(3)]
+        assert roll.reason == "Seeded"
+
+    def test_factory_roll_defaults(self, create_test_dice_roll, db_session):
+        roll = create_test_dice_roll()
+
+        assert 2 <= roll.total <= 12
+        assert db_session.get(DiceRoll, roll.id).notation == "2d6"
 
     def test_dice_roll_fixture(self, test_dice_roll, test_scene):
         assert test_dice_roll.scene.id == test_scene.id
