@@ -356,6 +356,36 @@ def test_scene(db_session, test_act, create_test_scene):
 
 
 @pytest.fixture
+def test_inactive_game(db_session, game_manager):
+    """A second game, not active: test_game (when used too) stays the active one."""
+    game = game_manager.create_game("Shelved Game", "Put aside for now", is_active=False)
+    try:
+        # Without this the acts were loaded lazily after the session had gone
+        # (DetachedInstanceError in the old CLI tests).
+        db_session.refresh(game, attribute_names=["acts"])
+    except Exception as e:
+        logger.warning("Could not refresh the inactive game: %s", e)
+    return game
+
+
+@pytest.fixture
+def test_oracle_event(db_session, test_scene, event_manager):
+    """An event in test_scene that the oracle produced."""
+    # It used to be a bare Event(...) added to db_session, which skipped the
+    # source lookup; going through the manager gives it a real EventSource.
+    event = event_manager.add_event(
+        description="The oracle says: betrayal",
+        scene_id=test_scene.id,
+        source="oracle",
+    )
+    try:
+        db_session.refresh(event, attribute_names=["source", "scene"])
+    except Exception as e:
+        logger.warning("Could not refresh the oracle event: %s", e)
+    return event
+
+
+@pytest.fixture
 def test_events(db_session, test_scene, event_manager):
     """Two events in test_scene (old version, superseded below)."""
     events = [

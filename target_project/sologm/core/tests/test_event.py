@@ -110,6 +110,12 @@ class TestEventManager:
         names = [s.name for s in event_manager.get_event_sources()]
         assert names == ["dice", "manual", "oracle"]
 
+    def test_oracle_event_fixture(self, event_manager, test_oracle_event):
+        events = event_manager.list_events(scene_id=test_oracle_event.scene_id)
+
+        assert [e.id for e in events] == [test_oracle_event.id]
+        assert test_oracle_event.source.name == "oracle"
+
     def test_events_in_hierarchy(self, event_manager, test_hierarchy):
         scene = test_hierarchy["scenes"][0]
         events = event_manager.list_events(scene_id=scene.id)

@@ -91,6 +91,12 @@ class TestGameManager:
         assert db_session.get(Game, second.id).is_active is True
         assert db_session.get(Game, first.id).is_active is False
 
+    def test_activate_shelved_game(self, game_manager, test_game, test_inactive_game):
+        game_manager.activate_game(test_inactive_game.id)
+
+        assert game_manager.get_active_game().id == test_inactive_game.id
+        assert [g.name for g in game_manager.list_games() if g.is_active] == ["Shelved Game"]
+
     def test_activate_missing_game(self, game_manager):
         with pytest.raises(GameError, match="not found"):
             game_manager.activate_game("nope")
