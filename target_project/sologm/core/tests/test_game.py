@@ -1,6 +1,8 @@
 """Tests for the game manager."""
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+
 from sologm.core.act import ActManager
 from sologm.core.game import GameManager
 from sologm.models.act import Act
@@ -211,3 +213,13 @@ def test_create_game_new_style(session_context):
 )
 def test_slugify(name, expected):
     assert slugify(name) == expected
+
+
+def test_duplicate_slug_rejected_by_database(db_session, test_game):
+    # Bypass GameManager's own check: the unique slug is the database's to enforce.
+    db_session.add(Game.create(name=test_game.name.upper()))
+    with pytest.raises(IntegrityError):
+        db_session.commit()
+    db_session.rollback()
+
+    assert [g.name for g in db_session.query(Game).all()] == ["Test Game"]
