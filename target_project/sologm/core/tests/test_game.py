@@ -223,3 +223,12 @@ def test_duplicate_slug_rejected_by_database(db_session, test_game):
     db_session.rollback()
 
     assert [g.name for g in db_session.query(Game).all()] == ["Test Game"]
+
+
+def test_game_manager_given_its_session_afterwards(db_session):
+    games = GameManager()
+    games._session = db_session  # how the old import script wired its managers
+
+    game = games.create_game("Imported Game", "From the old notebook")
+
+    assert db_session.get(Game, game.id).description == "From the old notebook"
