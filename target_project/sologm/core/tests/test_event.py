@@ -1,6 +1,7 @@
 """Tests for the event manager."""
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from sologm.core.event import EventManager
 from sologm.core.game import GameManager
@@ -115,6 +116,15 @@ class TestEventManager:
 
         assert [e.id for e in events] == [test_oracle_event.id]
         assert test_oracle_event.source.name == "oracle"
+
+    def test_add_event_source_twice(self, event_manager):
+        event_manager.add_event_source("Omen")
+        with pytest.raises(IntegrityError):
+            event_manager.add_event_source("omen")
+
+        # the failed insert must not take the first one with it
+        names = [s.name for s in event_manager.get_event_sources()]
+        assert names == ["dice", "manual", "omen", "oracle"]
 
     def test_events_in_hierarchy(self, event_manager, test_hierarchy):
         scene = test_hierarchy["scenes"][0]
