@@ -428,32 +428,23 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             )
         return new_fn
 
-
     def _rebuild_manager(self, name: str, manager: fx.Fixture) -> cst.BaseStatement:
         """``name = Manager(...)``: the manager fixture's own construction (which
         create_all_managers cannot stand for), on the inner function's session; the
         session fixture and the managers it passes are replaced with the other names."""
         graph = self.analysis.graph
-        call = fx.manager_rebuild(manager, lambda q: graph.resolve(q, manager.rel))
+
+        def resolve(param: str) -> fx.Fixture | None:
+            return graph.resolve(param, manager.rel)
+
+        call = fx.manager_rebuild(manager, resolve)
         assert call is not None  # the model's _factory_problem let the fixture through
         session = self.config.session_variable
-        passes_session = any(
-            (dep := graph.resolve(cst.ensure_type(a.value, cst.Name).value, manager.rel))
-            is not None
-            and dep.kind == fx.SESSION
-            for a in call.args
-        )
-        if not passes_session:  # the manager fell back on a session of its own
-            equal = cst.AssignEqual(
-                whitespace_before=cst.SimpleWhitespace(""),
-                whitespace_after=cst.SimpleWhitespace(""),
-            )
-            call = call.with_changes(
-                args=[*call.args, cst.Arg(cst.Name(session), keyword=cst.Name(session), equal=equal)]
-            )
+        if fx.omits_session(manager, call, resolve, session):
+            call = rewrite.add_session_argument(call, session)
         renamed: dict[str, cst.BaseExpression] = {}
         for p in manager.params:
-            dep = graph.resolve(p, manager.rel)
+            dep = resolve(p)
             if dep is not None and dep.kind == fx.SESSION:
                 renamed[p] = cst.Name(session)
             elif dep is not None:

@@ -140,6 +140,17 @@ def drop_unused_imports(
 # ------------------------------------------------------------------------------- rewriting
 
 
+def add_session_argument(call: cst.Call, session: str) -> cst.Call:
+    """``call`` with ``session=<session>`` after its arguments (a manager construction that
+    passed no session, the manager having fetched one itself)."""
+    equal = cst.AssignEqual(
+        whitespace_before=cst.SimpleWhitespace(""),
+        whitespace_after=cst.SimpleWhitespace(""),
+    )
+    arg = cst.Arg(cst.Name(session), keyword=cst.Name(session), equal=equal)
+    return call.with_changes(args=[*call.args, arg])
+
+
 def managers_attr(config: Config, short: str) -> cst.Attribute:
     return cst.Attribute(value=cst.Name(config.managers_variable), attr=cst.Name(short))
 

@@ -1583,6 +1583,25 @@ def manager_rebuild(
     return returned
 
 
+def omits_session(
+    fixture: Fixture,
+    call: cst.Call,
+    resolve: Callable[[str], Fixture | None],
+    session_name: str,
+) -> bool:
+    """Whether a manager fixture's construction ``call`` passes no session: no argument is
+    one of the fixture's parameters that ``resolve`` finds to be the session fixture, and
+    none is the keyword ``session_name`` (the manager used to fetch a session itself)."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == session_name:
+            return False
+        if isinstance(arg.value, cst.Name) and arg.value.value in fixture.params:
+            dep = resolve(arg.value.value)
+            if dep is not None and dep.kind == SESSION:
+                return False
+    return True
+
+
 def _factory_problem(
     fixture: Fixture,
     body: Sequence[cst.BaseStatement],
