@@ -138,6 +138,13 @@ def test_event_manager_lazy_scene_manager(db_session):
     assert event_manager.scene_manager._session is db_session
 
 
+def test_standalone_event_manager_finds_the_active_scene(standalone_event_manager, test_scene):
+    event = standalone_event_manager.add_event("Heard in the tavern")
+
+    assert event.scene_id == test_scene.id
+    assert standalone_event_manager._scene_manager is not None
+
+
 def test_event_sources_seeded(db_session):
     assert db_session.query(EventSource).count() == 3
 
