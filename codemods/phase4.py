@@ -13,7 +13,10 @@ Driven by the fixture graph (:mod:`refactor_tool.model.fixtures`), never by fixt
   ``managers = create_all_managers(session)`` and calls them as ``managers.<short>``, drops
   ``merge`` and refreshes through the passed session only, without the relationship
   collections (a collection refreshed right after its parent is created is frozen; the
-  collections are found in the model classes);
+  collections are found in the model classes); a manager fixture whose construction
+  ``create_all_managers`` cannot stand for (it leaves out a manager, or the session) is built
+  inside the inner function as the fixture built it, on the passed session
+  (:func:`refactor_tool.model.fixtures.manager_rebuild`);
 * 4.5 the object fixtures are deleted (docs/plan.md's option 1) once their recipe can be inlined
   by phase 5; a fixture defined twice in one module loses its earlier, dead definition.
 
