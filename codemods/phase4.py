@@ -355,7 +355,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             if dep.kind == fx.SESSION:
                 replacements[p] = cst.Name(config.session_variable)
             elif dep.kind == fx.MANAGER and not dep.plain_manager:
-                rebuilt.append(self._rebuild_manager(p, dep))
+                rebuilt.append(self._rebuild_manager(p, dep, fixture.rel))
             else:
                 replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
@@ -431,7 +431,9 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             )
         return new_fn
 
-    def _rebuild_manager(self, name: str, manager: fx.Fixture) -> cst.BaseStatement:
+    def _rebuild_manager(
+        self, name: str, manager: fx.Fixture, into: str
+    ) -> cst.BaseStatement:
         """``name = Manager(...)``: the manager fixture's own construction (which
         create_all_managers cannot stand for), on the inner function's session; the
         session fixture and the managers it passes are replaced with the other names."""
@@ -440,7 +442,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         def resolve(param: str) -> fx.Fixture | None:
             return graph.resolve(param, manager.rel)
 
-        call = fx.manager_rebuild(manager, resolve)
+        call = fx.manager_rebuild(manager, resolve, into)
         assert call is not None  # the model's _factory_problem let the fixture through
         session = self.config.session_variable
         if fx.omits_session(manager, call, resolve, session):

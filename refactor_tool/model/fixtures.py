@@ -1374,7 +1374,8 @@ class _Classifier:
                     p
                     for p, d in deps.items()
                     if d is not None
-                    and manager_rebuild(d, lambda q, d=d: self._dep(q, d)) is not None
+                    and manager_rebuild(d, lambda q, d=d: self._dep(q, d), fixture.rel)
+                    is not None
                 }
                 fixture.problem = _factory_problem(fixture, body, inner, deps, rebuilt)
                 if fixture.problem is None and not fixture.new_style:
@@ -1554,15 +1555,16 @@ def _recipe_problem(
 
 
 def manager_rebuild(
-    fixture: Fixture, resolve: Callable[[str], Fixture | None]
+    fixture: Fixture, resolve: Callable[[str], Fixture | None], into: str
 ) -> cst.Call | None:
     """The call that builds the manager of a manager fixture ``create_all_managers`` cannot
     stand for (it leaves out a dependency the factory would wire, say), for step 4.4 to
     repeat inside a factory fixture's inner function, on the inner function's session:
     the fixture's ``return Manager(...)``, alone in its body, when every parameter of the
     fixture (``resolve`` finds what it is) is the session fixture or a manager fixture that
-    ``create_all_managers`` stands for, and every argument is one of them by name; None
-    otherwise."""
+    ``create_all_managers`` stands for, and every argument is one of them by name, and the
+    call reads no name the fixture's module defines unless ``into`` (the module it is to be
+    repeated in) is that module; None otherwise."""
     if fixture.kind != MANAGER or fixture.plain_manager or fixture.yields:
         return None
     _, body = split_docstring(statements(fixture.node()))
@@ -1580,6 +1582,8 @@ def manager_rebuild(
             isinstance(arg.value, cst.Name) and arg.value.value in fixture.params
         ):
             return None
+    if into != fixture.rel and set(fixture.module_names) & set(scan([returned]).used):
+        return None
     return returned
 
 
