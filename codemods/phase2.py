@@ -845,8 +845,11 @@ class _RewordStrings(cst.CSTTransformer):
         return False
 
 
-#: the label of a field in a message: ``, should_close=`` or ``flag: ``
-_FLAG_LABEL = re.compile(r"[,;]?\s*\w+\s*[=:]\s*$")
+#: the label of a field in a message: ``, should_close=`` or ``flag: ``; after a comma, a
+#: semicolon or an opening parenthesis every word up to the colon (``, owned here: ``)
+_FLAG_LABEL = re.compile(
+    r"(?:[,;]\s*|(?<=\()\s*)\w+(?:[ \t]+\w+)*\s*[=:]\s*$|[,;]?\s*\w+\s*[=:]\s*$"
+)
 
 
 def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:

@@ -13,7 +13,10 @@ Driven by the fixture graph (:mod:`refactor_tool.model.fixtures`), never by fixt
   ``managers = create_all_managers(session)`` and calls them as ``managers.<short>``, drops
   ``merge`` and refreshes through the passed session only, without the relationship
   collections (a collection refreshed right after its parent is created is frozen; the
-  collections are found in the model classes);
+  collections are found in the model classes); a manager fixture whose construction
+  ``create_all_managers`` cannot stand for (it leaves out a manager, or the session) is built
+  inside the inner function as the fixture built it, on the passed session
+  (:func:`refactor_tool.model.fixtures.manager_rebuild`);
 * 4.5 the object fixtures are deleted (docs/plan.md's option 1) once their recipe can be inlined
   by phase 5; a fixture defined twice in one module loses its earlier, dead definition.
 
@@ -345,11 +348,14 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             p for p, d in deps.items() if d is not None and d.kind == fx.FACTORY
         }
         replacements: dict[str, cst.BaseExpression] = {}
-        for p in drop:
+        rebuilt: list[cst.BaseStatement] = []
+        for p in sorted(drop, key=fixture.params.index):
             dep = deps[p]
             assert dep is not None
             if dep.kind == fx.SESSION:
                 replacements[p] = cst.Name(config.session_variable)
+            elif dep.kind == fx.MANAGER and not dep.plain_manager:
+                rebuilt.append(self._rebuild_manager(p, dep, fixture.rel))
             else:
                 replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
@@ -362,7 +368,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         # (step 4.4 leaves the fixture, see ``fixture_plan``): nothing can be captured here
         docstring, inner_body = fx.split_docstring(fx.statements(inner))
         inner_body, rewriter = rewrite.rewrite_names(
-            inner_body, replacements, factories, config.session_variable
+            [*rebuilt, *inner_body], replacements, factories, config.session_variable
         )
         if rewriter.conflicts:
             self.report_fixture(
@@ -424,6 +430,39 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
                 whitespace_before_params=cst.SimpleWhitespace("")
             )
         return new_fn
+
+    def _rebuild_manager(
+        self, name: str, manager: fx.Fixture, into: str
+    ) -> cst.BaseStatement:
+        """``name = Manager(...)``: the manager fixture's own construction (which
+        create_all_managers cannot stand for), on the inner function's session; the
+        session fixture and the managers it passes are replaced with the other names."""
+        graph = self.analysis.graph
+
+        def resolve(param: str) -> fx.Fixture | None:
+            return graph.resolve(param, manager.rel)
+
+        call = fx.manager_rebuild(manager, resolve, into)
+        assert call is not None  # the model's _factory_problem let the fixture through
+        session = self.config.session_variable
+        if fx.omits_session(manager, call, resolve, session):
+            call = rewrite.add_session_argument(call, session)
+        renamed: dict[str, cst.BaseExpression] = {}
+        for p in manager.params:
+            dep = resolve(p)
+            if dep is not None and dep.kind == fx.SESSION:
+                renamed[p] = cst.Name(session)
+            elif dep is not None:
+                renamed[p] = rewrite.managers_attr(self.config, dep.manager_short or p)
+        stmt = cst.SimpleStatementLine(
+            [cst.Assign([cst.AssignTarget(cst.Name(name))], call)]
+        )
+        (stmt,), _ = rewrite.rewrite_names([stmt], renamed, set(), session)
+        for free in fx.scan([stmt]).used:
+            if free in manager.imports and free not in self._bindings:
+                source, obj, asname = manager.imports[free]
+                AddImportsVisitor.add_needed_import(self.context, source, obj, asname)
+        return stmt
 
 
 def _with_statements(

@@ -1097,6 +1097,15 @@ class RefactorTestFunctions(RefactorCodemod):
         value = cst.ensure_type(last.body[0], cst.Return).value
         assert value is not None
         rest = body[:-1]
+        graph, session = self.analysis.graph, self.config.session_variable
+        if (
+            recipe.kind == fx.MANAGER
+            and isinstance(value, cst.Call)
+            and fx.omits_session(
+                recipe, value, lambda q: graph.resolve(q, recipe.rel), session
+            )
+        ):  # the manager fetched a session itself: it gets the test's
+            value = rewrite.add_session_argument(value, session)
         own = scope_scan(rest)
         returned: str | None = None
         if (

@@ -140,6 +140,17 @@ def drop_unused_imports(
 # ------------------------------------------------------------------------------- rewriting
 
 
+def add_session_argument(call: cst.Call, session: str) -> cst.Call:
+    """``call`` with ``session=<session>`` after its arguments (a manager construction that
+    passed no session, the manager having fetched one itself)."""
+    equal = cst.AssignEqual(
+        whitespace_before=cst.SimpleWhitespace(""),
+        whitespace_after=cst.SimpleWhitespace(""),
+    )
+    arg = cst.Arg(cst.Name(session), keyword=cst.Name(session), equal=equal)
+    return call.with_changes(args=[*call.args, arg])
+
+
 def managers_attr(config: Config, short: str) -> cst.Attribute:
     return cst.Attribute(value=cst.Name(config.managers_variable), attr=cst.Name(short))
 
@@ -425,8 +436,10 @@ class SessionCallCleaner(cst.CSTTransformer):
         self.attribute_kind = attribute_kind
         self.unknown: list[tuple[cst.CSTNode, str]] = []
         self.changed = False
-        self._emptied: set[int] = set()
-        self._leftovers: set[int] = set()  # expressions whose statement is to go
+        # keyed by id(), holding the node: an id stays unique only while its node lives
+        self._emptied: dict[int, cst.CSTNode] = {}
+        # expressions whose statement is to go
+        self._leftovers: dict[int, cst.CSTNode] = {}
 
     def _session_method(self, node: cst.CSTNode, method: str) -> bool:
         return matches(node, call_on(self.session_name, method))
@@ -442,7 +455,7 @@ class SessionCallCleaner(cst.CSTTransformer):
         ):
             self.changed = True
             value = updated_node.args[0].value
-            self._leftovers.add(id(value))
+            self._leftovers[id(value)] = value
             return value
         if self._session_method(updated_node, "refresh"):
             return self._refresh(original_node, updated_node)
@@ -481,7 +494,7 @@ class SessionCallCleaner(cst.CSTTransformer):
             return call
         self.changed = True
         if not keep:
-            self._leftovers.add(id(call))
+            self._leftovers[id(call)] = call
             return call
         keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         args[index] = args[index].with_changes(value=names.with_changes(elements=keep))
@@ -523,7 +536,7 @@ class SessionCallCleaner(cst.CSTTransformer):
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
     ) -> cst.IndentedBlock:
         if original_node.body and not updated_node.body:
-            self._emptied.add(id(updated_node))
+            self._emptied[id(updated_node)] = updated_node
         return updated_node
 
     def _is_emptied(self, block: cst.BaseSuite) -> bool:

@@ -95,10 +95,14 @@ def test_phases_change_what_they_name(
     assert config.session_module in changed[1]
     assert config.base_manager_module in changed[2]
     assert changed[3] == [config.factory_module]
-    # nothing outside the application package's sources, and no test module in 1-3
-    for paths in changed.values():
+    # nothing outside the application package's sources, and no test module in 1-3 but the
+    # one where step 2.1 folds `games._session = db_session` into `GameManager(...)`
+    for number, paths in changed.items():
         for path in paths:
-            assert path.startswith(config.package + "/") and "/tests/" not in path
+            assert path.startswith(config.package + "/")
+            if number == 2 and path == "sologm/core/tests/test_game.py":
+                continue
+            assert "/tests/" not in path, path
 
 
 def test_factory_builds_every_manager_on_one_session(
@@ -111,7 +115,7 @@ def test_factory_builds_every_manager_on_one_session(
     _python(
         root,
         """
-        import importlib, pkgutil, re
+        import importlib, inspect, pkgutil, re
         from types import SimpleNamespace
         from sqlalchemy import create_engine
         import sologm.core
@@ -138,7 +142,15 @@ def test_factory_builds_every_manager_on_one_session(
         db = DatabaseManager(engine=create_engine("sqlite://"))
         db.create_tables()
         session = db.session()
-        managers = create_all_managers(session)
+        # a manager that builds its client from the environment (an API key) gets a
+        # stand-in through the factory's keyword, as the target's own tests hand it a mock
+        stand_ins = {
+            name: object()
+            for name, p in inspect.signature(create_all_managers).parameters.items()
+            if p.kind is p.KEYWORD_ONLY
+        }
+        assert stand_ins, "the OracleManager's client is a keyword of the factory"
+        managers = create_all_managers(session, **stand_ins)
         assert isinstance(managers, SimpleNamespace)
         # managers that take a client are built on first access: ask for every one
         built = {n: getattr(managers, n) for n in dir(managers) if not n.startswith("_")}

@@ -47,7 +47,7 @@ import functools
 import re
 import sys
 from collections import deque
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -1396,7 +1396,14 @@ class _Classifier:
                 k in (SESSION, MANAGER) for k in dep_kinds.values()
             )
             if touches_db or fixture.new_style:
-                fixture.problem = _factory_problem(fixture, body, inner, deps)
+                rebuilt = {
+                    p
+                    for p, d in deps.items()
+                    if d is not None
+                    and manager_rebuild(d, lambda q, d=d: self._dep(q, d), fixture.rel)
+                    is not None
+                }
+                fixture.problem = _factory_problem(fixture, body, inner, deps, rebuilt)
                 if fixture.problem is None and not fixture.new_style:
                     fixture.problem = _inner_binding_problem(inner, config)
                 return FACTORY
@@ -1573,11 +1580,64 @@ def _recipe_problem(
     return None
 
 
+def manager_rebuild(
+    fixture: Fixture, resolve: Callable[[str], Fixture | None], into: str
+) -> cst.Call | None:
+    """The call that builds the manager of a manager fixture ``create_all_managers`` cannot
+    stand for (it leaves out a dependency the factory would wire, say), for step 4.4 to
+    repeat inside a factory fixture's inner function, on the inner function's session:
+    the fixture's ``return Manager(...)``, alone in its body, when every parameter of the
+    fixture (``resolve`` finds what it is) is the session fixture or a manager fixture that
+    ``create_all_managers`` stands for, and every argument is one of them by name, and the
+    call reads no name the fixture's module defines unless ``into`` (the module it is to be
+    repeated in) is that module; None otherwise."""
+    if fixture.kind != MANAGER or fixture.plain_manager or fixture.yields:
+        return None
+    _, body = split_docstring(statements(fixture.node()))
+    returned = _returned_expression(body) if len(body) == 1 else None
+    if not isinstance(returned, cst.Call):
+        return None
+    for param in fixture.params:
+        dep = resolve(param)
+        if dep is None or not (
+            dep.kind == SESSION or (dep.kind == MANAGER and dep.plain_manager)
+        ):
+            return None
+    for arg in returned.args:
+        if arg.star or not (
+            isinstance(arg.value, cst.Name) and arg.value.value in fixture.params
+        ):
+            return None
+    if into != fixture.rel and set(fixture.module_names) & set(scan([returned]).used):
+        return None
+    return returned
+
+
+def omits_session(
+    fixture: Fixture,
+    call: cst.Call,
+    resolve: Callable[[str], Fixture | None],
+    session_name: str,
+) -> bool:
+    """Whether a manager fixture's construction ``call`` passes no session: no argument is
+    one of the fixture's parameters that ``resolve`` finds to be the session fixture, and
+    none is the keyword ``session_name`` (the manager used to fetch a session itself)."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == session_name:
+            return False
+        if isinstance(arg.value, cst.Name) and arg.value.value in fixture.params:
+            dep = resolve(arg.value.value)
+            if dep is not None and dep.kind == SESSION:
+                return False
+    return True
+
+
 def _factory_problem(
     fixture: Fixture,
     body: Sequence[cst.BaseStatement],
     inner: cst.FunctionDef,
     deps: dict[str, Fixture | None],
+    rebuilt: Container[str] = (),
 ) -> str | None:
     if fixture.yields:
         return "yields"
@@ -1595,7 +1655,7 @@ def _factory_problem(
     for name, dep in deps.items():
         if dep is None:
             continue
-        if dep.kind == MANAGER and not dep.plain_manager:
+        if dep.kind == MANAGER and not dep.plain_manager and name not in rebuilt:
             return f"uses manager fixture {name!r}, which create_all_managers cannot stand for"
         if dep.kind in (OBJECT, DB_OTHER):
             return f"depends on {dep.kind.replace('_', ' ')} fixture {name!r}"

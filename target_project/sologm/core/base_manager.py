@@ -82,7 +82,9 @@ class BaseManager(Generic[T, M]):
             result = operation(session, *args, **kwargs)
             self.logger.debug("Committing operation: %s", operation_name)
             session.commit()
-            self.logger.debug("Operation %s completed", operation_name)
+            self.logger.debug(
+                f"Operation {operation_name} completed (session {id(session)}, owned here: {should_close})"
+            )
             return result
         except Exception as e:
             self.logger.debug("Rolling back %s after error: %s", operation_name, e)

@@ -95,6 +95,14 @@ class DiceManager(BaseManager[DiceRoll, DiceRoll]):
             raise DiceError("No active scene to roll for")
         return self.roll(notation, reason=reason, scene_id=scene.id)
 
+    def count_rolls(self, scene_id: Optional[str] = None) -> int:
+        """How many rolls are stored, optionally only those of one scene (a plain read)."""
+        session, _ = self._get_session()
+        query = session.query(DiceRoll)
+        if scene_id is not None:
+            query = query.filter(DiceRoll.scene_id == scene_id)
+        return query.count()
+
     def get_recent_rolls(self, scene_id: Optional[str] = None, limit: int = 5) -> List[DiceRoll]:
         """Return the most recent rolls, optionally only those of one scene."""
         filters = {"scene_id": scene_id} if scene_id is not None else None

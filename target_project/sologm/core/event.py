@@ -135,6 +135,17 @@ class EventManager(BaseManager[Event, Event]):
 
         return self._execute_db_operation(f"delete_event {event_id}", _delete)
 
+    def add_event_source(self, name: str) -> EventSource:
+        """Register another kind of event source; the database keeps names unique."""
+
+        def _add_source(session: Session) -> EventSource:
+            source = EventSource.create(name.strip().lower())
+            session.add(source)
+            session.flush()
+            return source
+
+        return self._execute_db_operation(f"add_event_source {name}", _add_source)
+
     def get_event_sources(self) -> List[EventSource]:
         """Return every known event source, by name."""
         return self.list_entities(EventSource, order_by=EventSource.name)

@@ -35,21 +35,17 @@ class OracleManager(BaseManager[InterpretationSet, InterpretationSet]):
         """Initialize the oracle manager.
 
         Args:
-            anthropic_client: Client for the LLM; created from config when omitted.
+            anthropic_client: Client for the LLM; built from the API key when omitted.
             scene_manager: Optional SceneManager; created lazily when omitted.
             event_manager: Optional EventManager; created lazily when omitted.
             session: Optional database session (for tests or CLI contexts).
         """
         super().__init__(session=session)
-        self._anthropic_client = anthropic_client
+        # Build the client right away: a missing API key (SOLOGM_ANTHROPIC_API_KEY or
+        # config.json) should stop us here, not halfway through an oracle question.
+        self.anthropic_client = anthropic_client or AnthropicClient()
         self._scene_manager = scene_manager
         self._event_manager = event_manager
-
-    @property
-    def anthropic_client(self) -> AnthropicClient:
-        if self._anthropic_client is None:
-            self._anthropic_client = AnthropicClient()
-        return self._anthropic_client
 
     @property
     def scene_manager(self) -> "SceneManager":

@@ -6,6 +6,7 @@ one test; ``database_manager`` points the application singleton at it.
 """
 
 import logging
+import random
 from typing import Any, Callable, Dict, List, Optional
 from unittest.mock import MagicMock
 
@@ -167,13 +168,16 @@ def scene_manager(db_session, act_manager):
 
 
 @pytest.fixture
-def event_manager(db_session, scene_manager):
-    return EventManager(scene_manager=scene_manager, session=db_session)
+def event_manager(scene_manager):
+    # No session on purpose: EventManager falls back to the thread's scoped
+    # session, which is the very session db_session hands out.
+    return EventManager(scene_manager=scene_manager)
 
 
 @pytest.fixture
-def dice_manager(db_session, scene_manager):
-    return DiceManager(scene_manager=scene_manager, session=db_session)
+def dice_manager(db_session):
+    """DiceManager on its own: it creates its SceneManager the first time it needs one."""
+    return DiceManager(session=db_session)
 
 
 @pytest.fixture
@@ -282,6 +286,26 @@ def create_test_event(db_session, event_manager):
     return _create_event
 
 
+@pytest.fixture
+def create_test_dice_roll(request, dice_manager):
+    """Factory rolling dice through the DiceManager.
+
+    ``@pytest.mark.dice_seed(n)`` seeds the dice, so a test can know the results.
+    """
+    marker = request.node.get_closest_marker("dice_seed")
+    if marker is not None:
+        random.seed(marker.args[0])
+
+    def _create_dice_roll(
+        notation: str = "2d6",
+        reason: Optional[str] = None,
+        scene_id: Optional[str] = None,
+    ) -> DiceRoll:
+        return dice_manager.roll(notation, reason=reason, scene_id=scene_id)
+
+    return _create_dice_roll
+
+
 # ---------------------------------------------------------------------------
 # Objects
 # ---------------------------------------------------------------------------
@@ -329,6 +353,36 @@ def test_scene(db_session, test_act, create_test_scene):
     except Exception as e:
         logger.warning("Could not refresh scene relationships: %s", e)
     return scene
+
+
+@pytest.fixture
+def test_inactive_game(db_session, game_manager):
+    """A second game, not active: test_game (when used too) stays the active one."""
+    game = game_manager.create_game("Shelved Game", "Put aside for now", is_active=False)
+    try:
+        # Without this the acts were loaded lazily after the session had gone
+        # (DetachedInstanceError in the old CLI tests).
+        db_session.refresh(game, attribute_names=["acts"])
+    except Exception as e:
+        logger.warning("Could not refresh the inactive game: %s", e)
+    return game
+
+
+@pytest.fixture
+def test_oracle_event(db_session, test_scene, event_manager):
+    """An event in test_scene that the oracle produced."""
+    # It used to be a bare Event(...) added to db_session, which skipped the
+    # source lookup; going through the manager gives it a real EventSource.
+    event = event_manager.add_event(
+        description="The oracle says: betrayal",
+        scene_id=test_scene.id,
+        source="oracle",
+    )
+    try:
+        db_session.refresh(event, attribute_names=["source", "scene"])
+    except Exception as e:
+        logger.warning("Could not refresh the oracle event: %s", e)
+    return event
 
 
 @pytest.fixture

@@ -4,7 +4,15 @@ import random
 
 import pytest
 
+from sologm.core.event import EventManager
 from sologm.tests.conftest import *  # noqa: F401,F403
+
+
+@pytest.fixture
+def standalone_event_manager():
+    """An EventManager built the way the CLI used to build it: no session (it used the
+    thread's scoped session) and no SceneManager (it creates one when first asked)."""
+    return EventManager()
 
 
 @pytest.fixture

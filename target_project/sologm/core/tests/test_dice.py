@@ -1,5 +1,7 @@
 """Tests for dice rolling."""
 
+import random
+
 import pytest
 
 from sologm.core.dice import DiceManager
@@ -89,9 +91,39 @@ class TestDiceManager:
             dice_manager.roll("1d6")
         assert len(dice_manager.get_recent_rolls(limit=3)) == 3
 
+    def test_count_rolls(self, dice_manager, test_dice_roll):
+        dice_manager.roll("1d6", reason="No scene")
+
+        assert dice_manager.count_rolls() == 2
+        assert dice_manager.count_rolls(scene_id=test_dice_roll.scene_id) == 1
+
+    @pytest.mark.dice_seed(20)
+    def test_seeded_rolls_are_known(self, create_test_dice_roll):
+        roll = create_test_dice_roll("3d6", reason="Seeded")
+
+        random.seed(20)
+        assert roll.individual_results == [random.randint(1, 6) for _ in range(3)]
+        assert roll.reason == "Seeded"
+
+    def test_factory_roll_defaults(self, create_test_dice_roll, db_session):
+        roll = create_test_dice_roll()
+
+        assert 2 <= roll.total <= 12
+        assert db_session.get(DiceRoll, roll.id).notation == "2d6"
+
     def test_dice_roll_fixture(self, test_dice_roll, test_scene):
         assert test_dice_roll.scene.id == test_scene.id
         assert test_dice_roll.total == 8
+
+
+def test_dice_manager_fixture_creates_its_scene_manager_on_first_use(dice_manager, db_session):
+    assert dice_manager._scene_manager is None
+
+    scenes = dice_manager.scene_manager
+
+    assert isinstance(scenes, SceneManager)
+    assert dice_manager._scene_manager is scenes
+    assert scenes._session is db_session
 
 
 def test_dice_manager_lazy_scene_manager(db_session):

@@ -1,6 +1,7 @@
 """Tests for the event manager."""
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from sologm.core.event import EventManager
 from sologm.core.game import GameManager
@@ -110,6 +111,21 @@ class TestEventManager:
         names = [s.name for s in event_manager.get_event_sources()]
         assert names == ["dice", "manual", "oracle"]
 
+    def test_oracle_event_fixture(self, event_manager, test_oracle_event):
+        events = event_manager.list_events(scene_id=test_oracle_event.scene_id)
+
+        assert [e.id for e in events] == [test_oracle_event.id]
+        assert test_oracle_event.source.name == "oracle"
+
+    def test_add_event_source_twice(self, event_manager):
+        event_manager.add_event_source("Omen")
+        with pytest.raises(IntegrityError):
+            event_manager.add_event_source("omen")
+
+        # the failed insert must not take the first one with it
+        names = [s.name for s in event_manager.get_event_sources()]
+        assert names == ["dice", "manual", "omen", "oracle"]
+
     def test_events_in_hierarchy(self, event_manager, test_hierarchy):
         scene = test_hierarchy["scenes"][0]
         events = event_manager.list_events(scene_id=scene.id)
@@ -120,6 +136,13 @@ def test_event_manager_lazy_scene_manager(db_session):
     event_manager = EventManager(session=db_session)
     assert isinstance(event_manager.scene_manager, SceneManager)
     assert event_manager.scene_manager._session is db_session
+
+
+def test_standalone_event_manager_finds_the_active_scene(standalone_event_manager, test_scene):
+    event = standalone_event_manager.add_event("Heard in the tavern")
+
+    assert event.scene_id == test_scene.id
+    assert standalone_event_manager._scene_manager is not None
 
 
 def test_event_sources_seeded(db_session):

@@ -1,6 +1,8 @@
 """Tests for the game manager."""
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+
 from sologm.core.act import ActManager
 from sologm.core.game import GameManager
 from sologm.models.act import Act
@@ -90,6 +92,12 @@ class TestGameManager:
 
         assert db_session.get(Game, second.id).is_active is True
         assert db_session.get(Game, first.id).is_active is False
+
+    def test_activate_shelved_game(self, game_manager, test_game, test_inactive_game):
+        game_manager.activate_game(test_inactive_game.id)
+
+        assert game_manager.get_active_game().id == test_inactive_game.id
+        assert [g.name for g in game_manager.list_games() if g.is_active] == ["Shelved Game"]
 
     def test_activate_missing_game(self, game_manager):
         with pytest.raises(GameError, match="not found"):
@@ -205,3 +213,22 @@ def test_create_game_new_style(session_context):
 )
 def test_slugify(name, expected):
     assert slugify(name) == expected
+
+
+def test_duplicate_slug_rejected_by_database(db_session, test_game):
+    # Bypass GameManager's own check: the unique slug is the database's to enforce.
+    db_session.add(Game.create(name=test_game.name.upper()))
+    with pytest.raises(IntegrityError):
+        db_session.commit()
+    db_session.rollback()
+
+    assert [g.name for g in db_session.query(Game).all()] == ["Test Game"]
+
+
+def test_game_manager_given_its_session_afterwards(db_session):
+    games = GameManager()
+    games._session = db_session  # how the old import script wired its managers
+
+    game = games.create_game("Imported Game", "From the old notebook")
+
+    assert db_session.get(Game, game.id).description == "From the old notebook"
