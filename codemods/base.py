@@ -75,6 +75,9 @@ class RefactorCodemod(CodemodCommand, cst.CSTTransformer):
         self._lines: Lines | None = None
         #: what this codemod reported, in the order it reported it
         self.notes: list[Note] = []
+        #: the notes (by index) whose line is a line of the tree this codemod was given,
+        #: which an earlier step may have changed; the others name lines of the file
+        self.tree_lines: set[int] = set()
 
     # ------------------------------------------------------------ analysis
     @property
@@ -111,10 +114,12 @@ class RefactorCodemod(CodemodCommand, cst.CSTTransformer):
         its position is read with libcst's ``PositionProvider``, resolved on the first
         report of a file only.
         """
+        self.tree_lines.add(len(self.notes))
         self.report_at(self._lines.of(node) if self._lines is not None else None, message)
 
     def report_at(self, line: int | None, message: str) -> None:
-        """Record a manual-attention item at a known line of the file."""
+        """Record a manual-attention item at a known line of the file as it was before the
+        phase."""
         self.notes.append(Note(self.path, line, self.STEP, message))
         self.context.warnings.append(f"line {line or '?'}: {message}")
 

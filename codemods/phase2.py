@@ -41,7 +41,7 @@ from libcst.matchers import findall, matches
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
-from refactor_tool.model.fixtures import scan
+from refactor_tool.model.fixtures import is_fixture, returned_expression, scan, statements
 from refactor_tool.model.managers import (
     ManagerClass,
     ManagerGraph,
@@ -280,6 +280,24 @@ def _rewrite_docstring_entry(
     return fn
 
 
+def _fixture_constructions(tree: cst.Module) -> set[int]:
+    """The ids of the calls the module's fixtures (module-level or in a class) return."""
+    out: set[int] = set()
+    blocks = [tree.body]
+    blocks += [
+        c.body.body
+        for c in tree.body
+        if isinstance(c, cst.ClassDef) and isinstance(c.body, cst.IndentedBlock)
+    ]
+    for block in blocks:
+        for stmt in block:
+            if isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
+                value = returned_expression(statements(stmt))
+                if isinstance(value, cst.Call):
+                    out.add(id(value))
+    return out
+
+
 class RequireSession(_ManagerCodemod):
     """``session`` becomes a required parameter of every manager constructor."""
 
@@ -300,6 +318,9 @@ class RequireSession(_ManagerCodemod):
         #: construction calls they give a session (not reported)
         self._folds: dict[int, list[tuple[int, int]]] = {}
         self._folded: set[int] = set()
+        #: the constructions manager fixtures return: phases 4 and 5 rebuild those with
+        #: the test's session (or phase 4 reports the fixture it keeps), so not reported here
+        self._rebuilt_later = _fixture_constructions(tree)
         # a constructor call names a manager class (or an alias, a local class, an import)
         # in its callee; the constructors themselves are the managers' __init__ methods:
         # nothing else needs a visit
@@ -485,7 +506,7 @@ class RequireSession(_ManagerCodemod):
         return None
 
     def visit_Call(self, node: cst.Call) -> None:
-        if id(node) in self._folded:
+        if id(node) in self._folded or id(node) in self._rebuilt_later:
             return
         misfit = self._misfit(node)
         if misfit is None:

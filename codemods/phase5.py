@@ -1106,6 +1106,14 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         ):  # the manager fetched a session itself: it gets the test's
             value = rewrite.add_session_argument(value, session)
+        # comments about the fixtures the rewrite removes are not carried into the tests
+        gone = set(self.config.removed_names)
+        for param in recipe.params:
+            dep = graph.resolve(param, recipe.rel)
+            if dep is not None and dep.kind in (fx.SESSION, fx.MANAGER):
+                gone.add(param)
+        rest = rewrite.drop_comments_mentioning(rest, gone)
+        [last] = rewrite.drop_comments_mentioning([last], gone)
         own = scope_scan(rest)
         returned: str | None = None
         if (

@@ -88,11 +88,7 @@ class CleanupAnalysis:
 
 
 def removed_names(config: Config) -> frozenset[str]:
-    return frozenset(
-        n
-        for n in (*config.removed_session_apis, config.get_session_method, config.session_fixture)
-        if n
-    )
+    return config.removed_names
 
 
 def _word_pattern(names: Iterable[str]) -> Optional[re.Pattern[str]]:

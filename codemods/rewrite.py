@@ -737,6 +737,53 @@ def _comment_blocks(lines: Sequence[cst.EmptyLine]) -> list[list[cst.EmptyLine]]
     return blocks
 
 
+class _DropMentioningComments(cst.CSTTransformer):
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def _mentions(self, comment: cst.Comment | None) -> bool:
+        return comment is not None and self.pattern.search(comment.value) is not None
+
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
+        updated_node = super().on_leave(original_node, updated_node)
+        if isinstance(updated_node, cst.TrailingWhitespace) and self._mentions(
+            updated_node.comment
+        ):
+            return updated_node.with_changes(
+                whitespace=cst.SimpleWhitespace(""), comment=None
+            )
+        lines = getattr(updated_node, "leading_lines", None)
+        if isinstance(updated_node, cst.CSTNode) and lines:
+            doomed = {
+                id(line)
+                for block in _comment_blocks(lines)
+                if any(self._mentions(line.comment) for line in block)
+                for line in block
+            }
+            if doomed:
+                return updated_node.with_changes(
+                    leading_lines=[line for line in lines if id(line) not in doomed]
+                )
+        return updated_node
+
+
+def drop_comments_mentioning(
+    body: Sequence[cst.BaseStatement], names: Iterable[str]
+) -> list[cst.BaseStatement]:
+    """``body`` without the comments that mention one of ``names`` as a word: a paragraph
+    of comment lines goes as a whole, an end-of-line comment alone. The statements
+    themselves are unchanged (the same objects where nothing was dropped)."""
+    words = sorted(set(names), key=lambda n: (-len(n), n))
+    if not words:
+        return list(body)
+    pattern = re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(map(re.escape, words)))
+    if not any(pattern.search(cst.Module(body=[stmt]).code) for stmt in body):
+        return list(body)
+    dropper = _DropMentioningComments(pattern)
+    return [cst.ensure_type(stmt.visit(dropper), cst.BaseStatement) for stmt in body]
+
+
 def remove_statements(
     body: Sequence[cst.BaseStatement],
     doomed: set[int],

@@ -76,6 +76,8 @@ def transform_file(
     old = project.read_bytes(rel)
     original = tree = project.parse(rel)
     notes: list[Note] = []
+    #: line -> (index in ``notes``, the step that reported it)
+    places: dict[int, tuple[int, str]] = {}
     try:
         for step in steps:
             for codemod_class in step.codemods:
@@ -84,13 +86,32 @@ def transform_file(
                     full_module_name=project.module_name(rel),
                 )
                 codemod = codemod_class(context, analysis)
+                given = tree
                 try:
-                    tree = codemod.transform_module(tree)
+                    tree = codemod.transform_module(given)
                 except SkipFile:
                     pass
-                notes.extend(
-                    Note(rel, note.line, note.step or step.id, note.message) for note in codemod.notes
-                )
+                if not codemod.notes:
+                    continue
+                # a codemod after one that changed the file reports lines of the changed
+                # tree: they are taken back to the file's own lines
+                back = None if given is original else line_map(original.code, given.code)
+                for index, note in enumerate(codemod.notes):
+                    line = note.line
+                    if back is not None and line is not None and index in codemod.tree_lines:
+                        line = back(line)
+                    step_id = note.step or step.id
+                    if line is not None and line in places:
+                        # one place, one note: an earlier step's note stands for it; a
+                        # step's own notes at one line become one
+                        index, by = places[line]
+                        if by == step_id and note.message not in notes[index].message:
+                            first = notes[index]
+                            notes[index] = Note(rel, line, by, f"{first.message}; {note.message}")
+                        continue
+                    if line is not None:
+                        places[line] = (len(notes), step_id)
+                    notes.append(Note(rel, line, step_id, note.message))
         if tree is original:  # no codemod changed a node: nothing to print
             return old, old, notes, None
         printed = tree.bytes
@@ -104,6 +125,25 @@ def transform_file(
             rel, None, "nested too deeply for libcst to walk; leave it out of the run or rewrite by hand"
         ) from None
     return old, new, notes, (tree if new == printed else None)
+
+
+def line_map(before: str, after: str) -> Callable[[int], int]:
+    """Takes a line number of ``after`` (``before`` rewritten) to the line of ``before`` it
+    comes from: a line the rewrite kept to its old place, a changed or inserted line to the
+    first line of ``before`` it replaced or stands before."""
+    old, new = before.splitlines(), after.splitlines()
+    blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+
+    def back(line: int) -> int:
+        j = line - 1
+        for tag, i1, i2, j1, j2 in blocks:
+            if j1 <= j < j2:
+                if tag == "equal":
+                    return i1 + (j - j1) + 1
+                return min(i1 + (j - j1) if i2 > i1 else i1, max(i2 - 1, i1), len(old) - 1) + 1
+        return max(len(old), 1)
+
+    return back
 
 
 def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:

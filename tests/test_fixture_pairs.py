@@ -15,7 +15,7 @@ of the ``before`` file may be a header::
 ``steps`` restricts the run to some steps, ``check`` compares another file's output (a file
 the phase generates) with the ``after`` file instead of the case file itself. An optional
 ``<case>.notes.txt`` lists texts that must each appear in exactly one of the run's
-manual-attention notes. An optional directory ``<case>.context/`` adds files of its own to
+manual-attention notes; a note none of them appears in fails the case. An optional directory ``<case>.context/`` adds files of its own to
 the virtual project (a test module beside a conftest case), over ``_context/``.
 
 Every case is also run a second time on its own output, which must change nothing.
@@ -110,12 +110,12 @@ def test_fixture_pair(before: Path, tmp_path: Path) -> None:
     notes_file = before.with_name(before.name.replace(".before.py", ".notes.txt"))
     if notes_file.exists():
         reported = [str(n) for n in result.notes]
-        for wanted in notes_file.read_text().splitlines():
-            if wanted.strip():
-                assert sum(wanted.strip() in n for n in reported) == 1, (
-                    wanted,
-                    reported,
-                )
+        wanted = [w.strip() for w in notes_file.read_text().splitlines() if w.strip()]
+        for text in wanted:
+            assert sum(text in n for n in reported) == 1, (text, reported)
+        # the file covers every note of the case: nothing else is reported
+        stray = [n for n in reported if not any(text in n for text in wanted)]
+        assert not stray, stray
 
     # idempotence: the phase applied to its own output changes nothing
     if "check" not in header:

@@ -93,6 +93,16 @@ class Config:
     def base_manager_module_name(self) -> str:
         return self.module_name(self.base_manager_module)
 
+    @property
+    def removed_names(self) -> frozenset[str]:
+        """The names the refactoring removes: the session APIs of phase 1, the base
+        manager's session helper and the old session fixture."""
+        return frozenset(
+            n
+            for n in (*self.removed_session_apis, self.get_session_method, self.session_fixture)
+            if n
+        )
+
 
 @functools.lru_cache(maxsize=4096)
 def _module_name(relpath: str) -> str:

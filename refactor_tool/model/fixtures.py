@@ -1360,7 +1360,7 @@ class _Classifier:
             return DB_OTHER
 
         # ---- manager: returns ``SomeManager(...)`` (directly or through one local)
-        returned = _returned_expression(body)
+        returned = returned_expression(body)
         manager = (
             self._manager_class(fixture, returned) if returned is not None else None
         )
@@ -1428,7 +1428,7 @@ class _Classifier:
         return OBJECT
 
 
-def _returned_expression(
+def returned_expression(
     body: Sequence[cst.BaseStatement],
 ) -> cst.BaseExpression | None:
     """``return X(...)`` or ``x = X(...) ... return x``: the value returned, resolved once."""
@@ -1594,7 +1594,7 @@ def manager_rebuild(
     if fixture.kind != MANAGER or fixture.plain_manager or fixture.yields:
         return None
     _, body = split_docstring(statements(fixture.node()))
-    returned = _returned_expression(body) if len(body) == 1 else None
+    returned = returned_expression(body) if len(body) == 1 else None
     if not isinstance(returned, cst.Call):
         return None
     for param in fixture.params:
