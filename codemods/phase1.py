@@ -45,7 +45,7 @@ from refactor_tool.model.managers import (
     relpath_for,
 )
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import code, identifiers
+from refactor_tool.model.syntax import code, identifiers, names_used
 
 SCOPED = "scoped_session"
 SESSIONMAKER = "sessionmaker"
@@ -410,7 +410,9 @@ class UseSessionmaker(_SessionModuleCodemod):
                     self.context.full_module_name or "",
                     self.analysis.session_module,
                 )
-                if imports.get(SESSIONMAKER) != f"{orm}.{SESSIONMAKER}":
+                if SESSIONMAKER not in imports and names_used(
+                    updated_node, [SESSIONMAKER]
+                ):  # (a registry over a factory of the app's own needs no import)
                     self.add_needed_import(orm, SESSIONMAKER)
             self._drop.add(SCOPED)
         return drop_unused_imports(

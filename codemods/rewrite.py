@@ -76,12 +76,40 @@ class _DropAliases(cst.CSTTransformer):
             lambda a: (a.evaluated_alias or a.evaluated_name) in self.names,
         )
 
-    def leave_SimpleStatementLine(
-        self,
-        original_node: cst.SimpleStatementLine,
-        updated_node: cst.SimpleStatementLine,
-    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
-        return updated_node if updated_node.body else cst.RemoveFromParent()
+    # the blank lines and comments above an import line that goes are carried to the
+    # statement after it (when that has none of its own): one pending set per block
+    def visit_Module(self, node: cst.Module) -> None:
+        self._carried: list[Sequence[cst.EmptyLine]] = [()]
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._carried.append(())
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        self._carried.pop()
+        if not updated_node.body:  # ``if TYPE_CHECKING:`` that imported only these names
+            return updated_node.with_changes(
+                body=[cst.SimpleStatementLine(body=[cst.Pass()])]
+            )
+        return updated_node
+
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
+        updated_node = super().on_leave(original_node, updated_node)
+        if isinstance(original_node, cst.SimpleStatementLine) and (
+            isinstance(updated_node, cst.SimpleStatementLine) and not updated_node.body
+        ):
+            self._carried[-1] = self._carried[-1] or original_node.leading_lines
+            return cst.RemoveFromParent()
+        if (
+            isinstance(updated_node, cst.BaseStatement)
+            and self._carried[-1]
+            and not getattr(updated_node, "leading_lines", True)
+        ):
+            updated_node = updated_node.with_changes(leading_lines=self._carried[-1])
+        if isinstance(updated_node, cst.BaseStatement):
+            self._carried[-1] = ()
+        return updated_node
 
 
 def without_aliases(
