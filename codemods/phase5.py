@@ -392,6 +392,7 @@ class RefactorTestFunctions(RefactorCodemod):
         self._rel = rel
         self._bindings = fx.top_level_bindings(node)
         self._module = node
+        self._fetches = fx.fetches_by_name(node)
         self._local_fixtures = {
             s.name.value: s
             for s in node.body
@@ -431,7 +432,7 @@ class RefactorTestFunctions(RefactorCodemod):
         if self._depth or not fx.is_test_function(original_node):
             return updated_node
         if self.only_for is not None and not self.only_for.intersection(
-            fx.requested_names(original_node, bool(self._classes))
+            fx.requested_names(original_node, bool(self._classes), self._fetches)
         ):
             return (
                 updated_node  # a question about other tests only (see ``left_alone``)

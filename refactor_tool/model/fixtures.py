@@ -262,6 +262,23 @@ GETFIXTUREVALUE_CALL = m.Call(
 )
 
 
+class _Fetches(cst.CSTVisitor):
+    found = False
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if node.attr.value == "getfixturevalue":
+            self.found = True
+        return not self.found
+
+
+def fetches_by_name(node: cst.CSTNode) -> bool:
+    """Whether ``node`` may fetch fixtures by name (it mentions ``.getfixturevalue``): where
+    it does not, :func:`requested_names` need not look for such calls."""
+    visitor = _Fetches()
+    node.visit(visitor)
+    return visitor.found
+
+
 def _string(node: cst.CSTNode) -> str | None:
     if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
         value = node.evaluated_value
@@ -366,11 +383,15 @@ def module_requests(
     the requests of those names (positions are looked up for those only). ``fetches``:
     whether the module may call ``getfixturevalue`` (its text says so)."""
     left = {id(t) for t in tests}
+    # pytest registers the fixtures of a module and of its classes (not nested functions)
     local: set[str] = set()
-    for node in findall(module, m.FunctionDef()):
-        fn = cst.ensure_type(node, cst.FunctionDef)
-        if is_fixture(fn):
-            local.add(registered_name(fn))
+    blocks = [module.body]
+    while blocks:
+        for stmt in blocks.pop():
+            if isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
+                local.add(registered_name(stmt))
+            elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                blocks.append(stmt.body.body)
     out: list[Request] = []
 
     def add(
