@@ -804,6 +804,43 @@ def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
 # ------------------------------------------------------------------------------- step 1.3
 
 
+class _ModuleLevel(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # ``x.name`` uses ``x``, not ``name``
+        return False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+
+def _module_level_names(tree: cst.Module) -> set[str]:
+    """The names the module reads outside its functions (class bodies included)."""
+    visitor = _ModuleLevel()
+    tree.visit(visitor)
+    return visitor.names
+
+
+def _is_docstring(stmt: cst.BaseStatement) -> bool:
+    return matches(
+        stmt,
+        m.SimpleStatementLine(
+            body=[m.Expr(value=m.SimpleString() | m.ConcatenatedString())]
+        ),
+    )
+
+
 class RemoveSessionApis(RefactorCodemod):
     """The standalone ``get_session()`` goes, with every import and re-export of a removed name."""
 
@@ -843,6 +880,16 @@ class RemoveSessionApis(RefactorCodemod):
         self._blocks: dict[
             int, set[int]
         ] = {}  # block -> indexes of rewritable ``X = ...``
+        #: the functions the walk is in (outermost first)
+        self._functions: list[cst.FunctionDef] = []
+        #: a use of a removed name (id of its ``Name``) -> the outermost function it is in
+        self._use_owner: dict[int, int] = {}
+        #: removed names used outside any function: their imports stay (reported)
+        self._module_uses = _module_level_names(tree)
+        #: removed names whose module-level import went -> that import for one function
+        self._local_imports: dict[str, cst.ImportFrom] = {}
+        #: uses whose function imports the removed name itself now
+        self._relocated: set[int] = set()
         return super().transform_module_impl(tree)
 
     # -- scope depth
@@ -854,6 +901,7 @@ class RemoveSessionApis(RefactorCodemod):
         ):
             self._inside_removed += 1
         self._depth += 1
+        self._functions.append(node)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._depth += 1
@@ -868,6 +916,7 @@ class RemoveSessionApis(RefactorCodemod):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef | cst.RemovalSentinel:
         self._depth -= 1
+        self._functions.pop()
         if (
             self._is_session_module
             and self._depth == 0
@@ -877,7 +926,36 @@ class RemoveSessionApis(RefactorCodemod):
             self._dropped.add(original_node.name.value)
             self._drop |= identifiers(original_node)
             return cst.RemoveFromParent()
+        if not self._functions:
+            return self._import_locally(original_node, updated_node)
         return updated_node
+
+    def _import_locally(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        """A function that still uses a removed name whose module-level import went
+        imports it itself: the module keeps importing (only the function fails, when it
+        runs) and no name is left undefined. Each such use is reported."""
+        uses = [
+            n
+            for n in self._name_uses
+            if self._use_owner.get(id(n)) == id(original_node)
+            and n.value in self._local_imports
+            and id(n) not in self._rewritten_uses
+        ]
+        if not uses:
+            return updated_node
+        names = list(dict.fromkeys(n.value for n in uses))
+        self._relocated.update(id(n) for n in uses)
+        lines = [cst.SimpleStatementLine(body=[self._local_imports[n]]) for n in names]
+        body = cst.ensure_type(updated_node.body, cst.IndentedBlock)
+        stmts = list(body.body)
+        at = 1 if stmts and _is_docstring(stmts[0]) else 0
+        if at == 0 and stmts:  # the function's first line keeps its comments above it
+            lines[0] = lines[0].with_changes(leading_lines=stmts[0].leading_lines)
+            stmts[0] = stmts[0].with_changes(leading_lines=())
+        stmts[at:at] = lines
+        return updated_node.with_changes(body=body.with_changes(body=stmts))
 
     # -- imports
     def _source(self, node: cst.ImportFrom) -> str | None:
@@ -910,9 +988,24 @@ class RemoveSessionApis(RefactorCodemod):
             # function-local import (``_get_session`` in a base manager): left for its owner
             self._kept_local.append(original_node)
             return updated_node
-        self._dropped.update(a.evaluated_alias or a.evaluated_name for a in hit)
+        # a name still used outside any function keeps its import (the use is reported)
+        hit = [a for a in hit if (a.evaluated_alias or a.evaluated_name) not in self._module_uses]
+        if not hit:
+            return updated_node
+        for alias in hit:
+            local = alias.evaluated_alias or alias.evaluated_name
+            self._dropped.add(local)
+            self._local_imports[local] = cst.ImportFrom(
+                module=original_node.module,
+                relative=original_node.relative,
+                names=[alias.with_changes(comma=cst.MaybeSentinel.DEFAULT)],
+            )
+        doomed = {id(a) for a in hit}
         return without_aliases(
-            updated_node, lambda a: get_full_name_for_node(a.name) in removed
+            updated_node,
+            lambda a: any(
+                id(o) in doomed and o.deep_equals(a) for o in original_node.names
+            ),
         )
 
     def visit_Import(self, node: cst.Import) -> None:
@@ -1091,8 +1184,10 @@ class RemoveSessionApis(RefactorCodemod):
     def visit_Name(self, node: cst.Name) -> None:
         if id(node) in self._not_uses or self._inside_removed:
             return
-        if node.value in self.analysis.removed:
+        if node.value in self.analysis.removed or node.value in self._local_imports:
             self._name_uses.append(node)
+            if self._functions:
+                self._use_owner[id(node)] = id(self._functions[0])
         elif node.value == SCOPED:
             self._scoped_uses.append(node)
 
@@ -1128,10 +1223,16 @@ class RemoveSessionApis(RefactorCodemod):
             if n.value in self._dropped and id(n) not in self._rewritten_uses
         ]
         for node in calls_of_dropped:
+            where = (
+                "its function imports it itself now, so the module still imports, and "
+                "fails when it runs"
+                if id(node) in self._relocated
+                else "its import is gone"
+            )
             self.report(
                 node,
-                f"`{node.value}` was removed from {self.analysis.session_module_name} (its import is "
-                "gone); open the session with `with get_db_context() as session:` or receive it "
+                f"`{node.value}` was removed from {self.analysis.session_module_name} ({where}); "
+                "open the session with `with get_db_context() as session:` or receive it "
                 "as a parameter; rewrite by hand",
             )
         if self._imports_sources:
