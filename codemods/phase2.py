@@ -41,7 +41,12 @@ from libcst.matchers import findall, matches
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
-from refactor_tool.model.fixtures import is_fixture, returned_expression, scan, statements
+from refactor_tool.model.fixtures import (
+    is_fixture,
+    recipe_statements,
+    returned_expression,
+    scan,
+)
 from refactor_tool.model.managers import (
     ManagerClass,
     ManagerGraph,
@@ -292,7 +297,7 @@ def _fixture_constructions(tree: cst.Module) -> set[int]:
     for block in blocks:
         for stmt in block:
             if isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
-                value = returned_expression(statements(stmt))
+                value = returned_expression(recipe_statements(stmt))
                 if isinstance(value, cst.Call):
                     out.add(id(value))
     return out

@@ -359,7 +359,7 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             else:
                 replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
-        body = fx.statements(fn)
+        body = fx.recipe_statements(fn)  # (``yield _create`` as the last line: returned)
         inner = fx.returned_closure(body)
         if inner is None:
             return fn

@@ -339,6 +339,7 @@ CONFTEST = """
     @pytest.fixture
     def rows(db_session):
         yield [1]
+        db_session.rollback()
 
     @pytest.fixture
     def counter(db_session):
@@ -719,6 +720,7 @@ KEEP_PROJECT = {
         @pytest.fixture
         def game_rows(a_game):
             yield [a_game]
+            a_game.name = None
 
         @pytest.fixture
         def database_manager():
@@ -741,6 +743,7 @@ KEEP_PROJECT = {
             def _create_act(session, title="A"):
                 return acts.create_act(title=title)
             yield _create_act
+            acts.forget()
         """,
     "sologm/tests/deep/test_deep.py": """
         import pytest
@@ -788,11 +791,11 @@ def test_phase4_keeps_what_stays_requests_wherever_it_asks(tmp_path: Path) -> No
             "sologm/tests/conftest.py:21": fx.KEEP,  # local_games: the module's local_rows
             "sologm/tests/conftest.py:25": fx.DELETE,  # unused_games
             "sologm/tests/conftest.py:29": fx.KEEP,  # a_game: game_rows, left in place
-            "sologm/tests/conftest.py:33": fx.LEAVE,  # game_rows: yields
-            "sologm/tests/conftest.py:37": fx.UNCHANGED,  # database_manager
-            "sologm/tests/conftest.py:41": fx.UNCHANGED,  # session_context
+            "sologm/tests/conftest.py:33": fx.LEAVE,  # game_rows: yields, a teardown follows
+            "sologm/tests/conftest.py:38": fx.UNCHANGED,  # database_manager
+            "sologm/tests/conftest.py:42": fx.UNCHANGED,  # session_context
             "sologm/tests/deep/conftest.py:4": fx.KEEP,  # deep a_game answers game_rows below
-            "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: yields
+            "sologm/tests/deep/conftest.py:8": fx.LEAVE,  # create_test_act: yields, a teardown follows
         }
     )
     assert str(

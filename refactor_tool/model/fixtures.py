@@ -184,6 +184,41 @@ def statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
     return [cst.SimpleStatementLine(body=list(fn.body.body))]
 
 
+class _Yields(cst.CSTVisitor):
+    count = 0
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # a nested function's yields are its own
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        self.count += 1
+
+
+def recipe_statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
+    """The statements of a fixture as a recipe: :func:`statements`, where a fixture whose one
+    ``yield <value>`` is its last statement (nothing runs after it: no teardown) ends in
+    ``return <value>`` instead, which is what it means to pytest."""
+    body = statements(fn)
+    if not body or not matches(
+        body[-1],
+        m.SimpleStatementLine(body=[m.Expr(value=m.Yield(value=m.DoNotCare()))]),
+    ):
+        return body
+    last = cst.ensure_type(body[-1], cst.SimpleStatementLine)
+    value = cst.ensure_type(cst.ensure_type(last.body[0], cst.Expr).value, cst.Yield).value
+    if value is None or isinstance(value, cst.From):
+        return body
+    counter = _Yields()
+    for stmt in body:
+        stmt.visit(counter)
+    if counter.count != 1:
+        return body
+    return [*body[:-1], last.with_changes(body=[cst.Return(value=value)])]
+
+
 def split_docstring(
     stmts: Sequence[cst.BaseStatement],
 ) -> tuple[list[cst.BaseStatement], list[cst.BaseStatement]]:
@@ -1169,7 +1204,7 @@ def _describe(
     lines: Lines,
 ) -> Fixture:
     params = positional_params(fn)
-    _, body = split_docstring(statements(fn))
+    _, body = split_docstring(recipe_statements(fn))
     scanned = scan(body)
     free = [
         n
@@ -1366,7 +1401,7 @@ class _Classifier:
         if fixture.name == config.session_context_fixture:
             return SESSION_CONTEXT
         fn = fixture.node()
-        _, body = split_docstring(statements(fn))
+        _, body = split_docstring(recipe_statements(fn))
         deps = {p: self._dep(p, fixture) for p in fixture.params}
         dep_kinds = {p: (d.kind if d is not None else None) for p, d in deps.items()}
         touches_db = any(k in DB_KINDS for k in dep_kinds.values())
@@ -1558,7 +1593,7 @@ def factory_defaults(fixture: Fixture, session_variable: str) -> FactoryDefaults
     """What :class:`FactoryDefaults` a factory fixture's inner function declares (its
     ``session`` parameter, when it takes one first, is not among them); None when the
     fixture returns no inner function."""
-    _, body = split_docstring(statements(fixture.node()))
+    _, body = split_docstring(recipe_statements(fixture.node()))
     inner = returned_closure(body)
     if inner is None:
         return None
@@ -1614,7 +1649,7 @@ def manager_rebuild(
     repeated in) is that module; None otherwise."""
     if fixture.kind != MANAGER or fixture.plain_manager or fixture.yields:
         return None
-    _, body = split_docstring(statements(fixture.node()))
+    _, body = split_docstring(recipe_statements(fixture.node()))
     returned = returned_expression(body) if len(body) == 1 else None
     if not isinstance(returned, cst.Call):
         return None
