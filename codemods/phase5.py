@@ -38,7 +38,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -305,13 +305,18 @@ def _strip_blank_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
 class _Setup:
     """The inlined statements a rewritten test starts with (``key``: their code), what a
     helper running them takes (``passed``) and what the test reads of what they bind
-    (``returned``); ``start``: their index in the test's ``with`` block."""
+    (``returned``); ``start``: their index in the test's ``with`` block; ``own``: the
+    passed names that are not fixtures a module-level fixture would get as the test does
+    (a ``parametrize`` argument, a fixture of the test's class, a name that is no fixture);
+    ``names``: every name the test binds or asks for (a helper's name must be none)."""
 
     key: str
     statements: list[cst.BaseStatement]
     passed: tuple[str, ...]
     returned: tuple[str, ...]
     start: int
+    own: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
 
 
 def _without_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
@@ -320,47 +325,124 @@ def _without_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
     return stmt
 
 
-def _helper_name(returned: list[str], taken: set[str]) -> str:
-    """``_make_<what it returns>`` (a ``test_`` prefix left out), unique in the module."""
+def _helper_name(returned: list[str], taken: Callable[[str], bool]) -> str:
+    """``make_<what it returns>`` (a ``test_`` prefix left out), not ``taken``."""
     parts = [n.removeprefix("test_") or n for n in returned]
-    base = "_make_" + "_".join(parts)
+    base = "make_" + "_".join(parts)
     name, number = base, 2
-    while name in taken:
+    while taken(name):
         name, number = f"{base}_{number}", number + 1
     return name
 
 
-def _helper(name: str, setup: _Setup, returned: list[str]) -> cst.FunctionDef:
-    value = ", ".join(returned)
-    ret = cst.parse_statement(f"return {value}\n")
-    stmts = [_without_leading(setup.statements[0]), *setup.statements[1:], ret]
+def _helper(
+    name: str,
+    setup: _Setup,
+    returned: list[str],
+    requested: list[str],
+    arguments: list[str],
+    decorator: str,
+) -> cst.FunctionDef:
+    """The helper fixture: it requests the fixtures ``requested`` and returns a function of
+    ``arguments`` (the session first) that runs the setup and returns ``returned``."""
+    stmts = [_without_leading(setup.statements[0]), *setup.statements[1:]]
+    last = stmts[-1]
+    if (
+        returned == [returned[0]]
+        and matches(
+            last,
+            m.SimpleStatementLine(
+                body=[m.Assign(targets=[m.AssignTarget(target=m.Name(returned[0]))])]
+            ),
+        )
+        and returned[0]
+        not in fx.scan(
+            [cst.ensure_type(last, cst.SimpleStatementLine).body[0].value]  # type: ignore[attr-defined]
+        ).used
+    ):  # ``x = <expr>`` then ``return x``: ``return <expr>``
+        line = cst.ensure_type(last, cst.SimpleStatementLine)
+        value = cst.ensure_type(line.body[0], cst.Assign).value
+        stmts[-1] = line.with_changes(body=[cst.Return(value=value)])
+    else:
+        stmts.append(cst.parse_statement(f"return {', '.join(returned)}\n"))
+    scan = scope_scan(setup.statements)
+    seen = {*scan.used, *scan.bound, *arguments, *requested, name}
+    inner_name = "make"
+    while inner_name in seen:
+        inner_name += "_"
+    inner = cst.ensure_type(
+        cst.parse_statement(f"def {inner_name}({', '.join(arguments)}):\n    pass\n"),
+        cst.FunctionDef,
+    ).with_changes(body=cst.IndentedBlock(body=stmts))
     fn = cst.ensure_type(
-        cst.parse_statement(f"def {name}({', '.join(setup.passed)}):\n    pass\n"),
+        cst.parse_statement(
+            f"@{decorator}\ndef {name}({', '.join(requested)}):\n    pass\n"
+        ),
         cst.FunctionDef,
     )
+    ret = cst.ensure_type(
+        cst.parse_statement(f"return {inner_name}\n"), cst.SimpleStatementLine
+    ).with_changes(leading_lines=[cst.EmptyLine(indent=False)])
     return fn.with_changes(
-        body=cst.IndentedBlock(body=stmts),
+        body=cst.IndentedBlock(body=[inner, ret]),
         leading_lines=[cst.EmptyLine(indent=False), cst.EmptyLine(indent=False)],
     )
 
 
 def _call_setup(
-    fn: cst.FunctionDef, setup: _Setup, call: cst.BaseStatement
+    fn: cst.FunctionDef,
+    setup: _Setup,
+    call: cst.BaseStatement,
+    helper: str,
+    requested: set[str],
+    ctx: str,
 ) -> cst.FunctionDef:
-    """``fn`` (a rewritten test) with its setup statements replaced by ``call``."""
+    """``fn`` (a rewritten test) with its setup statements replaced by ``call``, asking for
+    the helper fixture ``helper`` instead of the fixtures it ``requested`` that it no longer
+    reads itself (pytest still builds them, for the helper)."""
     suite = cst.ensure_type(fn.body, cst.IndentedBlock)
     with_stmt = cst.ensure_type(suite.body[-1], cst.With)
     block = list(cst.ensure_type(with_stmt.body, cst.IndentedBlock).body)
     end = setup.start + len(setup.statements)
     block[setup.start : end] = [call]
-    return fn.with_changes(
-        body=suite.with_changes(
-            body=[
-                *suite.body[:-1],
-                with_stmt.with_changes(body=with_stmt.body.with_changes(body=block)),
-            ]
+    body = [
+        *suite.body[:-1],
+        with_stmt.with_changes(body=with_stmt.body.with_changes(body=block)),
+    ]
+    reads = set(fx.scan(body).used)
+    names = [p.name.value for p in fn.params.params]
+    dropped = [
+        p.name.value
+        for p in fn.params.params
+        if p.default is None
+        and p.name.value in requested
+        and p.name.value not in reads
+        and p.name.value not in setup.own
+        and p.name.value not in ("self", ctx)
+    ]
+    at = None
+    if not dropped:  # after the session context (before any parameter with a default)
+        at = names.index(ctx) + 1 if ctx in names else len(names)
+        first_default = next(
+            (i for i, p in enumerate(fn.params.params) if p.default is not None),
+            len(names),
         )
+        at = min(at, first_default)
+    params = rewrite.edit_params(
+        fn.params, remove=dropped, insert=[rewrite.new_param(helper)], at=at
     )
+    return fn.with_changes(params=params, body=suite.with_changes(body=body))
+
+
+def _fixtures_defined(body: Sequence[cst.CSTNode]) -> set[str]:
+    """The fixtures defined in ``body`` and in the classes in it."""
+    out: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef) and fx.is_fixture(stmt):
+            out.add(stmt.name.value)
+        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            out |= _fixtures_defined(stmt.body.body)
+    return out
 
 
 class _Skip(Exception):
@@ -398,6 +480,10 @@ class RefactorTestFunctions(RefactorCodemod):
             if fx.is_fixture(s)  # type: ignore[attr-defined]
         }
         self._classes: list[str] = []
+        #: the fixtures each enclosing class defines (a helper fixture cannot request them)
+        self._class_fixture_names: list[set[str]] = []
+        #: every fixture the module defines, in a class or not (a helper's name is none)
+        self._module_fixture_names = _fixtures_defined(node.body)
         self._depth = 0
         self._changed = False
         #: rewritten tests and the setup they start with (see ``_setup_of``)
@@ -413,12 +499,23 @@ class RefactorTestFunctions(RefactorCodemod):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
+        self._class_fixture_names.append(
+            {
+                s.name.value
+                for s in (node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
+                if isinstance(s, cst.FunctionDef) and fx.is_fixture(s)
+            }
+        )
 
     def leave_ClassDef(
         self, original_node: cst.ClassDef, updated_node: cst.ClassDef
     ) -> cst.ClassDef:
         self._classes.pop()
+        self._class_fixture_names.pop()
         return updated_node
+
+    def _class_fixtures(self) -> set[str]:
+        return set().union(*self._class_fixture_names)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         self._depth += 1
@@ -456,12 +553,14 @@ class RefactorTestFunctions(RefactorCodemod):
         body: list[cst.BaseStatement],
         params: list[str],
         start: int,
+        own: set[str],
     ) -> _Setup | None:
         """The inlined statements a test starts with (two or more), if a module-level
         helper could run them: every name they read is the session, ``managers``, a fixture
         the test requests or a name of the module (or a builtin), they bind what the test
         reads afterwards, and the test rebinds none of the names the helper would be passed
-        or would return."""
+        or would return. ``own``: the test's names that are not the fixtures a module-level
+        fixture would get (its ``parametrize`` arguments, its classes' fixtures)."""
         config = self.config
         if len(inlined) < 2:  # a helper in place of one line says nothing more
             return None
@@ -485,23 +584,44 @@ class RefactorTestFunctions(RefactorCodemod):
                 passed.append(name)
             elif name not in self._bindings and not hasattr(builtins, name):
                 return None
-        if not returned or scope_scan(body, memo).bound & {*passed, *returned}:
+        body_scan = scope_scan(body, memo)
+        if not returned or body_scan.bound & {*passed, *returned}:
             return None
         key = cst.Module(body=[_without_leading(s) for s in inlined]).code
         first = [config.session_variable]
         if config.managers_variable in passed:
             first.append(config.managers_variable)
         rest = [n for n in passed if n not in first]
-        return _Setup(key, list(inlined), (*first, *rest), returned, start)
+        not_fixtures = {
+            n for n in rest if n in own or n == "self" or self._resolve(n) is None
+        }
+        names = frozenset({*params, *own, *body_scan.bound, *bound})
+        return _Setup(
+            key,
+            list(inlined),
+            (*first, *rest),
+            returned,
+            start,
+            frozenset(not_fixtures),
+            names,
+        )
 
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
-        """Two or more rewritten tests starting with the same setup call one helper."""
+        """Two or more rewritten tests starting with the same setup ask for one helper
+        fixture instead: it requests the fixtures the setup reads that a module-level
+        fixture gets as the tests do, and returns a function of the session (``managers``,
+        the other names the setup reads) that runs the setup and returns what the tests
+        read of it. A test no longer asks for the fixtures only the helper reads."""
+        config = self.config
         groups: dict[str, list[tuple[cst.FunctionDef, _Setup]]] = {}
         for fn, setup in self._setups:
             groups.setdefault(setup.key, []).append((fn, setup))
-        taken = set(self._bindings)
+        pytest_binding = self._bindings.get("pytest", ("pytest", None, None))
+        if pytest_binding is None or pytest_binding[:2] != ("pytest", None):
+            return updated_node  # ``pytest`` is something else here
+        taken = set(self._bindings) | self._module_fixture_names
         replaced: dict[int, cst.FunctionDef] = {}
         helpers: list[tuple[set[int], cst.FunctionDef]] = []
         for group in groups.values():
@@ -517,17 +637,39 @@ class RefactorTestFunctions(RefactorCodemod):
                 if isinstance(n, cst.Name)
             ]
             returned = [n for n in dict.fromkeys(order) if n in wanted]
-            name = _helper_name(returned, taken)
+            own = {n for _, s in group for n in s.own}
+            first = [
+                n
+                for n in setup.passed
+                if n in (config.session_variable, config.managers_variable)
+            ]
+            requested = [n for n in setup.passed if n not in first and n not in own]
+            arguments = [*first, *(n for n in setup.passed if n in own)]
+            names = {n for _, s in group for n in s.names}
+            name = _helper_name(
+                returned,
+                lambda c: c in taken or c in names or self._resolve(c) is not None,
+            )
             taken.add(name)
-            helper = _helper(name, setup, returned)
+            helper = _helper(
+                name, setup, returned, requested, arguments, "pytest.fixture"
+            )
             call = cst.parse_statement(
-                f"{', '.join(returned)} = {name}({', '.join(setup.passed)})\n"
+                f"{', '.join(returned)} = {name}({', '.join(arguments)})\n"
             )
             for fn, s in group:
-                replaced[id(fn)] = _call_setup(fn, s, call)
+                replaced[id(fn)] = _call_setup(
+                    fn,
+                    s,
+                    call,
+                    name,
+                    set(requested),
+                    config.session_context_fixture,
+                )
             helpers.append(({id(fn) for fn, _ in group}, helper))
         if not helpers:
             return updated_node
+        AddImportsVisitor.add_needed_import(self.context, "pytest")
 
         def swap(stmt: cst.BaseStatement) -> cst.BaseStatement:
             if isinstance(stmt, cst.FunctionDef):
@@ -578,6 +720,7 @@ class RefactorTestFunctions(RefactorCodemod):
             kind = (
                 fx.DB_OTHER
                 if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
+                and not self._is_helper_fixture(local, deps)
                 else fx.PLAIN
             )
             return fx.Fixture(
@@ -592,6 +735,21 @@ class RefactorTestFunctions(RefactorCodemod):
                 else None,
             )
         return self._graph_resolve(name, self._rel)
+
+    def _is_helper_fixture(
+        self, fixture: cst.FunctionDef, deps: list[fx.Fixture | None]
+    ) -> bool:
+        """Whether a fixture of the test module is a helper fixture as ``leave_Module``
+        writes them: it requests factory fixtures (and plain ones) and returns a function
+        that takes the session first; a test asking for it is in the new style."""
+        inner = fx.returned_closure(fx.split_docstring(fx.statements(fixture))[1])
+        return (
+            inner is not None
+            and fx.positional_params(inner)[:1] == [self.config.session_variable]
+            and all(
+                d is not None and d.kind in (fx.FACTORY, fx.PLAIN) for d in deps
+            )
+        )
 
     def _by_factory(self, fixture: fx.Fixture) -> bool:
         """Whether ``create_all_managers`` builds what this manager fixture built, handed the
@@ -911,6 +1069,7 @@ class RefactorTestFunctions(RefactorCodemod):
             new_body,
             [*final_params, *([] if has_ctx else [ctx]), *extras],
             int(uses_managers),
+            parametrized | self._class_fixtures(),
         )
         if uses_managers:
             block.insert(0, managers_line)
