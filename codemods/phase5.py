@@ -16,9 +16,14 @@ Every test that needs the database session, directly or through any fixture, is 
   collection refreshed right after its parent is created never sees later children);
 * factory calls leave out the arguments equal to the literal defaults of the factory's inner
   function (:func:`refactor_tool.model.fixtures.factory_defaults`);
-* when two or more rewritten tests of a module start with the same inlined statements, one
-  module-level helper runs them (the session, ``managers`` and the factory fixtures passed
-  in) and returns what the tests read; each test calls it instead;
+* when two or more rewritten tests of a module start with the same inlined statements, a
+  module-level helper fixture ``make_<what it returns>`` requests the fixtures they read
+  and returns a function of the session (and ``managers``, and what no module-level
+  fixture can request: ``parametrize`` arguments, fixtures of the test's class) that runs
+  them and returns what the tests read; each test asks for it instead of the fixtures only
+  it reads now and calls it (``test_scene = make_scene(session)``). A test whose setup
+  starts with a helper's statements calls it for them, and a longer helper is built on a
+  shorter one;
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
   something ``create_all_managers`` cannot (a mock client) is rebuilt from its recipe under
   its own name; ``db_session`` becomes ``session``; factory calls get ``session`` first;
@@ -336,8 +341,11 @@ class _Cut:
 
 @dataclasses.dataclass(eq=False)
 class _Plan:
-    """A helper fixture: the setup statements it runs (``key``: their code), its users
-    (tests, with how many statements the call replaces, and longer helpers built on it)."""
+    """A helper fixture: the setup statements it runs (``key``: their code) and the tests
+    that call it (with how many of their statements the call replaces). ``own``: passed
+    names its inner function takes; ``needs``: what its callers (tests, longer helpers
+    built on it) read of what it binds; ``names``: its tests' names; ``base``: the
+    shorter helper it is built on; ``position``: the module statement it goes before."""
 
     key: tuple[str, ...]
     statements: list[cst.BaseStatement]
@@ -431,7 +439,9 @@ def _call(plan: _Plan, needed: bool) -> cst.BaseStatement:
     return cst.parse_statement(call + "\n")
 
 
-def _helper(plan: _Plan, stmts: list[cst.BaseStatement], requested: list[str], decorator: str) -> cst.FunctionDef:
+def _helper(
+    plan: _Plan, stmts: list[cst.BaseStatement], requested: list[str], decorator: str
+) -> cst.FunctionDef:
     """The helper fixture: it requests the fixtures ``requested`` and returns a function of
     its arguments (the session first) that runs ``stmts`` and returns ``plan.returned``."""
     returned = plan.returned
@@ -524,7 +534,9 @@ def _fixtures_defined(body: Sequence[cst.CSTNode]) -> set[str]:
     for stmt in body:
         if isinstance(stmt, cst.FunctionDef) and fx.is_fixture(stmt):
             out.add(stmt.name.value)
-        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+        elif isinstance(stmt, cst.ClassDef) and isinstance(
+            stmt.body, cst.IndentedBlock
+        ):
             out |= _fixtures_defined(stmt.body.body)
     return out
 
@@ -588,7 +600,9 @@ class RefactorTestFunctions(RefactorCodemod):
         self._class_fixture_names.append(
             {
                 s.name.value
-                for s in (node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
+                for s in (
+                    node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+                )
                 if isinstance(s, cst.FunctionDef) and fx.is_fixture(s)
             }
         )
@@ -677,7 +691,9 @@ class RefactorTestFunctions(RefactorCodemod):
         if count < 2 or shape.returns:
             return None
         bound = scope_scan(head, memo).bound
-        free = [n for n in dict.fromkeys(fx.scan(head, memo=memo).used) if n not in bound]
+        free = [
+            n for n in dict.fromkeys(fx.scan(head, memo=memo).used) if n not in bound
+        ]
         fixtures = [p for p in setup.params if p != "self"]
         passed: list[str] = []
         for name in free:
@@ -753,7 +769,9 @@ class RefactorTestFunctions(RefactorCodemod):
         def prefix_plans(codes: tuple[str, ...]) -> list[_Plan]:
             """The helpers whose statements ``codes`` starts with (and has more), longest first."""
             found = [
-                p for k, p in plans.items() if len(k) < len(codes) and codes[: len(k)] == k
+                p
+                for k, p in plans.items()
+                if len(k) < len(codes) and codes[: len(k)] == k
             ]
             return sorted(found, key=lambda p: len(p.key), reverse=True)
 
@@ -765,9 +783,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 continue
             for candidate in prefix_plans(setup.codes):
                 cut = self._cut(setup, len(candidate.key))
-                if cut is not None and not (
-                    cut.not_fixtures & set(candidate.fixtures)
-                ):
+                if cut is not None and not (cut.not_fixtures & set(candidate.fixtures)):
                     candidate.tests.append((fn, setup, len(candidate.key)))
                     break
         for plan in plans.values():
@@ -799,7 +815,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 cut = self._cut(pseudo, len(candidate.key))
                 if cut is not None and not (
                     cut.not_fixtures & set(candidate.fixtures)
-                ) and not (set(candidate.arguments) - set(plan.cut.passed)):
+                ):  # what the shorter one takes, the longer one was passed
                     plan.base = candidate
                     candidate.needs |= cut.needed
                     candidate.position = min(candidate.position, plan.position)
@@ -811,9 +827,9 @@ class RefactorTestFunctions(RefactorCodemod):
         for plan in ordered:
             plan.name = _helper_name(
                 plan.returned,
-                lambda c, plan=plan: c in taken
-                or c in plan.names
-                or self._resolve(c) is not None,
+                lambda c, plan=plan: (
+                    c in taken or c in plan.names or self._resolve(c) is not None
+                ),
             )
             taken.add(plan.name)
 
@@ -830,7 +846,10 @@ class RefactorTestFunctions(RefactorCodemod):
                 stmts = [_call(base, needed), *stmts[len(base.key) :]]
                 reads = set(
                     fx.scan(
-                        [*stmts, cst.parse_statement(f"return {', '.join(plan.returned)}\n")]
+                        [
+                            *stmts,
+                            cst.parse_statement(f"return {', '.join(plan.returned)}\n"),
+                        ]
                     ).used
                 )
                 requested = [n for n in [base.name, *requested] if n in reads]
@@ -923,9 +942,7 @@ class RefactorTestFunctions(RefactorCodemod):
         return (
             inner is not None
             and fx.positional_params(inner)[:1] == [self.config.session_variable]
-            and all(
-                d is not None and d.kind in (fx.FACTORY, fx.PLAIN) for d in deps
-            )
+            and all(d is not None and d.kind in (fx.FACTORY, fx.PLAIN) for d in deps)
         )
 
     def _by_factory(self, fixture: fx.Fixture) -> bool:
