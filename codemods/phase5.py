@@ -916,7 +916,7 @@ class RefactorTestFunctions(RefactorCodemod):
             kind = (
                 fx.DB_OTHER
                 if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
-                and not self._is_helper_fixture(local, deps)
+                and not self._is_helper_fixture(local)
                 else fx.PLAIN
             )
             return fx.Fixture(
@@ -933,17 +933,28 @@ class RefactorTestFunctions(RefactorCodemod):
         return self._graph_resolve(name, self._rel)
 
     def _is_helper_fixture(
-        self, fixture: cst.FunctionDef, deps: list[fx.Fixture | None]
+        self, fixture: cst.FunctionDef, seen: frozenset[str] = frozenset()
     ) -> bool:
         """Whether a fixture of the test module is a helper fixture as ``leave_Module``
-        writes them: it requests factory fixtures (and plain ones) and returns a function
-        that takes the session first; a test asking for it is in the new style."""
+        writes them: it requests factory fixtures, plain ones and other such helpers of
+        the module, and returns a function that takes the session first; a test asking
+        for it is in the new style."""
         inner = fx.returned_closure(fx.split_docstring(fx.statements(fixture))[1])
-        return (
-            inner is not None
-            and fx.positional_params(inner)[:1] == [self.config.session_variable]
-            and all(d is not None and d.kind in (fx.FACTORY, fx.PLAIN) for d in deps)
-        )
+        if inner is None or fx.positional_params(inner)[:1] != [
+            self.config.session_variable
+        ]:
+            return False
+        seen = seen | {fixture.name.value}
+        for param in fx.positional_params(fixture):
+            local = self._local_fixtures.get(param)
+            if local is not None:
+                if param in seen or not self._is_helper_fixture(local, seen):
+                    return False
+                continue
+            dep = self._graph_resolve(param, self._rel)
+            if dep is None or dep.kind not in (fx.FACTORY, fx.PLAIN):
+                return False
+        return True
 
     def _by_factory(self, fixture: fx.Fixture) -> bool:
         """Whether ``create_all_managers`` builds what this manager fixture built, handed the
