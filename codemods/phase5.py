@@ -16,9 +16,14 @@ Every test that needs the database session, directly or through any fixture, is 
   collection refreshed right after its parent is created never sees later children);
 * factory calls leave out the arguments equal to the literal defaults of the factory's inner
   function (:func:`refactor_tool.model.fixtures.factory_defaults`);
-* when two or more rewritten tests of a module start with the same inlined statements, one
-  module-level helper runs them (the session, ``managers`` and the factory fixtures passed
-  in) and returns what the tests read; each test calls it instead;
+* when two or more rewritten tests of a module start with the same inlined statements, a
+  module-level helper fixture ``make_<what it returns>`` requests the fixtures they read
+  and returns a function of the session (and ``managers``, and what no module-level
+  fixture can request: ``parametrize`` arguments, fixtures of the test's class) that runs
+  them and returns what the tests read; each test asks for it instead of the fixtures only
+  it reads now and calls it (``test_scene = make_scene(session)``). A test whose setup
+  starts with a helper's statements calls it for them, and a longer helper is built on a
+  shorter one;
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
   something ``create_all_managers`` cannot (a mock client) is rebuilt from its recipe under
   its own name; ``db_session`` becomes ``session``; factory calls get ``session`` first;
@@ -38,7 +43,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -303,15 +308,66 @@ def _strip_blank_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
 
 @dataclasses.dataclass
 class _Setup:
-    """The inlined statements a rewritten test starts with (``key``: their code), what a
-    helper running them takes (``passed``) and what the test reads of what they bind
-    (``returned``); ``start``: their index in the test's ``with`` block."""
+    """The inlined statements a rewritten test starts with (``codes``: the code of each),
+    the rest of its ``with`` block (``body``), the fixtures it asks for (``params``),
+    where the statements start in the block (``start``), its names that are not the
+    fixtures a module-level fixture would get (``own``: its ``parametrize`` arguments, its
+    classes' fixtures) and every name it binds or asks for (``names``: a helper's name is
+    none of them)."""
 
-    key: str
     statements: list[cst.BaseStatement]
-    passed: tuple[str, ...]
-    returned: tuple[str, ...]
+    codes: tuple[str, ...]
+    body: list[cst.BaseStatement]
+    params: list[str]
     start: int
+    own: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass
+class _Cut:
+    """What a helper running the first statements of a setup takes and gives: ``passed``
+    (the session, ``managers``, then the test's fixtures they read), ``needed`` (what they
+    bind that the rest reads before rebinding it), ``assigned`` (what they bind, in order)
+    and ``not_fixtures`` (passed names a module-level fixture cannot request)."""
+
+    passed: tuple[str, ...]
+    needed: frozenset[str]
+    assigned: tuple[str, ...]
+    not_fixtures: frozenset[str]
+    #: how many of ``passed`` are the session and ``managers``
+    first: int = 1
+
+
+@dataclasses.dataclass(eq=False)
+class _Plan:
+    """A helper fixture: the setup statements it runs (``key``: their code) and the tests
+    that call it (with how many of their statements the call replaces). ``own``: passed
+    names its inner function takes; ``needs``: what its callers (tests, longer helpers
+    built on it) read of what it binds; ``names``: its tests' names; ``base``: the
+    shorter helper it is built on; ``position``: the module statement it goes before."""
+
+    key: tuple[str, ...]
+    statements: list[cst.BaseStatement]
+    cut: _Cut
+    tests: list[tuple[cst.FunctionDef, _Setup, int]] = dataclasses.field(
+        default_factory=list
+    )
+    own: set[str] = dataclasses.field(default_factory=set)
+    needs: set[str] = dataclasses.field(default_factory=set)
+    names: set[str] = dataclasses.field(default_factory=set)
+    returned: list[str] = dataclasses.field(default_factory=list)
+    base: _Plan | None = None
+    name: str = ""
+    arguments: list[str] = dataclasses.field(default_factory=list)
+    #: the fixtures pytest builds for it, directly or through the helper it is built on
+    requests: set[str] = dataclasses.field(default_factory=set)
+    position: int = 0
+
+    @property
+    def fixtures(self) -> list[str]:
+        """The passed names it requests as fixtures (before it is built on a helper)."""
+        return [n for n in self.cut.passed[self.cut.first :] if n not in self.own]
 
 
 def _without_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
@@ -320,47 +376,169 @@ def _without_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
     return stmt
 
 
-def _helper_name(returned: list[str], taken: set[str]) -> str:
-    """``_make_<what it returns>`` (a ``test_`` prefix left out), unique in the module."""
+def _plain_assignment(
+    stmt: cst.BaseStatement,
+) -> tuple[set[str], cst.BaseExpression] | None:
+    """``a = <value>`` or ``a, b = <value>`` (names only): the names and the value."""
+    if not (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Assign)
+    ):
+        return None
+    assign = stmt.body[0]
+    names: set[str] = set()
+    for target in assign.targets:
+        node = target.target
+        elements = (
+            [e.value for e in node.elements]
+            if isinstance(node, (cst.Tuple, cst.List))
+            else [node]
+        )
+        for element in elements:
+            if not isinstance(element, cst.Name):
+                return None
+            names.add(element.value)
+    return names, assign.value
+
+
+def _needed(bound: set[str], rest: Sequence[cst.BaseStatement]) -> set[str]:
+    """The names of ``bound`` that ``rest`` (straight-line statements) reads before an
+    assignment of its own rebinds them (nested functions' reads count where defined)."""
+    needed: set[str] = set()
+    killed: set[str] = set()
+    for stmt in rest:
+        live = bound - killed - needed
+        if not live:
+            break
+        plain = _plain_assignment(stmt)
+        if plain is None:
+            needed |= set(fx.scan([stmt]).used) & live
+            continue
+        targets, value = plain
+        needed |= set(fx.scan([value]).used) & live
+        killed |= (targets & live) - needed
+    return needed
+
+
+def _helper_name(returned: list[str], taken: Callable[[str], bool]) -> str:
+    """``make_<what it returns>`` (a ``test_`` prefix left out), not ``taken``."""
     parts = [n.removeprefix("test_") or n for n in returned]
-    base = "_make_" + "_".join(parts)
+    base = "make_" + "_".join(parts)
     name, number = base, 2
-    while name in taken:
+    while taken(name):
         name, number = f"{base}_{number}", number + 1
     return name
 
 
-def _helper(name: str, setup: _Setup, returned: list[str]) -> cst.FunctionDef:
-    value = ", ".join(returned)
-    ret = cst.parse_statement(f"return {value}\n")
-    stmts = [_without_leading(setup.statements[0]), *setup.statements[1:], ret]
+def _call(plan: _Plan, needed: bool) -> cst.BaseStatement:
+    """The statement that runs ``plan``'s helper: unpacking what it returns if ``needed``."""
+    call = f"{plan.name}({', '.join(plan.arguments)})"
+    if needed:
+        call = f"{', '.join(plan.returned)} = {call}"
+    return cst.parse_statement(call + "\n")
+
+
+def _helper(
+    plan: _Plan, stmts: list[cst.BaseStatement], requested: list[str], decorator: str
+) -> cst.FunctionDef:
+    """The helper fixture: it requests the fixtures ``requested`` and returns a function of
+    its arguments (the session first) that runs ``stmts`` and returns ``plan.returned``."""
+    returned = plan.returned
+    stmts = [_without_leading(stmts[0]), *stmts[1:]]
+    last = stmts[-1]
+    plain = _plain_assignment(last)
+    if (
+        len(returned) == 1
+        and plain is not None
+        and plain[0] == {returned[0]}
+        and returned[0] not in fx.scan([plain[1]]).used
+    ):  # ``x = <expr>`` then ``return x``: ``return <expr>``
+        line = cst.ensure_type(last, cst.SimpleStatementLine)
+        stmts[-1] = line.with_changes(body=[cst.Return(value=plain[1])])
+    else:
+        stmts.append(cst.parse_statement(f"return {', '.join(returned)}\n"))
+    scan = scope_scan(stmts)
+    seen = {*scan.used, *scan.bound, *plan.arguments, *requested, plan.name}
+    inner_name = "make"
+    while inner_name in seen:
+        inner_name += "_"
+    inner = cst.ensure_type(
+        cst.parse_statement(
+            f"def {inner_name}({', '.join(plan.arguments)}):\n    pass\n"
+        ),
+        cst.FunctionDef,
+    ).with_changes(body=cst.IndentedBlock(body=stmts))
     fn = cst.ensure_type(
-        cst.parse_statement(f"def {name}({', '.join(setup.passed)}):\n    pass\n"),
+        cst.parse_statement(
+            f"@{decorator}\ndef {plan.name}({', '.join(requested)}):\n    pass\n"
+        ),
         cst.FunctionDef,
     )
+    ret = cst.ensure_type(
+        cst.parse_statement(f"return {inner_name}\n"), cst.SimpleStatementLine
+    ).with_changes(leading_lines=[cst.EmptyLine(indent=False)])
     return fn.with_changes(
-        body=cst.IndentedBlock(body=stmts),
+        body=cst.IndentedBlock(body=[inner, ret]),
         leading_lines=[cst.EmptyLine(indent=False), cst.EmptyLine(indent=False)],
     )
 
 
 def _call_setup(
-    fn: cst.FunctionDef, setup: _Setup, call: cst.BaseStatement
+    fn: cst.FunctionDef,
+    setup: _Setup,
+    count: int,
+    call: cst.BaseStatement,
+    plan: _Plan,
+    ctx: str,
 ) -> cst.FunctionDef:
-    """``fn`` (a rewritten test) with its setup statements replaced by ``call``."""
+    """``fn`` (a rewritten test) with its first ``count`` setup statements replaced by
+    ``call``, asking for the helper fixture instead of the fixtures it requested that
+    only the helper reads now (pytest still builds them, for the helper)."""
     suite = cst.ensure_type(fn.body, cst.IndentedBlock)
     with_stmt = cst.ensure_type(suite.body[-1], cst.With)
     block = list(cst.ensure_type(with_stmt.body, cst.IndentedBlock).body)
-    end = setup.start + len(setup.statements)
-    block[setup.start : end] = [call]
-    return fn.with_changes(
-        body=suite.with_changes(
-            body=[
-                *suite.body[:-1],
-                with_stmt.with_changes(body=with_stmt.body.with_changes(body=block)),
-            ]
+    block[setup.start : setup.start + count] = [call]
+    body = [
+        *suite.body[:-1],
+        with_stmt.with_changes(body=with_stmt.body.with_changes(body=block)),
+    ]
+    reads = set(fx.scan(body).used)
+    names = [p.name.value for p in fn.params.params]
+    dropped = [
+        p.name.value
+        for p in fn.params.params
+        if p.default is None
+        and p.name.value in plan.requests
+        and p.name.value not in reads
+        and p.name.value not in setup.own
+        and p.name.value not in ("self", ctx)
+    ]
+    at = None
+    if not dropped:  # after the session context (before any parameter with a default)
+        at = names.index(ctx) + 1 if ctx in names else len(names)
+        first_default = next(
+            (i for i, p in enumerate(fn.params.params) if p.default is not None),
+            len(names),
         )
+        at = min(at, first_default)
+    params = rewrite.edit_params(
+        fn.params, remove=dropped, insert=[rewrite.new_param(plan.name)], at=at
     )
+    return fn.with_changes(params=params, body=suite.with_changes(body=body))
+
+
+def _fixtures_defined(body: Sequence[cst.CSTNode]) -> set[str]:
+    """The fixtures defined in ``body`` and in the classes in it."""
+    out: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef) and fx.is_fixture(stmt):
+            out.add(stmt.name.value)
+        elif isinstance(stmt, cst.ClassDef) and isinstance(
+            stmt.body, cst.IndentedBlock
+        ):
+            out |= _fixtures_defined(stmt.body.body)
+    return out
 
 
 class _Skip(Exception):
@@ -399,11 +577,17 @@ class RefactorTestFunctions(RefactorCodemod):
             if fx.is_fixture(s)  # type: ignore[attr-defined]
         }
         self._classes: list[str] = []
+        #: the fixtures each enclosing class defines (a helper fixture cannot request them)
+        self._class_fixture_names: list[set[str]] = []
+        #: every fixture the module defines, in a class or not (a helper's name is none)
+        self._module_fixture_names = _fixtures_defined(node.body)
         self._depth = 0
         self._changed = False
         #: rewritten tests and the setup they start with (see ``_setup_of``)
         self._setups: list[tuple[cst.FunctionDef, _Setup]] = []
         self._setup: _Setup | None = None
+        self._cuts: dict[tuple[int, int], _Cut | None] = {}
+        self._pseudo: list[_Setup] = []
         #: the test functions left as they are (reported, or needing nothing)
         self.untouched: list[cst.FunctionDef] = []
         # the graph does not change while a module is rewritten: each lookup is made once
@@ -414,12 +598,25 @@ class RefactorTestFunctions(RefactorCodemod):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
+        self._class_fixture_names.append(
+            {
+                s.name.value
+                for s in (
+                    node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+                )
+                if isinstance(s, cst.FunctionDef) and fx.is_fixture(s)
+            }
+        )
 
     def leave_ClassDef(
         self, original_node: cst.ClassDef, updated_node: cst.ClassDef
     ) -> cst.ClassDef:
         self._classes.pop()
+        self._class_fixture_names.pop()
         return updated_node
+
+    def _class_fixtures(self) -> set[str]:
+        return set().union(*self._class_fixture_names)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         self._depth += 1
@@ -457,27 +654,48 @@ class RefactorTestFunctions(RefactorCodemod):
         body: list[cst.BaseStatement],
         params: list[str],
         start: int,
+        own: set[str],
     ) -> _Setup | None:
-        """The inlined statements a test starts with (two or more), if a module-level
-        helper could run them: every name they read is the session, ``managers``, a fixture
-        the test requests or a name of the module (or a builtin), they bind what the test
-        reads afterwards, and the test rebinds none of the names the helper would be passed
-        or would return."""
-        config = self.config
+        """The inlined statements a test starts with (two or more), which a module-level
+        helper may run, all or the first few (see ``_cut``). ``own``: the test's names
+        that are not the fixtures a module-level fixture would get (its ``parametrize``
+        arguments, its classes' fixtures)."""
         if len(inlined) < 2:  # a helper in place of one line says nothing more
             return None
-        shape = _shape(inlined, config.session_variable)
-        if shape.returns:
-            return None
+        codes = tuple(cst.Module(body=[_without_leading(s)]).code for s in inlined)
+        bound = scope_scan([*inlined, *body], self._scans).bound
+        return _Setup(
+            list(inlined),
+            codes,
+            list(body),
+            list(params),
+            start,
+            frozenset(own),
+            frozenset({*params, *own, *bound}),
+        )
+
+    def _cut(self, setup: _Setup, count: int) -> _Cut | None:
+        """What a helper running the first ``count`` (two or more) statements of ``setup``
+        would take and give, if one can: every name they read is the session,
+        ``managers``, a fixture the test requests or a name of the module (or a builtin),
+        and the rest of the test rebinds none of the names the helper is passed, nor one it
+        must return (a name the rest rebinds before reading it is not returned)."""
+        key = (id(setup), count)
+        if key in self._cuts:
+            return self._cuts[key]
+        self._cuts[key] = None
+        config = self.config
         memo = self._scans
-        bound = scope_scan(inlined, memo).bound
-        reads = set(fx.scan(body, memo=memo).used)  # nested functions' reads too
-        order = shape.assigned
-        returned = tuple(n for n in dict.fromkeys(order) if n in bound and n in reads)
+        head = setup.statements[:count]
+        rest = [*setup.statements[count:], *setup.body]
+        shape = _shape(head, config.session_variable)
+        if count < 2 or shape.returns:
+            return None
+        bound = scope_scan(head, memo).bound
         free = [
-            n for n in dict.fromkeys(fx.scan(inlined, memo=memo).used) if n not in bound
+            n for n in dict.fromkeys(fx.scan(head, memo=memo).used) if n not in bound
         ]
-        fixtures = [p for p in params if p != "self"]
+        fixtures = [p for p in setup.params if p != "self"]
         passed: list[str] = []
         for name in free:
             if name in (config.session_variable, config.managers_variable) or (
@@ -486,49 +704,172 @@ class RefactorTestFunctions(RefactorCodemod):
                 passed.append(name)
             elif name not in self._bindings and not hasattr(builtins, name):
                 return None
-        if not returned or scope_scan(body, memo).bound & {*passed, *returned}:
+        needed = _needed(bound, rest)
+        if scope_scan(rest, memo).bound & {*passed, *needed}:
             return None
-        key = cst.Module(body=[_without_leading(s) for s in inlined]).code
         first = [config.session_variable]
         if config.managers_variable in passed:
             first.append(config.managers_variable)
-        rest = [n for n in passed if n not in first]
-        return _Setup(key, list(inlined), (*first, *rest), returned, start)
+        others = [n for n in passed if n not in first]
+        not_fixtures = {
+            n
+            for n in others
+            if n in setup.own or n == "self" or self._resolve(n) is None
+        }
+        assigned = tuple(n for n in dict.fromkeys(shape.assigned) if n in bound)
+        cut = _Cut(
+            (*first, *others),
+            frozenset(needed),
+            assigned,
+            frozenset(not_fixtures),
+            len(first),
+        )
+        self._cuts[key] = cut
+        return cut
 
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
-        """Two or more rewritten tests starting with the same setup call one helper."""
-        groups: dict[str, list[tuple[cst.FunctionDef, _Setup]]] = {}
+        """Two or more rewritten tests starting with the same setup ask for one helper
+        fixture instead: it requests the fixtures the setup reads that a module-level
+        fixture gets as the tests do, and returns a function of the session (``managers``,
+        the other names the setup reads) that runs the setup and returns what the tests
+        read of it. A test whose setup starts with a helper's statements (and a longer
+        helper) calls that helper for them. A test no longer asks for the fixtures only
+        the helper reads."""
+        config = self.config
+        pytest_binding = self._bindings.get("pytest", ("pytest", None, None))
+        if pytest_binding is None or pytest_binding[:2] != ("pytest", None):
+            return updated_node  # ``pytest`` is something else here
+        position: dict[int, int] = {}
+        for index, stmt in enumerate(updated_node.body):
+            position[id(stmt)] = index
+            if isinstance(stmt, cst.ClassDef) and isinstance(
+                stmt.body, cst.IndentedBlock
+            ):
+                position.update((id(s), index) for s in stmt.body.body)
+
+        # ---- the helpers: setups shared whole by two or more tests
+        groups: dict[tuple[str, ...], list[tuple[cst.FunctionDef, _Setup]]] = {}
         for fn, setup in self._setups:
-            groups.setdefault(setup.key, []).append((fn, setup))
-        taken = set(self._bindings)
-        replaced: dict[int, cst.FunctionDef] = {}
-        helpers: list[tuple[set[int], cst.FunctionDef]] = []
-        for group in groups.values():
-            if len(group) < 2:
-                continue
+            if self._cut(setup, len(setup.statements)) is not None:
+                groups.setdefault(setup.codes, []).append((fn, setup))
+        plans: dict[tuple[str, ...], _Plan] = {}
+        for key, group in groups.items():
             setup = group[0][1]
-            wanted = {n for _, s in group for n in s.returned}
-            order = [
-                n.value
-                for stmt in setup.statements
-                for target in findall(stmt, m.AssignTarget())
-                for n in findall(target, m.Name())
-                if isinstance(n, cst.Name)
-            ]
-            returned = [n for n in dict.fromkeys(order) if n in wanted]
-            name = _helper_name(returned, taken)
-            taken.add(name)
-            helper = _helper(name, setup, returned)
-            call = cst.parse_statement(
-                f"{', '.join(returned)} = {name}({', '.join(setup.passed)})\n"
-            )
+            cut = self._cut(setup, len(key))
+            if len(group) < 2 or cut is None or not cut.assigned:
+                continue
+            plan = _Plan(key, setup.statements, cut)
             for fn, s in group:
-                replaced[id(fn)] = _call_setup(fn, s, call)
-            helpers.append(({id(fn) for fn, _ in group}, helper))
-        if not helpers:
+                plan.own |= self._cut(s, len(key)).not_fixtures  # type: ignore[union-attr]
+            plans[key] = plan
+        if not plans:
             return updated_node
+
+        def prefix_plans(codes: tuple[str, ...]) -> list[_Plan]:
+            """The helpers whose statements ``codes`` starts with (and has more), longest first."""
+            found = [
+                p
+                for k, p in plans.items()
+                if len(k) < len(codes) and codes[: len(k)] == k
+            ]
+            return sorted(found, key=lambda p: len(p.key), reverse=True)
+
+        # ---- who calls which: the tests of a group, then tests starting with a helper's setup
+        for fn, setup in self._setups:
+            plan = plans.get(setup.codes)
+            if plan is not None and self._cut(setup, len(setup.codes)) is not None:
+                plan.tests.append((fn, setup, len(setup.codes)))
+                continue
+            for candidate in prefix_plans(setup.codes):
+                cut = self._cut(setup, len(candidate.key))
+                if cut is not None and not (cut.not_fixtures & set(candidate.fixtures)):
+                    candidate.tests.append((fn, setup, len(candidate.key)))
+                    break
+        for plan in plans.values():
+            for fn, setup, count in plan.tests:
+                plan.needs |= self._cut(setup, count).needed  # type: ignore[union-attr]
+                plan.names |= setup.names
+            plan.position = min(position.get(id(fn), 0) for fn, _, _ in plan.tests)
+
+        # ---- what each returns, and the longer helpers built on shorter ones
+        for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
+            plan.returned = [n for n in plan.cut.assigned if n in plan.needs] or [
+                plan.cut.assigned[-1]
+            ]
+            first = list(plan.cut.passed[: plan.cut.first])
+            plan.arguments = [
+                *first,
+                *(n for n in plan.cut.passed[plan.cut.first :] if n in plan.own),
+            ]
+            pseudo = _Setup(
+                plan.statements,
+                plan.key,
+                [cst.parse_statement(f"return {', '.join(plan.returned)}\n")],
+                list(plan.cut.passed),
+                0,
+                frozenset(plan.own),
+            )
+            self._pseudo.append(pseudo)  # alive while its cuts are cached by id
+            for candidate in prefix_plans(plan.key):
+                cut = self._cut(pseudo, len(candidate.key))
+                if cut is not None and not (
+                    cut.not_fixtures & set(candidate.fixtures)
+                ):  # what the shorter one takes, the longer one was passed
+                    plan.base = candidate
+                    candidate.needs |= cut.needed
+                    candidate.position = min(candidate.position, plan.position)
+                    break
+
+        # ---- names, in the order the helpers appear
+        taken = set(self._bindings) | self._module_fixture_names
+        ordered = sorted(plans.values(), key=lambda p: (p.position, len(p.key)))
+        for plan in ordered:
+            plan.name = _helper_name(
+                plan.returned,
+                lambda c, plan=plan: (
+                    c in taken or c in plan.names or self._resolve(c) is not None
+                ),
+            )
+            taken.add(plan.name)
+
+        # ---- the helpers' code, shorter ones first (a longer one requests what they do)
+        helpers: dict[int, list[cst.FunctionDef]] = {}
+        decorator = "pytest.fixture"
+        for plan in sorted(plans.values(), key=lambda p: len(p.key)):
+            stmts = list(plan.statements)
+            requested = plan.fixtures
+            plan.requests = set(requested)
+            if plan.base is not None:
+                base = plan.base
+                needed = self._cut_needs(plan, base)
+                stmts = [_call(base, needed), *stmts[len(base.key) :]]
+                reads = set(
+                    fx.scan(
+                        [
+                            *stmts,
+                            cst.parse_statement(f"return {', '.join(plan.returned)}\n"),
+                        ]
+                    ).used
+                )
+                requested = [n for n in [base.name, *requested] if n in reads]
+                plan.requests = set(requested) | base.requests
+            helpers.setdefault(plan.position, []).append(
+                _helper(plan, stmts, requested, decorator)
+            )
+
+        # ---- the tests call them
+        replaced: dict[int, cst.FunctionDef] = {}
+        ctx = config.session_context_fixture
+        for plan in plans.values():
+            for fn, setup, count in plan.tests:
+                cut = self._cut(setup, count)
+                needed = cut is not None and bool(cut.needed & set(plan.returned))
+                replaced[id(fn)] = _call_setup(
+                    fn, setup, count, _call(plan, needed), plan, ctx
+                )
+        AddImportsVisitor.add_needed_import(self.context, "pytest")
 
         def swap(stmt: cst.BaseStatement) -> cst.BaseStatement:
             if isinstance(stmt, cst.FunctionDef):
@@ -541,22 +882,19 @@ class RefactorTestFunctions(RefactorCodemod):
                     return stmt.with_changes(body=stmt.body.with_changes(body=inner))
             return stmt
 
-        def users(stmt: cst.BaseStatement) -> set[int]:
-            if isinstance(stmt, cst.ClassDef) and isinstance(
-                stmt.body, cst.IndentedBlock
-            ):
-                return {id(s) for s in stmt.body.body}
-            return {id(stmt)}
-
         body: list[cst.BaseStatement] = []
-        for stmt in updated_node.body:
-            here = users(stmt)
-            for ids, helper in list(helpers):
-                if ids & here:
-                    body.append(helper)
-                    helpers.remove((ids, helper))
+        for index, stmt in enumerate(updated_node.body):
+            body.extend(helpers.get(index, ()))
             body.append(swap(stmt))
         return updated_node.with_changes(body=body)
+
+    def _cut_needs(self, plan: _Plan, base: _Plan) -> bool:
+        """Whether the helper ``plan``, built on ``base``, reads what ``base`` returns."""
+        rest = [
+            *plan.statements[len(base.key) :],
+            cst.parse_statement(f"return {', '.join(plan.returned)}\n"),
+        ]
+        return bool(_needed(set(base.returned), rest))
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
@@ -579,6 +917,7 @@ class RefactorTestFunctions(RefactorCodemod):
             kind = (
                 fx.DB_OTHER
                 if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
+                and not self._is_helper_fixture(local)
                 else fx.PLAIN
             )
             return fx.Fixture(
@@ -593,6 +932,30 @@ class RefactorTestFunctions(RefactorCodemod):
                 else None,
             )
         return self._graph_resolve(name, self._rel)
+
+    def _is_helper_fixture(
+        self, fixture: cst.FunctionDef, seen: frozenset[str] = frozenset()
+    ) -> bool:
+        """Whether a fixture of the test module is a helper fixture as ``leave_Module``
+        writes them: it requests factory fixtures, plain ones and other such helpers of
+        the module, and returns a function that takes the session first; a test asking
+        for it is in the new style."""
+        inner = fx.returned_closure(fx.split_docstring(fx.statements(fixture))[1])
+        if inner is None or fx.positional_params(inner)[:1] != [
+            self.config.session_variable
+        ]:
+            return False
+        seen = seen | {fixture.name.value}
+        for param in fx.positional_params(fixture):
+            local = self._local_fixtures.get(param)
+            if local is not None:
+                if param in seen or not self._is_helper_fixture(local, seen):
+                    return False
+                continue
+            dep = self._graph_resolve(param, self._rel)
+            if dep is None or dep.kind not in (fx.FACTORY, fx.PLAIN):
+                return False
+        return True
 
     def _by_factory(self, fixture: fx.Fixture) -> bool:
         """Whether ``create_all_managers`` builds what this manager fixture built, handed the
@@ -912,6 +1275,7 @@ class RefactorTestFunctions(RefactorCodemod):
             new_body,
             [*final_params, *([] if has_ctx else [ctx]), *extras],
             int(uses_managers),
+            parametrized | self._class_fixtures(),
         )
         if uses_managers:
             block.insert(0, managers_line)

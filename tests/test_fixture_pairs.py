@@ -172,3 +172,17 @@ def test_phase5_request_prefilter_cases() -> None:
     )
     assert not may_request("def test_a(x=(1, 2)):\n    db_session.close()\n", names)
     assert not may_request("nothing here", names)
+
+
+@pytest.mark.parametrize(
+    "case", ["repeated_setup_helper", "helper_prefixes", "helper_inner_arguments"]
+)
+def test_phase5_helper_fixtures_are_new_style(case: str, tmp_path: Path) -> None:
+    """A test asking for a helper fixture phase 5 wrote (one built on another too) is in
+    the new style: running the phase on its output reports nothing about it."""
+    after = FIXTURES / "phase5" / f"{case}.after.py"
+    source = after.read_bytes()
+    path = DEFAULT_PATHS[5]
+    again, result = _run(tmp_path, 5, path, source, {}, case)
+    assert again == source
+    assert [str(n) for n in result.notes] == []
