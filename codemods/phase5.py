@@ -54,7 +54,7 @@ from libcst.matchers import findall, matches
 from codemods import rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
-from refactor_tool.model.managers import relpath_for
+from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
 from refactor_tool.model.syntax import Lines
@@ -571,6 +571,18 @@ class RefactorTestFunctions(RefactorCodemod):
         self._bindings = fx.top_level_bindings(node)
         self._module = node
         self._fetches = fx.fetches_by_name(node)
+        #: manager constructions that pass no session (managers require one now): in a
+        #: rewritten test they get the test's
+        self._sessionless = (
+            {
+                id(call)
+                for call, _ in constructions_without_session(
+                    node, self.context.full_module_name or "", rel, analysis.managers
+                )
+            }
+            if analysis.managers is not None
+            else set()
+        )
         self._local_fixtures = {
             s.name.value: s
             for s in node.body
@@ -1189,6 +1201,8 @@ class RefactorTestFunctions(RefactorCodemod):
                     fn, f"{name}: assigns to fixture name {p!r}; rewrite by hand"
                 )
         stale_after = self._application_calls(body, resolved)
+        if self._sessionless:
+            body = rewrite.pass_session(body, self._sessionless, config.session_variable)
         new_body, rewriter = rewrite.rewrite_names(
             body, replacements, factory_names, config.session_variable
         )

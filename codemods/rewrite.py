@@ -179,6 +179,27 @@ def add_session_argument(call: cst.Call, session: str) -> cst.Call:
     return call.with_changes(args=[*call.args, arg])
 
 
+class _PassSession(cst.CSTTransformer):
+    def __init__(self, calls: set[int], session: str) -> None:
+        super().__init__()
+        self.calls = calls
+        self.session = session
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        if id(original_node) in self.calls:
+            return add_session_argument(updated_node, self.session)
+        return updated_node
+
+
+def pass_session(
+    body: Sequence[cst.BaseStatement], calls: set[int], session: str
+) -> list[cst.BaseStatement]:
+    """``body`` where each call whose id is in ``calls`` (manager constructions that pass no
+    session, nodes of ``body``) passes ``session=<session>``."""
+    transformer = _PassSession(calls, session)
+    return [cst.ensure_type(stmt.visit(transformer), cst.BaseStatement) for stmt in body]
+
+
 def managers_attr(config: Config, short: str) -> cst.Attribute:
     return cst.Attribute(value=cst.Name(config.managers_variable), attr=cst.Name(short))
 

@@ -529,13 +529,22 @@ def calls_without_session(
     project: Project, graph: ManagerGraph, rel: str
 ) -> list[tuple[cst.Call, ManagerClass]]:
     """Calls in ``rel`` of a manager class whose constructor requires the session (no
-    default), that pass none: no ``session=`` keyword, not enough positional arguments to
-    reach it, no ``*args``/``**kwargs`` that might carry it."""
+    default), that pass none (see :func:`constructions_without_session`)."""
     names = {c.name for c in graph.classes.values()}
     if not project.grep([rel], *(f"{n}(" for n in names)):
         return []  # no call of a manager class by its name (an alias is checked below)
-    tree = project.parse(rel)
-    module_name = project.module_name(rel)
+    return constructions_without_session(
+        project.parse(rel), project.module_name(rel), rel, graph
+    )
+
+
+def constructions_without_session(
+    tree: cst.Module, module_name: str, rel: str, graph: ManagerGraph
+) -> list[tuple[cst.Call, ManagerClass]]:
+    """Calls in ``tree`` of a manager class whose constructor requires the session (no
+    default), that pass none: no ``session=`` keyword, not enough positional arguments to
+    reach it, no ``*args``/``**kwargs`` that might carry it."""
+    names = {c.name for c in graph.classes.values()}
     imports = import_map(tree, module_name, rel)
     local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
     session = graph.config.session_variable
