@@ -62,6 +62,17 @@ from refactor_tool.model.syntax import Lines
 # ------------------------------------------------------------------------------- analysis
 
 _FACTORY_KEYWORDS = ("factory keywords",)
+#: rel -> what the text prefilter of :func:`files` learned of the module (:class:`_TextFacts`)
+_TEXT_FACTS = ("text facts",)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TextFacts:
+    """What a module's text says, read while :func:`files` selects it: a module whose text
+    never mentions ``getfixturevalue`` or a manager class's name needs no walk for those."""
+
+    fetches: bool
+    names_a_manager: bool
 
 
 def analyze(
@@ -131,11 +142,21 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
     ``parametrize``). A module that only has a local variable of such a name is not one."""
     tests = fx.test_modules(project)
     names = needles(analysis)
-    return [
-        rel
-        for rel in project.grep(tests, *names)
-        if may_request(project.read_text(rel), names)
-    ]
+    managers = (
+        [f"{c.name}(" for c in analysis.managers.classes.values()]
+        if analysis.managers is not None
+        else []
+    )
+    chosen = []
+    facts = analysis.cache.setdefault(_TEXT_FACTS, {})
+    for rel in project.grep(tests, *names):
+        text = project.read_text(rel)
+        if may_request(text, names):
+            chosen.append(rel)
+            facts[rel] = _TextFacts(
+                "getfixturevalue" in text, any(n in text for n in managers)
+            )
+    return chosen
 
 
 _DEF_HEADER = re.compile(r"\bdef\s+\w+\s*\(")
@@ -570,7 +591,8 @@ class RefactorTestFunctions(RefactorCodemod):
         self._rel = rel
         self._bindings = fx.top_level_bindings(node)
         self._module = node
-        self._fetches = fx.fetches_by_name(node)
+        facts = analysis.cache.get(_TEXT_FACTS, {}).get(rel)
+        self._fetches = facts.fetches if facts else fx.fetches_by_name(node)
         #: manager constructions that pass no session (managers require one now): in a
         #: rewritten test they get the test's
         self._sessionless = (
@@ -580,7 +602,7 @@ class RefactorTestFunctions(RefactorCodemod):
                     node, self.context.full_module_name or "", rel, analysis.managers
                 )
             }
-            if analysis.managers is not None
+            if analysis.managers is not None and (facts is None or facts.names_a_manager)
             else set()
         )
         self._local_fixtures = {

@@ -545,12 +545,14 @@ def constructions_without_session(
     default), that pass none: no ``session=`` keyword, not enough positional arguments to
     reach it, no ``*args``/``**kwargs`` that might carry it."""
     names = {c.name for c in graph.classes.values()}
+    calls = _CallsNamed(names)
+    tree.visit(calls)
+    if not calls.found:
+        return []
     imports = import_map(tree, module_name, rel)
     local = {n.name.value for n in tree.body if isinstance(n, cst.ClassDef)}
     session = graph.config.session_variable
     found = []
-    calls = _CallsNamed(names)
-    tree.visit(calls)
     for call in calls.found:
         dotted = get_full_name_for_node(call.func)
         qualified = (
