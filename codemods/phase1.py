@@ -71,6 +71,9 @@ class SessionApiAnalysis:
     #: module-level functions of the session module that only return a new session context
     #: (``def get_db_context(): return SessionContext()``)
     context_openers: frozenset[str] = frozenset()
+    #: removed method names some other class of the project defines as well: a call of one
+    #: on an unknown object may be that class's, and is not rewritten
+    methods_elsewhere: frozenset[str] = frozenset()
 
 
 def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
@@ -198,7 +201,26 @@ def analyze(project: Project) -> SessionApiAnalysis:
             for n in tree.body
             if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
         ),
+        methods_elsewhere=_methods_elsewhere(project, rel, config.database_manager_class, removed),
     )
+
+
+def _methods_elsewhere(
+    project: Project, session_rel: str, owner: str, names: frozenset[str]
+) -> frozenset[str]:
+    """Those of ``names`` that a class other than ``owner`` defines as a method."""
+    found: set[str] = set()
+    for rel in project.grep(project.python_files(), *(f"def {n}(" for n in names)):
+        for cls in findall(project.parse(rel), m.ClassDef()):
+            assert isinstance(cls, cst.ClassDef)
+            if rel == session_rel and cls.name.value == owner:
+                continue
+            found |= {
+                n.name.value
+                for n in cls.body.body
+                if isinstance(n, cst.FunctionDef) and n.name.value in names
+            }
+    return frozenset(found)
 
 
 def files(project: Project, analysis: SessionApiAnalysis) -> list[str]:
@@ -253,6 +275,12 @@ def _single_positional(call: cst.Call) -> bool:
     return (
         len(call.args) == 1 and call.args[0].keyword is None and not call.args[0].star
     )
+
+
+#: ``name.close()`` on a line of its own
+_CLOSE_LINE = m.SimpleStatementLine(
+    body=[m.Expr(m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("close")), args=[]))]
+)
 
 
 def _method_call(names: str | Sequence[str]) -> m.Call:
@@ -890,6 +918,10 @@ class RemoveSessionApis(RefactorCodemod):
         self._local_imports: dict[str, cst.ImportFrom] = {}
         #: uses whose function imports the removed name itself now
         self._relocated: set[int] = set()
+        #: per function (id): the receiver of a rewritten ``V = X.get_session()`` -> ``V``
+        self._opened: dict[int, dict[str, str]] = {}
+        #: calls of removed methods rewritten by :meth:`_session_methods` (not reported)
+        self._fixed: set[int] = set()
         return super().transform_module_impl(tree)
 
     # -- scope depth
@@ -1075,7 +1107,7 @@ class RemoveSessionApis(RefactorCodemod):
     ) -> cst.IndentedBlock:
         found = self._blocks.pop(id(original_node), None)
         if not found or len(updated_node.body) != len(original_node.body):
-            return updated_node
+            return self._session_methods(original_node, updated_node)
         body = list(updated_node.body)
         out: list[cst.BaseStatement] = []
         i = 0
@@ -1092,6 +1124,99 @@ class RemoveSessionApis(RefactorCodemod):
                     continue
             out.append(body[i])
             i += 1
+        return self._session_methods(original_node, updated_node.with_changes(body=out))
+
+    def _session_method(
+        self, stmt: cst.BaseStatement
+    ) -> tuple[str, str, cst.Call, cst.Name | None] | None:
+        """``V = X.get_session()`` ("open", code of X, the call, V) or
+        ``X.close_session()`` ("close", code of X, the call, None): calls without arguments
+        of a removed method that no other class of the project defines."""
+        if not (
+            self._functions
+            and not self._inside_removed
+            and isinstance(stmt, cst.SimpleStatementLine)
+            and len(stmt.body) == 1
+        ):
+            return None
+        small = stmt.body[0]
+        target = None
+        if isinstance(small, cst.Assign):
+            if len(small.targets) != 1 or not isinstance(small.targets[0].target, cst.Name):
+                return None
+            target = small.targets[0].target
+        elif not isinstance(small, cst.Expr):
+            return None
+        call = small.value
+        if not (
+            isinstance(call, cst.Call)
+            and not call.args
+            and isinstance(call.func, cst.Attribute)
+        ):
+            return None
+        method = call.func.attr.value
+        analysis = self.analysis
+        if method not in analysis.removed or method in analysis.methods_elsewhere:
+            return None
+        opens = method.startswith("get")  # as step 1.2 tells a getter from a closer
+        if opens != (target is not None):
+            return None
+        return ("open" if opens else "close", code(call.func.value), call, target)
+
+    def _session_methods(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        """Inside a function, ``V = X.get_session()`` becomes ``V = X.<sessionmaker>()``
+        (a new session where the thread's was), and a later ``X.close_session()`` of the
+        same block closes that session, ``V.close()``, or goes where the block already
+        closes it before."""
+        if not self._functions:
+            return updated_node
+        opened = self._opened.setdefault(id(self._functions[-1]), {})
+        seen = set(opened)
+        for stmt in original_node.body:  # the calls the rewrite below takes care of
+            found = self._session_method(stmt)
+            if found is None:
+                continue
+            kind, receiver, call, _ = found
+            if kind == "open":
+                seen.add(receiver)
+            if receiver in seen:
+                self._fixed.add(id(call))
+        out: list[cst.BaseStatement] = []
+        closed: set[str] = set()
+        changed = False
+        for stmt in updated_node.body:
+            found = self._session_method(stmt)
+            if found is None:
+                if matches(stmt, _CLOSE_LINE):
+                    closed.add(stmt.body[0].value.func.value.value)  # type: ignore[attr-defined]
+                out.append(stmt)
+                continue
+            kind, receiver, call, target = found
+            if kind == "open" and target is not None:
+                opened[receiver] = target.value
+                func = cst.ensure_type(call.func, cst.Attribute)
+                new_call = call.with_changes(
+                    func=func.with_changes(attr=cst.Name(self.analysis.session_attr))
+                )
+                small = cst.ensure_type(stmt, cst.SimpleStatementLine).body[0]
+                out.append(stmt.with_changes(body=[small.with_changes(value=new_call)]))
+                changed = True
+            elif receiver in opened:
+                variable = opened[receiver]
+                changed = True
+                if variable in closed:
+                    continue
+                closer = cst.parse_statement(f"{variable}.close()\n")
+                out.append(closer.with_changes(leading_lines=stmt.leading_lines))
+                closed.add(variable)
+            else:
+                out.append(stmt)
+        if not changed:
+            return updated_node
+        if not out:
+            out = [cst.SimpleStatementLine(body=[cst.Pass()])]
         return updated_node.with_changes(body=out)
 
     def _removed_call(self, node: cst.BaseExpression) -> cst.Name | None:
@@ -1237,6 +1362,8 @@ class RemoveSessionApis(RefactorCodemod):
             )
         if self._imports_sources:
             for node in self._method_calls:
+                if id(node) in self._fixed:
+                    continue
                 name = code(node.func)
                 self.report(
                     node,

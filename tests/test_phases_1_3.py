@@ -96,13 +96,19 @@ def test_phases_change_what_they_name(
     assert config.base_manager_module in changed[2]
     assert changed[3] == [config.factory_module]
     # nothing outside the application package's sources, and no test module in 1-3 but the
-    # one where step 2.1 folds `games._session = db_session` into `GameManager(...)`
+    # one where step 2.1 folds `games._session = db_session` into `GameManager(...)` and the
+    # conftest whose session fixture step 1.3 moves from `get_session()` to the sessionmaker
+    expected_tests = {
+        (1, "sologm/tests/conftest.py"),
+        (2, "sologm/core/tests/test_game.py"),
+    }
     for number, paths in changed.items():
         for path in paths:
             assert path.startswith(config.package + "/")
-            if number == 2 and path == "sologm/core/tests/test_game.py":
+            if (number, path) in expected_tests:
                 continue
             assert "/tests/" not in path, path
+    assert (1, "sologm/tests/conftest.py") in {(1, p) for p in changed[1]}
 
 
 def test_factory_builds_every_manager_on_one_session(
