@@ -56,7 +56,14 @@ from .engine import (
 )
 from .model.config import ConfigError, load_config
 from .model.project import InputError, Project
-from .model.state import save_state, state_of
+from .model.state import (
+    GATE_FAILED,
+    GATE_NOT_VERIFIED,
+    GATE_PASSED,
+    load_state,
+    save_state,
+    state_of,
+)
 from .phases import PHASES
 from .report import PhaseRecord, Reporter, RunReport, summary_line
 from .gates import (
@@ -452,6 +459,17 @@ def gate_for(
         )
 
 
+def gate_reason(gate: GateResult) -> str:
+    """Why a gate failed, in one line ("" for a gate that passed)."""
+    if gate.ok:
+        return ""
+    if not gate.problems:
+        return "the gate failed"
+    first = " ".join(gate.problems[0].split())
+    more = len(gate.problems) - 1
+    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
 def run_apply(
     rep: Reporter,
     project: Project,
@@ -621,6 +639,11 @@ def _compute_and_write(
         record.status = "written"
         written_files.update(c.path for c in record.changes if c.new is not None)
         state_of(project).changed_files = sorted(written_files)
+        # `status` tells from this record a phase whose work left nothing for its codemods to
+        # find (applied) from one that never had anything to do (n/a); a phase that changed
+        # nothing keeps the record it has (its gate's verdict below updates it)
+        if record.changes:
+            state_of(project).record_applied(record.number, record.steps)
         save_state(project.root, state_of(project))  # phases 4-6 keep facts there that later phases need
         if record.changes:
             rep.info(summary_line(record.changes, record.notes, dry_run=False) + ":")
@@ -642,6 +665,8 @@ def _compute_and_write(
             )
             record.gate = gate
             rep.gate(gate)
+            state_of(project).record_gate(record.number, gate.ok, gate_reason(gate))
+            save_state(project.root, state_of(project))
             if not gate.ok:
                 record.status = "failed"
                 exit_code = EXIT_FAILED
@@ -912,8 +937,11 @@ def status(target: str | None, jobs: int) -> None:
     Detected from the code itself: each step's codemods run in memory; a step that would change
     nothing is applied, one that would change something is pending, one that finds nothing to
     work on is n/a. While an earlier phase is still to be applied, a step that finds nothing to
-    do is waiting (for that phase), not applied. Procedural steps show their phase's state and
-    how the tool handles them.
+    do is waiting (for that phase), not applied. A phase that `apply` wrote (recorded in
+    .refactor-tool/state.json) and that the code shows as n/a or applied is applied, or
+    "applied, gate failed" with the gate's reason when its last gate failed; what the code
+    shows as pending stays pending. Procedural steps show their phase's state and how the tool
+    handles them.
     """
     _status(target, jobs)
 
@@ -934,7 +962,9 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
         "waiting": "cyan",
         "n/a": "dim",
         "error": "red",
+        "applied, gate failed": "red",
     }
+    applied = load_state(project.root).applied  # empty when there is no state
     # the first phase that is not applied yet: a later step with nothing to do may only be
     # waiting for it (phase 6 tidies what phase 1 has not removed yet)
     blocked_by: int | None = None
@@ -1013,11 +1043,26 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
             verdict = "n/a"
         if verdict in ("pending", "waiting") and blocked_by is None:
             blocked_by = number
+        phase_detail = phase_error or ""
+        # the code cannot tell a phase whose work left nothing for its codemods to find (phase
+        # 4 removes the fixtures it works on) from one that never had anything to do: the run
+        # state records the phases `apply` wrote, and their gate's verdict. What the code still
+        # shows as pending or waiting stays so whatever the record says.
+        record = applied.get(number)
+        if record is not None and phase_error is None and verdict in ("applied", "n/a"):
+            verdict, phase_detail = {
+                GATE_PASSED: ("applied", ""),
+                GATE_FAILED: ("applied, gate failed", f"gate failed: {record.reason}"),
+                GATE_NOT_VERIFIED: ("applied", "gate not run: not verified"),
+            }[record.gate]
+            for step_id in record.steps:
+                if states.get(step_id, ("",))[0] == "n/a":
+                    states[step_id] = ("applied", "nothing left in the code for this step")
         table.add_row(
             f"[bold]{number}[/]",
             f"[bold]{escape(phase.title)}[/]",
             f"[{style[verdict]}]{verdict}[/]",
-            escape(phase_error or ""),
+            escape(phase_detail),
         )
         for step in phase.steps:
             state, detail = states.get(
@@ -1079,6 +1124,10 @@ def _verify(
     )
     gate = gate_for(rep, project, phase, baseline, py, test_jobs=test_jobs)
     rep.gate(gate)
+    state = load_state(project.root)
+    if phase in state.applied:  # the verdict `status` shows for a phase `apply` wrote
+        state.record_gate(phase, gate.ok, gate_reason(gate))
+        save_state(project.root, state)
     if json_path:
         report = RunReport("verify", str(project.root), python=py)
         spec = PHASES.get(phase)
