@@ -459,6 +459,10 @@ def gate_for(
         )
 
 
+def _listed(paths: Sequence[str], limit: int = 5) -> str:
+    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
 def gate_reason(gate: GateResult) -> str:
     """Why a gate failed, in one line ("" for a gate that passed)."""
     if gate.ok:
@@ -509,6 +513,11 @@ def run_apply(
                     f"{root}: the git tree has uncommitted changes; commit or stash them, or pass "
                     f"--allow-dirty:\n  {shown}"
                 )
+    # what the tree held uncommitted before the run (with --allow-dirty): never committed
+    # with a phase, unless the phase writes that very file
+    leftovers: set[str] = set()
+    if opts.commit and not opts.dry_run and repo is not None:
+        leftovers = gitops.changed_paths(root)
     if opts.dry_run and opts.commit:
         rep.warn("--commit does nothing with --dry-run")
     python = (
@@ -533,7 +542,15 @@ def run_apply(
         )
     try:
         code = _compute_and_write(
-            rep, project, selection, opts, report, python, written_files, background
+            rep,
+            project,
+            selection,
+            opts,
+            report,
+            python,
+            written_files,
+            background,
+            leftovers,
         )
     except BaseException:
         if background is not None:
@@ -551,6 +568,7 @@ def _compute_and_write(
     python: str | None,
     written_files: set[str],
     background: BackgroundBaseline | None,
+    leftovers: set[str],
 ) -> int:
     root = project.root
     repo = gitops.repo_root(root)
@@ -628,6 +646,7 @@ def _compute_and_write(
         rep.info("[dim]--no-verify: no gates run[/]")
 
     exit_code = EXIT_OK
+    committed_any = False
     gitops.ensure_excluded(
         root
     )  # .refactor-tool/ (baseline, state) never shows in git status
@@ -695,12 +714,28 @@ def _compute_and_write(
                     phase = PHASES[record.number]
                     title = phase.step(record.steps[0]).title
                 message = f"refactor-tool: {kind} - {title}"
-                sha = gitops.commit(root, [c.path for c in record.changes], message)
+                paths = [c.path for c in record.changes]
+                # exactly the files the phase wrote are staged and committed
+                sha = gitops.commit(root, paths, message)
                 record.commit = sha
+                committed_any = True
                 rep.info(f"committed [bold]{sha[:10]}[/] {escape(message)}")
+                mixed = sorted(leftovers.intersection(paths))
+                if mixed:
+                    rep.warn(
+                        f"{_listed(mixed)}: had uncommitted changes before this run and phase "
+                        f"{record.number} rewrote {'them' if len(mixed) > 1 else 'it'}; the "
+                        "whole content, those earlier changes included, is in this commit"
+                    )
+                leftovers.difference_update(paths)
             else:
                 rep.info("[dim]nothing to commit for this phase[/]")
 
+    if committed_any and leftovers:
+        rep.info(
+            f"left uncommitted: {len(leftovers)} file(s) with changes from before this run, "
+            f"in no commit of it: {escape(_listed(sorted(leftovers)))}"
+        )
     done = [r for r in records if r.written]
     if exit_code == EXIT_OK:
         phases = ", ".join(str(r.number) for r in done)

@@ -548,6 +548,38 @@ def test_status_shows_a_failed_gate_with_its_reason(target: Path) -> None:
     assert status_states(run_cli("status", "--target", str(target)).stdout)["1"] == "applied"
 
 
+def test_commit_with_allow_dirty_leaves_earlier_changes_out(target: Path) -> None:
+    """Only the files the phase wrote go into its commit; what the tree held uncommitted
+    before stays so, and a line says so. A file of both is committed whole, with a warning."""
+    phase1 = _phase1_files(target)
+    assert "sologm/database/session.py" in phase1
+    (target / "README.md").write_text((target / "README.md").read_text() + "\nlocal edit\n")
+    (target / "notes.txt").write_text("untracked\n")
+    (target / "sologm" / "scratch.py").write_text("x = 1\n")
+    git(target, "add", "sologm/scratch.py")
+    session = target / "sologm" / "database" / "session.py"
+    session.write_text(session.read_text() + "\n# a local edit\n")
+    result = run_cli(
+        "apply", "--phase", "1", "--commit", "--allow-dirty", "--no-verify",
+        "--target", str(target),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    committed = git(target, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == sorted(phase1)
+    assert "# a local edit" in git(target, "show", "HEAD:sologm/database/session.py")
+    left = git(target, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(left) == [" M README.md", "?? notes.txt", "A  sologm/scratch.py"]
+    out = " ".join((result.stdout + result.stderr).split())
+    assert (
+        "left uncommitted: 3 file(s) with changes from before this run, in no commit of it: "
+        "README.md, notes.txt, sologm/scratch.py" in out
+    )
+    assert (
+        "sologm/database/session.py: had uncommitted changes before this run and phase 1 "
+        "rewrote it; the whole content, those earlier changes included, is in this commit" in out
+    )
+
+
 @needs_check
 def test_check_fails_on_the_untouched_target(target: Path) -> None:
     result = run_cli("check", "--target", str(target))
