@@ -56,7 +56,14 @@ from .engine import (
 )
 from .model.config import ConfigError, load_config
 from .model.project import InputError, Project
-from .model.state import save_state, state_of
+from .model.state import (
+    GATE_FAILED,
+    GATE_NOT_VERIFIED,
+    GATE_PASSED,
+    load_state,
+    save_state,
+    state_of,
+)
 from .phases import PHASES
 from .report import PhaseRecord, Reporter, RunReport, summary_line
 from .gates import (
@@ -452,6 +459,21 @@ def gate_for(
         )
 
 
+def _listed(paths: Sequence[str], limit: int = 5) -> str:
+    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def gate_reason(gate: GateResult) -> str:
+    """Why a gate failed, in one line ("" for a gate that passed)."""
+    if gate.ok:
+        return ""
+    if not gate.problems:
+        return "the gate failed"
+    first = " ".join(gate.problems[0].split())
+    more = len(gate.problems) - 1
+    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
 def run_apply(
     rep: Reporter,
     project: Project,
@@ -491,6 +513,11 @@ def run_apply(
                     f"{root}: the git tree has uncommitted changes; commit or stash them, or pass "
                     f"--allow-dirty:\n  {shown}"
                 )
+    # what the tree held uncommitted before the run (with --allow-dirty): never committed
+    # with a phase, unless the phase writes that very file
+    leftovers: set[str] = set()
+    if opts.commit and not opts.dry_run and repo is not None:
+        leftovers = gitops.changed_paths(root)
     if opts.dry_run and opts.commit:
         rep.warn("--commit does nothing with --dry-run")
     python = (
@@ -515,7 +542,15 @@ def run_apply(
         )
     try:
         code = _compute_and_write(
-            rep, project, selection, opts, report, python, written_files, background
+            rep,
+            project,
+            selection,
+            opts,
+            report,
+            python,
+            written_files,
+            background,
+            leftovers,
         )
     except BaseException:
         if background is not None:
@@ -533,6 +568,7 @@ def _compute_and_write(
     python: str | None,
     written_files: set[str],
     background: BackgroundBaseline | None,
+    leftovers: set[str],
 ) -> int:
     root = project.root
     repo = gitops.repo_root(root)
@@ -610,6 +646,7 @@ def _compute_and_write(
         rep.info("[dim]--no-verify: no gates run[/]")
 
     exit_code = EXIT_OK
+    committed_any = False
     gitops.ensure_excluded(
         root
     )  # .refactor-tool/ (baseline, state) never shows in git status
@@ -621,6 +658,11 @@ def _compute_and_write(
         record.status = "written"
         written_files.update(c.path for c in record.changes if c.new is not None)
         state_of(project).changed_files = sorted(written_files)
+        # `status` tells from this record a phase whose work left nothing for its codemods to
+        # find (applied) from one that never had anything to do (n/a); a phase that changed
+        # nothing keeps the record it has (its gate's verdict below updates it)
+        if record.changes:
+            state_of(project).record_applied(record.number, record.steps)
         save_state(project.root, state_of(project))  # phases 4-6 keep facts there that later phases need
         if record.changes:
             rep.info(summary_line(record.changes, record.notes, dry_run=False) + ":")
@@ -642,6 +684,8 @@ def _compute_and_write(
             )
             record.gate = gate
             rep.gate(gate)
+            state_of(project).record_gate(record.number, gate.ok, gate_reason(gate))
+            save_state(project.root, state_of(project))
             if not gate.ok:
                 record.status = "failed"
                 exit_code = EXIT_FAILED
@@ -670,12 +714,28 @@ def _compute_and_write(
                     phase = PHASES[record.number]
                     title = phase.step(record.steps[0]).title
                 message = f"refactor-tool: {kind} - {title}"
-                sha = gitops.commit(root, [c.path for c in record.changes], message)
+                paths = [c.path for c in record.changes]
+                # exactly the files the phase wrote are staged and committed
+                sha = gitops.commit(root, paths, message)
                 record.commit = sha
+                committed_any = True
                 rep.info(f"committed [bold]{sha[:10]}[/] {escape(message)}")
+                mixed = sorted(leftovers.intersection(paths))
+                if mixed:
+                    rep.warn(
+                        f"{_listed(mixed)}: had uncommitted changes before this run and phase "
+                        f"{record.number} rewrote {'them' if len(mixed) > 1 else 'it'}; the "
+                        "whole content, those earlier changes included, is in this commit"
+                    )
+                leftovers.difference_update(paths)
             else:
                 rep.info("[dim]nothing to commit for this phase[/]")
 
+    if committed_any and leftovers:
+        rep.info(
+            f"left uncommitted: {len(leftovers)} file(s) with changes from before this run, "
+            f"in no commit of it: {escape(_listed(sorted(leftovers)))}"
+        )
     done = [r for r in records if r.written]
     if exit_code == EXIT_OK:
         phases = ", ".join(str(r.number) for r in done)
@@ -912,8 +972,11 @@ def status(target: str | None, jobs: int) -> None:
     Detected from the code itself: each step's codemods run in memory; a step that would change
     nothing is applied, one that would change something is pending, one that finds nothing to
     work on is n/a. While an earlier phase is still to be applied, a step that finds nothing to
-    do is waiting (for that phase), not applied. Procedural steps show their phase's state and
-    how the tool handles them.
+    do is waiting (for that phase), not applied. A phase that `apply` wrote (recorded in
+    .refactor-tool/state.json) and that the code shows as n/a or applied is applied, or
+    "applied, gate failed" with the gate's reason when its last gate failed; what the code
+    shows as pending stays pending. Procedural steps show their phase's state and how the tool
+    handles them.
     """
     _status(target, jobs)
 
@@ -934,7 +997,9 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
         "waiting": "cyan",
         "n/a": "dim",
         "error": "red",
+        "applied, gate failed": "red",
     }
+    applied = load_state(project.root).applied  # empty when there is no state
     # the first phase that is not applied yet: a later step with nothing to do may only be
     # waiting for it (phase 6 tidies what phase 1 has not removed yet)
     blocked_by: int | None = None
@@ -1013,11 +1078,26 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
             verdict = "n/a"
         if verdict in ("pending", "waiting") and blocked_by is None:
             blocked_by = number
+        phase_detail = phase_error or ""
+        # the code cannot tell a phase whose work left nothing for its codemods to find (phase
+        # 4 removes the fixtures it works on) from one that never had anything to do: the run
+        # state records the phases `apply` wrote, and their gate's verdict. What the code still
+        # shows as pending or waiting stays so whatever the record says.
+        record = applied.get(number)
+        if record is not None and phase_error is None and verdict in ("applied", "n/a"):
+            verdict, phase_detail = {
+                GATE_PASSED: ("applied", ""),
+                GATE_FAILED: ("applied, gate failed", f"gate failed: {record.reason}"),
+                GATE_NOT_VERIFIED: ("applied", "gate not run: not verified"),
+            }[record.gate]
+            for step_id in record.steps:
+                if states.get(step_id, ("",))[0] == "n/a":
+                    states[step_id] = ("applied", "nothing left in the code for this step")
         table.add_row(
             f"[bold]{number}[/]",
             f"[bold]{escape(phase.title)}[/]",
             f"[{style[verdict]}]{verdict}[/]",
-            escape(phase_error or ""),
+            escape(phase_detail),
         )
         for step in phase.steps:
             state, detail = states.get(
@@ -1079,6 +1159,10 @@ def _verify(
     )
     gate = gate_for(rep, project, phase, baseline, py, test_jobs=test_jobs)
     rep.gate(gate)
+    state = load_state(project.root)
+    if phase in state.applied:  # the verdict `status` shows for a phase `apply` wrote
+        state.record_gate(phase, gate.ok, gate_reason(gate))
+        save_state(project.root, state)
     if json_path:
         report = RunReport("verify", str(project.root), python=py)
         spec = PHASES.get(phase)

@@ -86,6 +86,30 @@ def dirty_files(path: Path) -> list[str]:
     return lines
 
 
+def changed_paths(path: Path) -> set[str]:
+    """The files under ``path`` that differ from HEAD, staged or not, or are untracked, as
+    POSIX paths relative to ``path`` (the tool's own state directory left out)."""
+    root = Path(path)
+    prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
+    proc = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".")
+    found: list[str] = []
+    fields = iter(proc.stdout.split("\0"))
+    for entry in fields:
+        if len(entry) < 4:
+            continue
+        found.append(entry[3:])
+        if "R" in entry[:2] or "C" in entry[:2]:
+            found.append(next(fields, ""))  # a rename's or copy's source follows it
+    names: set[str] = set()
+    for name in found:
+        if not name.startswith(prefix):
+            continue
+        name = name[len(prefix) :]
+        if name and name != Project.STATE_DIR and not name.startswith(f"{Project.STATE_DIR}/"):
+            names.add(name)
+    return names
+
+
 def ensure_excluded(path: Path) -> bool:
     """List ``.refactor-tool/`` in the repository's ``info/exclude`` (never in a tracked file).
 

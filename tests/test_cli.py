@@ -460,6 +460,126 @@ def test_step_applies_one_step_alone(target: Path) -> None:
     assert rest.returncode == 0 and rest.stdout.startswith("diff --git")
 
 
+def status_details(output: str) -> dict[str, str]:
+    """The detail cell of each row (a detail that wraps is cut at its first line)."""
+    details = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) >= 3 and re.fullmatch(r"\d+(\.\d+)?", cells[0]):
+            details[cells[0]] = cells[3] if len(cells) > 3 else ""  # an empty last cell is stripped
+    return details
+
+
+@needs_all_phases
+def test_status_after_apply_all_shows_every_phase_applied(target: Path) -> None:
+    """Phase 4 removes the very fixtures its codemods look for: once it ran, the code alone
+    shows nothing for it (n/a); the run state's record of the phases `apply` wrote makes it
+    applied. The record never turns what the code shows as pending into applied."""
+    base = git(target, "rev-parse", "HEAD").strip()
+    result = run_cli("apply", "--all", "--no-verify", "--commit", "--target", str(target))
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = run_cli("status", "--target", str(target)).stdout
+    states, details = status_states(output), status_details(output)
+    assert {states[str(n)] for n in PHASES} == {"applied"}, states
+    assert set(states.values()) == {"applied"}, states
+    # --no-verify: applied, and the detail says that no gate ran
+    assert all("not verified" in details[str(n)] for n in PHASES), details
+
+    state_file = target / ".refactor-tool" / "state.json"
+    recorded = state_file.read_text()
+    state = json.loads(recorded)
+    assert {k: v["gate"] for k, v in state["applied"].items()} == {
+        str(n): "not verified" for n in PHASES
+    }
+    # a state file written before the record was kept still loads: the code alone speaks
+    # (phase 4 shows n/a, as the code cannot tell it was applied); so without a state file
+    del state["applied"]
+    state_file.write_text(json.dumps(state))
+    code_only = status_states(run_cli("status", "--target", str(target)).stdout)
+    assert code_only["4"] == "n/a" and code_only["1"] == "applied", code_only
+    state_file.unlink()
+    assert status_states(run_cli("status", "--target", str(target)).stdout) == code_only
+
+    # a run that finds nothing left to change records nothing
+    result = run_cli("apply", "--all", "--no-verify", "--target", str(target))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(state_file.read_text())["applied"] == {}
+
+    # back on the untouched tree with the record of every phase still there: nothing is
+    # applied, the code says what is left
+    state_file.write_text(recorded)
+    git(target, "reset", "-q", "--hard", base)
+    untouched = status_states(run_cli("status", "--target", str(target)).stdout)
+    assert set(untouched.values()) == {"pending", "waiting"}, untouched
+
+
+def test_status_shows_a_failed_gate_with_its_reason(target: Path) -> None:
+    """A phase whose gate failed is "applied, gate failed" with the gate's reason, never a
+    plain applied; the code still decides what is pending."""
+    canary = target / "sologm" / "test_zz_exports.py"
+    canary.write_text(
+        "from pathlib import Path\n\n\n"
+        "def test_canary_exports_get_session():\n"
+        "    init = Path(__file__).parent / 'database' / '__init__.py'\n"
+        "    assert '\"get_session\"' in init.read_text()\n"
+    )
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "a test phase 1 breaks that touches no database")
+    result = run_cli("apply", "--phase", "1", "--target", str(target))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Phase 1 verdict: FAILED" in result.stdout
+
+    output = run_cli("status", "--target", str(target)).stdout
+    states, details = status_states(output), status_details(output)
+    assert states["1"] == "applied, gate failed", states
+    assert details["1"].startswith("gate failed:"), details
+    state = json.loads((target / ".refactor-tool" / "state.json").read_text())
+    assert state["applied"]["1"]["gate"] == "failed"
+    assert "test_canary_exports_get_session" in state["applied"]["1"]["reason"]
+    assert "\n" not in state["applied"]["1"]["reason"]
+    assert "test_canary_exports_get_session" in output
+
+    # the phase undone: the code says pending, whatever the record says
+    git(target, "stash", "-q")
+    assert status_states(run_cli("status", "--target", str(target)).stdout)["1"] == "pending"
+    git(target, "stash", "pop", "-q")
+    # without the state file the code alone speaks
+    (target / ".refactor-tool" / "state.json").unlink()
+    assert status_states(run_cli("status", "--target", str(target)).stdout)["1"] == "applied"
+
+
+def test_commit_with_allow_dirty_leaves_earlier_changes_out(target: Path) -> None:
+    """Only the files the phase wrote go into its commit; what the tree held uncommitted
+    before stays so, and a line says so. A file of both is committed whole, with a warning."""
+    phase1 = _phase1_files(target)
+    assert "sologm/database/session.py" in phase1
+    (target / "README.md").write_text((target / "README.md").read_text() + "\nlocal edit\n")
+    (target / "notes.txt").write_text("untracked\n")
+    (target / "sologm" / "scratch.py").write_text("x = 1\n")
+    git(target, "add", "sologm/scratch.py")
+    session = target / "sologm" / "database" / "session.py"
+    session.write_text(session.read_text() + "\n# a local edit\n")
+    result = run_cli(
+        "apply", "--phase", "1", "--commit", "--allow-dirty", "--no-verify",
+        "--target", str(target),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    committed = git(target, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == sorted(phase1)
+    assert "# a local edit" in git(target, "show", "HEAD:sologm/database/session.py")
+    left = git(target, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(left) == [" M README.md", "?? notes.txt", "A  sologm/scratch.py"]
+    out = " ".join((result.stdout + result.stderr).split())
+    assert (
+        "left uncommitted: 3 file(s) with changes from before this run, in no commit of it: "
+        "README.md, notes.txt, sologm/scratch.py" in out
+    )
+    assert (
+        "sologm/database/session.py: had uncommitted changes before this run and phase 1 "
+        "rewrote it; the whole content, those earlier changes included, is in this commit" in out
+    )
+
+
 @needs_check
 def test_check_fails_on_the_untouched_target(target: Path) -> None:
     result = run_cli("check", "--target", str(target))
@@ -584,6 +704,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert not (TARGET / ".refactor-tool").exists()
     status = run_cli("status", "--target", str(dest))
     assert status.returncode == 0 and "pending" not in status.stdout
+    # every phase the run applied (and whose gate passed) shows applied, with no detail
+    states, details = status_states(status.stdout), status_details(status.stdout)
+    assert {n: states[str(n)] for n in PHASES} == {n: "applied" for n in PHASES}
+    assert {n: details[str(n)] for n in PHASES} == {n: "" for n in PHASES}
     if (REPO / "refactor_tool" / "check.py").is_file():
         check = run_cli("check", "--target", str(dest))
         assert check.returncode == 0, check.stdout + check.stderr

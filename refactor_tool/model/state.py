@@ -1,7 +1,9 @@
 """What one phase leaves for a later one, kept between runs in ``.refactor-tool/state.json``.
 
 Phase 4 deletes fixtures that phase 5 still has to inline; the CLI remembers which files the
-refactoring changed so that phase 6 formats only those. Nothing here is part of the target's
+refactoring changed so that phase 6 formats only those, and which phases it applied with their
+gate's verdict, so that ``status`` can tell a phase whose work left nothing for its codemods to
+find (applied) from one that never had anything to do (n/a). Nothing here is part of the target's
 diff: the file lives beside the baseline, in a directory git is told to ignore.
 """
 
@@ -20,6 +22,41 @@ STATE_DIR = Project.STATE_DIR
 STATE_FILE = "state.json"
 
 
+#: a phase's gate verdict as the run state records it
+GATE_PASSED = "passed"
+GATE_FAILED = "failed"
+GATE_NOT_VERIFIED = "not verified"
+GATE_VERDICTS = (GATE_PASSED, GATE_FAILED, GATE_NOT_VERIFIED)
+
+
+@dataclass
+class AppliedPhase:
+    """A phase ``apply`` wrote, with the verdict of its last gate."""
+
+    #: the steps the runs applied (every mechanical step once the whole phase ran)
+    steps: list[str] = field(default_factory=list)
+    #: passed, failed or not verified (``--no-verify``, or the gate has not run yet)
+    gate: str = GATE_NOT_VERIFIED
+    #: one line saying why the gate failed ("" otherwise)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"steps": sorted(self.steps), "gate": self.gate, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Any) -> AppliedPhase | None:
+        if not isinstance(data, dict):
+            return None
+        steps = data.get("steps")
+        gate = data.get("gate")
+        reason = data.get("reason")
+        return cls(
+            steps=[s for s in steps if isinstance(s, str)] if isinstance(steps, list) else [],
+            gate=gate if gate in GATE_VERDICTS else GATE_NOT_VERIFIED,
+            reason=reason if isinstance(reason, str) else "",
+        )
+
+
 @dataclass
 class RunState:
     #: the fixture graph as it was before phase 4 removed the old fixtures
@@ -28,12 +65,15 @@ class RunState:
     changed_files: list[str] = field(default_factory=list)
     #: the commit the refactoring started from, where the target is a git repository
     base_commit: str | None = None
+    #: the phases ``apply`` wrote, by number, with their gate's verdict
+    applied: dict[int, AppliedPhase] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fixture_graph": self.fixture_graph.to_json() if self.fixture_graph else None,
             "changed_files": sorted(self.changed_files),
             "base_commit": self.base_commit,
+            "applied": {str(n): a.to_json() for n, a in sorted(self.applied.items())},
         }
 
     @classmethod
@@ -42,11 +82,31 @@ class RunState:
             return cls()
         files = data.get("changed_files")
         base = data.get("base_commit")
+        applied: dict[int, AppliedPhase] = {}
+        raw = data.get("applied")  # absent from state files written before it was kept
+        for key, value in raw.items() if isinstance(raw, dict) else ():
+            record = AppliedPhase.from_json(value)
+            if isinstance(key, str) and key.isdigit() and record is not None:
+                applied[int(key)] = record
         return cls(
             fixture_graph=FixtureGraph.from_json(data.get("fixture_graph")),
             changed_files=[f for f in files if isinstance(f, str)] if isinstance(files, list) else [],
             base_commit=base if isinstance(base, str) else None,
+            applied=applied,
         )
+
+    def record_applied(self, number: int, steps: list[str]) -> None:
+        """Phase ``number`` (these of its steps) was written; its gate has not spoken yet."""
+        record = self.applied.setdefault(number, AppliedPhase())
+        record.steps = sorted(set(record.steps) | set(steps))
+        record.gate, record.reason = GATE_NOT_VERIFIED, ""
+
+    def record_gate(self, number: int, ok: bool, reason: str = "") -> None:
+        """The verdict of phase ``number``'s gate, for a phase the runs applied."""
+        record = self.applied.get(number)
+        if record is not None:
+            record.gate = GATE_PASSED if ok else GATE_FAILED
+            record.reason = "" if ok else reason
 
 
 def load_state(root: Path) -> RunState:
