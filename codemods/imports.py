@@ -5,7 +5,8 @@ Every import a codemod schedules (libcst's ``add_needed_import``) is added by
 When the module's leading import block is already in the order those rules give, the new
 import goes where they would put it: its name into the one-line ``from <module> import ...``
 it belongs to (in order), else a line of its own in its section, a blank line setting a new
-section apart. When the block is in another order, :func:`add_imports` returns None and the
+section apart; a module without imports gets them after its docstring. When the block is
+in another order, :func:`add_imports` returns None and the
 caller adds the imports as libcst's ``AddImportsVisitor`` does (after the last one), so that
 no line of a block someone keeps in an order of their own moves.
 
@@ -240,7 +241,7 @@ def _add_one(
         body.insert(prev.index + 1, new)
         return
     if following is None:
-        raise _Unordered  # no import block: libcst's visitor finds the place
+        raise _Unordered  # (not reached: the block has a line)
     stmt = body[following.index]
     leading = list(stmt.leading_lines)  # type: ignore[attr-defined]
     if following.section == key[0]:
@@ -258,14 +259,38 @@ def _add_one(
 def add_imports(
     tree: cst.Module, wanted: Iterable[Wanted], first_party: frozenset[str]
 ) -> cst.Module | None:
-    """``tree`` with each of ``wanted`` imported where the rules put it, or None when the
-    module's import block is not in their order (or it has none)."""
+    """``tree`` with each of ``wanted`` imported where the rules put it (a module without
+    imports gets them after its docstring), or None when the module's import block is not
+    in their order."""
     body = list(tree.body)
     try:
-        if not _block(body, first_party):
-            return None
-        for item in wanted:
+        items = [item for item in wanted if not _imported(body, item)]
+        if items and not _block(body, first_party):
+            _first_import(body, items.pop(0))
+        for item in items:
             _add_one(body, item, first_party)
     except _Unordered:
         return None
     return tree.with_changes(body=body)
+
+
+def _first_import(body: list[cst.BaseStatement], wanted: Wanted) -> None:
+    """The first import of a module that has none: after its docstring (a blank line
+    between), and the blank lines the rules want after imports before what follows (two
+    before a function or a class, else one) where it has none."""
+    at = 0
+    if body and isinstance(body[0], cst.SimpleStatementLine):
+        first = body[0].body[0] if len(body[0].body) == 1 else None
+        if isinstance(first, cst.Expr) and isinstance(
+            first.value, (cst.SimpleString, cst.ConcatenatedString)
+        ):
+            at = 1
+    new = _new_line(wanted)
+    if at:
+        new = new.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+    if at < len(body) and not getattr(body[at], "leading_lines", True):
+        blank = 2 if isinstance(body[at], (cst.FunctionDef, cst.ClassDef)) else 1
+        body[at] = body[at].with_changes(
+            leading_lines=[cst.EmptyLine(indent=False)] * blank
+        )
+    body.insert(at, new)
