@@ -24,8 +24,9 @@ import libcst.matchers as m
 from libcst.codemod import CodemodCommand, CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
+from codemods import imports
 from refactor_tool.model.config import Config
-from refactor_tool.model.project import Project, location
+from refactor_tool.model.project import Project, first_party, location
 from refactor_tool.model.syntax import Lines
 
 _ANALYSIS_CACHE: dict[tuple[str, str], Any] = {}
@@ -140,10 +141,26 @@ class RefactorCodemod(CodemodCommand, cst.CSTTransformer):
         return tree
 
     def _add_imports(self, tree: cst.Module) -> cst.Module:
-        """The scheduled imports, added by ``AddImportsVisitor`` to the module's leading
-        block of statements up to its last top-level import: the visitor reads the
-        existing imports and inserts beside them, and the rest of a long test module cannot
-        change where it inserts (walking it would cost more than the whole codemod)."""
+        """The scheduled imports: where an import sorter would put them when the module's
+        import block is in its order (:func:`codemods.imports.add_imports`), else added by
+        ``AddImportsVisitor`` to the module's leading block of statements up to its last
+        top-level import: the visitor reads the existing imports and inserts beside them,
+        and the rest of a long test module cannot change where it inserts (walking it would
+        cost more than the whole codemod)."""
+        scheduled = self.context.scratch.get(AddImportsVisitor.CONTEXT_KEY, [])
+        wanted = [
+            imports.Wanted(item.module_name, item.obj_name, item.alias)
+            for item in scheduled
+            if not item.relative
+        ]
+        if len(wanted) == len(scheduled):
+            own = first_party(
+                find_project_root(self.context.filename), self.context.full_module_name or ""
+            )
+            done = imports.add_imports(tree, wanted, own)
+            if done is not None:
+                del self.context.scratch[AddImportsVisitor.CONTEXT_KEY]
+                return done
         last = max(
             (i for i, stmt in enumerate(tree.body) if m.matches(stmt, _IMPORT_LINE)), default=-1
         )

@@ -505,70 +505,6 @@ def _sessionmaker_bind(
     return None
 
 
-def _import_order(name: str) -> tuple[int, str]:
-    """isort's (and ruff's) default order of imported names: constants, classes, the rest."""
-    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
-    return kind, name.lower()
-
-
-def _from_import(stmt: cst.CSTNode) -> cst.ImportFrom | None:
-    """The absolute ``from <module> import <names>`` that is ``stmt``'s only statement."""
-    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1):
-        return None
-    node = stmt.body[0]
-    if (
-        isinstance(node, cst.ImportFrom)
-        and node.relative == ()
-        and node.module is not None
-        and not isinstance(node.names, cst.ImportStar)
-    ):
-        return node
-    return None
-
-
-def _add_import(body: list[cst.BaseStatement], module: str, obj: str) -> bool:
-    """Import ``obj`` from ``module`` where isort would: in the one-line top-level
-    ``from <module> import ...`` (in order, if its names are), else in a new line among the
-    top-level imports from the same package. False if neither fits (``body`` unchanged)."""
-    package = module.split(".")[0]
-    siblings: list[tuple[int, str]] = []
-    for i, stmt in enumerate(body):
-        node = _from_import(stmt)
-        if node is None:
-            continue
-        name = (
-            get_full_name_for_node(cst.ensure_type(node.module, cst.BaseExpression))
-            or ""
-        )
-        if name.split(".")[0] == package:
-            siblings.append((i, name))
-        if name != module or node.lpar is not None:
-            continue
-        names = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in node.names]  # type: ignore[union-attr]
-        keys = [_import_order(a.evaluated_alias or a.evaluated_name) for a in names]
-        at = len(names)
-        if keys == sorted(keys):
-            at = next((j for j, key in enumerate(keys) if key > _import_order(obj)), at)
-        names.insert(at, cst.ImportAlias(name=cst.Name(obj)))
-        comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-        names = [a.with_changes(comma=comma) for a in names[:-1]] + names[-1:]
-        body[i] = stmt.with_changes(body=[node.with_changes(names=names)])
-        return True
-    if not siblings:
-        return False
-    line = cst.parse_statement(f"from {module} import {obj}\n")
-    after = [i for i, name in siblings if name < module]
-    if after:
-        body.insert(after[-1] + 1, line)
-    else:
-        first = siblings[0][0]
-        body[first : first + 1] = [
-            line.with_changes(leading_lines=body[first].leading_lines),
-            body[first].with_changes(leading_lines=()),
-        ]
-    return True
-
-
 class BeginSqliteTransactions(_SessionModuleCodemod):
     """On SQLite, SQLAlchemy begins the transactions (so that SAVEPOINTs join them)."""
 
@@ -671,7 +607,7 @@ class BeginSqliteTransactions(_SessionModuleCodemod):
         body = list(updated_node.body)
         body[index : index + 1] = [hook, cls]
         for local, (module, obj) in wanted.items():
-            if local not in imports and not _add_import(body, module, obj):
+            if local not in imports:
                 self.add_needed_import(module, obj)
         return updated_node.with_changes(body=body)
 

@@ -16,6 +16,10 @@ Every test that needs the database session, directly or through any fixture, is 
   collection refreshed right after its parent is created never sees later children);
 * factory calls leave out the arguments equal to the literal defaults of the factory's inner
   function (:func:`refactor_tool.model.fixtures.factory_defaults`);
+* an inlined statement binding names that nothing in the test (or in the helper fixture it
+  ends up in) reads keeps only what evaluating its value does: a fixture requested for its
+  side effect becomes ``create_test_game(session)`` without ``test_game =``, a tuple of
+  names goes; the block is ``with session_context:`` when it never reads the session;
 * when two or more rewritten tests of a module start with the same inlined statements, a
   module-level helper fixture ``make_<what it returns>`` requests the fixtures they read
   and returns a function of the session (and ``managers``, and what no module-level
@@ -479,6 +483,8 @@ def _helper(
         stmts[-1] = line.with_changes(body=[cst.Return(value=plain[1])])
     else:
         stmts.append(cst.parse_statement(f"return {', '.join(returned)}\n"))
+    # what the helper binds and neither returns nor reads again: only its calls are run
+    stmts = rewrite.drop_unread_bindings(stmts, lambda s: True)
     scan = scope_scan(stmts)
     seen = {*scan.used, *scan.bound, *plan.arguments, *requested, plan.name}
     inner_name = "make"
@@ -629,6 +635,11 @@ class RefactorTestFunctions(RefactorCodemod):
         self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
         #: scans of the statements looked at in this module (:func:`fx.scan`)
         self._scans: fx.ScanMemo = {}
+        #: the ``with session_context`` items of the rewritten tests and the inlined
+        #: statements in their blocks (by id; the nodes are kept alive in ``_made``)
+        self._blocks: set[int] = set()
+        self._inlined: set[int] = set()
+        self._made: list[cst.CSTNode] = []
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
@@ -764,6 +775,55 @@ class RefactorTestFunctions(RefactorCodemod):
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
+        module = self._share_setups(updated_node)
+        if not self._blocks:
+            return module
+        return module.with_changes(body=[self._unread(s) for s in module.body])
+
+    def _unread(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
+        """A rewritten test (or a class of them) without the names its new code binds and
+        nothing reads: an inlined assignment nothing reads keeps only its call
+        (:func:`codemods.rewrite.drop_unread_bindings`), ``with session_context as session``
+        whose block never reads the session loses ``as session``."""
+        if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            inner = [self._unread(s) for s in stmt.body.body]
+            if any(a is not b for a, b in zip(inner, stmt.body.body)):
+                return stmt.with_changes(body=stmt.body.with_changes(body=inner))
+            return stmt
+        if not (
+            isinstance(stmt, cst.FunctionDef)
+            and isinstance(stmt.body, cst.IndentedBlock)
+            and stmt.body.body
+            and isinstance(stmt.body.body[-1], cst.With)
+        ):
+            return stmt
+        with_stmt = cst.ensure_type(stmt.body.body[-1], cst.With)
+        if id(with_stmt.items[0]) not in self._blocks or not isinstance(
+            with_stmt.body, cst.IndentedBlock
+        ):
+            return stmt
+        inlined = self._inlined
+        block = rewrite.drop_unread_bindings(
+            with_stmt.body.body, lambda s: id(s) in inlined, self._scans
+        )
+        if not block:
+            block = [cst.SimpleStatementLine(body=[cst.Pass()])]
+        item = with_stmt.items[0]
+        session = self.config.session_variable
+        if session not in fx.scan(block, memo=self._scans).used:
+            item = item.with_changes(asname=None)
+        if item is with_stmt.items[0] and all(
+            a is b for a, b in zip(block, with_stmt.body.body)
+        ) and len(block) == len(with_stmt.body.body):
+            return stmt
+        with_stmt = with_stmt.with_changes(
+            items=[item], body=with_stmt.body.with_changes(body=block)
+        )
+        return stmt.with_changes(
+            body=stmt.body.with_changes(body=[*stmt.body.body[:-1], with_stmt])
+        )
+
+    def _share_setups(self, updated_node: cst.Module) -> cst.Module:
         """Two or more rewritten tests starting with the same setup ask for one helper
         fixture instead: it requests the fixtures the setup reads that a module-level
         fixture gets as the tests do, and returns a function of the session (``managers``,
@@ -1320,16 +1380,19 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         elif block:
             block[0] = _strip_blank_leading(block[0])
+        item = cst.WithItem(
+            item=cst.Name(ctx),
+            asname=cst.AsName(name=cst.Name(config.session_variable)),
+        )
         with_stmt = cst.With(
-            items=[
-                cst.WithItem(
-                    item=cst.Name(ctx),
-                    asname=cst.AsName(name=cst.Name(config.session_variable)),
-                )
-            ],
+            items=[item],
             body=cst.IndentedBlock(body=block),
             leading_lines=first_leading,
         )
+        placed = block[int(uses_managers) : int(uses_managers) + len(inlined)]
+        self._blocks.add(id(item))
+        self._inlined.update(id(s) for s in placed)
+        self._made += [item, *placed]
 
         # ---- the signature
         insert = [] if has_ctx else [ctx]

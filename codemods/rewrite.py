@@ -951,3 +951,94 @@ def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.
             carried = []
         body.append(stmt)
     return module.with_changes(body=body)
+
+
+# ------------------------------------------------------------------------------- unread names
+
+
+def _effect_free(node: cst.BaseExpression) -> bool:
+    """Names and literals (and displays of them): evaluating them does nothing."""
+    if isinstance(node, (cst.Name, cst.BaseNumber, cst.SimpleString, cst.Ellipsis)):
+        return True
+    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        return all(
+            isinstance(e, cst.Element) and _effect_free(e.value) for e in node.elements
+        )
+    return False
+
+
+def _bound_names(stmt: cst.BaseStatement) -> tuple[list[str], cst.BaseExpression] | None:
+    """``a = <value>`` or ``a, b = <value>`` (one target, names only): names and value."""
+    if not (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Assign)
+        and len(stmt.body[0].targets) == 1
+    ):
+        return None
+    target = stmt.body[0].targets[0].target
+    elements = (
+        [e.value for e in target.elements]
+        if isinstance(target, (cst.Tuple, cst.List))
+        else [target]
+    )
+    if not all(isinstance(e, cst.Name) for e in elements):
+        return None
+    return [cst.ensure_type(e, cst.Name).value for e in elements], stmt.body[0].value
+
+
+def _evaluated(
+    stmt: cst.SimpleStatementLine, value: cst.BaseExpression
+) -> list[cst.BaseStatement]:
+    """What is left of ``stmt`` when the names it binds are not needed: its value as an
+    expression statement, the elements of a display one by one, nothing of what has no
+    effect. The first keeps the statement's leading lines (and the last its comment)."""
+    parts = (
+        [e.value for e in value.elements if isinstance(e, cst.Element)]
+        if isinstance(value, (cst.Tuple, cst.List))
+        and all(isinstance(e, cst.Element) for e in value.elements)
+        else [value]
+    )
+    parts = [p for p in parts if not _effect_free(p)]
+    out: list[cst.BaseStatement] = [
+        cst.SimpleStatementLine(body=[cst.Expr(p.with_changes(lpar=[], rpar=[]))])
+        for p in parts
+    ]
+    if out:
+        out[0] = out[0].with_changes(leading_lines=stmt.leading_lines)
+        out[-1] = out[-1].with_changes(trailing_whitespace=stmt.trailing_whitespace)
+    return out
+
+
+def drop_unread_bindings(
+    stmts: Sequence[cst.BaseStatement],
+    droppable: Callable[[cst.BaseStatement], bool],
+    memo: Any = None,
+) -> list[cst.BaseStatement]:
+    """``stmts`` (a function's body, straight-line) where each ``droppable`` assignment whose
+    names nothing else in ``stmts`` reads keeps only what evaluating its value does
+    (:func:`_evaluated`): a call stays as a statement of its own, a name or a literal goes.
+    Repeated until every such assignment is read (a binding that goes may leave another
+    one unread). The leading lines of a statement that goes entirely pass to the next."""
+    out = list(stmts)
+    changed = True
+    while changed:
+        changed = False
+        for index in range(len(out) - 1, -1, -1):
+            stmt = out[index]
+            bound = _bound_names(stmt) if droppable(stmt) else None
+            if bound is None:
+                continue
+            names, value = bound
+            others = [*out[:index], *out[index + 1 :]]
+            if set(names) & set(scan(others, memo=memo).used):
+                continue
+            line = cst.ensure_type(stmt, cst.SimpleStatementLine)
+            replacement = _evaluated(line, value)
+            if not replacement and index + 1 < len(out):
+                following = out[index + 1]
+                if not getattr(following, "leading_lines", True):
+                    out[index + 1] = following.with_changes(leading_lines=line.leading_lines)
+            out[index : index + 1] = replacement
+            changed = True
+    return out

@@ -494,6 +494,7 @@ def test_phase5_inlines_from_the_graph_phase4_recorded(tmp_path: Path) -> None:
         """\
         from sologm.core.factory import create_all_managers
 
+
         def test_act(session_context, create_test_game):
             with session_context as session:
                 managers = create_all_managers(session)

@@ -2,9 +2,13 @@
 
 Its own test suite runs in a scratch copy (never inside target_project/) and
 must fail exactly the tests listed in target_project/KNOWN_FAILURES.txt; its
-CLI must answer ``game list`` on an empty database.
+CLI must answer ``game list`` on an empty database. The tool's whole run over a
+copy (``refactor-tool apply --all``) brings its test modules no lint finding of
+the kinds a rewrite can introduce (unused names and imports, unsorted imports)
+that the same modules did not have before.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -147,3 +151,60 @@ def test_target_cli_uses_sologm_home_by_default(tmp_path):
 )
 def test_node_id_from_junit(classname, name, expected):
     assert _node_id(classname, name, TARGET) == expected
+
+
+# the findings a rewrite of test code can introduce: an unused local or import, an unsorted
+# import block, a name defined twice
+LINT_CODES = "F841,I001,F401,F811"
+
+
+def _ruff() -> list:
+    from codemods.phase6 import ruff_command
+
+    return ruff_command()
+
+
+def _lint(root: Path, rels) -> dict[str, set[tuple]]:
+    """rel -> {(code, message)} of ``ruff check`` with its defaults (no configuration)."""
+    proc = subprocess.run(
+        [*_ruff(), "check", "--isolated", "--select", LINT_CODES, "--output-format",
+         "json", "--exit-zero", *rels],
+        cwd=root,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found: dict[str, set[tuple]] = {rel: set() for rel in rels}
+    for item in json.loads(proc.stdout):
+        rel = Path(item["filename"]).resolve().relative_to(root.resolve()).as_posix()
+        found[rel].add((item["code"], item["message"]))
+    return found
+
+
+def test_the_rewrite_brings_no_new_lint_findings(tmp_path):
+    copy = _copy_target(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "refactor_tool", "apply", "--all", "--no-verify",
+         "--target", str(copy)],
+        cwd=REPO_ROOT,
+        env=_clean_env(tmp_path),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    changed = sorted(
+        path.relative_to(copy).as_posix()
+        for path in copy.rglob("*.py")
+        if "tests" in path.relative_to(copy).parts
+        and (TARGET / path.relative_to(copy)).is_file()
+        and path.read_bytes() != (TARGET / path.relative_to(copy)).read_bytes()
+    )
+    assert changed, "the run changed no test module"
+    before = _lint(_copy_target(tmp_path / "original"), changed)
+    after = _lint(copy, changed)
+    new = {rel: sorted(after[rel] - before[rel]) for rel in changed if after[rel] - before[rel]}
+    assert not new, new

@@ -188,6 +188,26 @@ class Project:
         return self.config.module_name(rel)
 
 
+def first_party(root: Path, module_name: str = "") -> frozenset[str]:
+    """The top-level module names an import sorter counts as the project's own (ruff's
+    isort by default): the package of ``module_name`` (the module being changed) and the
+    packages and modules the project's root, or its ``src/``, holds."""
+    names = {module_name.split(".")[0]} if module_name else set()
+    for folder in (root, root / "src"):
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            stem, dot, suffix = entry.partition(".")
+            if stem.isidentifier() and (
+                (not dot and os.path.isdir(os.path.join(folder, entry)))
+                or (suffix in ("py", "pyi"))
+            ):
+                names.add(stem)
+    return frozenset(names)
+
+
 def parse_source(rel: str, source: bytes) -> cst.Module:
     """Parse with libcst, turning any failure into an :class:`InputError` with file and line."""
     try:
