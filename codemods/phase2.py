@@ -43,6 +43,7 @@ from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
     is_fixture,
+    is_test_function,
     recipe_statements,
     returned_expression,
     scan,
@@ -326,29 +327,35 @@ class RequireSession(_ManagerCodemod):
         #: the constructions manager fixtures return: phases 4 and 5 rebuild those with
         #: the test's session (or phase 4 reports the fixture it keeps), so not reported here
         self._rebuilt_later = _fixture_constructions(tree)
-        # a constructor call names a manager class (or an alias, a local class, an import)
-        # in its callee; the constructors themselves are the managers' __init__ methods:
-        # nothing else needs a visit
-        names = {c.name for c in self.graph.classes.values()}
-        origins = {f"{c.module}.{c.name}" for c in self.graph.classes.values()}
-        callees = (
-            names
-            | self._local
-            | {
-                alias
-                for alias, origin in self._imports.items()
-                if origin.rpartition(".")[2] in names
-                or any(o == origin or o.startswith(origin + ".") for o in origins)
-            }
-        )
-        managers = self.managers
+        #: the functions the walk is in, innermost last
+        self._owners: list[cst.FunctionDef] = []
+        #: constructions that pass no session, inside a fixture or test that requests the
+        #: session fixture: id of the call -> that parameter's name
+        self._given: dict[int, str] = {}
 
-        def wanted(node: cst.CSTNode) -> bool:
-            if type(node) is cst.Name:
-                return node.value in callees
-            if type(node) is cst.ClassDef:
-                return node.name.value in managers
-            return node.name.value == "__init__"  # type: ignore[attr-defined]
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        super().visit_FunctionDef(node)
+        self._owners.append(node)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        self._owners.pop()
+        return super().leave_FunctionDef(original_node, updated_node)
+
+    def _session_fixture_in_scope(self) -> str | None:
+        """The session fixture, where the innermost function with a parameter of its name
+        is a fixture or a test (pytest hands it the session the managers used to fetch)."""
+        wanted = self.config.session_fixture
+        for fn in reversed(self._owners):
+            params = fn.params
+            names = {
+                p.name.value
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            }
+            if wanted in names:
+                return wanted if is_fixture(fn) or is_test_function(fn) else None
+        return None
 
     # -- the constructors
     def leave_method(
@@ -511,12 +518,21 @@ class RequireSession(_ManagerCodemod):
         return None
 
     def visit_Call(self, node: cst.Call) -> None:
-        if id(node) in self._folded or id(node) in self._rebuilt_later:
+        if id(node) in self._folded:
             return
         misfit = self._misfit(node)
         if misfit is None:
             return
         cls, kind, n_positional = misfit
+        if kind == "missing" and self._stores_session(cls):
+            # in a fixture or test that requests the session fixture: that is the session
+            # the manager fetched for itself (the thread's), so it is passed instead
+            given = self._session_fixture_in_scope()
+            if given is not None:
+                self._given[id(node)] = given
+                return
+        if id(node) in self._rebuilt_later:
+            return
         name = self.session_name
         if kind == "positional":
             self.report(
@@ -531,6 +547,12 @@ class RequireSession(_ManagerCodemod):
                 f"`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
                 f"`{name}=...` from the caller's SessionContext; rewrite by hand",
             )
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        given = self._given.get(id(original_node))
+        if given is None:
+            return updated_node
+        return _call_with_keyword(updated_node, self.session_name, cst.Name(given))
 
     # -- ``x = Manager()`` ... ``x._session = s``: the session moves into the construction
     def visit_Module(self, node: cst.Module) -> None:
@@ -706,7 +728,29 @@ def _with_session(
     trailing comment to the construction's line (or above it, when that has its own)."""
     small = construction.body[0]
     assert isinstance(small, (cst.Assign, cst.AnnAssign))
-    call = cst.ensure_type(small.value, cst.Call)
+    call = _call_with_keyword(cst.ensure_type(small.value, cst.Call), name, expr)
+    leading = [
+        *construction.leading_lines,
+        *(line for line in dropped.leading_lines if line.comment is not None),
+    ]
+    trailing = construction.trailing_whitespace
+    comment = dropped.trailing_whitespace.comment
+    if comment is not None:
+        if trailing.comment is None:
+            trailing = trailing.with_changes(
+                whitespace=dropped.trailing_whitespace.whitespace, comment=comment
+            )
+        else:
+            leading.append(cst.EmptyLine(comment=comment))
+    return construction.with_changes(
+        body=[small.with_changes(value=call)],
+        leading_lines=leading,
+        trailing_whitespace=trailing,
+    )
+
+
+def _call_with_keyword(call: cst.Call, name: str, expr: cst.BaseExpression) -> cst.Call:
+    """``call`` with ``name=expr`` as its last argument (in the layout of the others)."""
     keyword = cst.Arg(
         value=expr,
         keyword=cst.Name(name),
@@ -731,25 +775,7 @@ def _with_session(
             args[-1] = last.with_changes(
                 comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
             )
-    call = call.with_changes(args=[*args, keyword])
-    leading = [
-        *construction.leading_lines,
-        *(line for line in dropped.leading_lines if line.comment is not None),
-    ]
-    trailing = construction.trailing_whitespace
-    comment = dropped.trailing_whitespace.comment
-    if comment is not None:
-        if trailing.comment is None:
-            trailing = trailing.with_changes(
-                whitespace=dropped.trailing_whitespace.whitespace, comment=comment
-            )
-        else:
-            leading.append(cst.EmptyLine(comment=comment))
-    return construction.with_changes(
-        body=[small.with_changes(value=call)],
-        leading_lines=leading,
-        trailing_whitespace=trailing,
-    )
+    return call.with_changes(args=[*args, keyword])
 
 
 # ------------------------------------------------------------------------------- step 2.2

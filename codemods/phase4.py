@@ -558,19 +558,33 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         session = next(
             (p for p, d in deps.items() if d is not None and d.kind == fx.SESSION), None
         )
+        requested = fn
         if session is None:
-            return fn, (
-                f"; it calls {listed} without a session, which step 4.4 makes their "
-                "first parameter: pass one by hand"
+            # it requests the session fixture from now on (the plan keeps that one for it)
+            session = fx.session_request_to_add(graph, fixture)
+            params = fn.params
+            if session is None or params.star_arg is not cst.MaybeSentinel.DEFAULT or any(
+                p.default is not None for p in params.params
+            ) or params.kwonly_params or params.star_kwarg is not None:
+                return fn, (
+                    f"; it calls {listed} without a session, which step 4.4 makes their "
+                    "first parameter: pass one by hand"
+                )
+            requested = fn.with_changes(
+                params=params.with_changes(
+                    params=[*params.params, cst.Param(cst.Name(session))]
+                )
             )
         stmts, rewriter = rewrite.rewrite_names(
             fx.statements(fn), {}, factories, session
         )
         if rewriter.conflicts or rewriter.factory_values:
             return fn, f"; pass the session to its calls of {listed} by hand"
-        new = fn.with_changes(body=_with_statements(fn.body, stmts))
+        new = requested.with_changes(body=_with_statements(fn.body, stmts))
         if new.deep_equals(fn):
             return fn, ""
+        if requested is not fn:
+            return new, f"; it requests {session!r} now, and its calls of {listed} pass it first"
         return new, f"; its calls of {listed} pass {session!r} first now"
 
 

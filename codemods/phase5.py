@@ -166,6 +166,22 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
 _DEF_HEADER = re.compile(r"\bdef\s+\w+\s*\(")
 
 
+def _pytestmark_fixtures(body: Sequence[cst.CSTNode]) -> list[str]:
+    """The fixtures the ``pytestmark = ...`` statements of a module or class body request
+    through ``usefixtures`` marks."""
+    return [
+        name
+        for stmt in body
+        if m.matches(
+            stmt,
+            m.SimpleStatementLine(
+                body=[m.Assign(targets=[m.AssignTarget(m.Name("pytestmark"))])]
+            ),
+        )
+        for name in fx.usefixtures_names(stmt)
+    ]
+
+
 def may_request(text: str, names: list[str]) -> bool:
     """Whether ``text`` can request one of the fixtures ``names``: the name as a word inside
     the brackets of a ``def`` header or in quotes. Where a header holds a quote (a default
@@ -617,6 +633,9 @@ class RefactorTestFunctions(RefactorCodemod):
             if fx.is_fixture(s)  # type: ignore[attr-defined]
         }
         self._classes: list[str] = []
+        #: the fixtures ``usefixtures`` marks request for every test of the module, then of
+        #: each enclosing class (``pytestmark``, class decorators)
+        self._marked: list[list[str]] = [_pytestmark_fixtures(node.body)]
         #: the fixtures each enclosing class defines (a helper fixture cannot request them)
         self._class_fixture_names: list[set[str]] = []
         #: every fixture the module defines, in a class or not (a helper's name is none)
@@ -643,6 +662,13 @@ class RefactorTestFunctions(RefactorCodemod):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+        self._marked.append(
+            [
+                *(n for d in node.decorators for n in fx.usefixtures_names(d)),
+                *_pytestmark_fixtures(body),
+            ]
+        )
         self._class_fixture_names.append(
             {
                 s.name.value
@@ -658,7 +684,20 @@ class RefactorTestFunctions(RefactorCodemod):
     ) -> cst.ClassDef:
         self._classes.pop()
         self._class_fixture_names.pop()
+        self._marked.pop()
         return updated_node
+
+    def _skip_marked(self, fn: cst.FunctionDef, used: str) -> None:
+        """Leave ``fn`` alone when a ``usefixtures`` mark on it requests a database
+        fixture ``used`` (the mark would still request it)."""
+        fixture = self._resolve(used)
+        if (
+            fixture is not None and fixture.kind in fx.DB_KINDS
+        ) or used == self.config.session_fixture:
+            self._skip(
+                fn,
+                f"{fn.name.value}: requests {used!r} through usefixtures; rewrite by hand",
+            )
 
     def _class_fixtures(self) -> set[str]:
         return set().union(*self._class_fixture_names)
@@ -1095,14 +1134,7 @@ class RefactorTestFunctions(RefactorCodemod):
         )
         parametrized = fx.parametrized_names(fn.decorators)
         for used in (n for d in fn.decorators for n in fx.usefixtures_names(d)):
-            fixture = self._resolve(used)
-            if (
-                fixture is not None and fixture.kind in fx.DB_KINDS
-            ) or used == config.session_fixture:
-                self._skip(
-                    fn,
-                    f"{name}: requests {used!r} through usefixtures; rewrite by hand",
-                )
+            self._skip_marked(fn, used)
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
             for used in fx.getfixturevalue_names(fn.body):
                 fixture = self._resolve(used) if isinstance(used, str) else None
@@ -1137,6 +1169,10 @@ class RefactorTestFunctions(RefactorCodemod):
                         f"{name}: fixture {p!r} ({fixture.where}) {fixture.problem}; rewrite by hand",
                     )
             return fn  # new style already, or no database at all
+        # the marks of its module and classes: a test with nothing to rewrite keeps working
+        # with them, one rewritten would build again what they build
+        for used in (n for level in self._marked for n in level):
+            self._skip_marked(fn, used)
 
         for p, fixture in resolved.items():
             if fixture is None and p not in fx.BUILTIN_FIXTURES:

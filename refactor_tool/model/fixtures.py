@@ -977,9 +977,35 @@ def factory_drops(graph: FixtureGraph, fixture: Fixture) -> set[str]:
     return out
 
 
+def session_request_to_add(graph: FixtureGraph, fixture: Fixture) -> str | None:
+    """The session fixture an object fixture (or one phase 4 leaves in place) must request
+    once phase 4 is done, if it stays: it calls a factory fixture step 4.4 rewrites (whose
+    inner function takes the session first now) and requests no session fixture itself.
+    ``None`` when it needs none, or no single session fixture serves it."""
+    if fixture.kind not in (OBJECT, DB_OTHER):
+        return None
+    deps = [graph.resolve(p, fixture.rel) for p in fixture.params]
+    if any(d is not None and d.kind == SESSION for d in deps):
+        return None
+    if not any(d is not None and d is not fixture and rewrites_factory(d) for d in deps):
+        return None
+    found = {
+        f.name
+        for name in graph.names(SESSION)
+        if (f := graph.resolve(name, fixture.rel)) is not None and f.kind == SESSION
+    }
+    if len(found) != 1:
+        return None
+    (name,) = found
+    return None if name in fixture.params else name
+
+
 def _requests_after_phase4(graph: FixtureGraph, fixture: Fixture) -> list[str]:
     """What a fixture that stays asks for once phase 4 is done with it."""
     names = list(fixture.params)
+    added = session_request_to_add(graph, fixture)
+    if added is not None:
+        names.append(added)
     if "getfixturevalue" in fixture.source:
         names += [n for n in getfixturevalue_names(fixture.node()) if n is not None]
     if rewrites_factory(fixture):
