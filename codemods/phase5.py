@@ -166,11 +166,11 @@ def files(project: Project, analysis: fx.FixtureAnalysis) -> list[str]:
 _DEF_HEADER = re.compile(r"\bdef\s+\w+\s*\(")
 
 
-def _pytestmark_fixtures(body: Sequence[cst.CSTNode]) -> list[str]:
+def _pytestmark_fixtures(body: Sequence[cst.CSTNode]) -> list[tuple[str, cst.CSTNode]]:
     """The fixtures the ``pytestmark = ...`` statements of a module or class body request
-    through ``usefixtures`` marks."""
+    through ``usefixtures`` marks, each with its statement."""
     return [
-        name
+        (name, stmt)
         for stmt in body
         if m.matches(
             stmt,
@@ -635,7 +635,9 @@ class RefactorTestFunctions(RefactorCodemod):
         self._classes: list[str] = []
         #: the fixtures ``usefixtures`` marks request for every test of the module, then of
         #: each enclosing class (``pytestmark``, class decorators)
-        self._marked: list[list[str]] = [_pytestmark_fixtures(node.body)]
+        self._marked: list[list[tuple[str, cst.CSTNode]]] = [_pytestmark_fixtures(node.body)]
+        #: a mark that leaves tests alone (id) -> (the mark, the fixture, those tests)
+        self._mark_skips: dict[int, tuple[cst.CSTNode, str, list[str]]] = {}
         #: the fixtures each enclosing class defines (a helper fixture cannot request them)
         self._class_fixture_names: list[set[str]] = []
         #: every fixture the module defines, in a class or not (a helper's name is none)
@@ -665,7 +667,7 @@ class RefactorTestFunctions(RefactorCodemod):
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
         self._marked.append(
             [
-                *(n for d in node.decorators for n in fx.usefixtures_names(d)),
+                *((n, d) for d in node.decorators for n in fx.usefixtures_names(d)),
                 *_pytestmark_fixtures(body),
             ]
         )
@@ -687,13 +689,16 @@ class RefactorTestFunctions(RefactorCodemod):
         self._marked.pop()
         return updated_node
 
+    def _database_fixture(self, name: str) -> bool:
+        fixture = self._resolve(name)
+        return (
+            fixture is not None and fixture.kind in fx.DB_KINDS
+        ) or name == self.config.session_fixture
+
     def _skip_marked(self, fn: cst.FunctionDef, used: str) -> None:
         """Leave ``fn`` alone when a ``usefixtures`` mark on it requests a database
         fixture ``used`` (the mark would still request it)."""
-        fixture = self._resolve(used)
-        if (
-            fixture is not None and fixture.kind in fx.DB_KINDS
-        ) or used == self.config.session_fixture:
+        if self._database_fixture(used):
             self._skip(
                 fn,
                 f"{fn.name.value}: requests {used!r} through usefixtures; rewrite by hand",
@@ -724,7 +729,11 @@ class RefactorTestFunctions(RefactorCodemod):
             try:
                 result = self._rewrite(original_node)
             except _Skip:
-                pass
+                self._setup = None
+                self.untouched.append(original_node)
+                if self.decide_only:
+                    return updated_node
+                return self._session_to_factories(original_node, updated_node)
         if result is original_node or result is updated_node:
             self.untouched.append(original_node)
         elif self._setup is not None:
@@ -870,6 +879,13 @@ class RefactorTestFunctions(RefactorCodemod):
         read of it. A test whose setup starts with a helper's statements (and a longer
         helper) calls that helper for them. A test no longer asks for the fixtures only
         the helper reads."""
+        for mark, used, tests in self._mark_skips.values():
+            shown = ", ".join(tests[:5]) + (f" and {len(tests) - 5} more" if len(tests) > 5 else "")
+            self.report(
+                mark,
+                f"a usefixtures mark requests {used!r} for every test here, so {len(tests)} "
+                f"test(s) that use old fixtures are left as they are ({shown}); rewrite by hand",
+            )
         config = self.config
         pytest_binding = self._bindings.get("pytest", ("pytest", None, None))
         if pytest_binding is None or pytest_binding[:2] != ("pytest", None):
@@ -1115,6 +1131,61 @@ class RefactorTestFunctions(RefactorCodemod):
                 out[name] = cache[key]
         return out
 
+    def _session_to_factories(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        """A test left as it is that calls factory fixtures whose inner function takes the
+        session first now (phase 4 rewrote them) passes them the session fixture, which it
+        requests if it did not (only where phase 4 kept that fixture): it keeps working as
+        before. Otherwise each such call is reported."""
+        graph = self.analysis.graph
+        params = updated_node.params
+        names = [p.name.value for p in params.params]
+        factories = {
+            n
+            for n in names
+            if (f := graph.resolve_current(n, self._rel)) is not None
+            and f.kind == fx.FACTORY
+            and f.new_style
+        }
+        if not factories or not isinstance(updated_node.body, cst.IndentedBlock):
+            return updated_node
+        session = self.config.session_fixture
+        listed = ", ".join(repr(f) for f in sorted(factories))
+        requested = updated_node
+        if session not in names:
+            kept = graph.resolve_current(session, self._rel)
+            if (
+                kept is None
+                or kept.kind != fx.SESSION
+                or params.star_arg is not cst.MaybeSentinel.DEFAULT
+                or any(p.default is not None for p in params.params)
+                or params.kwonly_params
+                or params.star_kwarg is not None
+            ):
+                self.report(
+                    original_node,
+                    f"{original_node.name.value}: calls {listed} without a session, which "
+                    "their inner functions take first now; pass one by hand",
+                )
+                return updated_node
+            requested = updated_node.with_changes(
+                params=params.with_changes(params=[*params.params, cst.Param(cst.Name(session))])
+            )
+        stmts, rewriter = rewrite.rewrite_names(
+            fx.statements(updated_node), {}, factories, session
+        )
+        if rewriter.conflicts or rewriter.factory_values:
+            self.report(
+                original_node,
+                f"{original_node.name.value}: pass the session to its calls of {listed} by hand",
+            )
+            return updated_node
+        new = requested.with_changes(
+            body=updated_node.body.with_changes(body=stmts)
+        )
+        return updated_node if new.deep_equals(updated_node) else new
+
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
         raise _Skip(message)
@@ -1171,8 +1242,12 @@ class RefactorTestFunctions(RefactorCodemod):
             return fn  # new style already, or no database at all
         # the marks of its module and classes: a test with nothing to rewrite keeps working
         # with them, one rewritten would build again what they build
-        for used in (n for level in self._marked for n in level):
-            self._skip_marked(fn, used)
+        for used, mark in (item for level in self._marked for item in level):
+            if self._database_fixture(used):
+                # one note for the mark, naming the tests it leaves alone (``leave_Module``)
+                entry = self._mark_skips.setdefault(id(mark), (mark, used, []))
+                entry[2].append(name)
+                raise _Skip(used)
 
         for p, fixture in resolved.items():
             if fixture is None and p not in fx.BUILTIN_FIXTURES:

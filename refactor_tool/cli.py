@@ -662,7 +662,9 @@ def _compute_and_write(
         # find (applied) from one that never had anything to do (n/a); a phase that changed
         # nothing keeps the record it has (its gate's verdict below updates it)
         if record.changes:
-            state_of(project).record_applied(record.number, record.steps)
+            state_of(project).record_applied(
+                record.number, record.steps, [(n.path, n.message) for n in record.notes]
+            )
         save_state(project.root, state_of(project))  # phases 4-6 keep facts there that later phases need
         if record.changes:
             rep.info(summary_line(record.changes, record.notes, dry_run=False) + ":")

@@ -793,3 +793,28 @@ def test_gitops_ensure_excluded(tmp_path: Path) -> None:
     (tmp_path / ".refactor-tool").mkdir()
     (tmp_path / ".refactor-tool" / "baseline.json").write_text("{}")
     assert git(tmp_path, "status", "--porcelain") == ""
+
+
+def test_end_state_failures_in_reported_code_are_left_for_a_person() -> None:
+    from refactor_tool.gates.gate import left_for_a_person
+
+    reported = [
+        ("app/tests/conftest.py", "session fixture 'db_session' is kept: still requested by test 'test_a'"),
+        ("app/tests/test_a.py", "test_a: requests 'thing' through usefixtures; rewrite by hand"),
+    ]
+    covered = [
+        ["app/tests/conftest.py", 42, "fixture `db_session` still exists; delete it"],
+        {"path": "app/tests/test_a.py", "line": 3, "message": "test `test_a` uses the database"},
+    ]
+    not_covered = [
+        # same name, other file
+        ["app/tests/test_b.py", 3, "test `test_a` uses the database"],
+        # a name no note of the file mentions (a prefix is not the name)
+        ["app/tests/conftest.py", 50, "fixture `db` still exists; delete it"],
+        ["app/tests/test_a.py", 9, "test `test_ab` uses the database"],
+        # no name to match
+        ["app/tests/test_a.py", 9, "something is wrong"],
+    ]
+    assert all(left_for_a_person(f, reported) for f in covered)
+    assert not any(left_for_a_person(f, reported) for f in not_covered)
+    assert not left_for_a_person(covered[0], [])

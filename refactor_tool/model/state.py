@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,16 @@ class AppliedPhase:
     gate: str = GATE_NOT_VERIFIED
     #: one line saying why the gate failed ("" otherwise)
     reason: str = ""
+    #: the manual-attention items the phase reported: (path, message) each
+    reported: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"steps": sorted(self.steps), "gate": self.gate, "reason": self.reason}
+        return {
+            "steps": sorted(self.steps),
+            "gate": self.gate,
+            "reason": self.reason,
+            "reported": [list(item) for item in self.reported],
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> AppliedPhase | None:
@@ -50,10 +58,18 @@ class AppliedPhase:
         steps = data.get("steps")
         gate = data.get("gate")
         reason = data.get("reason")
+        reported = data.get("reported")
         return cls(
             steps=[s for s in steps if isinstance(s, str)] if isinstance(steps, list) else [],
             gate=gate if gate in GATE_VERDICTS else GATE_NOT_VERIFIED,
             reason=reason if isinstance(reason, str) else "",
+            reported=[
+                (item[0], item[1])
+                for item in (reported if isinstance(reported, list) else ())
+                if isinstance(item, list)
+                and len(item) == 2
+                and all(isinstance(x, str) for x in item)
+            ],
         )
 
 
@@ -95,11 +111,19 @@ class RunState:
             applied=applied,
         )
 
-    def record_applied(self, number: int, steps: list[str]) -> None:
-        """Phase ``number`` (these of its steps) was written; its gate has not spoken yet."""
+    def record_applied(
+        self, number: int, steps: list[str], reported: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Phase ``number`` (these of its steps) was written, reporting ``reported`` (path,
+        message) for a person; its gate has not spoken yet."""
         record = self.applied.setdefault(number, AppliedPhase())
         record.steps = sorted(set(record.steps) | set(steps))
         record.gate, record.reason = GATE_NOT_VERIFIED, ""
+        record.reported = list(dict.fromkeys([*record.reported, *reported]))
+
+    def reported(self) -> list[tuple[str, str]]:
+        """Every manual-attention item (path, message) of the phases written so far."""
+        return [item for n in sorted(self.applied) for item in self.applied[n].reported]
 
     def record_gate(self, number: int, ok: bool, reason: str = "") -> None:
         """The verdict of phase ``number``'s gate, for a phase the runs applied."""
