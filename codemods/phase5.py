@@ -1253,6 +1253,12 @@ class RefactorTestFunctions(RefactorCodemod):
             if fixture is None and p not in fx.BUILTIN_FIXTURES:
                 if p == config.session_fixture:
                     continue
+                if p in self._class_fixtures():
+                    self._skip(
+                        fn,
+                        f"{name}: fixture {p!r} is defined in its class, where phase 4 does "
+                        "not look; rewrite by hand",
+                    )
                 self._skip(
                     fn,
                     f"{name}: fixture {p!r} is gone and no recipe was recorded; rewrite by hand",
