@@ -213,7 +213,8 @@ class PhaseSpec:
     narrowed by a cheap text prefilter; only those are parsed and transformed.
     ``generate(project, analysis, step_ids)`` returns whole files to create or replace
     (relpath -> bytes, or None to delete) and runs after the codemods.
-    ``postprocess(project, changes)`` may rewrite the phase's output (phase 6: ruff format).
+    ``postprocess(project, changes, notes)`` may rewrite the phase's output (phase 6: ruff
+    format) and add to its notes.
     """
 
     def __init__(

@@ -13,8 +13,8 @@
   summary line or a parameter description that would become empty, a code example) is
   reported with its line.
 * 6.3 :func:`format_changed` (the phase's ``postprocess``) runs ``ruff format`` over the
-  Python files the refactoring changed, and over nothing else (see its docstring for how
-  those files are found).
+  lines the refactoring changed in the Python files it changed, and over nothing else (see
+  :func:`refactored_files` for how those files are found).
 * 6.4 is the gate: ``refactor-tool check`` (:mod:`refactor_tool.check`) must pass.
 
 A name counts as *removed* when it is one of ``Config.removed_session_apis``,
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import functools
 import io
 import logging
@@ -49,7 +50,7 @@ import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.matchers import findall, matches
 
-from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.base import Note, PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model.changes import FileChange
 from refactor_tool.model.config import Config
 from refactor_tool.model.managers import own_init, relpath_for
@@ -1058,13 +1059,15 @@ def ruff_format(
     source: bytes,
     command: Optional[list[str]] = None,
     options: Sequence[str] = (),
-) -> bytes:
+    strict: bool = False,
+) -> Any:
     """``source`` formatted by ruff as if it were ``rel`` in the target (the target's ruff
-    configuration applies, and so do its excludes). Unchanged if ruff cannot format it."""
+    configuration applies, and so do its excludes). Unchanged if ruff cannot format it
+    (``strict``: None then)."""
     try:
         source.decode("utf-8")
     except UnicodeDecodeError:
-        return source
+        return None if strict else source
     cmd = [
         *(command or ruff_command()),
         "format",
@@ -1078,10 +1081,10 @@ def ruff_format(
         proc = subprocess.run(cmd, input=source, capture_output=True, cwd=project.root, timeout=120, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("%s: ruff format did not run: %s", rel, exc)
-        return source
+        return None if strict else source
     if proc.returncode != 0:
         logger.warning("%s: ruff format failed: %s", rel, proc.stderr.decode(errors="replace").strip())
-        return source
+        return None if strict else source
     return proc.stdout
 
 
@@ -1238,11 +1241,136 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
     return best[1] if best is not None else None
 
 
-def format_changed(project: Project, changes: list[Any]) -> list[Any]:
-    """Step 6.3: ``ruff format`` every Python file the refactoring changed (phase 6's own
-    changes and :func:`refactored_files`); untouched files are never formatted. A target
-    without ruff settings is formatted at its own line length (:func:`house_line_length`)."""
+#: hunks of changed lines at most this many lines apart are formatted by one ruff call
+RANGE_GAP = 2
+_UNKNOWN = object()
 
+
+def _original(project: Project, rel: str, change: Optional[Any]) -> Any:
+    """``rel`` as it was before the refactoring: its bytes, ``None`` for a file the refactoring
+    created, or ``_UNKNOWN``. From the recorded base commit; else, for a file an earlier phase
+    of this run changed in memory, the file on disk; else, for a file phase 6 changes and no
+    earlier phase did, the content phase 6 started from."""
+    base = state_of(project).base_commit
+    if isinstance(base, str) and base:
+        try:
+            proc = subprocess.run(
+                ["git", "show", f"{base}:./{rel}"], cwd=project.root, capture_output=True,
+                timeout=60, check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            proc = None
+        if proc is not None:
+            if proc.returncode == 0:
+                return proc.stdout
+            if _git(project.root, "cat-file", "-e", f"{base}^{{commit}}") is not None:
+                return None  # not in the base commit: created by the refactoring
+    if rel in project.overlay:
+        path = project.path(rel)
+        return path.read_bytes() if path.is_file() else None
+    if change is not None:
+        return change.old
+    return _UNKNOWN
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def refactored_lines(original: Optional[bytes], source: bytes) -> set[int]:
+    """The lines of ``source`` (0-based) that differ from ``original``: replaced or inserted
+    ones (where lines were only deleted, nothing around them changed)."""
+    new = _lines(source)
+    if original is None:
+        return set(range(len(new)))
+    matcher = difflib.SequenceMatcher(None, _lines(original), new, autojunk=False)
+    changed: set[int] = set()
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "insert"):
+            changed.update(range(j1, j2))
+    return changed
+
+
+def changes_only(before: bytes, after: bytes, allowed: set[int]) -> bool:
+    """Whether every line ``after`` differs from ``before`` in is one of ``allowed`` (lines of
+    ``before``, 0-based); lines inserted count as changing the allowed line beside them."""
+    matcher = difflib.SequenceMatcher(None, _lines(before), _lines(after), autojunk=False)
+    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if i1 == i2:
+            if i1 - 1 not in allowed and i1 not in allowed:
+                return False
+        elif any(i not in allowed for i in range(i1, i2)):
+            return False
+    return True
+
+
+def line_ranges(lines: set[int], gap: int = RANGE_GAP) -> list[tuple[int, int]]:
+    """``lines`` (0-based) as ranges of 1-based line numbers ``(first, last)``, hunks at most
+    ``gap`` lines apart merged."""
+    ranges: list[list[int]] = []
+    for line in sorted(lines):
+        if ranges and line - ranges[-1][1] <= gap + 1:
+            ranges[-1][1] = line
+        else:
+            ranges.append([line, line])
+    return [(a + 1, b + 1) for a, b in ranges]
+
+
+def format_ranges(
+    project: Project,
+    rel: str,
+    source: bytes,
+    changed: set[int],
+    command: list[str],
+    options: Sequence[str],
+) -> tuple[Optional[bytes], list[int]]:
+    """``source`` with only the lines in ``changed`` formatted: ``ruff format --range`` per
+    range of them, the last first so the line numbers of the others stay valid. A range whose
+    formatting would change any other line (ruff formats whole statements) is left as it is;
+    its first line is returned among the second item. None when a ruff call fails."""
+    left: list[int] = []
+    current = source
+
+    def attempt(first: int, last: int) -> Optional[bytes]:
+        out = ruff_format(
+            project, rel, current, command, [*options, f"--range={first}-{last + 1}"], strict=True
+        )
+        return out
+
+    todo = list(reversed(line_ranges(changed)))
+    while todo:
+        first, last = todo.pop(0)
+        out = attempt(first, last)
+        if out is None:
+            return None, left
+        if out == current:
+            continue
+        if changes_only(current, out, changed):
+            current = out
+            continue
+        parts = line_ranges({i for i in changed if first - 1 <= i <= last - 1}, gap=0)
+        if len(parts) > 1:
+            todo[:0] = list(reversed(parts))
+        else:
+            left.append(first)
+    return current, sorted(left)
+
+
+def format_changed(
+    project: Project, changes: list[Any], notes: Optional[list[Any]] = None
+) -> list[Any]:
+    """Step 6.3: ``ruff format`` the lines the refactoring changed in every Python file it
+    changed (phase 6's own changes and :func:`refactored_files`); untouched files are never
+    formatted, and neither is any line the refactoring left as it was (they stay byte for
+    byte). A file is formatted whole when that changes only such lines (or the file is new),
+    else range by range (``ruff format --range``). Where the content before the refactoring
+    is not known, or a range call fails, the file is formatted whole and a note says so. A
+    target without ruff settings is formatted at its own line length
+    (:func:`house_line_length`)."""
+
+    notes = notes if notes is not None else []
     by_path = {c.path: c for c in changes}
     todo: dict[str, tuple[bytes, Optional[Any]]] = {}
     for change in changes:
@@ -1259,14 +1387,36 @@ def format_changed(project: Project, changes: list[Any]) -> list[Any]:
     options = ["--line-length", str(length)] if length is not None else []
     items = sorted(todo.items())
     batch = ruff_format_batch(project, [(rel, item[0]) for rel, item in items], command, options) if len(items) > 1 else None
+    workers = max(1, min(8, os.cpu_count() or 1, len(items)))
     if batch is not None:
-        formatted = [batch[rel] for rel, _ in items]
+        whole = [batch[rel] for rel, _ in items]
     else:
-        workers = max(1, min(8, os.cpu_count() or 1, len(items)))
         with ThreadPoolExecutor(workers) as pool:
-            formatted = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command, options), items))
+            whole = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command, options), items))
+
+    def settle(job: tuple[tuple[str, tuple[bytes, Optional[Any]]], bytes]) -> tuple[bytes, list[Any]]:
+        (rel, (source, change)), formatted = job
+        if formatted == source:
+            return source, []
+        original = _original(project, rel, change)
+        if original is _UNKNOWN:
+            return formatted, [Note(rel, None, "6.3", "formatted whole: its content before the refactoring is not known, so lines it did not change may be rewrapped")]
+        changed = refactored_lines(original, source)
+        if changes_only(source, formatted, changed):
+            return formatted, []
+        ranged, left = format_ranges(project, rel, source, changed, command, options)
+        if ranged is None:
+            return formatted, [Note(rel, None, "6.3", "formatted whole: ruff could not format only the lines the refactoring changed (ruff format --range), so lines it did not change may be rewrapped")]
+        return ranged, [
+            Note(rel, line, "6.3", "left unformatted: ruff would also reformat lines of the statement that the refactoring did not change")
+            for line in left
+        ]
+
+    with ThreadPoolExecutor(workers) as pool:
+        settled = list(pool.map(settle, zip(items, whole)))
     result = list(changes)
-    for (rel, (source, change)), new in zip(items, formatted):
+    for (rel, (source, change)), (new, file_notes) in zip(items, settled):
+        notes.extend(file_notes)
         if new == source:
             continue
         if change is not None:
@@ -1292,9 +1442,10 @@ PHASE = PhaseSpec(
             "6.3",
             "Run Linters/Formatters",
             note=(
-                "ruff format over the Python files the refactoring changed (git diff against "
-                "the recorded base commit), never over untouched files; the target's own ruff "
-                "configuration applies, or else its own line length"
+                "ruff format over the lines the refactoring changed in the Python files it "
+                "changed (ruff format --range where formatting the whole file would touch "
+                "other lines); untouched files and lines stay byte for byte; the target's own "
+                "ruff configuration applies, or else its own line length"
             ),
         ),
         StepSpec(

@@ -526,6 +526,15 @@ def run_apply(
     report.python = python
 
     written_files = set(state_of(project).changed_files)
+    state = state_of(project)
+    if (
+        repo is not None
+        and state.base_commit is None
+        and not written_files
+        and not gitops.dirty_files(root)
+    ):
+        # the commit the refactoring starts from: phase 6 formats only the lines changed since
+        state.base_commit = gitops.head(root)
     background = None
     if (
         opts.verify

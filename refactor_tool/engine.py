@@ -251,7 +251,7 @@ def run_phase(
                 result.changes.append(FileChange(rel, old, content))
         result.changes = [c for c in result.changes if c.old != c.new]
     if phase.postprocess is not None:
-        result.changes = phase.postprocess(project, result.changes)
+        result.changes = phase.postprocess(project, result.changes, result.notes)
     result.changes.sort(key=lambda c: c.path)
     result.parsed = project.parse_count - parses_before
     return result

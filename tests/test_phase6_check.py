@@ -810,3 +810,65 @@ def test_formatting_keeps_the_project_line_length(tmp_path: Path) -> None:
     change = FileChange("pkg/m0.py", line.encode() * 3, line.encode() + b"y=2\n")
     [result] = format_changed(project, [change])
     assert result.new == line.encode() + b"y = 2\n"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_formatting_leaves_lines_the_refactoring_did_not_change(tmp_path: Path) -> None:
+    """Only the lines the refactoring changed are formatted: an untouched line longer than
+    any length ruff would keep (115 columns, no ruff settings) stays byte for byte, and so
+    does an untouched badly formatted one, while the changed statement is formatted."""
+    root = tmp_path / "t"
+    long_line = (
+        "RESULT = some_function(argument_number_one, argument_number_two, "
+        "argument_number_three, argument_number_four_vwxyz)\n"
+    )
+    assert len(long_line) - 1 == 115
+    before = "import os\n\n" + long_line + "\n\ndef f( a ):\n    return a\n\n\nx = get_session()\n"
+    _write(
+        root,
+        {
+            "pyproject.toml": '[project]\nname = "x"\n',
+            "pkg/changed.py": before,
+            "pkg/other.py": "y = 1\n",
+        },
+    )
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "base")
+    base = _git(root, "rev-parse", "HEAD").strip()
+    after_refactoring = before.replace("x = get_session()\n", "x = make_session( 'a',b = 2 )\n")
+    (root / "pkg/changed.py").write_text(after_refactoring)
+    project = Project(root)
+    state_of(project).base_commit = base
+    notes: list = []
+    [change] = format_changed(project, [], notes)
+    assert change.path == "pkg/changed.py"
+    assert change.new.decode() == before.replace("x = get_session()\n", 'x = make_session("a", b=2)\n')
+    assert long_line.encode() in change.new and b"def f( a ):" in change.new
+    assert notes == []
+
+    # the same change made in memory by an earlier phase of the run (no base commit)
+    project = Project(root, Config(), {"pkg/changed.py": after_refactoring.encode()})
+    (root / "pkg/changed.py").write_text(before)
+    state_of(project).changed_files = ["pkg/changed.py"]
+    [change] = format_changed(project, [])
+    assert change.new.decode() == before.replace("x = get_session()\n", 'x = make_session("a", b=2)\n')
+
+
+def test_a_statement_only_partly_changed_is_left_unformatted_with_a_note(tmp_path: Path) -> None:
+    """Ruff formats whole statements: where that would rewrap lines of the statement the
+    refactoring did not change, the statement stays as the refactoring left it, with a note;
+    a file the refactoring created is formatted whole."""
+    wide = "value = some_function(argument_number_one, argument_number_two, argument_number_three_x,\n"
+    old = wide + "    get_session())\n"
+    new = wide + "    session)\n"
+    project = Project(tmp_path, Config(), {"a.py": new.encode()})
+    (tmp_path / "a.py").write_text(old)
+    state_of(project).changed_files = ["a.py"]
+    notes: list = []
+    assert format_changed(project, [], notes) == []
+    assert [(n.path, n.line, n.step) for n in notes] == [("a.py", 2, "6.3")]
+    created = Project(tmp_path, Config(), {"b.py": new.encode()})
+    state_of(created).changed_files = ["b.py"]
+    [change] = format_changed(created, [])
+    assert change.new != new.encode()
