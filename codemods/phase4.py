@@ -562,19 +562,13 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         if session is None:
             # it requests the session fixture from now on (the plan keeps that one for it)
             session = fx.session_request_to_add(graph, fixture)
-            params = fn.params
-            if session is None or params.star_arg is not cst.MaybeSentinel.DEFAULT or any(
-                p.default is not None for p in params.params
-            ) or params.kwonly_params or params.star_kwarg is not None:
+            asking = rewrite.with_fixture_request(fn, session) if session else None
+            if session is None or asking is None:
                 return fn, (
                     f"; it calls {listed} without a session, which step 4.4 makes their "
                     "first parameter: pass one by hand"
                 )
-            requested = fn.with_changes(
-                params=params.with_changes(
-                    params=[*params.params, cst.Param(cst.Name(session))]
-                )
-            )
+            requested = asking
         stmts, rewriter = rewrite.rewrite_names(
             fx.statements(fn), {}, factories, session
         )

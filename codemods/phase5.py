@@ -1152,26 +1152,21 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
         session = self.config.session_fixture
         listed = ", ".join(repr(f) for f in sorted(factories))
-        requested = updated_node
+        requested: cst.FunctionDef | None = updated_node
         if session not in names:
             kept = graph.resolve_current(session, self._rel)
-            if (
-                kept is None
-                or kept.kind != fx.SESSION
-                or params.star_arg is not cst.MaybeSentinel.DEFAULT
-                or any(p.default is not None for p in params.params)
-                or params.kwonly_params
-                or params.star_kwarg is not None
-            ):
+            requested = (
+                rewrite.with_fixture_request(updated_node, session)
+                if kept is not None and kept.kind == fx.SESSION
+                else None
+            )
+            if requested is None:
                 self.report(
                     original_node,
                     f"{original_node.name.value}: calls {listed} without a session, which "
                     "their inner functions take first now; pass one by hand",
                 )
                 return updated_node
-            requested = updated_node.with_changes(
-                params=params.with_changes(params=[*params.params, cst.Param(cst.Name(session))])
-            )
         stmts, rewriter = rewrite.rewrite_names(
             fx.statements(updated_node), {}, factories, session
         )

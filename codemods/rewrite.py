@@ -1042,3 +1042,20 @@ def drop_unread_bindings(
             out[index : index + 1] = replacement
             changed = True
     return out
+
+
+def with_fixture_request(fn: cst.FunctionDef, name: str) -> cst.FunctionDef | None:
+    """``fn`` asking pytest for one more fixture, ``name``, as its last parameter; ``None``
+    where a parameter could not simply be appended (defaults, ``*args``, keyword-only
+    parameters or ``**kwargs``)."""
+    params = fn.params
+    if (
+        params.star_arg is not cst.MaybeSentinel.DEFAULT
+        or any(p.default is not None for p in params.params)
+        or params.kwonly_params
+        or params.star_kwarg is not None
+    ):
+        return None
+    return fn.with_changes(
+        params=params.with_changes(params=[*params.params, cst.Param(cst.Name(name))])
+    )
