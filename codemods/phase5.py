@@ -1474,6 +1474,15 @@ class RefactorTestFunctions(RefactorCodemod):
                     "rolls back\n"
                 )
             )
+        elif inlined and self._application_runs(body, resolved):
+            # the application reads in a session of its own, which sees only what was
+            # committed (as the fixtures' managers did), not what this one only flushed
+            inlined.append(
+                cst.parse_statement(
+                    f"{config.session_variable}.commit()  # the application reads in its "
+                    "own session\n"
+                )
+            )
         block = [*inlined, *new_body]
         uses_managers = (
             config.managers_variable in fx.scan(block, memo=self._scans).used
@@ -1535,22 +1544,27 @@ class RefactorTestFunctions(RefactorCodemod):
         identity map. After such a call, when the test reads through the old session
         fixture later on, ``session.expire_all()`` restores the fresh read.
         """
+        runs = self._application_runs(body, resolved)
+        if not runs:
+            return set()
+        session_fixture = self.config.session_fixture
+        reads = [bool(findall(stmt, m.Name(session_fixture))) for stmt in body]
+        return {i for i in runs if any(reads[i + 1 :])}
+
+    def _application_runs(
+        self, body: list[cst.BaseStatement], resolved: dict[str, fx.Fixture | None]
+    ) -> list[int]:
+        """The statements of ``body`` that run the application through a fixture that
+        calls it (``run_cli(...)``): the application opens a session of its own there."""
         runners = {
             p
             for p, f in resolved.items()
             if f is not None and f.kind == fx.PLAIN and f.runs_app
         }
         if not runners:
-            return set()
-        session_fixture = self.config.session_fixture
-        reads = [bool(findall(stmt, m.Name(session_fixture))) for stmt in body]
-        out = set()
-        for i, stmt in enumerate(body):
-            if any(reads[i + 1 :]) and findall(
-                stmt, m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
-            ):
-                out.add(i)
-        return out
+            return []
+        call = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
+        return [i for i, stmt in enumerate(body) if findall(stmt, call)]
 
     def _expire_line(self) -> cst.SimpleStatementLine:
         line = cst.parse_statement(f"{self.config.session_variable}.expire_all()\n")

@@ -1366,7 +1366,8 @@ def format_changed(
     formatted, and neither is any line the refactoring left as it was (they stay byte for
     byte). A file is formatted whole when that changes only such lines (or the file is new),
     else range by range (``ruff format --range``). Where the content before the refactoring
-    is not known, or a range call fails, the file is formatted whole and a note says so. A
+    is not known, the file is left as it is; where a range call fails, it is formatted whole;
+    a note says so in both cases. A
     target without ruff settings is formatted at its own line length
     (:func:`house_line_length`)."""
 
@@ -1400,7 +1401,9 @@ def format_changed(
             return source, []
         original = _original(project, rel, change)
         if original is _UNKNOWN:
-            return formatted, [Note(rel, None, "6.3", "formatted whole: its content before the refactoring is not known, so lines it did not change may be rewrapped")]
+            # the lines the refactoring changed cannot be told from the others: formatting
+            # the whole file could rewrap lines nobody asked to change
+            return source, [Note(rel, None, "6.3", "not formatted: its content before the refactoring is not known (no base commit or list of changed files in .refactor-tool/state.json), so the lines the refactoring changed cannot be told from the others; run ruff format on them by hand")]
         changed = refactored_lines(original, source)
         if changes_only(source, formatted, changed):
             return formatted, []
