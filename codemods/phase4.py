@@ -490,13 +490,21 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         plan = self.plan
         doomed: set[int] = set()
         seen: dict[str, int] = {}
+        redefined: set[str] = set()
         for i, stmt in enumerate(updated_node.body):
             if fx.is_fixture(stmt):
                 name = stmt.name.value  # type: ignore[attr-defined]
                 if name in seen:
                     doomed.add(seen[name])  # an earlier definition: dead code
+                    redefined.add(name)
                 seen[name] = i
         body = list(updated_node.body)
+        for name in redefined:
+            # the definition it redefined is gone: its ``# noqa: F811`` silences nothing
+            index = seen[name]
+            body[index] = rewrite.without_noqa(
+                cst.ensure_type(body[index], cst.FunctionDef), "F811"
+            )
         # what the note of a fixture that stays says about its calls of factories
         extra: dict[str, str] = {}
         for name, index in seen.items():

@@ -1059,3 +1059,43 @@ def with_fixture_request(fn: cst.FunctionDef, name: str) -> cst.FunctionDef | No
     return fn.with_changes(
         params=params.with_changes(params=[*params.params, cst.Param(cst.Name(name))])
     )
+
+
+_NOQA = re.compile(r"#\s*noqa\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)(?P<rest>.*)$")
+
+
+def _without_code(comment: cst.Comment | None, rule: str) -> cst.Comment | None:
+    """``comment`` without ``rule`` in its ``# noqa:`` list: gone with the text after it when
+    that was the only code, else the list without it (``None``: no comment left)."""
+    if comment is None:
+        return None
+    found = _NOQA.match(comment.value)
+    if found is None:
+        return comment
+    codes = [c.strip() for c in found.group("codes").split(",")]
+    if rule not in codes:
+        return comment
+    kept = [c for c in codes if c != rule]
+    if not kept:
+        return None
+    return cst.Comment(f"# noqa: {', '.join(kept)}{found.group('rest')}")
+
+
+def without_noqa(fn: cst.FunctionDef, rule: str) -> cst.FunctionDef:
+    """``fn`` whose decorator and ``def`` lines no longer silence ``rule`` (a ``# noqa``
+    made stale by a change elsewhere, such as the deleted earlier definition F811 was about)."""
+
+    def trailing(ws: cst.TrailingWhitespace) -> cst.TrailingWhitespace:
+        comment = _without_code(ws.comment, rule)
+        if comment is ws.comment:
+            return ws
+        if comment is None:
+            return ws.with_changes(whitespace=cst.SimpleWhitespace(""), comment=None)
+        return ws.with_changes(comment=comment)
+
+    decorators = [d.with_changes(trailing_whitespace=trailing(d.trailing_whitespace)) for d in fn.decorators]
+    body = fn.body
+    if isinstance(body, cst.IndentedBlock):
+        body = body.with_changes(header=trailing(body.header))
+    new = fn.with_changes(decorators=decorators, body=body)
+    return fn if new.deep_equals(fn) else new
