@@ -19,7 +19,7 @@ demo: install
 # The tool's own suite runs in two pytest processes at once: the command-line end-to-end
 # tests (each runs the tool and the target's suite in subprocesses) in one, everything else
 # in the other, whose output streams; the first one's output follows. It fails if either does.
-SLOW_TESTS := tests/test_cli.py tests/test_unseen_project.py tests/test_second_project.py
+SLOW_TESTS := tests/test_cli.py tests/test_unseen_project.py tests/test_second_project.py tests/test_third_project.py
 
 test: install
 	@tmp=$$(mktemp -d); \

@@ -58,6 +58,7 @@ from libcst.matchers import findall, matches
 from codemods import rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
+from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
@@ -66,6 +67,8 @@ from refactor_tool.model.syntax import Lines
 # ------------------------------------------------------------------------------- analysis
 
 _FACTORY_KEYWORDS = ("factory keywords",)
+#: (module, object) of each ``[project.scripts]`` entry point: the application itself
+_ENTRY_POINTS = ("entry points",)
 #: rel -> what the text prefilter of :func:`files` learned of the module (:class:`_TextFacts`)
 _TEXT_FACTS = ("text facts",)
 
@@ -96,6 +99,11 @@ def analyze(
     if previous is not None and (current is None or previous is not current.graph):
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
+    analysis.cache[_ENTRY_POINTS] = {
+        tuple(target.split(":", 1))
+        for target in project_scripts(project.root).values()
+        if ":" in target
+    }
     analysis.plan = fx.fixture_plan(analysis.graph)
     return analysis
 
@@ -880,7 +888,7 @@ class RefactorTestFunctions(RefactorCodemod):
         helper) calls that helper for them. A test no longer asks for the fixtures only
         the helper reads."""
         for mark, used, tests in self._mark_skips.values():
-            shown = ", ".join(tests[:5]) + (f" and {len(tests) - 5} more" if len(tests) > 5 else "")
+            shown = ", ".join(tests)
             self.report(
                 mark,
                 f"a usefixtures mark requests {used!r} for every test here, so {len(tests)} "
@@ -1561,10 +1569,24 @@ class RefactorTestFunctions(RefactorCodemod):
             for p, f in resolved.items()
             if f is not None and f.kind == fx.PLAIN and f.runs_app
         }
-        if not runners:
+        # the entry point imported here, handed to a runner (``runner.invoke(cli, ...)``)
+        # or called
+        entry_points = self.analysis.cache.get(_ENTRY_POINTS, set())
+        apps = {
+            local
+            for local, binding in self._bindings.items()
+            if binding is not None and binding[1] is not None
+            and (binding[0], binding[1]) in entry_points
+        }
+        if not runners and not apps:
             return []
         call = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
-        return [i for i, stmt in enumerate(body) if findall(stmt, call)]
+        app = m.Name(m.MatchIfTrue(lambda n: n in apps))
+        return [
+            i
+            for i, stmt in enumerate(body)
+            if (runners and findall(stmt, call)) or (apps and findall(stmt, app))
+        ]
 
     def _expire_line(self) -> cst.SimpleStatementLine:
         line = cst.parse_statement(f"{self.config.session_variable}.expire_all()\n")
