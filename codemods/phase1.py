@@ -1188,6 +1188,19 @@ class RemoveSessionApis(RefactorCodemod):
             return None
         closers = []
         rest = []
+        target_name = first.body[0].targets[0].target.value  # type: ignore[attr-defined]
+        #: ``X.close()`` of the session itself ends its lifetime as well
+        own_close = m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    m.Call(
+                        func=m.Attribute(value=m.Name(target_name), attr=m.Name("close")),
+                        args=[],
+                    )
+                )
+            ]
+        )
+        closed_itself = False
         for stmt in second.finalbody.body.body:
             if (
                 isinstance(stmt, cst.SimpleStatementLine)
@@ -1196,9 +1209,11 @@ class RemoveSessionApis(RefactorCodemod):
                 and self._removed_call(stmt.body[0].value) is not None
             ):
                 closers.append(stmt.body[0].value.func)  # type: ignore[union-attr]
+            elif not closed_itself and matches(stmt, own_close):
+                closed_itself = True
             else:
                 rest.append(stmt)
-        if len(closers) != 1:
+        if len(closers) > 1 or (not closers and not closed_itself):
             return None
         if mark:
             self._rewritten_uses.update(id(n) for n in (opener, *closers))

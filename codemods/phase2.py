@@ -39,6 +39,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.matchers import findall, matches
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods import rewrite
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
@@ -72,13 +73,24 @@ class BaseManagerAnalysis:
     session_attr: str  # where BaseManager.__init__ stores the session (``_session``)
     #: step id -> the files that step can change or report on (text prefilters, no parsing)
     step_files: dict[str, frozenset[str]]
+    #: whether some module of the target defines the session fixture (a fixture may be
+    #: made to request it)
+    session_fixture_defined: bool = False
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
     graph = analyze_managers(project)
     session_attr = graph.session_attr or "_session"
+    defined = bool(
+        project.grep(project.python_files(), f"def {project.config.session_fixture}(")
+    )
     return BaseManagerAnalysis(
-        project.config, project.root, graph, session_attr, _step_files(project, graph)
+        project.config,
+        project.root,
+        graph,
+        session_attr,
+        _step_files(project, graph),
+        defined,
     )
 
 
@@ -332,6 +344,8 @@ class RequireSession(_ManagerCodemod):
         #: constructions that pass no session, inside a fixture or test that requests the
         #: session fixture: id of the call -> that parameter's name
         self._given: dict[int, str] = {}
+        #: fixtures (ids) that request the session fixture from now on, for those
+        self._asking: set[int] = set()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         super().visit_FunctionDef(node)
@@ -341,6 +355,9 @@ class RequireSession(_ManagerCodemod):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef | cst.RemovalSentinel:
         self._owners.pop()
+        if id(original_node) in self._asking:
+            asking = rewrite.with_fixture_request(updated_node, self.config.session_fixture)
+            updated_node = asking if asking is not None else updated_node
         return super().leave_FunctionDef(original_node, updated_node)
 
     def _session_fixture_in_scope(self) -> str | None:
@@ -530,6 +547,18 @@ class RequireSession(_ManagerCodemod):
             given = self._session_fixture_in_scope()
             if given is not None:
                 self._given[id(node)] = given
+                return
+            owner = self._owners[-1] if self._owners else None
+            if (
+                owner is not None
+                and id(node) in self._rebuilt_later
+                and self.analysis.session_fixture_defined
+                and rewrite.with_fixture_request(owner, self.config.session_fixture)
+                is not None
+            ):
+                # a fixture returning it: it requests the session fixture from now on
+                self._given[id(node)] = self.config.session_fixture
+                self._asking.add(id(owner))
                 return
         if id(node) in self._rebuilt_later:
             return

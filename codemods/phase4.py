@@ -509,9 +509,14 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         extra: dict[str, str] = {}
         for name, index in seen.items():
             fixture = fixtures.get(name)
-            if fixture is None or fixture.kind not in (fx.OBJECT, fx.DB_OTHER):
+            if fixture is None or fixture.kind not in (fx.OBJECT, fx.DB_OTHER, fx.FACTORY):
                 continue
             fate = plan.fate(fixture)
+            if fixture.kind == fx.FACTORY:
+                if fate == fx.LEAVE:  # a factory left as it was still calls the others
+                    fn = cst.ensure_type(body[index], cst.FunctionDef)
+                    body[index], extra[name] = self._pass_session(fn, fixture)
+                continue
             if fate == fx.DELETE:
                 doomed.add(index)
             elif fate in (fx.KEEP, fx.LEAVE):

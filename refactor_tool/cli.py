@@ -683,7 +683,11 @@ def _compute_and_write(
         if opts.show_diff:
             rep.diff(record.changes, plain_stdout=not rep.stdout_is_terminal)
         rep.notes(record.notes)
-        if baseline is not None:
+        if baseline is not None and not record.changes:
+            # nothing written: what the tree does is what the last gate saw, and the
+            # baseline's expectations for this phase no longer describe it
+            rep.info("[dim]no gate: this run wrote nothing for the phase[/]")
+        elif baseline is not None:
             gate = gate_for(
                 rep,
                 project,
