@@ -343,6 +343,13 @@ def _shape(body: Sequence[cst.BaseStatement], session: str) -> _Shape:
     return shape
 
 
+#: where a test provokes the error it rolls back from: a ``with pytest.raises(...)`` or a
+#: ``rollback()``/``commit()`` call
+_PROVOKES = m.With(
+    items=[m.WithItem(item=m.Call(func=m.Attribute(attr=m.Name("raises"))))]
+) | m.Call(func=m.Attribute(attr=m.Name("rollback") | m.Name("commit")))
+
+
 def _rolls_back(body: Sequence[cst.BaseStatement], session: str) -> bool:
     """Whether ``body`` calls ``<session>.rollback()`` itself."""
     return _shape(body, session).rolls_back
@@ -1473,7 +1480,31 @@ class RefactorTestFunctions(RefactorCodemod):
             new_body = rewrite.drop_default_arguments(
                 new_body, signatures, config.session_variable
             )
-        if inlined and _rolls_back(new_body, config.session_variable):
+        rolls_back = _rolls_back(new_body, config.session_variable)
+        if rolls_back and factory_names:
+            # its own calls of factories before it provokes the error committed what they
+            # built too: the last of them is followed by the commit
+            calls = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in factory_names)))
+            ends = next(
+                (
+                    i
+                    for i, stmt in enumerate(new_body)
+                    if findall(stmt, _PROVOKES)
+                ),
+                len(new_body),
+            )
+            last = max(
+                (i for i in range(ends) if findall(new_body[i], calls)), default=None
+            )
+            if last is not None:
+                new_body.insert(
+                    last + 1,
+                    cst.parse_statement(
+                        f"{config.session_variable}.commit()  # the setup stays when the "
+                        "test rolls back\n"
+                    ),
+                )
+        if inlined and rolls_back:
             # the fixtures' managers committed what they built; a test that rolls the
             # session back itself would now roll its setup back with it
             inlined.append(

@@ -761,7 +761,7 @@ def _check_factory_fixture(src: _Source, fixture: _FixtureInfo, session: str) ->
         names = _param_names(closure)
         if not names or names[0] != session:
             failures.append(
-                src.fail(fixture.rel, closure, f"`{closure.name.value}` must take `{session}` as its first parameter")
+                src.fail(fixture.rel, closure, f"factory fixture `{fixture.name}`: its inner function `{closure.name.value}` must take `{session}` as its first parameter")
             )
     return failures
 

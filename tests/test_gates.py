@@ -818,3 +818,12 @@ def test_end_state_failures_in_reported_code_are_left_for_a_person() -> None:
     assert all(left_for_a_person(f, reported) for f in covered)
     assert not any(left_for_a_person(f, reported) for f in not_covered)
     assert not left_for_a_person(covered[0], [])
+    # a test elsewhere that uses the database only through fixtures the run kept (each
+    # named in a note, wherever), but not one that uses another fixture as well
+    kept = [*reported, ("app/tests/conftest.py", "object fixture 'open_order' is kept: still requested")]
+    assert left_for_a_person(
+        ["app/tests/test_c.py", 6, "test `test_c` uses the database (open_order, db_session) outside"], kept
+    )
+    assert not left_for_a_person(
+        ["app/tests/test_c.py", 6, "test `test_c` uses the database (open_order, game_manager) outside"], kept
+    )
