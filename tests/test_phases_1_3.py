@@ -96,11 +96,15 @@ def test_phases_change_what_they_name(
     assert config.base_manager_module in changed[2]
     assert changed[3] == [config.factory_module]
     # nothing outside the application package's sources, and no test module in 1-3 but the
-    # one where step 2.1 folds `games._session = db_session` into `GameManager(...)` and the
+    # one where step 2.1 folds `games._session = db_session` into `GameManager(...)`, the
     # conftest whose session fixture step 1.3 moves from `get_session()` to the sessionmaker
+    # and the conftests whose fixtures build a manager without a session (step 2.1 passes
+    # them the session fixture, requesting it where they did not)
     expected_tests = {
         (1, "sologm/tests/conftest.py"),
         (2, "sologm/core/tests/test_game.py"),
+        (2, "sologm/core/tests/conftest.py"),
+        (2, "sologm/tests/conftest.py"),
     }
     for number, paths in changed.items():
         for path in paths:
