@@ -14,7 +14,6 @@ expects the whole suite to pass, the two tests that failed before included.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from refactor_tool.phases import PHASES
+from support import clean_env, copy_as_repository, git, known_failures
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "projects" / "libris"
@@ -40,41 +40,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
 ]
 
-IGNORE = shutil.ignore_patterns(
-    "__pycache__", ".pytest_cache", ".refactor-tool", "*.egg-info", "*.db"
-)
-
-
 def _env() -> dict[str, str]:
-    env = dict(os.environ, COLUMNS="200", PYTHONDONTWRITEBYTECODE="1")
-    for name in (
-        "PYTEST_ADDOPTS",
-        "PYTEST_PLUGINS",
-        "LIBRIS_HOME",
-        "LIBRIS_DATABASE_URL",
-        "LIBRIS_SMTP_URL",
-    ):
-        env.pop(name, None)
-    return env
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def _known_failures() -> set[str]:
-    lines = (PROJECT / "KNOWN_FAILURES.txt").read_text().splitlines()
-    return {
-        line.strip()
-        for line in lines
-        if line.strip() and not line.lstrip().startswith("#")
-    }
+    return clean_env("LIBRIS_HOME", "LIBRIS_DATABASE_URL", "LIBRIS_SMTP_URL")
 
 
 def _node_id(classname: str, name: str, root: Path) -> str:
@@ -118,12 +85,7 @@ def _run_suite(
 
 @pytest.fixture
 def libris(tmp_path: Path) -> Path:
-    root = tmp_path / "libris"
-    shutil.copytree(PROJECT, root, ignore=IGNORE)
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "libris before the refactoring")
-    return root
+    return copy_as_repository(PROJECT, tmp_path / "libris", "libris before the refactoring")
 
 
 def test_baseline_fails_exactly_the_known_failures(
@@ -131,12 +93,12 @@ def test_baseline_fails_exactly_the_known_failures(
 ) -> None:
     proc, total, failing = _run_suite(libris, tmp_path / "baseline.xml")
     assert 40 <= total <= 80, proc.stdout[-3000:]
-    assert failing == _known_failures(), proc.stdout[-5000:]
+    assert failing == known_failures(PROJECT), proc.stdout[-5000:]
 
 
 def test_apply_all_then_the_whole_suite_passes(libris: Path, tmp_path: Path) -> None:
     _, _, before = _run_suite(libris, tmp_path / "before.xml")
-    assert before == _known_failures()
+    assert before == known_failures(PROJECT)
 
     result = subprocess.run(
         [
@@ -157,7 +119,7 @@ def test_apply_all_then_the_whole_suite_passes(libris: Path, tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    assert _git(libris, "status", "--porcelain") == ""
+    assert git(libris, "status", "--porcelain") == ""
 
     proc, total, failing = _run_suite(libris, tmp_path / "after.xml")
     assert total >= 40

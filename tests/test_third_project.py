@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from refactor_tool.phases import PHASES
+from support import clean_env, copy_as_repository, git, known_failures
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "projects" / "verdant"
@@ -40,31 +41,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
 ]
 
-IGNORE = shutil.ignore_patterns(
-    "__pycache__", ".pytest_cache", ".refactor-tool", "*.egg-info", "*.db"
-)
-
-
 def _env() -> dict[str, str]:
-    env = dict(os.environ, COLUMNS="200", PYTHONDONTWRITEBYTECODE="1")
-    for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "VERDANT_HOME", "VERDANT_DATABASE_URL", "VERDANT_WEATHER_KEY"):
-        env.pop(name, None)
-    return env
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def _known_failures() -> set[str]:
-    lines = (PROJECT / "KNOWN_FAILURES.txt").read_text().splitlines()
-    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    return clean_env("VERDANT_HOME", "VERDANT_DATABASE_URL", "VERDANT_WEATHER_KEY")
 
 
 def _outcomes(root: Path, report: Path) -> dict[str, bool]:
@@ -97,19 +75,14 @@ def _outcomes(root: Path, report: Path) -> dict[str, bool]:
 
 @pytest.fixture
 def verdant(tmp_path: Path) -> Path:
-    root = tmp_path / "verdant"
-    shutil.copytree(PROJECT, root, ignore=IGNORE)
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "verdant before the refactoring")
-    return root
+    return copy_as_repository(PROJECT, tmp_path / "verdant", "verdant before the refactoring")
 
 
 def test_apply_all_keeps_every_passing_test_and_fixes_the_stale_ones(
     verdant: Path, tmp_path: Path
 ) -> None:
     before = _outcomes(verdant, tmp_path / "before.json")
-    assert {n for n, ok in before.items() if not ok} == _known_failures()
+    assert {n for n, ok in before.items() if not ok} == known_failures(PROJECT)
 
     result = subprocess.run(
         [sys.executable, "-m", "refactor_tool", "apply", "--all", "--commit", "--target", str(verdant)],
@@ -122,7 +95,7 @@ def test_apply_all_keeps_every_passing_test_and_fixes_the_stale_ones(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert _git(verdant, "status", "--porcelain") == ""
+    assert git(verdant, "status", "--porcelain") == ""
     # the module a usefixtures mark keeps in the old style is one note, not one per test
     assert output.count("a usefixtures mark requests 'test_greenhouse'") == 1, output[-6000:]
 
@@ -131,6 +104,6 @@ def test_apply_all_keeps_every_passing_test_and_fixes_the_stale_ones(
     broken = {n for n, ok in after.items() if not ok and before[n]}
     assert broken == set(), broken
     still = {n for n, ok in after.items() if not ok}
-    assert still <= _known_failures()
+    assert still <= known_failures(PROJECT)
     assert all(n.startswith(MARKED + "::") for n in still), still
-    assert len(_known_failures() - still) >= 4
+    assert len(known_failures(PROJECT) - still) >= 4
