@@ -20,6 +20,7 @@ import pytest
 
 from refactor_tool.model.project import Project
 from refactor_tool.phases import PHASES
+from support import git
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / "target_project"
@@ -54,16 +55,6 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         capture_output=True,
         text=True,
     )
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -9,7 +9,6 @@ pytest's reports matters; the judging logic is tested on small hand-built runs.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -39,6 +38,7 @@ from refactor_tool.gates import (
     run_smoke,
     run_suite,
 )
+from support import git
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -741,16 +741,6 @@ def test_record_and_load_baseline(sample: Path, tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- git helpers
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def test_gitops_commit_only_the_phase_files(tmp_path: Path) -> None:
