@@ -33,6 +33,8 @@ Every test that needs the database session, directly or through any fixture, is 
   its own name; ``db_session`` becomes ``session``; factory calls get ``session`` first;
 * a ``with session_context as s:`` block already at the top level of such a test is merged
   into the new one (a SessionContext cannot be entered twice at once).
+* before that, a ``usefixtures`` mark of a fixture phase 4 removes becomes the first
+  parameter of each test it covers (:class:`MarkedFixturesAsParameters`).
 
 Tests already in the new style and tests that touch no database are not touched, nor is a
 module without such tests. A test that uses a fixture the tool cannot rewrite (neither
@@ -62,7 +64,7 @@ from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import Lines
+from refactor_tool.model.syntax import Lines, line_map
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -129,15 +131,24 @@ def left_alone(
         codemod = RefactorTestFunctions(context, analysis)
         codemod.only_for = wanted
         codemod.decide_only = True
-        tree = project.parse(rel)
+        original = tree = project.parse(rel)
+        try:
+            # the step's first codemod: its tests ask for what their marks asked for
+            tree = MarkedFixturesAsParameters(context, analysis).transform_module_impl(tree)
+        except SkipFile:
+            pass
         try:
             codemod.transform_module_impl(tree)
         except SkipFile:
             continue
         fetches = b"getfixturevalue" in project.read_bytes(rel)
-        out += fx.module_requests(
+        requests = fx.module_requests(
             tree, rel, Lines(tree), codemod.untouched, wanted, fetches
         )
+        if tree is not original:  # lines of the file as it is
+            back = line_map(original.code, tree.code)
+            requests = [dataclasses.replace(r, line=back(r.line)) for r in requests]
+        out += requests
     return out
 
 
@@ -1853,6 +1864,189 @@ class RefactorTestFunctions(RefactorCodemod):
         return stmts, needed, [attr for _, attr in cleaner.unknown], False
 
 
+# ------------------------------------------------------- usefixtures marks become parameters
+
+_PYTESTMARK_LINE = m.SimpleStatementLine(
+    body=[m.Assign(targets=[m.AssignTarget(m.Name("pytestmark"))])]
+)
+
+
+class MarkedFixturesAsParameters(RefactorCodemod):
+    """A ``usefixtures`` mark of a fixture phase 4 removes becomes a parameter of every test
+    it covers.
+
+    ``pytestmark = pytest.mark.usefixtures("test_greenhouse")`` (or the same mark on a class
+    or on a test) asks pytest to set ``test_greenhouse`` up before each test it covers, ahead
+    of the test's own parameters. Asking for it as the test's first parameters (nearest mark
+    first, as pytest reads them) does the same, and makes it a request
+    :class:`RefactorTestFunctions` rewrites like any other: the fixture is rebuilt in the
+    test's block, without a binding when nothing reads it. The name leaves the mark, and the
+    mark leaves the code once it names nothing (an element of a ``pytestmark`` list goes). A
+    test left as it is keeps the parameter, and phase 4 keeps the fixture for it as it kept
+    it for the mark. A mark stays as it is where the module or its classes define the
+    fixture, or where some test of the module parametrizes the name."""
+
+    STEP = "5.2"
+    DESCRIPTION = (
+        "A usefixtures mark of a fixture phase 4 removes becomes the first parameter of each "
+        "test it covers."
+    )
+    ANALYZE = analyze
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        rel = relpath_for(self.context.filename, self.analysis.root)
+        if rel is None:
+            raise SkipFile("outside the target")
+        self._rel = rel
+        functions = list(fx.collected_functions(node.body))
+        self._local = {fx.registered_name(f) for f in functions if fx.is_fixture(f)}
+        self._parametrized: set[str] = set().union(
+            *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f))
+        )
+        if not any(self._movable(n) for n in fx.usefixtures_names(node)):
+            raise SkipFile("no usefixtures mark of a fixture phase 4 removes")
+        self._levels = [self._mark_names(node.body)]
+        return True
+
+    def _movable(self, name: str) -> bool:
+        if name in self._local or name in self._parametrized:
+            return False
+        fixture = self.analysis.graph.resolve(name, self._rel)
+        if fixture is not None:
+            return fixture.kind in fx.REMOVED_KINDS
+        return name == self.config.session_fixture
+
+    def _mark_names(self, nodes: Sequence[cst.CSTNode]) -> list[str]:
+        """The movable names of the marks among ``nodes`` (decorators, or the statements of a
+        body, of which only ``pytestmark = ...`` counts)."""
+        marks = [
+            n for n in nodes if isinstance(n, cst.Decorator) or m.matches(n, _PYTESTMARK_LINE)
+        ]
+        names = (n for mark in marks for n in fx.usefixtures_names(mark))
+        return list(dict.fromkeys(n for n in names if self._movable(n)))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+        self._levels.append(self._mark_names([*node.decorators, *body]))
+        return True
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        moved = self._levels.pop()
+        if not moved:
+            return updated_node
+        body = updated_node.body
+        if isinstance(body, cst.IndentedBlock):
+            kept = self._statements_without(body.body, moved)
+            body = body.with_changes(body=kept or [cst.SimpleStatementLine([cst.Pass()])])
+        return updated_node.with_changes(
+            decorators=self._decorators_without(updated_node.decorators, moved), body=body
+        )
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # nothing inside a function marks a test
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        if not fx.is_test_function(original_node):
+            return updated_node
+        own = self._mark_names(original_node.decorators)
+        names = list(dict.fromkeys([*own, *(n for level in reversed(self._levels) for n in level)]))
+        if not names:
+            return updated_node
+        return updated_node.with_changes(
+            decorators=self._decorators_without(updated_node.decorators, own),
+            params=_asking_first(updated_node.params, names, method=len(self._levels) > 1),
+        )
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        moved = self._levels[0]
+        if not moved:
+            return updated_node
+        return updated_node.with_changes(body=self._statements_without(updated_node.body, moved))
+
+    # ------------------------------------------------------------------ the marks without
+    def _decorators_without(
+        self, decorators: Sequence[cst.Decorator], names: list[str]
+    ) -> list[cst.Decorator]:
+        out = []
+        for decorator in decorators:
+            value = _mark_without(decorator.decorator, names)
+            if value is not None:
+                out.append(decorator.with_changes(decorator=value))
+        return out
+
+    def _statements_without(
+        self, body: Sequence[cst.BaseStatement], names: list[str]
+    ) -> list[cst.BaseStatement]:
+        out: list[cst.BaseStatement] = []
+        for stmt in body:
+            if m.matches(stmt, _PYTESTMARK_LINE):
+                line = cst.ensure_type(stmt, cst.SimpleStatementLine)
+                assign = cst.ensure_type(line.body[0], cst.Assign)
+                value = _mark_without(assign.value, names)
+                if value is None:
+                    continue
+                stmt = line.with_changes(body=[assign.with_changes(value=value)])
+            out.append(stmt)
+        return out
+
+
+def _asking_first(params: cst.Parameters, names: list[str], method: bool) -> cst.Parameters:
+    """``params`` asking for ``names`` first (after the instance parameter of a method), in
+    that order and once each; the other parameters keep their order."""
+    items = list(params.params)
+    head = items[:1] if method and items else []
+    rest = [p for p in items[len(head) :] if p.name.value not in names]
+    ordered = [*head, *(cst.Param(cst.Name(n)) for n in names), *rest]
+    last_comma = items[-1].comma if items else cst.MaybeSentinel.DEFAULT
+    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    fixed = [
+        p.with_changes(comma=comma)
+        if isinstance(p.comma, cst.MaybeSentinel)
+        else p
+        for p in ordered[:-1]
+    ]
+    return params.with_changes(params=[*fixed, ordered[-1].with_changes(comma=last_comma)])
+
+
+def _string_value(node: cst.BaseExpression) -> str | None:
+    value = node.evaluated_value if isinstance(node, cst.SimpleString) else None
+    return value if isinstance(value, str) else None
+
+
+def _mark_without(expr: cst.BaseExpression, names: list[str]) -> cst.BaseExpression | None:
+    """``expr`` (a mark, or a list or tuple of marks) without ``names`` in its usefixtures
+    calls; None when nothing of it is left."""
+    if m.matches(expr, fx.USEFIXTURES_CALL):
+        call = cst.ensure_type(expr, cst.Call)
+        args = [a for a in call.args if _string_value(a.value) not in names]
+        if len(args) == len(call.args):
+            return call
+        if not args:
+            return None
+        return call.with_changes(
+            args=[*args[:-1], args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)]
+        )
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        elements = []
+        for element in expr.elements:
+            value = _mark_without(element.value, names)
+            if value is not None:
+                elements.append(element.with_changes(value=value))
+        if not elements:
+            return None
+        if len(elements) != len(expr.elements):
+            single_tuple = isinstance(expr, cst.Tuple) and len(elements) == 1
+            elements[-1] = elements[-1].with_changes(
+                comma=cst.Comma() if single_tuple else cst.MaybeSentinel.DEFAULT
+            )
+        return expr.with_changes(elements=elements)
+    return expr
+
+
 # ------------------------------------------------------------------------------- the phase
 
 PHASE = PhaseSpec(
@@ -1870,7 +2064,11 @@ PHASE = PhaseSpec(
                 "`--only PATH` restricts a run to chosen modules, to go module by module."
             ),
         ),
-        StepSpec("5.2", "Refactor Test Functions", (RefactorTestFunctions,)),
+        StepSpec(
+            "5.2",
+            "Refactor Test Functions",
+            (MarkedFixturesAsParameters, RefactorTestFunctions),
+        ),
         StepSpec(
             "5.3",
             "Verify Module Tests",

@@ -33,6 +33,7 @@ from codemods.base import Note, PhaseSpec, StepSpec
 
 from .model.changes import FileChange
 from .model.project import InputError, Project
+from .model.syntax import line_map
 
 
 @dataclass
@@ -125,25 +126,6 @@ def transform_file(
             rel, None, "nested too deeply for libcst to walk; leave it out of the run or rewrite by hand"
         ) from None
     return old, new, notes, (tree if new == printed else None)
-
-
-def line_map(before: str, after: str) -> Callable[[int], int]:
-    """Takes a line number of ``after`` (``before`` rewritten) to the line of ``before`` it
-    comes from: a line the rewrite kept to its old place, a changed or inserted line to the
-    first line of ``before`` it replaced or stands before."""
-    old, new = before.splitlines(), after.splitlines()
-    blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
-
-    def back(line: int) -> int:
-        j = line - 1
-        for tag, i1, i2, j1, j2 in blocks:
-            if j1 <= j < j2:
-                if tag == "equal":
-                    return i1 + (j - j1) + 1
-                return min(i1 + (j - j1) if i2 > i1 else i1, max(i2 - 1, i1), len(old) - 1) + 1
-        return max(len(old), 1)
-
-    return back
 
 
 def keep_untouched_lines(old: bytes, printed: bytes, new: bytes) -> bytes:

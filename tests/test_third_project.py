@@ -3,7 +3,8 @@
 verdant is a greenhouse tracker (greenhouses, beds, plants, care logs, a forecast service
 that builds a weather client from an environment variable unless one is injected) with its
 own layout: fixtures in a sub-directory conftest, a manager fixture that builds its manager
-without a session, a module whose ``pytestmark`` requests an object fixture for every test,
+without a session, a module whose ``pytestmark`` requests an object fixture for every test (its tests ask
+for it as a parameter once the rewrite is done),
 a test class with fixtures of its own, a yield fixture with a teardown, a fixture defined
 twice, CLI tests through click's runner. Six of its tests fail before the refactoring for
 the stale-collection reason (``KNOWN_FAILURES.txt``).
@@ -11,7 +12,7 @@ the stale-collection reason (``KNOWN_FAILURES.txt``).
 The test copies it to a scratch git repository, runs ``refactor-tool apply --all --commit``
 through the CLI (exit 0: every gate as expected, the end-state differences only where the
 run reported code for a person) and runs the suite: every test that passed before passes,
-and the known failures outside the module the run left to a person pass too.
+and so do the known failures.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from support import clean_env, copy_as_repository, git, known_failures
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "projects" / "verdant"
-#: the module whose ``pytestmark`` makes the run leave its tests to a person
+#: the module whose ``pytestmark`` requests an object fixture for every test
 MARKED = "verdant/tests/beds/test_bed.py"
 
 pytestmark = [
@@ -96,14 +97,13 @@ def test_apply_all_keeps_every_passing_test_and_fixes_the_stale_ones(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert git(verdant, "status", "--porcelain") == ""
-    # the module a usefixtures mark keeps in the old style is one note, not one per test
-    assert output.count("a usefixtures mark requests 'test_greenhouse'") == 1, output[-6000:]
+    # the mark's fixture is a parameter of the tests it covered, rebuilt where they are rewritten
+    assert "usefixtures" not in (verdant / MARKED).read_text()
+    assert "usefixtures" not in output, output[-6000:]
 
     after = _outcomes(verdant, tmp_path / "after.json")
     assert set(after) == set(before)
     broken = {n for n, ok in after.items() if not ok and before[n]}
     assert broken == set(), broken
     still = {n for n, ok in after.items() if not ok}
-    assert still <= known_failures(PROJECT)
-    assert all(n.startswith(MARKED + "::") for n in still), still
-    assert len(known_failures(PROJECT) - still) >= 4
+    assert still == set(), still

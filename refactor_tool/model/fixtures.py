@@ -1935,7 +1935,7 @@ def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
     for rel in test_modules(project):
         module = project.parse(rel)
         fetches = b"getfixturevalue" in project.read_bytes(rel)
-        functions = list(_collected_functions(module.body))
+        functions = list(collected_functions(module.body))
         local = {registered_name(fn) for fn in functions if is_fixture(fn)}
         for fn in functions:
             test = is_test_function(fn)
@@ -1950,11 +1950,11 @@ def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
     return out
 
 
-def _collected_functions(body: Sequence[cst.CSTNode]) -> Iterator[cst.FunctionDef]:
+def collected_functions(body: Sequence[cst.CSTNode]) -> Iterator[cst.FunctionDef]:
     """The functions pytest can collect as tests or fixtures: those of the module and of its
     classes (nested ones too), not functions defined inside functions."""
     for stmt in body:
         if isinstance(stmt, cst.FunctionDef):
             yield stmt
         elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
-            yield from _collected_functions(stmt.body.body)
+            yield from collected_functions(stmt.body.body)

@@ -7,7 +7,8 @@ Nothing here changes a tree or anything of libcst.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import libcst as cst
@@ -108,3 +109,22 @@ def identifiers(node: cst.CSTNode) -> set[str]:
 def names_used(node: cst.CSTNode, wanted: Iterable[str]) -> set[str]:
     """Which of ``wanted`` ``node`` uses as identifiers (see :func:`identifiers`)."""
     return identifiers(node) & set(wanted)
+
+
+def line_map(before: str, after: str) -> Callable[[int], int]:
+    """Takes a line number of ``after`` (``before`` rewritten) to the line of ``before`` it
+    comes from: a line the rewrite kept to its old place, a changed or inserted line to the
+    first line of ``before`` it replaced or stands before."""
+    old, new = before.splitlines(), after.splitlines()
+    blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+
+    def back(line: int) -> int:
+        j = line - 1
+        for tag, i1, i2, j1, j2 in blocks:
+            if j1 <= j < j2:
+                if tag == "equal":
+                    return i1 + (j - j1) + 1
+                return min(i1 + (j - j1) if i2 > i1 else i1, max(i2 - 1, i1), len(old) - 1) + 1
+        return max(len(old), 1)
+
+    return back
