@@ -828,6 +828,32 @@ _jobs_option = click.option(
 )
 
 
+def _check_order(rep: Reporter, project: Project, number: int, jobs: int) -> None:
+    """Refuse a phase whose predecessors still have work to do: the plan's phases build on
+    each other (phase 5's tests call phase 3's factory, phase 2's managers need phase 1's
+    sessions), and a later phase over code an earlier one has not changed writes code that
+    cannot run. An earlier phase counts as done when `apply` recorded it, or when its
+    codemods find nothing left to change in the code (done by hand)."""
+    applied = load_state(project.root).applied
+    earlier_phases = sorted(n for n in PHASES if n < number and n not in applied)
+    if earlier_phases:
+        PHASES[number].analyze(project)  # what is wrong with the phase asked for comes first
+    for earlier in earlier_phases:
+        phase = PHASES[earlier]
+        with file_progress(rep, f"phase {earlier}: is it done?") as tick:
+            result = run_phase(
+                project, phase, jobs=jobs, progress=tick, analysis=phase.analyze(project)
+            )
+        if result.changes:
+            raise BadInput(
+                f"{project.root}: phase {number} comes after phase {earlier}, which still has "
+                f"work to do here (it would change {_listed([c.path for c in result.changes])}). "
+                f"Apply the phases in order (`refactor-tool apply --phase {earlier}`, or "
+                "`apply --all`), or pass --out-of-order; `refactor-tool status` shows where "
+                "each phase stands"
+            )
+
+
 def _selection(
     phase: int | None, all_: bool, step: str | None
 ) -> list[tuple[Any, list[str] | None]]:
@@ -914,6 +940,11 @@ def _selection(
     multiple=True,
     help="Restrict the codemods to these files (repeatable), e.g. to go module by module in phase 5.",
 )
+@click.option(
+    "--out-of-order",
+    is_flag=True,
+    help="Apply a phase even though an earlier one still has work to do in the code.",
+)
 @handle_errors
 def apply(
     rep: Reporter,
@@ -932,6 +963,7 @@ def apply(
     show_diff: bool,
     new_baseline: bool,
     only: tuple[str, ...],
+    out_of_order: bool,
 ) -> int:
     """Apply a phase (--phase N), every phase (--all) or one step (--step N.M).
 
@@ -941,6 +973,8 @@ def apply(
     """
     selection = _selection(phase, all_, step)
     project = open_project(target)
+    if not all_ and not out_of_order:
+        _check_order(rep, project, selection[0][0].number, jobs)
     if all_:
         missing = [n for n in range(1, 7) if n not in PHASES]
         if missing:

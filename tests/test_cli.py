@@ -725,3 +725,23 @@ def test_demo_hints_name_a_command_that_runs(
     monkeypatch.setattr(sys, "argv", [str(REPO / "refactor_tool" / "__main__.py")])
     monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
     assert own_command().endswith(" -m refactor_tool")
+
+
+def test_a_phase_before_its_predecessors_exits_2(target: Path) -> None:
+    """Phase 5 over code phases 1-4 have not changed would write tests that call a factory
+    that does not exist: refused, nothing written, the phase to apply first named."""
+    before = {p: p.read_bytes() for p in target.rglob("*.py")}
+    result = run_cli("apply", "--phase", "5", "--no-verify", "--target", str(target))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "phase 5 comes after phase 1, which still has work to do here" in result.stderr
+    assert "--out-of-order" in result.stderr
+    assert {p: p.read_bytes() for p in target.rglob("*.py")} == before
+
+    # once phase 1 is applied, phase 2 may follow; phase 3 may not yet
+    assert run_cli("apply", "--phase", "1", "--no-verify", "--target", str(target)).returncode == 0
+    result = run_cli("apply", "--phase", "3", "--dry-run", "--target", str(target))
+    assert result.returncode == 2 and "after phase 2" in result.stderr, result.stderr
+    result = run_cli(
+        "apply", "--phase", "3", "--dry-run", "--out-of-order", "--target", str(target)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
