@@ -641,17 +641,10 @@ class RefactorTestFunctions(RefactorCodemod):
         self._module = node
         facts = analysis.cache.get(_TEXT_FACTS, {}).get(rel)
         self._fetches = facts.fetches if facts else fx.fetches_by_name(node)
-        #: manager constructions that pass no session (managers require one now): in a
-        #: rewritten test they get the test's
-        self._sessionless = (
-            {
-                id(call)
-                for call, _ in constructions_without_session(
-                    node, self.context.full_module_name or "", rel, analysis.managers
-                )
-            }
-            if analysis.managers is not None and (facts is None or facts.names_a_manager)
-            else set()
+        #: whether a test may construct a manager (the module's text names a manager
+        #: class): see :meth:`_sessionless`
+        self._names_managers = analysis.managers is not None and (
+            facts is None or facts.names_a_manager
         )
         self._local_fixtures = {
             s.name.value: s
@@ -1421,8 +1414,9 @@ class RefactorTestFunctions(RefactorCodemod):
                     fn, f"{name}: assigns to fixture name {p!r}; rewrite by hand"
                 )
         stale_after = self._application_calls(body, resolved)
-        if self._sessionless:
-            body = rewrite.pass_session(body, self._sessionless, config.session_variable)
+        sessionless = self._sessionless(fn)
+        if sessionless:
+            body = rewrite.pass_session(body, sessionless, config.session_variable)
         new_body, rewriter = rewrite.rewrite_names(
             body, replacements, factory_names, config.session_variable
         )
@@ -1581,6 +1575,17 @@ class RefactorTestFunctions(RefactorCodemod):
         return fn.with_changes(
             params=new_params, body=suite.with_changes(body=[*docstring, with_stmt])
         )
+
+    def _sessionless(self, fn: cst.FunctionDef) -> set[int]:
+        """The manager constructions in the test ``fn`` that pass no session (managers
+        require one now), by id: in a rewritten test they get the test's."""
+        managers = self.analysis.managers
+        if not self._names_managers or managers is None:
+            return set()
+        found = constructions_without_session(
+            self._module, self.context.full_module_name or "", self._rel, managers, within=fn
+        )
+        return {id(call) for call, _ in found}
 
     def _application_calls(
         self, body: list[cst.BaseStatement], resolved: dict[str, fx.Fixture | None]
@@ -1903,7 +1908,7 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         self._parametrized: set[str] = set().union(
             *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f))
         )
-        if not any(self._movable(n) for n in fx.usefixtures_names(node)):
+        if not any(self._movable(n) for n in fx.marked_names(node)):
             raise SkipFile("no usefixtures mark of a fixture phase 4 removes")
         self._levels = [self._mark_names(node.body)]
         return True

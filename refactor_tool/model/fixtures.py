@@ -353,6 +353,30 @@ def usefixtures_names(node: cst.CSTNode) -> list[str]:
     return names
 
 
+class _MarksOutsideFunctions(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        for decorator in node.decorators:
+            self.names += usefixtures_names(decorator)
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if m.matches(node, USEFIXTURES_CALL):
+            self.names += (t for t in (_string(a.value) for a in node.args) if t is not None)
+
+
+def marked_names(module: cst.Module) -> list[str]:
+    """The fixture names of the ``usefixtures`` marks of ``module`` outside function bodies,
+    the marks pytest reads for its tests (``pytestmark = ...`` statements, class and
+    function decorators): :func:`usefixtures_names` of the module, without walking the
+    bodies of its functions."""
+    visitor = _MarksOutsideFunctions()
+    module.visit(visitor)
+    return visitor.names
+
+
 def getfixturevalue_names(node: cst.CSTNode) -> list[str | None]:
     """The names ``node`` fetches with ``request.getfixturevalue(...)``: None for one that
     is not a literal string (a computed name)."""

@@ -539,14 +539,19 @@ def calls_without_session(
 
 
 def constructions_without_session(
-    tree: cst.Module, module_name: str, rel: str, graph: ManagerGraph
+    tree: cst.Module,
+    module_name: str,
+    rel: str,
+    graph: ManagerGraph,
+    within: cst.CSTNode | None = None,
 ) -> list[tuple[cst.Call, ManagerClass]]:
-    """Calls in ``tree`` of a manager class whose constructor requires the session (no
-    default), that pass none: no ``session=`` keyword, not enough positional arguments to
-    reach it, no ``*args``/``**kwargs`` that might carry it."""
+    """Calls in ``tree`` (only those in ``within``, a node of it, if given) of a manager
+    class whose constructor requires the session (no default), that pass none: no
+    ``session=`` keyword, not enough positional arguments to reach it, no
+    ``*args``/``**kwargs`` that might carry it."""
     names = {c.name for c in graph.classes.values()}
     calls = _CallsNamed(names)
-    tree.visit(calls)
+    (tree if within is None else within).visit(calls)
     if not calls.found:
         return []
     imports = import_map(tree, module_name, rel)
