@@ -64,7 +64,7 @@ from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import Lines, line_map
+from refactor_tool.model.syntax import Lines, Visitor, line_map
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -306,7 +306,7 @@ def _unwrap_log_only_try(
     return out
 
 
-class _Shape(cst.CSTVisitor):
+class _Shape(Visitor):
     """In one walk: the names assigned to (in order), whether ``return``, ``yield`` or
     ``await`` appears, and whether ``<session>.rollback()`` is called."""
 

@@ -176,3 +176,38 @@ def test_no_private_libcst_module_is_imported() -> None:
                 if name.startswith("libcst.") and any(p.startswith("_") for p in name.split(".")[1:]):
                     private.append(f"{path.relative_to(REPO)}: {name}")
     assert private == []
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def test_every_walk_of_the_tool_needs_no_attribute_hooks() -> None:
+    """The tool's visitors and transformers derive from ``syntax.Visitor`` and
+    ``syntax.Transformer``, which skip libcst's look-up of ``visit_<Node>_<attribute>`` and
+    ``leave_<Node>_<attribute>`` methods: no subclass may define one."""
+    import re
+
+    from refactor_tool.model.syntax import Transformer, Visitor
+
+    for name in _tool_modules():
+        importlib.import_module(name)
+    hook = re.compile(r"^(visit|leave)_[A-Z][A-Za-z]*_[a-z_]+$")
+    found = [
+        f"{cls.__module__}.{cls.__qualname__}.{attr}"
+        for base in (Visitor, Transformer)
+        for cls in _subclasses(base)
+        for attr in vars(cls)
+        if hook.match(attr)
+    ]
+    assert found == []
+    plain = []
+    for name in _tool_modules():
+        source = Path(importlib.import_module(name).__file__ or "").read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b) in ("cst.CSTVisitor", "cst.CSTTransformer", "CSTVisitor", "CSTTransformer")
+                for b in node.bases
+            ) and not name.endswith(".syntax"):
+                plain.append(f"{name}.{node.name}")
+    assert plain == []

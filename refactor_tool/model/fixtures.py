@@ -69,7 +69,7 @@ from refactor_tool.model.managers import (
     resolve_local,
 )
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import Lines, code
+from refactor_tool.model.syntax import Lines, Visitor, code
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -184,7 +184,7 @@ def statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
     return [cst.SimpleStatementLine(body=list(fn.body.body))]
 
 
-class _Yields(cst.CSTVisitor):
+class _Yields(Visitor):
     count = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -297,7 +297,7 @@ GETFIXTUREVALUE_CALL = m.Call(
 )
 
 
-class _Fetches(cst.CSTVisitor):
+class _Fetches(Visitor):
     found = False
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
@@ -353,7 +353,7 @@ def usefixtures_names(node: cst.CSTNode) -> list[str]:
     return names
 
 
-class _MarksOutsideFunctions(cst.CSTVisitor):
+class _MarksOutsideFunctions(Visitor):
     def __init__(self) -> None:
         self.names: list[str] = []
 
@@ -516,7 +516,7 @@ def module_requests(
 # ------------------------------------------------------------------------------- scanning
 
 
-class Scan(cst.CSTVisitor):
+class Scan(Visitor):
     """Names a piece of code reads and binds, and whether it yields or returns early.
 
     Nested functions and lambdas count for names (a closure reads the fixture's names) but

@@ -34,7 +34,7 @@ from libcst.matchers import findall, matches
 
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import code, line_of
+from refactor_tool.model.syntax import Visitor, code, line_of
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -511,7 +511,7 @@ def analyze_managers(project: Project) -> ManagerGraph:
     return graph
 
 
-class _CallsNamed(cst.CSTVisitor):
+class _CallsNamed(Visitor):
     """Calls of a name or attribute whose last part is one of ``names``."""
 
     def __init__(self, names: set[str]) -> None:
