@@ -18,10 +18,24 @@ _EMPTY_MODULE = cst.Module(body=[])
 
 
 class Visitor(cst.CSTVisitor):
-    """The base of the tool's read-only walks. None of them has a
-    ``visit_<Node>_<attribute>`` or ``leave_<Node>_<attribute>`` method, so libcst's look-up
-    of one around every child of every node walked (a tenth of a walk) is skipped
-    (tests/test_plain_libcst.py checks that no subclass defines one)."""
+    """The base of the tool's read-only walks.
+
+    libcst looks up ``visit_<Node>`` and ``leave_<Node>`` by name at every node, finds its
+    own no-op for each kind of node a visitor does not handle and calls it, and looks up
+    ``visit_<Node>_<attribute>`` methods around every child. Here each class finds its
+    methods once per kind of node (:func:`_handler`) and calls only those it defines; none
+    of the tool's walks has an attribute method (tests/test_plain_libcst.py checks that no
+    subclass defines one), so that look-up is skipped.
+    """
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        handler = _handler(type(self), "visit_", type(node))
+        return handler is None or handler(self, node) is not False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        handler = _handler(type(self), "leave_", type(original_node))
+        if handler is not None:
+            handler(self, original_node)
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         return None
@@ -31,13 +45,40 @@ class Visitor(cst.CSTVisitor):
 
 
 class Transformer(cst.CSTTransformer):
-    """The base of the tool's transformers, without attribute hooks (see :class:`Visitor`)."""
+    """The base of the tool's transformers, with the dispatch of :class:`Visitor`."""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        handler = _handler(type(self), "visit_", type(node))
+        return handler is None or handler(self, node) is not False
+
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
+        handler = _handler(type(self), "leave_", type(original_node))
+        if handler is None:
+            return updated_node
+        return handler(self, original_node, updated_node)
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         return None
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
         return None
+
+
+def _handler(cls: type, prefix: str, node_type: type) -> Callable[..., Any] | None:
+    """``cls``'s own method for ``prefix`` + the node type's name; None where it has only
+    libcst's no-op (the function its visitor base class defines). Found once per class and
+    kind of node, and kept with the class."""
+    table = cls.__dict__.get("_handlers")
+    if table is None:
+        table = {}
+        cls._handlers = table  # type: ignore[attr-defined]
+    key = (prefix, node_type)
+    if key not in table:
+        name = prefix + node_type.__name__
+        method = getattr(cls, name, None)
+        base = cst.CSTTransformer if issubclass(cls, cst.CSTTransformer) else cst.CSTVisitor
+        table[key] = None if method is None or method is getattr(base, name, None) else method
+    return table[key]
 
 
 def code(node: cst.CSTNode, module: cst.Module | None = None) -> str:
