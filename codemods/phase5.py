@@ -361,8 +361,13 @@ _PROVOKES = m.With(
 ) | m.Call(func=m.Attribute(attr=m.Name("rollback") | m.Name("commit")))
 
 
-def _rolls_back(body: Sequence[cst.BaseStatement], session: str) -> bool:
-    """Whether ``body`` calls ``<session>.rollback()`` itself."""
+def _rolls_back(
+    body: Sequence[cst.BaseStatement], session: str, memo: fx.ScanMemo
+) -> bool:
+    """Whether ``body`` calls ``<session>.rollback()`` itself (only a body that reads the
+    session can: its scan, from ``memo`` where the statements were scanned, says)."""
+    if session not in fx.scan(body, memo=memo).used:
+        return False
     return _shape(body, session).rolls_back
 
 
@@ -1479,13 +1484,13 @@ class RefactorTestFunctions(RefactorCodemod):
             inlined[0] = _strip_blank_leading(inlined[0])
         signatures = self._factory_defaults(factory_names)
         inlined = rewrite.drop_default_arguments(
-            inlined, signatures, config.session_variable
+            inlined, signatures, config.session_variable, self._scans
         )
         if set(signatures) & set(own.used):  # the test calls a factory itself
             new_body = rewrite.drop_default_arguments(
-                new_body, signatures, config.session_variable
+                new_body, signatures, config.session_variable, self._scans
             )
-        rolls_back = _rolls_back(new_body, config.session_variable)
+        rolls_back = _rolls_back(new_body, config.session_variable, self._scans)
         if rolls_back and factory_names:
             # its own calls of factories before it provokes the error committed what they
             # built too: the last of them is followed by the commit

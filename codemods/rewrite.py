@@ -19,6 +19,7 @@ from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
     ONE_IMPORT_LINE,
     FactoryDefaults,
+    ScanMemo,
     call_on,
     scan,
 )
@@ -26,7 +27,6 @@ from refactor_tool.model.managers import import_map
 from refactor_tool.model.syntax import (
     Transformer,
     Visitor,
-    mentions,
     names_below,
     names_used,
 )
@@ -448,15 +448,18 @@ def drop_default_arguments(
     nodes: Sequence[cst.BaseStatement],
     factories: dict[str, FactoryDefaults],
     session_name: str,
+    memo: ScanMemo | None = None,
 ) -> list[cst.BaseStatement]:
     """``nodes`` with :class:`DefaultArgumentDropper` applied (a statement without a call of
-    one of ``factories`` is returned as it is)."""
+    one of ``factories`` is returned as it is). ``memo``: scans of the statements already
+    made (:func:`refactor_tool.model.fixtures.scan`); the names a statement reads tell
+    whether it calls a factory, and reading is cheaper than rebuilding."""
     if not factories:
         return list(nodes)
     dropper = DefaultArgumentDropper(factories, session_name)
     return [
         cst.ensure_type(n.visit(dropper), cst.BaseStatement)
-        if mentions(n, factories)  # reading is cheaper than rebuilding
+        if not factories.keys().isdisjoint(scan([n], memo=memo).used)
         else n
         for n in nodes
     ]

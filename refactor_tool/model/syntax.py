@@ -156,12 +156,6 @@ def names_below(
     return visitor.found
 
 
-def mentions(node: cst.CSTNode, names: Iterable[str]) -> bool:
-    """Whether a ``Name`` with one of ``names`` appears anywhere in ``node``."""
-    wanted = set(names)
-    return any(n.value in wanted for n in names_below(node))
-
-
 def identifiers(node: cst.CSTNode) -> set[str]:
     """The names ``node`` uses as identifiers: ``Name`` nodes outside imports and other than
     attribute names (``x.name`` uses ``x``, not ``name``)."""
