@@ -1792,6 +1792,10 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
     ``Mapped[List[X]]`` / ``Mapped[list[X]]`` / ``Mapped[Set[X]]`` or ``uselist=True``: a
     collection; ``uselist=False`` or ``Mapped[X]`` / ``Mapped[Optional[X]]``: a scalar; a
     ``relationship()`` with neither: unknown (SQLAlchemy decides from the foreign keys).
+
+    A function of the configuration and of the files that mention ``relationship(``: kept
+    in ``project.memo`` with their contents, so that phases 4 and 5 (which change only
+    tests) share one answer, which nothing changes.
     """
     config = project.config
     package = config.package.rstrip("/") + "/"
@@ -1802,11 +1806,21 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
         and not is_test_module(project, rel)
         and PurePosixPath(rel).name != "conftest.py"
     ]
+    models = project.grep(files, "relationship(")
+    key = (config, tuple((rel, project.read_bytes(rel)) for rel in models))
+    memo = project.memo.setdefault("relationship kinds", {})
+    assert isinstance(memo, dict)
+    if key not in memo:
+        memo[key] = _relationship_kinds(project, models)
+    return memo[key]
+
+
+def _relationship_kinds(project: Project, models: list[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     relationship_call = m.Call(
         func=m.Name("relationship") | m.Attribute(attr=m.Name("relationship"))
     )
-    for rel in project.grep(files, "relationship("):
+    for rel in models:
         module = project.parse(rel)
         for cls in _classes(module.body):
             for stmt in cls.body.body:
