@@ -347,11 +347,33 @@ class _Shape(Visitor):
             self.rolls_back = True
 
 
-def _shape(body: Sequence[cst.BaseStatement], session: str) -> _Shape:
-    shape = _Shape(session)
+#: shapes of single statements, kept by the caller while the statements live (as
+#: :data:`refactor_tool.model.fixtures.ScanMemo` keeps scans)
+ShapeMemo = dict[int, tuple[cst.CSTNode, _Shape]]
+
+
+def _shape(
+    body: Sequence[cst.BaseStatement], session: str, memo: ShapeMemo | None = None
+) -> _Shape:
+    """The shape of ``body``: that of each statement, in order (``memo``: shapes of
+    statements already walked, filled as statements are walked)."""
+    if memo is None:
+        shape = _Shape(session)
+        for stmt in body:
+            stmt.visit(shape)
+        return shape
+    out = _Shape(session)
     for stmt in body:
-        stmt.visit(shape)
-    return shape
+        hit = memo.get(id(stmt))
+        if hit is None or hit[0] is not stmt:
+            one = _Shape(session)
+            stmt.visit(one)
+            hit = memo[id(stmt)] = (stmt, one)
+        part = hit[1]
+        out.assigned.extend(part.assigned)
+        out.returns = out.returns or part.returns
+        out.rolls_back = out.rolls_back or part.rolls_back
+    return out
 
 
 #: where a test provokes the error it rolls back from: a ``with pytest.raises(...)`` or a
@@ -474,9 +496,12 @@ def _plain_assignment(
     return names, assign.value
 
 
-def _needed(bound: set[str], rest: Sequence[cst.BaseStatement]) -> set[str]:
+def _needed(
+    bound: set[str], rest: Sequence[cst.BaseStatement], memo: fx.ScanMemo | None = None
+) -> set[str]:
     """The names of ``bound`` that ``rest`` (straight-line statements) reads before an
-    assignment of its own rebinds them (nested functions' reads count where defined)."""
+    assignment of its own rebinds them (nested functions' reads count where defined).
+    ``memo``: scans already made (:func:`refactor_tool.model.fixtures.scan`)."""
     needed: set[str] = set()
     killed: set[str] = set()
     for stmt in rest:
@@ -485,10 +510,10 @@ def _needed(bound: set[str], rest: Sequence[cst.BaseStatement]) -> set[str]:
             break
         plain = _plain_assignment(stmt)
         if plain is None:
-            needed |= set(fx.scan([stmt]).used) & live
+            needed |= set(fx.scan([stmt], memo=memo).used) & live
             continue
         targets, value = plain
-        needed |= set(fx.scan([value]).used) & live
+        needed |= set(fx.scan([value], memo=memo).used) & live
         killed |= (targets & live) - needed
     return needed
 
@@ -678,8 +703,10 @@ class RefactorTestFunctions(RefactorCodemod):
         # the graph does not change while a module is rewritten: each lookup is made once
         self._resolved: dict[str, fx.Fixture | None] = {}
         self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
-        #: scans of the statements looked at in this module (:func:`fx.scan`)
+        #: scans and shapes of the statements looked at in this module (:func:`fx.scan`,
+        #: :func:`_shape`)
         self._scans: fx.ScanMemo = {}
+        self._shapes: ShapeMemo = {}
         #: the ``with session_context`` items of the rewritten tests and the inlined
         #: statements in their blocks (by id; the nodes are kept alive in ``_made``)
         self._blocks: set[int] = set()
@@ -805,7 +832,7 @@ class RefactorTestFunctions(RefactorCodemod):
         memo = self._scans
         head = setup.statements[:count]
         rest = [*setup.statements[count:], *setup.body]
-        shape = _shape(head, config.session_variable)
+        shape = _shape(head, config.session_variable, self._shapes)
         if count < 2 or shape.returns:
             return None
         bound = scope_scan(head, memo).bound
@@ -821,7 +848,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 passed.append(name)
             elif name not in self._bindings and not hasattr(builtins, name):
                 return None
-        needed = _needed(bound, rest)
+        needed = _needed(bound, rest, memo)
         if scope_scan(rest, memo).bound & {*passed, *needed}:
             return None
         first = [config.session_variable]
