@@ -531,6 +531,9 @@ class Scan(Visitor):
         self.bound: set[str] = set()
         self.yields = False
         self.returns: list[cst.Return] = []
+        #: whether the code holds a function, lambda or class: without one, a scan of its
+        #: own scope and a scan of everything find the same
+        self.nested = False
         self._skip: set[cst.CSTNode] = set()
         self._depth = 0
 
@@ -546,6 +549,7 @@ class Scan(Visitor):
         self._skip.add(node.name)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.nested = True
         self.bound.add(node.name.value)
         self._skip.add(node.name)
         if self.own_scope:
@@ -560,6 +564,7 @@ class Scan(Visitor):
             self._depth -= 1
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
+        self.nested = True
         if self.own_scope:
             params = {p.name.value for p in node.params.params}
             self.used.extend(n for n in scan([node.body]).used if n not in params)
@@ -572,6 +577,7 @@ class Scan(Visitor):
             self._depth -= 1
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.nested = True
         self.bound.add(node.name.value)
         self._skip.add(node.name)
         return not self.own_scope
@@ -636,8 +642,9 @@ def scan(
     """What ``nodes`` read and bind (see :class:`Scan`).
 
     ``memo``: scans of single nodes from earlier calls, filled as nodes are scanned (nodes
-    are immutable: a node scanned once is not walked again). The result is the same as a
-    scan of the whole sequence: each node's names, in order.
+    are immutable: a node scanned once is not walked again; a node without a function,
+    lambda or class scanned for either scope is not walked for the other). The result is
+    the same as a scan of the whole sequence: each node's names, in order.
     """
     if memo is None:
         scanner = Scan(own_scope)
@@ -649,9 +656,13 @@ def scan(
         key = (id(node), own_scope)
         hit = memo.get(key)
         if hit is None or hit[0] is not node:
-            one = Scan(own_scope)
-            node.visit(one)
-            hit = memo[key] = (node, one)
+            other = memo.get((id(node), not own_scope))
+            if other is not None and other[0] is node and not other[1].nested:
+                hit = memo[key] = other
+            else:
+                one = Scan(own_scope)
+                node.visit(one)
+                hit = memo[key] = (node, one)
         part = hit[1]
         out.used.extend(part.used)
         out.bound |= part.bound
