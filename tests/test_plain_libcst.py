@@ -211,3 +211,41 @@ def test_every_walk_of_the_tool_needs_no_attribute_hooks() -> None:
             ) and not name.endswith(".syntax"):
                 plain.append(f"{name}.{node.name}")
     assert plain == []
+
+
+LINE_CASES = [
+    "# header\n\n@a\n# between\n@b(\n    1,\n)\n\n# after decorators\ndef f():\n    '''x\n\n    y'''\n\n\nclass C: pass\nx = 1; y = 2\n",
+    "import os\r\n\r\n# c\r\n@d\r\ndef f():\r\n    return '''\r\n'''\r\nz = 1\r\n",
+    "a = 1\rb = 2\r\r# c\rdef g(): pass\r",
+    "s = 'a\\\n'\nt = (1,\n     2)\nif x:\n    pass\nelse:\n    pass\n@e\nasync def h(): pass",
+    "\ufeffx = 1\n\x0c\ndef f(): pass\n",
+]
+
+
+@pytest.mark.parametrize("source", LINE_CASES)
+def test_where_a_module_statement_starts_agrees_with_libcst_positions(source: str) -> None:
+    """``Lines.start`` reads the line of a statement of the module's own body from the
+    printed statements before it; libcst's ``PositionProvider`` says the same."""
+    from refactor_tool.model.syntax import Lines
+
+    module = libcst.parse_module(source)
+    fast, positions = Lines(module), Lines(module)
+    for stmt in module.body:
+        decorators = getattr(stmt, "decorators", None)
+        assert fast.start(stmt) == positions.of(decorators[0] if decorators else stmt)
+
+
+def test_where_the_statements_of_the_bundled_projects_start() -> None:
+    """The same for every statement of the bundled projects' conftests and test modules
+    (where the fixture graph and phase 4's question ask)."""
+    from refactor_tool.model.syntax import Lines
+
+    roots = (TARGET, REPO / "tests" / "projects")
+    paths = [p for root in roots for p in root.rglob("*.py")]
+    for path in sorted(p for p in paths if p.name == "conftest.py" or p.name.startswith("test_")):
+        module = libcst.parse_module(path.read_bytes())
+        fast, positions = Lines(module), Lines(module)
+        for stmt in module.body:
+            decorators = getattr(stmt, "decorators", None)
+            expected = positions.of(decorators[0] if decorators else stmt)
+            assert fast.start(stmt) == expected, f"{path}: {libcst.Module(body=[stmt]).code[:40]!r}"
