@@ -1,9 +1,9 @@
 """What every refactor-tool codemod shares.
 
 Each step of the plan is a :class:`RefactorCodemod`: a libcst ``CodemodCommand`` that is a
-plain ``CSTTransformer`` (the shape of libcst's ``VisitorBasedCodemodCommand``, without the
-matcher-decorator dispatch no codemod here uses, which costs more than the transform itself)
-and takes the cross-file analysis of its phase as a constructor argument. The engine builds
+plain ``CSTTransformer`` (:class:`refactor_tool.model.syntax.Transformer`: the shape of
+libcst's ``VisitorBasedCodemodCommand``, without the matcher-decorator dispatch no codemod
+here uses, which costs more than the transform itself) and takes the cross-file analysis of its phase as a constructor argument. The engine builds
 that analysis once per phase and hands it in; when the codemod is run by libcst's own runner
 (``python -m libcst.tool codemod phase1.RemoveSessionApis sologm``), the analysis is built on
 first use from the project that contains the file being transformed.
@@ -27,7 +27,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from codemods import imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import Project, first_party, location
-from refactor_tool.model.syntax import Lines
+from refactor_tool.model.syntax import Lines, Transformer
 
 _ANALYSIS_CACHE: dict[tuple[str, str], Any] = {}
 _IMPORT_LINE = m.SimpleStatementLine(
@@ -61,7 +61,7 @@ def find_project_root(filename: str | None) -> Path:
     return Path.cwd().resolve()
 
 
-class RefactorCodemod(CodemodCommand, cst.CSTTransformer):
+class RefactorCodemod(CodemodCommand, Transformer):
     """Base class: the step it implements, its analysis, and file:line reports."""
 
     STEP: ClassVar[str] = ""
@@ -71,7 +71,7 @@ class RefactorCodemod(CodemodCommand, cst.CSTTransformer):
 
     def __init__(self, context: CodemodContext, analysis: Any = None) -> None:
         CodemodCommand.__init__(self, context)
-        cst.CSTTransformer.__init__(self)
+        Transformer.__init__(self)
         self._analysis = analysis
         self._lines: Lines | None = None
         #: what this codemod reported, in the order it reported it

@@ -45,7 +45,13 @@ from refactor_tool.model.managers import (
     relpath_for,
 )
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import code, identifiers, names_used
+from refactor_tool.model.syntax import (
+    Transformer,
+    Visitor,
+    code,
+    identifiers,
+    names_used,
+)
 
 SCOPED = "scoped_session"
 SESSIONMAKER = "sessionmaker"
@@ -686,7 +692,7 @@ def _drop_statements(
 ) -> cst.IndentedBlock:
     """Remove, at any depth, simple statement lines whose only statement matches."""
 
-    class Dropper(cst.CSTTransformer):
+    class Dropper(Transformer):
         def leave_SimpleStatementLine(
             self,
             original_node: cst.SimpleStatementLine,
@@ -768,7 +774,7 @@ def _wrap(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
 # ------------------------------------------------------------------------------- step 1.3
 
 
-class _ModuleLevel(cst.CSTVisitor):
+class _ModuleLevel(Visitor):
     def __init__(self) -> None:
         self.names: set[str] = set()
 

@@ -60,7 +60,7 @@ from refactor_tool.model.managers import (
     unwrap_optional,
 )
 from refactor_tool.model.project import Project
-from refactor_tool.model.syntax import code, identifiers
+from refactor_tool.model.syntax import Transformer, code, identifiers
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -907,7 +907,7 @@ def reword(text: str) -> str:
     return text
 
 
-class _RewordStrings(cst.CSTTransformer):
+class _RewordStrings(Transformer):
     def leave_SimpleString(
         self, original_node: cst.SimpleString, updated_node: cst.SimpleString
     ) -> cst.SimpleString:
@@ -953,7 +953,7 @@ def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:
     return None
 
 
-class _SimplifyBody(cst.CSTTransformer):
+class _SimplifyBody(Transformer):
     """The rewrite of a method that fetched its session from the removed helper: the
     unpacking goes, the session variable becomes ``self._session``, the flag the constant
     ``False`` (the helper's answer for an injected session), ``if <flag>:`` blocks without
@@ -1147,7 +1147,7 @@ def _only_pass(block: cst.BaseSuite) -> bool:
     )
 
 
-class _InSavepoint(cst.CSTTransformer):
+class _InSavepoint(Transformer):
     """Wraps the statements of a ``try:`` body from the one that calls
     ``operation(self.<session>, ...)`` to the ``self.<session>.flush()`` after it (if any) in
     ``with self.<session>.begin_nested():``; the innermost such ``try`` of the method, once.
@@ -1349,7 +1349,7 @@ class LazyInitSharesSession(_ManagerCodemod):
             return updated_node
         assignment = cst.parse_statement(f'{kwargs}["{name}"] = self.{attr}\n')
 
-        class Fix(cst.CSTTransformer):
+        class Fix(Transformer):
             done = False
 
             def leave_SimpleStatementLine(
@@ -1384,7 +1384,7 @@ class LazyInitSharesSession(_ManagerCodemod):
         if fixer.done:
             return updated_node.with_changes(body=body)
 
-        class Insert(cst.CSTTransformer):
+        class Insert(Transformer):
             done = False
 
             def leave_IndentedBlock(

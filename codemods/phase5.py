@@ -64,7 +64,7 @@ from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import Lines, line_map
+from refactor_tool.model.syntax import Lines, Visitor, line_map
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -306,7 +306,7 @@ def _unwrap_log_only_try(
     return out
 
 
-class _Shape(cst.CSTVisitor):
+class _Shape(Visitor):
     """In one walk: the names assigned to (in order), whether ``return``, ``yield`` or
     ``await`` appears, and whether ``<session>.rollback()`` is called."""
 
@@ -347,11 +347,33 @@ class _Shape(cst.CSTVisitor):
             self.rolls_back = True
 
 
-def _shape(body: Sequence[cst.BaseStatement], session: str) -> _Shape:
-    shape = _Shape(session)
+#: shapes of single statements, kept by the caller while the statements live (as
+#: :data:`refactor_tool.model.fixtures.ScanMemo` keeps scans)
+ShapeMemo = dict[int, tuple[cst.CSTNode, _Shape]]
+
+
+def _shape(
+    body: Sequence[cst.BaseStatement], session: str, memo: ShapeMemo | None = None
+) -> _Shape:
+    """The shape of ``body``: that of each statement, in order (``memo``: shapes of
+    statements already walked, filled as statements are walked)."""
+    if memo is None:
+        shape = _Shape(session)
+        for stmt in body:
+            stmt.visit(shape)
+        return shape
+    out = _Shape(session)
     for stmt in body:
-        stmt.visit(shape)
-    return shape
+        hit = memo.get(id(stmt))
+        if hit is None or hit[0] is not stmt:
+            one = _Shape(session)
+            stmt.visit(one)
+            hit = memo[id(stmt)] = (stmt, one)
+        part = hit[1]
+        out.assigned.extend(part.assigned)
+        out.returns = out.returns or part.returns
+        out.rolls_back = out.rolls_back or part.rolls_back
+    return out
 
 
 #: where a test provokes the error it rolls back from: a ``with pytest.raises(...)`` or a
@@ -361,8 +383,13 @@ _PROVOKES = m.With(
 ) | m.Call(func=m.Attribute(attr=m.Name("rollback") | m.Name("commit")))
 
 
-def _rolls_back(body: Sequence[cst.BaseStatement], session: str) -> bool:
-    """Whether ``body`` calls ``<session>.rollback()`` itself."""
+def _rolls_back(
+    body: Sequence[cst.BaseStatement], session: str, memo: fx.ScanMemo
+) -> bool:
+    """Whether ``body`` calls ``<session>.rollback()`` itself (only a body that reads the
+    session can: its scan, from ``memo`` where the statements were scanned, says)."""
+    if session not in fx.scan(body, memo=memo).used:
+        return False
     return _shape(body, session).rolls_back
 
 
@@ -469,9 +496,12 @@ def _plain_assignment(
     return names, assign.value
 
 
-def _needed(bound: set[str], rest: Sequence[cst.BaseStatement]) -> set[str]:
+def _needed(
+    bound: set[str], rest: Sequence[cst.BaseStatement], memo: fx.ScanMemo | None = None
+) -> set[str]:
     """The names of ``bound`` that ``rest`` (straight-line statements) reads before an
-    assignment of its own rebinds them (nested functions' reads count where defined)."""
+    assignment of its own rebinds them (nested functions' reads count where defined).
+    ``memo``: scans already made (:func:`refactor_tool.model.fixtures.scan`)."""
     needed: set[str] = set()
     killed: set[str] = set()
     for stmt in rest:
@@ -480,10 +510,10 @@ def _needed(bound: set[str], rest: Sequence[cst.BaseStatement]) -> set[str]:
             break
         plain = _plain_assignment(stmt)
         if plain is None:
-            needed |= set(fx.scan([stmt]).used) & live
+            needed |= set(fx.scan([stmt], memo=memo).used) & live
             continue
         targets, value = plain
-        needed |= set(fx.scan([value]).used) & live
+        needed |= set(fx.scan([value], memo=memo).used) & live
         killed |= (targets & live) - needed
     return needed
 
@@ -641,17 +671,10 @@ class RefactorTestFunctions(RefactorCodemod):
         self._module = node
         facts = analysis.cache.get(_TEXT_FACTS, {}).get(rel)
         self._fetches = facts.fetches if facts else fx.fetches_by_name(node)
-        #: manager constructions that pass no session (managers require one now): in a
-        #: rewritten test they get the test's
-        self._sessionless = (
-            {
-                id(call)
-                for call, _ in constructions_without_session(
-                    node, self.context.full_module_name or "", rel, analysis.managers
-                )
-            }
-            if analysis.managers is not None and (facts is None or facts.names_a_manager)
-            else set()
+        #: whether a test may construct a manager (the module's text names a manager
+        #: class): see :meth:`_sessionless`
+        self._names_managers = analysis.managers is not None and (
+            facts is None or facts.names_a_manager
         )
         self._local_fixtures = {
             s.name.value: s
@@ -680,8 +703,10 @@ class RefactorTestFunctions(RefactorCodemod):
         # the graph does not change while a module is rewritten: each lookup is made once
         self._resolved: dict[str, fx.Fixture | None] = {}
         self._graph_resolved: dict[tuple[str, str], fx.Fixture | None] = {}
-        #: scans of the statements looked at in this module (:func:`fx.scan`)
+        #: scans and shapes of the statements looked at in this module (:func:`fx.scan`,
+        #: :func:`_shape`)
         self._scans: fx.ScanMemo = {}
+        self._shapes: ShapeMemo = {}
         #: the ``with session_context`` items of the rewritten tests and the inlined
         #: statements in their blocks (by id; the nodes are kept alive in ``_made``)
         self._blocks: set[int] = set()
@@ -807,7 +832,7 @@ class RefactorTestFunctions(RefactorCodemod):
         memo = self._scans
         head = setup.statements[:count]
         rest = [*setup.statements[count:], *setup.body]
-        shape = _shape(head, config.session_variable)
+        shape = _shape(head, config.session_variable, self._shapes)
         if count < 2 or shape.returns:
             return None
         bound = scope_scan(head, memo).bound
@@ -823,7 +848,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 passed.append(name)
             elif name not in self._bindings and not hasattr(builtins, name):
                 return None
-        needed = _needed(bound, rest)
+        needed = _needed(bound, rest, memo)
         if scope_scan(rest, memo).bound & {*passed, *needed}:
             return None
         first = [config.session_variable]
@@ -1420,9 +1445,14 @@ class RefactorTestFunctions(RefactorCodemod):
                 self._skip(
                     fn, f"{name}: assigns to fixture name {p!r}; rewrite by hand"
                 )
-        stale_after = self._application_calls(body, resolved)
-        if self._sessionless:
-            body = rewrite.pass_session(body, self._sessionless, config.session_variable)
+        # where the application commits in its own session (a question for the rewrite
+        # only: it leaves no test alone)
+        stale_after = (
+            set() if self.decide_only else self._application_calls(body, resolved)
+        )
+        sessionless = self._sessionless(fn)
+        if sessionless:
+            body = rewrite.pass_session(body, sessionless, config.session_variable)
         new_body, rewriter = rewrite.rewrite_names(
             body, replacements, factory_names, config.session_variable
         )
@@ -1485,13 +1515,13 @@ class RefactorTestFunctions(RefactorCodemod):
             inlined[0] = _strip_blank_leading(inlined[0])
         signatures = self._factory_defaults(factory_names)
         inlined = rewrite.drop_default_arguments(
-            inlined, signatures, config.session_variable
+            inlined, signatures, config.session_variable, self._scans
         )
         if set(signatures) & set(own.used):  # the test calls a factory itself
             new_body = rewrite.drop_default_arguments(
-                new_body, signatures, config.session_variable
+                new_body, signatures, config.session_variable, self._scans
             )
-        rolls_back = _rolls_back(new_body, config.session_variable)
+        rolls_back = _rolls_back(new_body, config.session_variable, self._scans)
         if rolls_back and factory_names:
             # its own calls of factories before it provokes the error committed what they
             # built too: the last of them is followed by the commit
@@ -1581,6 +1611,17 @@ class RefactorTestFunctions(RefactorCodemod):
         return fn.with_changes(
             params=new_params, body=suite.with_changes(body=[*docstring, with_stmt])
         )
+
+    def _sessionless(self, fn: cst.FunctionDef) -> set[int]:
+        """The manager constructions in the test ``fn`` that pass no session (managers
+        require one now), by id: in a rewritten test they get the test's."""
+        managers = self.analysis.managers
+        if not self._names_managers or managers is None:
+            return set()
+        found = constructions_without_session(
+            self._module, self.context.full_module_name or "", self._rel, managers, within=fn
+        )
+        return {id(call) for call, _ in found}
 
     def _application_calls(
         self, body: list[cst.BaseStatement], resolved: dict[str, fx.Fixture | None]
@@ -1903,7 +1944,7 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         self._parametrized: set[str] = set().union(
             *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f))
         )
-        if not any(self._movable(n) for n in fx.usefixtures_names(node)):
+        if not any(self._movable(n) for n in fx.marked_names(node)):
             raise SkipFile("no usefixtures mark of a fixture phase 4 removes")
         self._levels = [self._mark_names(node.body)]
         return True

@@ -19,14 +19,20 @@ from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
     ONE_IMPORT_LINE,
     FactoryDefaults,
+    ScanMemo,
     call_on,
     scan,
 )
 from refactor_tool.model.managers import import_map
-from refactor_tool.model.syntax import mentions, names_below, names_used
+from refactor_tool.model.syntax import (
+    Transformer,
+    Visitor,
+    names_below,
+    names_used,
+)
 
 
-class _StringMentions(cst.CSTVisitor):
+class _StringMentions(Visitor):
     """Names mentioned in string annotations or ``__all__`` (uses a Name walk misses)."""
 
     def __init__(self, names: set[str]) -> None:
@@ -55,7 +61,7 @@ class _StringMentions(cst.CSTVisitor):
             self.found |= self.names & words
 
 
-class _DropAliases(cst.CSTTransformer):
+class _DropAliases(Transformer):
     """Remove module-level ``from x import name`` aliases whose local name is in ``names``."""
 
     def __init__(self, names: set[str]) -> None:
@@ -179,7 +185,7 @@ def add_session_argument(call: cst.Call, session: str) -> cst.Call:
     return call.with_changes(args=[*call.args, arg])
 
 
-class _PassSession(cst.CSTTransformer):
+class _PassSession(Transformer):
     def __init__(self, calls: set[int], session: str) -> None:
         super().__init__()
         self.calls = calls
@@ -204,7 +210,7 @@ def managers_attr(config: Config, short: str) -> cst.Attribute:
     return cst.Attribute(value=cst.Name(config.managers_variable), attr=cst.Name(short))
 
 
-class ScopedTransformer(cst.CSTTransformer):
+class ScopedTransformer(Transformer):
     """A transformer that knows the names nested functions and lambdas rebind: inside one,
     :meth:`_shadowed` says whether a name is theirs (a parameter or a binding of their body)
     rather than the enclosing code's."""
@@ -442,15 +448,18 @@ def drop_default_arguments(
     nodes: Sequence[cst.BaseStatement],
     factories: dict[str, FactoryDefaults],
     session_name: str,
+    memo: ScanMemo | None = None,
 ) -> list[cst.BaseStatement]:
     """``nodes`` with :class:`DefaultArgumentDropper` applied (a statement without a call of
-    one of ``factories`` is returned as it is)."""
+    one of ``factories`` is returned as it is). ``memo``: scans of the statements already
+    made (:func:`refactor_tool.model.fixtures.scan`); the names a statement reads tell
+    whether it calls a factory, and reading is cheaper than rebuilding."""
     if not factories:
         return list(nodes)
     dropper = DefaultArgumentDropper(factories, session_name)
     return [
         cst.ensure_type(n.visit(dropper), cst.BaseStatement)
-        if mentions(n, factories)  # reading is cheaper than rebuilding
+        if not factories.keys().isdisjoint(scan([n], memo=memo).used)
         else n
         for n in nodes
     ]
@@ -466,7 +475,7 @@ LOG_ONLY_STATEMENT = m.SimpleStatementLine(
 )
 
 
-class SessionCallCleaner(cst.CSTTransformer):
+class SessionCallCleaner(Transformer):
     """Drops ``<session>.merge`` and refreshes of relationship collections.
 
     * ``x = session.merge(x)`` / ``session.merge(x)`` disappear, ``return session.merge(x)``
@@ -786,7 +795,7 @@ def _comment_blocks(lines: Sequence[cst.EmptyLine]) -> list[list[cst.EmptyLine]]
     return blocks
 
 
-class _DropMentioningComments(cst.CSTTransformer):
+class _DropMentioningComments(Transformer):
     def __init__(self, pattern: re.Pattern[str]) -> None:
         super().__init__()
         self.pattern = pattern

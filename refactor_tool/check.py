@@ -44,7 +44,7 @@ from .model.fixtures import REMOVED_KINDS, is_fixture, is_test_module, registere
 from .model.managers import stored_attribute
 from .model.project import InputError, Project, location
 from .model.state import state_of
-from .model.syntax import code
+from .model.syntax import Visitor, code
 
 
 class Failure(NamedTuple):
@@ -177,7 +177,7 @@ def _fixture_name(fn: cst.FunctionDef) -> Optional[str]:
     return registered_name(fn) if is_fixture(fn) else None
 
 
-class _OwnLevel(cst.CSTVisitor):
+class _OwnLevel(Visitor):
     """Collects nodes of a function's own body, not those of nested functions or classes."""
 
     def __init__(self, matcher: m.BaseMatcherNode) -> None:
@@ -216,7 +216,7 @@ def _functions(module: cst.Module) -> Iterator[tuple[Optional[cst.ClassDef], cst
                     yield stmt, inner
 
 
-class _Collect(cst.CSTVisitor):
+class _Collect(Visitor):
     """One pass over a tree, keeping the nodes of the wanted types (much cheaper than one
     ``m.findall`` per question)."""
 

@@ -176,3 +176,76 @@ def test_no_private_libcst_module_is_imported() -> None:
                 if name.startswith("libcst.") and any(p.startswith("_") for p in name.split(".")[1:]):
                     private.append(f"{path.relative_to(REPO)}: {name}")
     assert private == []
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def test_every_walk_of_the_tool_needs_no_attribute_hooks() -> None:
+    """The tool's visitors and transformers derive from ``syntax.Visitor`` and
+    ``syntax.Transformer``, which skip libcst's look-up of ``visit_<Node>_<attribute>`` and
+    ``leave_<Node>_<attribute>`` methods: no subclass may define one."""
+    import re
+
+    from refactor_tool.model.syntax import Transformer, Visitor
+
+    for name in _tool_modules():
+        importlib.import_module(name)
+    hook = re.compile(r"^(visit|leave)_[A-Z][A-Za-z]*_[a-z_]+$")
+    found = [
+        f"{cls.__module__}.{cls.__qualname__}.{attr}"
+        for base in (Visitor, Transformer)
+        for cls in _subclasses(base)
+        for attr in vars(cls)
+        if hook.match(attr)
+    ]
+    assert found == []
+    plain = []
+    for name in _tool_modules():
+        source = Path(importlib.import_module(name).__file__ or "").read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b) in ("cst.CSTVisitor", "cst.CSTTransformer", "CSTVisitor", "CSTTransformer")
+                for b in node.bases
+            ) and not name.endswith(".syntax"):
+                plain.append(f"{name}.{node.name}")
+    assert plain == []
+
+
+LINE_CASES = [
+    "# header\n\n@a\n# between\n@b(\n    1,\n)\n\n# after decorators\ndef f():\n    '''x\n\n    y'''\n\n\nclass C: pass\nx = 1; y = 2\n",
+    "import os\r\n\r\n# c\r\n@d\r\ndef f():\r\n    return '''\r\n'''\r\nz = 1\r\n",
+    "a = 1\rb = 2\r\r# c\rdef g(): pass\r",
+    "s = 'a\\\n'\nt = (1,\n     2)\nif x:\n    pass\nelse:\n    pass\n@e\nasync def h(): pass",
+    "\ufeffx = 1\n\x0c\ndef f(): pass\n",
+]
+
+
+@pytest.mark.parametrize("source", LINE_CASES)
+def test_where_a_module_statement_starts_agrees_with_libcst_positions(source: str) -> None:
+    """``Lines.start`` reads the line of a statement of the module's own body from the
+    printed statements before it; libcst's ``PositionProvider`` says the same."""
+    from refactor_tool.model.syntax import Lines
+
+    module = libcst.parse_module(source)
+    fast, positions = Lines(module), Lines(module)
+    for stmt in module.body:
+        decorators = getattr(stmt, "decorators", None)
+        assert fast.start(stmt) == positions.of(decorators[0] if decorators else stmt)
+
+
+def test_where_the_statements_of_the_bundled_projects_start() -> None:
+    """The same for every statement of the bundled projects' conftests and test modules
+    (where the fixture graph and phase 4's question ask)."""
+    from refactor_tool.model.syntax import Lines
+
+    roots = (TARGET, REPO / "tests" / "projects")
+    paths = [p for root in roots for p in root.rglob("*.py")]
+    for path in sorted(p for p in paths if p.name == "conftest.py" or p.name.startswith("test_")):
+        module = libcst.parse_module(path.read_bytes())
+        fast, positions = Lines(module), Lines(module)
+        for stmt in module.body:
+            decorators = getattr(stmt, "decorators", None)
+            expected = positions.of(decorators[0] if decorators else stmt)
+            assert fast.start(stmt) == expected, f"{path}: {libcst.Module(body=[stmt]).code[:40]!r}"

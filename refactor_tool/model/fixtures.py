@@ -69,7 +69,7 @@ from refactor_tool.model.managers import (
     resolve_local,
 )
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import Lines, code
+from refactor_tool.model.syntax import Lines, Visitor, code
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -184,7 +184,7 @@ def statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
     return [cst.SimpleStatementLine(body=list(fn.body.body))]
 
 
-class _Yields(cst.CSTVisitor):
+class _Yields(Visitor):
     count = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -297,7 +297,7 @@ GETFIXTUREVALUE_CALL = m.Call(
 )
 
 
-class _Fetches(cst.CSTVisitor):
+class _Fetches(Visitor):
     found = False
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
@@ -351,6 +351,30 @@ def usefixtures_names(node: cst.CSTNode) -> list[str]:
             if text is not None:
                 names.append(text)
     return names
+
+
+class _MarksOutsideFunctions(Visitor):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        for decorator in node.decorators:
+            self.names += usefixtures_names(decorator)
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if m.matches(node, USEFIXTURES_CALL):
+            self.names += (t for t in (_string(a.value) for a in node.args) if t is not None)
+
+
+def marked_names(module: cst.Module) -> list[str]:
+    """The fixture names of the ``usefixtures`` marks of ``module`` outside function bodies,
+    the marks pytest reads for its tests (``pytestmark = ...`` statements, class and
+    function decorators): :func:`usefixtures_names` of the module, without walking the
+    bodies of its functions."""
+    visitor = _MarksOutsideFunctions()
+    module.visit(visitor)
+    return visitor.names
 
 
 def getfixturevalue_names(node: cst.CSTNode) -> list[str | None]:
@@ -492,7 +516,7 @@ def module_requests(
 # ------------------------------------------------------------------------------- scanning
 
 
-class Scan(cst.CSTVisitor):
+class Scan(Visitor):
     """Names a piece of code reads and binds, and whether it yields or returns early.
 
     Nested functions and lambdas count for names (a closure reads the fixture's names) but
@@ -507,6 +531,9 @@ class Scan(cst.CSTVisitor):
         self.bound: set[str] = set()
         self.yields = False
         self.returns: list[cst.Return] = []
+        #: whether the code holds a function, lambda or class: without one, a scan of its
+        #: own scope and a scan of everything find the same
+        self.nested = False
         self._skip: set[cst.CSTNode] = set()
         self._depth = 0
 
@@ -522,6 +549,7 @@ class Scan(cst.CSTVisitor):
         self._skip.add(node.name)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.nested = True
         self.bound.add(node.name.value)
         self._skip.add(node.name)
         if self.own_scope:
@@ -536,6 +564,7 @@ class Scan(cst.CSTVisitor):
             self._depth -= 1
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
+        self.nested = True
         if self.own_scope:
             params = {p.name.value for p in node.params.params}
             self.used.extend(n for n in scan([node.body]).used if n not in params)
@@ -548,6 +577,7 @@ class Scan(cst.CSTVisitor):
             self._depth -= 1
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.nested = True
         self.bound.add(node.name.value)
         self._skip.add(node.name)
         return not self.own_scope
@@ -612,8 +642,9 @@ def scan(
     """What ``nodes`` read and bind (see :class:`Scan`).
 
     ``memo``: scans of single nodes from earlier calls, filled as nodes are scanned (nodes
-    are immutable: a node scanned once is not walked again). The result is the same as a
-    scan of the whole sequence: each node's names, in order.
+    are immutable: a node scanned once is not walked again; a node without a function,
+    lambda or class scanned for either scope is not walked for the other). The result is
+    the same as a scan of the whole sequence: each node's names, in order.
     """
     if memo is None:
         scanner = Scan(own_scope)
@@ -625,9 +656,13 @@ def scan(
         key = (id(node), own_scope)
         hit = memo.get(key)
         if hit is None or hit[0] is not node:
-            one = Scan(own_scope)
-            node.visit(one)
-            hit = memo[key] = (node, one)
+            other = memo.get((id(node), not own_scope))
+            if other is not None and other[0] is node and not other[1].nested:
+                hit = memo[key] = other
+            else:
+                one = Scan(own_scope)
+                node.visit(one)
+                hit = memo[key] = (node, one)
         part = hit[1]
         out.used.extend(part.used)
         out.bound |= part.bound
@@ -1768,6 +1803,10 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
     ``Mapped[List[X]]`` / ``Mapped[list[X]]`` / ``Mapped[Set[X]]`` or ``uselist=True``: a
     collection; ``uselist=False`` or ``Mapped[X]`` / ``Mapped[Optional[X]]``: a scalar; a
     ``relationship()`` with neither: unknown (SQLAlchemy decides from the foreign keys).
+
+    A function of the configuration and of the files that mention ``relationship(``: kept
+    in ``project.memo`` with their contents, so that phases 4 and 5 (which change only
+    tests) share one answer, which nothing changes.
     """
     config = project.config
     package = config.package.rstrip("/") + "/"
@@ -1778,11 +1817,21 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
         and not is_test_module(project, rel)
         and PurePosixPath(rel).name != "conftest.py"
     ]
+    models = project.grep(files, "relationship(")
+    key = (config, tuple((rel, project.read_bytes(rel)) for rel in models))
+    memo = project.memo.setdefault("relationship kinds", {})
+    assert isinstance(memo, dict)
+    if key not in memo:
+        memo[key] = _relationship_kinds(project, models)
+    return memo[key]
+
+
+def _relationship_kinds(project: Project, models: list[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     relationship_call = m.Call(
         func=m.Name("relationship") | m.Attribute(attr=m.Name("relationship"))
     )
-    for rel in project.grep(files, "relationship("):
+    for rel in models:
         module = project.parse(rel)
         for cls in _classes(module.body):
             for stmt in cls.body.body:

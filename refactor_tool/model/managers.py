@@ -34,7 +34,7 @@ from libcst.matchers import findall, matches
 
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import code, line_of
+from refactor_tool.model.syntax import Visitor, code, line_of
 
 # ------------------------------------------------------------------------------- helpers
 
@@ -511,7 +511,7 @@ def analyze_managers(project: Project) -> ManagerGraph:
     return graph
 
 
-class _CallsNamed(cst.CSTVisitor):
+class _CallsNamed(Visitor):
     """Calls of a name or attribute whose last part is one of ``names``."""
 
     def __init__(self, names: set[str]) -> None:
@@ -539,14 +539,19 @@ def calls_without_session(
 
 
 def constructions_without_session(
-    tree: cst.Module, module_name: str, rel: str, graph: ManagerGraph
+    tree: cst.Module,
+    module_name: str,
+    rel: str,
+    graph: ManagerGraph,
+    within: cst.CSTNode | None = None,
 ) -> list[tuple[cst.Call, ManagerClass]]:
-    """Calls in ``tree`` of a manager class whose constructor requires the session (no
-    default), that pass none: no ``session=`` keyword, not enough positional arguments to
-    reach it, no ``*args``/``**kwargs`` that might carry it."""
+    """Calls in ``tree`` (only those in ``within``, a node of it, if given) of a manager
+    class whose constructor requires the session (no default), that pass none: no
+    ``session=`` keyword, not enough positional arguments to reach it, no
+    ``*args``/``**kwargs`` that might carry it."""
     names = {c.name for c in graph.classes.values()}
     calls = _CallsNamed(names)
-    tree.visit(calls)
+    (tree if within is None else within).visit(calls)
     if not calls.found:
         return []
     imports = import_map(tree, module_name, rel)

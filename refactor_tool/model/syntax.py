@@ -1,13 +1,14 @@
 """Small questions about libcst trees, answered with libcst's public API.
 
 Every analysis and codemod asks these the same way: where a node is (``PositionProvider``),
-what it prints as (``Module.code_for_node``), which names it mentions (a ``CSTVisitor``).
+what it prints as (``Module.code_for_node``), which names it mentions (a :class:`Visitor`).
 Nothing here changes a tree or anything of libcst.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +18,70 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 _EMPTY_MODULE = cst.Module(body=[])
 
 
+class Visitor(cst.CSTVisitor):
+    """The base of the tool's read-only walks.
+
+    libcst looks up ``visit_<Node>`` and ``leave_<Node>`` by name at every node, finds its
+    own no-op for each kind of node a visitor does not handle and calls it, and looks up
+    ``visit_<Node>_<attribute>`` methods around every child. Here each class finds its
+    methods once per kind of node (:func:`_handler`) and calls only those it defines; none
+    of the tool's walks has an attribute method (tests/test_plain_libcst.py checks that no
+    subclass defines one), so that look-up is skipped.
+    """
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        handler = _handler(type(self), "visit_", type(node))
+        return handler is None or handler(self, node) is not False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        handler = _handler(type(self), "leave_", type(original_node))
+        if handler is not None:
+            handler(self, original_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+
+class Transformer(cst.CSTTransformer):
+    """The base of the tool's transformers, with the dispatch of :class:`Visitor`."""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        handler = _handler(type(self), "visit_", type(node))
+        return handler is None or handler(self, node) is not False
+
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
+        handler = _handler(type(self), "leave_", type(original_node))
+        if handler is None:
+            return updated_node
+        return handler(self, original_node, updated_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+
+def _handler(cls: type, prefix: str, node_type: type) -> Callable[..., Any] | None:
+    """``cls``'s own method for ``prefix`` + the node type's name; None where it has only
+    libcst's no-op (the function its visitor base class defines). Found once per class and
+    kind of node, and kept with the class."""
+    table = cls.__dict__.get("_handlers")
+    if table is None:
+        table = {}
+        cls._handlers = table  # type: ignore[attr-defined]
+    key = (prefix, node_type)
+    if key not in table:
+        name = prefix + node_type.__name__
+        method = getattr(cls, name, None)
+        base = cst.CSTTransformer if issubclass(cls, cst.CSTTransformer) else cst.CSTVisitor
+        table[key] = None if method is None or method is getattr(base, name, None) else method
+    return table[key]
+
+
 def code(node: cst.CSTNode, module: cst.Module | None = None) -> str:
     """The source ``node`` prints as (``module`` supplies indentation and line endings)."""
     if isinstance(node, cst.Module):
@@ -24,21 +89,51 @@ def code(node: cst.CSTNode, module: cst.Module | None = None) -> str:
     return (module or _EMPTY_MODULE).code_for_node(node)
 
 
+#: a line break as libcst counts lines
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
 class Lines:
     """The 1-based first line of any node of one module.
 
     Positions come from libcst's ``PositionProvider``, resolved on the first question only,
-    on the module as it is (no copy: the nodes asked about are the module's own).
+    on the module as it is (no copy: the nodes asked about are the module's own). Where a
+    statement of the module's own body starts (:meth:`start`) is read from the printed
+    statements before it instead, several times cheaper than every position.
     """
 
     def __init__(self, module: cst.Module) -> None:
         self.module = module
         self._positions: Any = None
+        #: id of a statement of the module's body -> (it, the line its leading lines start)
+        self._top: dict[int, tuple[cst.CSTNode, int]] | None = None
 
     def start(self, node: cst.CSTNode) -> int | None:
         """Where a definition starts: its first decorator, else :meth:`of`."""
         decorators = getattr(node, "decorators", None)
+        first = self._top_line(node)
+        if first is not None:
+            # the statement's own empty lines and comments come first, then its first
+            # decorator's (or, undecorated, the lines kept after decorators)
+            ahead = (
+                decorators[0].leading_lines
+                if decorators
+                else getattr(node, "lines_after_decorators", ())
+            )
+            return first + len(getattr(node, "leading_lines", ())) + len(ahead)
         return self.of(decorators[0] if decorators else node)
+
+    def _top_line(self, node: cst.CSTNode) -> int | None:
+        """The first line of ``node`` (its leading lines included) when it is a statement
+        of the module's body."""
+        if self._top is None:
+            self._top = {}
+            line = 1 + len(self.module.header)
+            for stmt in self.module.body:
+                self._top[id(stmt)] = (stmt, line)
+                line += len(_NEWLINE.findall(self.module.code_for_node(stmt)))
+        hit = self._top.get(id(node))
+        return hit[1] if hit is not None and hit[0] is node else None
 
     def of(self, node: cst.CSTNode) -> int | None:
         """The node's own first line (``def`` of a decorated function)."""
@@ -55,7 +150,7 @@ def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
     return Lines(module).of(node)
 
 
-class _Names(cst.CSTVisitor):
+class _Names(Visitor):
     def __init__(self, outside_imports: bool, identifiers_only: bool, strings: bool) -> None:
         self.found: list[cst.CSTNode] = []
         self.outside_imports = outside_imports or identifiers_only
@@ -90,12 +185,6 @@ def names_below(
     visitor = _Names(outside_imports, False, strings)
     node.visit(visitor)
     return visitor.found
-
-
-def mentions(node: cst.CSTNode, names: Iterable[str]) -> bool:
-    """Whether a ``Name`` with one of ``names`` appears anywhere in ``node``."""
-    wanted = set(names)
-    return any(n.value in wanted for n in names_below(node))
 
 
 def identifiers(node: cst.CSTNode) -> set[str]:
