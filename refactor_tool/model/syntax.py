@@ -8,7 +8,6 @@ Nothing here changes a tree or anything of libcst.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -89,51 +88,21 @@ def code(node: cst.CSTNode, module: cst.Module | None = None) -> str:
     return (module or _EMPTY_MODULE).code_for_node(node)
 
 
-#: a line break as libcst counts lines
-_NEWLINE = re.compile(r"\r\n?|\n")
-
-
 class Lines:
     """The 1-based first line of any node of one module.
 
     Positions come from libcst's ``PositionProvider``, resolved on the first question only,
-    on the module as it is (no copy: the nodes asked about are the module's own). Where a
-    statement of the module's own body starts (:meth:`start`) is read from the printed
-    statements before it instead, several times cheaper than every position.
+    on the module as it is (no copy: the nodes asked about are the module's own).
     """
 
     def __init__(self, module: cst.Module) -> None:
         self.module = module
         self._positions: Any = None
-        #: id of a statement of the module's body -> (it, the line its leading lines start)
-        self._top: dict[int, tuple[cst.CSTNode, int]] | None = None
 
     def start(self, node: cst.CSTNode) -> int | None:
         """Where a definition starts: its first decorator, else :meth:`of`."""
         decorators = getattr(node, "decorators", None)
-        first = self._top_line(node)
-        if first is not None:
-            # the statement's own empty lines and comments come first, then its first
-            # decorator's (or, undecorated, the lines kept after decorators)
-            ahead = (
-                decorators[0].leading_lines
-                if decorators
-                else getattr(node, "lines_after_decorators", ())
-            )
-            return first + len(getattr(node, "leading_lines", ())) + len(ahead)
         return self.of(decorators[0] if decorators else node)
-
-    def _top_line(self, node: cst.CSTNode) -> int | None:
-        """The first line of ``node`` (its leading lines included) when it is a statement
-        of the module's body."""
-        if self._top is None:
-            self._top = {}
-            line = 1 + len(self.module.header)
-            for stmt in self.module.body:
-                self._top[id(stmt)] = (stmt, line)
-                line += len(_NEWLINE.findall(self.module.code_for_node(stmt)))
-        hit = self._top.get(id(node))
-        return hit[1] if hit is not None and hit[0] is node else None
 
     def of(self, node: cst.CSTNode) -> int | None:
         """The node's own first line (``def`` of a decorated function)."""
