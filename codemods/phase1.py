@@ -660,10 +660,11 @@ class SessionContextLifecycle(_SessionModuleCodemod):
             return updated_node
         body = cst.ensure_type(updated_node.body, cst.IndentedBlock)
         closers = [n for n in self.analysis.removed if not n.startswith("get")]
-        # 1. drop ``self._db.close_session()``
-        body = (
-            _drop_statements(body, m.Expr(_method_call(closers))) if closers else body
-        )
+        # 1. ``self._db.close_session()`` in a finally that closes nothing else closes the
+        # session the try commits or rolls back; elsewhere it goes
+        if closers:
+            body = _close_session_closes_own(body, m.Expr(_method_call(closers)))
+            body = _drop_statements(body, m.Expr(_method_call(closers)))
         # 2. move ``self.session.close()`` into a finally after the commit/rollback
         new_body, status = _close_in_finally(body)
         if status == "no-close":
@@ -697,6 +698,48 @@ def _drop_statements(
             return updated_node
 
     return cst.ensure_type(block.visit(Dropper()), cst.IndentedBlock)
+
+
+def _close_session_closes_own(
+    block: cst.IndentedBlock, closer: m.BaseMatcherNode
+) -> cst.IndentedBlock:
+    """In a ``try`` whose body commits or rolls back ``X`` and whose ``finally`` calls a
+    removed closer (``self._db.close_session()``) but never ``close()``, the first such
+    call becomes ``X.close()``: the session the block ends is the one to close."""
+
+    class Closer(cst.CSTTransformer):
+        def leave_Try(self, original_node: cst.Try, updated_node: cst.Try) -> cst.Try:
+            final = updated_node.finalbody
+            if final is None or findall(final, _CLOSE):
+                return updated_node
+            ends = findall(updated_node.body, _COMMIT_OR_ROLLBACK)
+            receivers = {
+                code(cst.ensure_type(cst.ensure_type(c, cst.Call).func, cst.Attribute).value)
+                for c in ends
+            }
+            if len(receivers) != 1:
+                return updated_node
+            receiver = cst.ensure_type(
+                cst.ensure_type(ends[0], cst.Call).func, cst.Attribute
+            ).value
+            statements = list(cst.ensure_type(final.body, cst.IndentedBlock).body)
+            for i, stmt in enumerate(statements):
+                if matches(stmt, m.SimpleStatementLine(body=[closer])):
+                    line = cst.ensure_type(stmt, cst.SimpleStatementLine)
+                    statements[i] = line.with_changes(
+                        body=[
+                            cst.Expr(
+                                cst.Call(
+                                    func=cst.Attribute(value=receiver, attr=cst.Name("close"))
+                                )
+                            )
+                        ]
+                    )
+                    body = final.body.with_changes(body=statements)
+                    return updated_node.with_changes(finalbody=final.with_changes(body=body))
+            return updated_node
+
+    return cst.ensure_type(block.visit(Closer()), cst.IndentedBlock)
 
 
 _CLOSE = m.SimpleStatementLine(

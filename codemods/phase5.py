@@ -1228,7 +1228,7 @@ class RefactorTestFunctions(RefactorCodemod):
         for used in (n for d in fn.decorators for n in fx.usefixtures_names(d)):
             self._skip_marked(fn, used)
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
-            for used in fx.getfixturevalue_names(fn.body):
+            for used in fx.getfixturevalue_names(fn.body, fn.decorators):
                 fixture = self._resolve(used) if isinstance(used, str) else None
                 if (
                     not isinstance(used, str)

@@ -353,13 +353,83 @@ def usefixtures_names(node: cst.CSTNode) -> list[str]:
     return names
 
 
-def getfixturevalue_names(node: cst.CSTNode) -> list[str | None]:
+_PYTEST_PARAM = m.Call(
+    func=m.Attribute(value=m.Name("pytest"), attr=m.Name("param")) | m.Name("param")
+)
+
+
+def _argnames(call: cst.Call) -> list[str] | None:
+    first = call.args[0].value if call.args else None
+    text = _string(first) if first is not None else None
+    if text is not None:
+        return [n.strip() for n in text.split(",") if n.strip()]
+    if isinstance(first, (cst.List, cst.Tuple)):
+        names = [_string(e.value) for e in first.elements]
+        return None if None in names else [n for n in names if n is not None]
+    return None
+
+
+def parametrized_values(
+    decorators: Sequence[cst.Decorator], argname: str
+) -> list[str | None] | None:
+    """The values ``@pytest.mark.parametrize`` gives ``argname``, each a literal string or
+    None (anything else); None when no parametrize mark fills ``argname``, or when its
+    values are not a literal list (computed, so unknown: ``[None]``)."""
+    for decorator in decorators:
+        if not matches(decorator, _PARAMETRIZE):
+            continue
+        call = cst.ensure_type(decorator.decorator, cst.Call)
+        names = _argnames(call)
+        if names is None or argname not in names:
+            continue
+        index = names.index(argname)
+        values = next(
+            (
+                a.value
+                for i, a in enumerate(call.args)
+                if (a.keyword is None and i == 1)
+                or (a.keyword is not None and a.keyword.value == "argvalues")
+            ),
+            None,
+        )
+        if not isinstance(values, (cst.List, cst.Tuple)):
+            return [None]
+        out: list[str | None] = []
+        for element in values.elements:
+            value = element.value
+            if matches(value, _PYTEST_PARAM):
+                items = [
+                    a.value for a in cst.ensure_type(value, cst.Call).args if a.keyword is None
+                ]
+            elif len(names) == 1:
+                items = [value]
+            elif isinstance(value, (cst.List, cst.Tuple)):
+                items = [e.value for e in value.elements]
+            else:
+                items = []
+            out.append(_string(items[index]) if index < len(items) else None)
+        return out
+    return None
+
+
+def getfixturevalue_names(
+    node: cst.CSTNode, decorators: Sequence[cst.Decorator] = ()
+) -> list[str | None]:
     """The names ``node`` fetches with ``request.getfixturevalue(...)``: None for one that
-    is not a literal string (a computed name)."""
-    return [
-        _string(cst.ensure_type(call, cst.Call).args[0].value)
-        for call in findall(node, GETFIXTUREVALUE_CALL)
-    ]
+    is not a literal string (a computed name). A name that is an argument ``parametrize``
+    (among ``decorators``, those of the function ``node`` is the body of) fills stands for
+    each of the values it gives it."""
+    out: list[str | None] = []
+    for call in findall(node, GETFIXTUREVALUE_CALL):
+        arg = cst.ensure_type(call, cst.Call).args[0].value
+        text = _string(arg)
+        if text is None and isinstance(arg, cst.Name) and decorators:
+            values = parametrized_values(decorators, arg.value)
+            if values is not None:
+                out += values
+                continue
+        out.append(text)
+    return out
 
 
 def requested_names(
@@ -380,7 +450,7 @@ def requested_names(
     for decorator in fn.decorators:
         names += usefixtures_names(decorator)
     if fetches:
-        names += [n for n in getfixturevalue_names(fn.body) if n is not None]
+        names += [n for n in getfixturevalue_names(fn.body, fn.decorators) if n is not None]
     return list(dict.fromkeys(names))
 
 
