@@ -1477,11 +1477,14 @@ class _Classifier:
         package = self.config.package_dotted
         called = set()
         for call in findall(inner.body, m.Call()):
-            root = cst.ensure_type(call, cst.Call).func
+            call = cst.ensure_type(call, cst.Call)
+            root = call.func
             while isinstance(root, (cst.Attribute, cst.Call)):
                 root = root.value if isinstance(root, cst.Attribute) else root.func
             if isinstance(root, cst.Name):
                 called.add(root.value)
+            # the application handed to what runs it (``runner.invoke(cli, args)``)
+            called.update(a.value.value for a in call.args if isinstance(a.value, cst.Name))
         for name in called:
             binding = fixture.imports.get(name)
             if binding and (
