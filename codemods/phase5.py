@@ -123,6 +123,7 @@ def left_alone(
     analysis of the project as it is, if the caller has it."""
     analysis = analyze(project, current)
     wanted = fx.deletable_names(analysis.graph)
+    config = analysis.config
     out: list[fx.Request] = []
     for rel in files(project, analysis):
         context = CodemodContext(
@@ -145,6 +146,10 @@ def left_alone(
         requests = fx.module_requests(
             tree, rel, Lines(tree), codemod.untouched, wanted, fetches
         )
+        if config.session_fixture in wanted:
+            requests += fx.test_module_session_requests(
+                tree, rel, Lines(tree), analysis.graph, config.session_fixture
+            )
         if tree is not original:  # lines of the file as it is
             back = line_map(original.code, tree.code)
             requests = [dataclasses.replace(r, line=back(r.line)) for r in requests]
@@ -597,6 +602,18 @@ def _call_setup(
     return fn.with_changes(params=params, body=suite.with_changes(body=body))
 
 
+def _autouse_fixtures(body: Sequence[cst.CSTNode]) -> list[tuple[str, cst.CSTNode]]:
+    """The autouse fixtures a module or class body defines, each with its definition: like
+    a ``usefixtures`` mark there, each runs before every test of the body."""
+    return [
+        (fx.registered_name(stmt), stmt)
+        for stmt in body
+        if isinstance(stmt, cst.FunctionDef)
+        and fx.is_fixture(stmt)
+        and any(matches(d, fx.AUTOUSE_DECORATOR) for d in stmt.decorators)
+    ]
+
+
 def _fixtures_defined(body: Sequence[cst.CSTNode]) -> set[str]:
     """The fixtures defined in ``body`` and in the classes in it."""
     out: set[str] = set()
@@ -661,7 +678,9 @@ class RefactorTestFunctions(RefactorCodemod):
         self._classes: list[str] = []
         #: the fixtures ``usefixtures`` marks request for every test of the module, then of
         #: each enclosing class (``pytestmark``, class decorators)
-        self._marked: list[list[tuple[str, cst.CSTNode]]] = [_pytestmark_fixtures(node.body)]
+        self._marked: list[list[tuple[str, cst.CSTNode]]] = [
+            [*_pytestmark_fixtures(node.body), *_autouse_fixtures(node.body)]
+        ]
         #: a mark that leaves tests alone (id) -> (the mark, the fixture, those tests)
         self._mark_skips: dict[int, tuple[cst.CSTNode, str, list[str]]] = {}
         #: the fixtures each enclosing class defines (a helper fixture cannot request them)
@@ -695,6 +714,7 @@ class RefactorTestFunctions(RefactorCodemod):
             [
                 *((n, d) for d in node.decorators for n in fx.usefixtures_names(d)),
                 *_pytestmark_fixtures(body),
+                *_autouse_fixtures(body),
             ]
         )
         self._class_fixture_names.append(
@@ -741,7 +761,13 @@ class RefactorTestFunctions(RefactorCodemod):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
         self._depth -= 1
-        if self._depth or not fx.is_test_function(original_node):
+        if self._depth:
+            return updated_node
+        if not fx.is_test_function(original_node):
+            if fx.is_fixture(original_node) and not self.decide_only:
+                # a fixture of the test module stays: it passes the session to the
+                # factories phase 4 rewrote, as a test left as it is does
+                return self._session_to_factories(original_node, updated_node)
             return updated_node
         if self.only_for is not None and not self.only_for.intersection(
             fx.requested_names(original_node, bool(self._classes), self._fetches)
@@ -907,10 +933,16 @@ class RefactorTestFunctions(RefactorCodemod):
         the helper reads."""
         for mark, used, tests in self._mark_skips.values():
             shown = ", ".join(tests)
+            what = (
+                f"the autouse fixture {used!r} uses the database for every test here (in a "
+                "session of its own, which theirs would not see)"
+                if isinstance(mark, cst.FunctionDef)
+                else f"a usefixtures mark requests {used!r} for every test here"
+            )
             self.report(
                 mark,
-                f"a usefixtures mark requests {used!r} for every test here, so {len(tests)} "
-                f"test(s) that use old fixtures are left as they are ({shown}); rewrite by hand",
+                f"{what}, so {len(tests)} test(s) that use old fixtures are left as they are "
+                f"({shown}); rewrite by hand",
             )
         config = self.config
         pytest_binding = self._bindings.get("pytest", ("pytest", None, None))

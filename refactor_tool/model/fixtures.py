@@ -1070,6 +1070,45 @@ def session_request_to_add(graph: FixtureGraph, fixture: Fixture) -> str | None:
     return None if name in fixture.params else name
 
 
+def test_module_session_requests(
+    module: cst.Module, rel: str, lines: Lines, graph: FixtureGraph, session_fixture: str
+) -> list[Request]:
+    """The session fixture requests the fixtures a test module defines (in the module or in
+    its classes) make once phase 5 is done with them: one that calls a factory fixture step
+    4.4 rewrites (whose inner function takes the session first now) and requests no session
+    fixture passes it the session fixture, which it requests from then on (phase 5's
+    ``_session_to_factories``), so phase 4 keeps that fixture."""
+    session = graph.resolve(session_fixture, rel)
+    if session is None or session.kind != SESSION:
+        return []
+    out: list[Request] = []
+    blocks: list[tuple[Sequence[cst.BaseStatement], bool]] = [(module.body, False)]
+    while blocks:
+        body, method = blocks.pop()
+        for stmt in body:
+            if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                blocks.append((stmt.body.body, True))
+            elif isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
+                asked = requested_names(stmt, method, fetches=False)
+                if session_fixture in asked:
+                    continue
+                if any(
+                    (f := graph.resolve(n, rel)) is not None and rewrites_factory(f)
+                    for n in asked
+                ):
+                    out.append(
+                        Request(
+                            session_fixture,
+                            rel,
+                            lines.start(stmt) or 0,
+                            f"fixture {registered_name(stmt)!r}",
+                            "which the test module defines (it passes the session to the "
+                            "factories step 4.4 rewrites)",
+                        )
+                    )
+    return out
+
+
 def _requests_after_phase4(graph: FixtureGraph, fixture: Fixture) -> list[str]:
     """What a fixture that stays asks for once phase 4 is done with it."""
     names = list(fixture.params)
