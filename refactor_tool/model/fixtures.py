@@ -1077,7 +1077,9 @@ def test_module_session_requests(
     its classes) make once phase 5 is done with them: one that calls a factory fixture step
     4.4 rewrites (whose inner function takes the session first now) and requests no session
     fixture passes it the session fixture, which it requests from then on (phase 5's
-    ``_session_to_factories``), so phase 4 keeps that fixture."""
+    ``_session_to_factories``), so phase 4 keeps that fixture. So does one that calls a
+    factory already in the new style without a session fixture or session context to take
+    a session from (phase 4 run again before phase 5)."""
     session = graph.resolve(session_fixture, rel)
     if session is None or session.kind != SESSION:
         return []
@@ -1090,10 +1092,16 @@ def test_module_session_requests(
                 blocks.append((stmt.body.body, True))
             elif isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
                 asked = requested_names(stmt, method, fetches=False)
-                if session_fixture in asked:
+                if session_fixture in asked or any(
+                    (f := graph.resolve(n, rel)) is not None and f.kind == SESSION_CONTEXT
+                    for n in asked
+                ):
                     continue
+                # a factory rewritten now, or before (a run again): either way its calls
+                # here need a session, which only the session fixture can give
                 if any(
-                    (f := graph.resolve(n, rel)) is not None and rewrites_factory(f)
+                    (f := graph.resolve(n, rel)) is not None
+                    and (rewrites_factory(f) or (f.kind == FACTORY and f.new_style))
                     for n in asked
                 ):
                     out.append(
