@@ -1624,14 +1624,43 @@ class RefactorTestFunctions(RefactorCodemod):
         same session, so the test's next read through it loaded fresh rows. Now the
         application opens its own session; the test's session would answer from its
         identity map. After such a call, when the test reads through the old session
-        fixture later on, ``session.expire_all()`` restores the fresh read.
+        fixture later on, ``session.expire_all()`` restores the fresh read; not where the
+        session has loaded nothing yet (no object fixture, and no statement before the call
+        uses a database fixture), nor where the test's next use of the session is an
+        ``expire_all()`` of its own.
         """
         runs = self._application_runs(body, resolved)
         if not runs:
             return set()
         session_fixture = self.config.session_fixture
         reads = [bool(findall(stmt, m.Name(session_fixture))) for stmt in body]
-        return {i for i in runs if any(reads[i + 1 :])}
+        database = {session_fixture} | {
+            p for p, f in resolved.items() if f is not None and f.kind in fx.DB_KINDS
+        }
+        uses = [
+            bool(findall(stmt, m.Name(m.MatchIfTrue(lambda n: n in database))))
+            for stmt in body
+        ]
+        set_up = any(f is not None and f.kind == fx.OBJECT for f in resolved.values())
+        expires = m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    m.Call(
+                        func=m.Attribute(
+                            value=m.Name(session_fixture), attr=m.Name("expire_all")
+                        )
+                    )
+                )
+            ]
+        )
+        out = set()
+        for i in runs:
+            later = [j for j in range(i + 1, len(body)) if reads[j]]
+            if not later or matches(body[later[0]], expires):
+                continue
+            if set_up or any(uses[:i]):
+                out.add(i)
+        return out
 
     def _application_runs(
         self, body: list[cst.BaseStatement], resolved: dict[str, fx.Fixture | None]
