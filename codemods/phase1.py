@@ -43,6 +43,7 @@ from refactor_tool.model.managers import (
     import_map,
     package_of,
     relpath_for,
+    session_context_openers,
 )
 from refactor_tool.model.project import InputError, Project
 from refactor_tool.model.syntax import code, identifiers, names_used
@@ -172,21 +173,6 @@ def analyze(project: Project) -> SessionApiAnalysis:
         ):
             orm_module = get_full_name_for_node(node.module) or orm_module
             break
-    opens_context = m.FunctionDef(
-        params=m.Parameters(params=[], kwonly_params=[], posonly_params=[]),
-        body=m.IndentedBlock(
-            body=[
-                m.ZeroOrMore(m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])),
-                m.SimpleStatementLine(
-                    body=[
-                        m.Return(
-                            m.Call(func=m.Name(config.session_context_class), args=[])
-                        )
-                    ]
-                ),
-            ]
-        ),
-    )
     return SessionApiAnalysis(
         config=config,
         root=project.root,
@@ -196,11 +182,7 @@ def analyze(project: Project) -> SessionApiAnalysis:
         removed=removed,
         session_attr=_registry_attr(tree, config.database_manager_class, getter),
         orm_module=orm_module,
-        context_openers=frozenset(
-            n.name.value
-            for n in tree.body
-            if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
-        ),
+        context_openers=session_context_openers(tree, config.session_context_class),
         methods_elsewhere=_methods_elsewhere(project, rel, config.database_manager_class, removed),
     )
 

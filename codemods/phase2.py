@@ -57,6 +57,7 @@ from refactor_tool.model.managers import (
     own_init,
     relpath_for,
     resolve_local,
+    session_context_openers,
     unwrap_optional,
 )
 from refactor_tool.model.project import Project
@@ -76,6 +77,9 @@ class BaseManagerAnalysis:
     #: whether some module of the target defines the session fixture (a fixture may be
     #: made to request it)
     session_fixture_defined: bool = False
+    #: qualified names whose call opens a session context: ``SessionContext`` and the
+    #: session module's functions returning one (``get_db_context``)
+    context_openers: frozenset[str] = frozenset()
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -84,13 +88,27 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     defined = bool(
         project.grep(project.python_files(), f"def {project.config.session_fixture}(")
     )
+    config = project.config
+    openers: frozenset[str] = frozenset()
+    if project.exists(config.session_module):
+        module = config.session_module_name
+        openers = frozenset(
+            f"{module}.{name}"
+            for name in (
+                config.session_context_class,
+                *session_context_openers(
+                    project.parse(config.session_module), config.session_context_class
+                ),
+            )
+        )
     return BaseManagerAnalysis(
-        project.config,
+        config,
         project.root,
         graph,
         session_attr,
         _step_files(project, graph),
         defined,
+        openers,
     )
 
 
@@ -346,10 +364,118 @@ class RequireSession(_ManagerCodemod):
         self._given: dict[int, str] = {}
         #: fixtures (ids) that request the session fixture from now on, for those
         self._asking: set[int] = set()
+        #: the ``with`` statements the walk is in that open a session context: (the
+        #: statement, the number of functions it is in, the name it binds or None)
+        self._contexts: list[tuple[cst.With, int, str | None]] = []
+        #: ``with`` statements (ids) that bind the context's session from now on -> name
+        self._binding: dict[int, str] = {}
+        #: how many functions the walk was in at each class it is in
+        self._class_depths: list[int] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         super().visit_FunctionDef(node)
         self._owners.append(node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        super().visit_ClassDef(node)
+        self._class_depths.append(len(self._owners))
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        self._class_depths.pop()
+        return super().leave_ClassDef(original_node, updated_node)
+
+    def visit_With(self, node: cst.With) -> None:
+        for item in node.items:
+            call = item.item
+            if not isinstance(call, cst.Call):
+                continue
+            dotted = get_full_name_for_node(call.func)
+            origin = (
+                resolve_local(dotted, self._imports, self._module_name, self._local)
+                if dotted
+                else None
+            )
+            if origin in self.analysis.context_openers:
+                bound = (
+                    item.asname.name.value
+                    if item.asname is not None and isinstance(item.asname.name, cst.Name)
+                    else None
+                )
+                if item.asname is None or bound is not None:
+                    self._contexts.append((node, len(self._owners), bound))
+                return
+
+    def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
+        if self._contexts and self._contexts[-1][0] is original_node:
+            self._contexts.pop()
+        name = self._binding.get(id(original_node))
+        if name is None:
+            return updated_node
+        items = list(updated_node.items)
+        for i, (old, new) in enumerate(zip(original_node.items, items)):
+            if old.asname is None and isinstance(old.item, cst.Call):
+                dotted = get_full_name_for_node(old.item.func)
+                origin = (
+                    resolve_local(dotted, self._imports, self._module_name, self._local)
+                    if dotted
+                    else None
+                )
+                if origin in self.analysis.context_openers:
+                    items[i] = new.with_changes(
+                        asname=cst.AsName(
+                            name=cst.Name(name),
+                            whitespace_before_as=cst.SimpleWhitespace(" "),
+                            whitespace_after_as=cst.SimpleWhitespace(" "),
+                        )
+                    )
+                    break
+        return updated_node.with_changes(items=items)
+
+    def _own_session(self) -> str | None:
+        """In a method of a manager class, the session that manager was given
+        (``self._session``): the one a manager it builds without a session fetched for
+        itself from the thread, as its owner did."""
+        if self.current_manager is None or not self._class_depths:
+            return None
+        depth = self._class_depths[-1]
+        if len(self._owners) <= depth:
+            return None
+        method = self._owners[depth]
+        if any(
+            matches(d, m.Decorator(m.Name("staticmethod") | m.Name("classmethod")))
+            for d in method.decorators
+        ):
+            return None
+        first = method.params.posonly_params[:1] or method.params.params[:1]
+        if not first:
+            return None
+        me = first[0].name.value
+        if any(me in {p.name.value for p in fn.params.params} for fn in self._owners[depth + 1 :]):
+            return None
+        return f"{me}.{self.analysis.session_attr}"
+
+    def _context_session(self) -> str | None:
+        """Inside ``with SessionContext() as s:`` (or an opener of one) in the same
+        function: ``s``, the session the manager fetched from the thread (the context's);
+        a block that binds no name binds one from now on, where the function does not
+        use it otherwise."""
+        if not self._contexts:
+            return None
+        node, depth, bound = self._contexts[-1]
+        if depth != len(self._owners):
+            return None
+        if bound is not None:
+            return bound
+        name = self._binding.get(id(node))
+        if name is not None:
+            return name
+        name = self.session_name
+        if not self._owners or name in identifiers(self._owners[-1]):
+            return None
+        self._binding[id(node)] = name
+        return name
 
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -544,7 +670,11 @@ class RequireSession(_ManagerCodemod):
         if kind == "missing" and self._stores_session(cls):
             # in a fixture or test that requests the session fixture: that is the session
             # the manager fetched for itself (the thread's), so it is passed instead
-            given = self._session_fixture_in_scope()
+            given = (
+                self._session_fixture_in_scope()
+                or self._context_session()
+                or self._own_session()
+            )
             if given is not None:
                 self._given[id(node)] = given
                 return
@@ -581,7 +711,9 @@ class RequireSession(_ManagerCodemod):
         given = self._given.get(id(original_node))
         if given is None:
             return updated_node
-        return _call_with_keyword(updated_node, self.session_name, cst.Name(given))
+        return _call_with_keyword(
+            updated_node, self.session_name, cst.parse_expression(given)
+        )
 
     # -- ``x = Manager()`` ... ``x._session = s``: the session moves into the construction
     def visit_Module(self, node: cst.Module) -> None:
