@@ -37,6 +37,8 @@ from libcst.helpers import (
 from libcst.matchers import findall, matches
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.phase2 import BaseManagerAnalysis, GiveSessionWhereFetched
+from codemods.phase2 import analyze as analyze_managers_of
 from codemods.rewrite import drop_unused_imports, without_aliases
 from refactor_tool.model.config import Config
 from refactor_tool.model.managers import (
@@ -75,6 +77,9 @@ class SessionApiAnalysis:
     #: removed method names some other class of the project defines as well: a call of one
     #: on an unknown object may be that class's, and is not rewritten
     methods_elsewhere: frozenset[str] = frozenset()
+    #: the managers' analysis (phase 2's), for the managers built without a session that
+    #: fetched the thread's; None without a base manager module
+    managers: BaseManagerAnalysis | None = None
 
 
 def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
@@ -184,6 +189,9 @@ def analyze(project: Project) -> SessionApiAnalysis:
         orm_module=orm_module,
         context_openers=session_context_openers(tree, config.session_context_class),
         methods_elsewhere=_methods_elsewhere(project, rel, config.database_manager_class, removed),
+        managers=(
+            analyze_managers_of(project) if project.exists(config.base_manager_module) else None
+        ),
     )
 
 
@@ -211,6 +219,8 @@ def files(project: Project, analysis: SessionApiAnalysis) -> list[str]:
     found = set(project.grep(project.python_files(), *needles))
     if project.exists(analysis.session_module):
         found.add(analysis.session_module)
+    if analysis.managers is not None:  # managers built without a session (step 1.3)
+        found |= analysis.managers.step_files["2.1"]
     return sorted(found)
 
 
@@ -1370,7 +1380,11 @@ PHASE = PhaseSpec(
             (UseSessionmaker, BeginSqliteTransactions),
         ),
         StepSpec("1.2", "Modify `SessionContext`", (SessionContextLifecycle,)),
-        StepSpec("1.3", "Remove Standalone `get_session()`", (RemoveSessionApis,)),
+        StepSpec(
+            "1.3",
+            "Remove Standalone `get_session()`",
+            (RemoveSessionApis, GiveSessionWhereFetched),
+        ),
     ),
     files=files,
     analyze=analyze,

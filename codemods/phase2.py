@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 import libcst.matchers as m
@@ -940,6 +941,59 @@ def _call_with_keyword(call: cst.Call, name: str, expr: cst.BaseExpression) -> c
 
 
 # ------------------------------------------------------------------------------- step 2.2
+
+
+class GiveSessionWhereFetched(RequireSession):
+    """Phase 1 takes the thread's session away (``get_session()``, which a manager built
+    without a session fell back to): a manager built without one inside a session context,
+    or in a method of another manager, is given the session it fetched there (see
+    ``RequireSession._context_session`` and ``_own_session``), so the application still
+    runs between phases 1 and 2. It changes no constructor and reports nothing: phase 2
+    does the rest."""
+
+    STEP = "1.3"
+    DESCRIPTION = (
+        "A manager built without a session inside `with SessionContext()` (or a function "
+        "returning one) or in a method of another manager gets that session, the one it "
+        "fetched from the thread."
+    )
+
+    @property
+    def analysis(self) -> Any:
+        # run in phase 1, whose analysis carries the managers' (None without a base
+        # manager module)
+        outer = RefactorCodemod.analysis.fget(self)  # type: ignore[attr-defined]
+        return outer if isinstance(outer, BaseManagerAnalysis) else outer.managers
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        if self.analysis is None:
+            raise SkipFile("no base manager module")
+        return super().transform_module_impl(tree)
+
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        """Phase 2 reports what it leaves (this step only passes sessions)."""
+
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef:
+        return updated_node
+
+    def _plan_folds(self, body: Sequence[cst.BaseStatement]) -> None:
+        return None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        misfit = self._misfit(node)
+        if misfit is None:
+            return
+        cls, kind, _ = misfit
+        if kind != "missing" or not self._stores_session(cls):
+            return
+        given = self._context_session() or self._own_session()
+        if given is not None:
+            self._given[id(node)] = given
 
 
 class RemoveGetSession(_ManagerCodemod):
