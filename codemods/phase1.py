@@ -41,6 +41,7 @@ from codemods.phase2 import BaseManagerAnalysis, GiveSessionWhereFetched
 from codemods.phase2 import analyze as analyze_managers_of
 from codemods.rewrite import drop_unused_imports, without_aliases
 from refactor_tool.model.config import Config
+from refactor_tool.model.fixtures import is_test_function
 from refactor_tool.model.managers import (
     import_map,
     package_of,
@@ -867,6 +868,8 @@ class RemoveSessionApis(RefactorCodemod):
         self._kept_local: list[cst.ImportFrom] = []
         self._imports_sources = self._is_session_module
         self._method_calls: list[cst.Call] = []
+        #: the calls among those made in a test function (id) -> the test's name
+        self._in_test: dict[int, str] = {}
         self._scoped_uses: list[cst.CSTNode] = []
         self._name_uses: list[cst.Name] = []
         self._not_uses: set[int] = set()
@@ -1291,6 +1294,9 @@ class RemoveSessionApis(RefactorCodemod):
             node, _attribute_method_call(self.analysis.session_attr, "remove")
         ):
             self._method_calls.append(node)
+            outer = self._functions[0] if self._functions else None
+            if outer is not None and is_test_function(outer):
+                self._in_test[id(node)] = outer.name.value
 
     def visit_Name(self, node: cst.Name) -> None:
         if id(node) in self._not_uses or self._inside_removed:
@@ -1351,9 +1357,11 @@ class RemoveSessionApis(RefactorCodemod):
                 if id(node) in self._fixed:
                     continue
                 name = code(node.func)
+                test = self._in_test.get(id(node))
                 self.report(
                     node,
-                    f"`{name}()` calls a removed session API; sessions now come from "
+                    (f"{test}: " if test else "")
+                    + f"`{name}()` calls a removed session API; sessions now come from "
                     f"`{config.session_context_class}` (`with ... as session:`); rewrite by hand",
                 )
         for node in self._scoped_uses:
