@@ -1119,6 +1119,10 @@ _FLAG_LABEL = re.compile(
 )
 
 
+#: a %-style field of a message (``%s``, ``%(name)r``, ``%5.2f``) or ``%%``
+_PERCENT_FIELD = re.compile(r"%%|%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z]")
+
+
 def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:
     """(session variable, flag variable) of ``session, flag = self._get_session()`` or
     ``session = ...``; None for any other target."""
@@ -1256,6 +1260,42 @@ class _SimplifyBody(cst.CSTTransformer):
             if not (isinstance(p, cst.FormattedStringText) and not p.value)
         ]
         return updated_node.with_changes(parts=parts)
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        """A %-style message (``log.debug("... (owned=%s)", name, flag)``) that showed the
+        flag drops that field, its label and its argument, as an f-string does."""
+        if not self.flag_var or len(original_node.args) < 2:
+            return updated_node
+        first = original_node.args[0]
+        if first.keyword is not None or not isinstance(first.value, cst.SimpleString):
+            return updated_node
+        rest = original_node.args[1:]
+        if any(a.keyword is not None or a.star for a in rest):
+            return updated_node
+        flags = [
+            i for i, a in enumerate(rest) if matches(a.value, m.Name(self.flag_var))
+        ]
+        string = first.value
+        body = string.value[len(string.prefix) + len(string.quote) : -len(string.quote)]
+        if len(flags) != 1 or "r" in string.prefix.lower():
+            return updated_node
+        fields = [f for f in _PERCENT_FIELD.finditer(body) if f.group(0) != "%%"]
+        if len(fields) != len(rest):
+            return updated_node
+        field = fields[flags[0]]
+        text, after = body[: field.start()], body[field.end() :]
+        label = _FLAG_LABEL.search(text)
+        if label is None:
+            return updated_node
+        text = text[: label.start()]
+        if text.rstrip().endswith("(") and after.startswith(")"):
+            text, after = text.rstrip()[:-1].rstrip(), after[1:]
+        value = f"{string.prefix}{string.quote}{text}{after}{string.quote}"
+        args = list(updated_node.args)
+        del args[1 + flags[0]]
+        args[0] = args[0].with_changes(value=string.with_changes(value=value))
+        args[-1] = args[-1].with_changes(comma=updated_node.args[-1].comma)
+        return updated_node.with_changes(args=args)
 
     def leave_SimpleStatementLine(
         self,
