@@ -452,6 +452,14 @@ class RequireSession(_ManagerCodemod):
         first = method.params.posonly_params[:1] or method.params.params[:1]
         if not first:
             return None
+        if method.name.value == "__init__":
+            # the base may not have stored it yet: the constructor's own parameter
+            params = method.params
+            names = {
+                p.name.value
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            }
+            return self.session_name if self.session_name in names else None
         me = first[0].name.value
         if any(me in {p.name.value for p in fn.params.params} for fn in self._owners[depth + 1 :]):
             return None
