@@ -148,7 +148,12 @@ def left_alone(
         )
         if config.session_fixture in wanted:
             requests += fx.test_module_session_requests(
-                tree, rel, Lines(tree), analysis.graph, config.session_fixture
+                tree,
+                rel,
+                Lines(tree),
+                analysis.graph,
+                config.session_fixture,
+                config.session_variable,
             )
         if tree is not original:  # lines of the file as it is
             back = line_map(original.code, tree.code)
@@ -766,8 +771,21 @@ class RefactorTestFunctions(RefactorCodemod):
         if not fx.is_test_function(original_node):
             if fx.is_fixture(original_node) and not self.decide_only:
                 # a fixture of the test module stays: it passes the session to the
-                # factories phase 4 rewrote, as a test left as it is does
-                return self._session_to_factories(original_node, updated_node)
+                # factories phase 4 rewrote, as a test left as it is does (not one whose
+                # calls pass a session already)
+                graph = self.analysis.graph
+                factories = {
+                    n
+                    for n in fx.requested_names(original_node, bool(self._classes), False)
+                    if (f := graph.resolve_current(n, self._rel)) is not None
+                    and f.kind == fx.FACTORY
+                }
+                if fx.passes_no_session(
+                    original_node,
+                    factories,
+                    {self.config.session_fixture, self.config.session_variable},
+                ):
+                    return self._session_to_factories(original_node, updated_node)
             return updated_node
         if self.only_for is not None and not self.only_for.intersection(
             fx.requested_names(original_node, bool(self._classes), self._fetches)

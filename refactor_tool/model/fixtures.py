@@ -1070,8 +1070,34 @@ def session_request_to_add(graph: FixtureGraph, fixture: Fixture) -> str | None:
     return None if name in fixture.params else name
 
 
+def passes_no_session(
+    fn: cst.FunctionDef, factories: Container[str], session_names: Container[str]
+) -> bool:
+    """Whether ``fn`` calls factory fixtures (by the names in ``factories``) and none of
+    those calls passes a session first (a name in ``session_names``: the session fixture,
+    the session variable): they are calls of the old style, to be given the session
+    fixture. False when some call passes one already (a helper fixture phase 5 wrote,
+    ``make(session)``, or a fixture phase 5 rewrote before)."""
+    calls = [
+        cst.ensure_type(c, cst.Call)
+        for c in findall(fn.body, m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in factories))))
+    ]
+    if not calls:
+        return False
+    for call in calls:
+        first = next((a.value for a in call.args if a.keyword is None and not a.star), None)
+        if isinstance(first, cst.Name) and first.value in session_names:
+            return False
+    return True
+
+
 def test_module_session_requests(
-    module: cst.Module, rel: str, lines: Lines, graph: FixtureGraph, session_fixture: str
+    module: cst.Module,
+    rel: str,
+    lines: Lines,
+    graph: FixtureGraph,
+    session_fixture: str,
+    graph_session_variable: str,
 ) -> list[Request]:
     """The session fixture requests the fixtures a test module defines (in the module or in
     its classes) make once phase 5 is done with them: one that calls a factory fixture step
@@ -1099,10 +1125,14 @@ def test_module_session_requests(
                     continue
                 # a factory rewritten now, or before (a run again): either way its calls
                 # here need a session, which only the session fixture can give
-                if any(
-                    (f := graph.resolve(n, rel)) is not None
-                    and (rewrites_factory(f) or (f.kind == FACTORY and f.new_style))
+                factories = {
+                    n
                     for n in asked
+                    if (f := graph.resolve(n, rel)) is not None
+                    and (rewrites_factory(f) or (f.kind == FACTORY and f.new_style))
+                }
+                if passes_no_session(
+                    stmt, factories, {session_fixture, graph_session_variable}
                 ):
                     out.append(
                         Request(
