@@ -37,12 +37,16 @@ from libcst.helpers import (
 from libcst.matchers import findall, matches
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.phase2 import BaseManagerAnalysis, GiveSessionWhereFetched
+from codemods.phase2 import analyze as analyze_managers_of
 from codemods.rewrite import drop_unused_imports, without_aliases
 from refactor_tool.model.config import Config
+from refactor_tool.model.fixtures import is_test_function
 from refactor_tool.model.managers import (
     import_map,
     package_of,
     relpath_for,
+    session_context_openers,
 )
 from refactor_tool.model.project import InputError, Project
 from refactor_tool.model.syntax import (
@@ -80,6 +84,9 @@ class SessionApiAnalysis:
     #: removed method names some other class of the project defines as well: a call of one
     #: on an unknown object may be that class's, and is not rewritten
     methods_elsewhere: frozenset[str] = frozenset()
+    #: the managers' analysis (phase 2's), for the managers built without a session that
+    #: fetched the thread's; None without a base manager module
+    managers: BaseManagerAnalysis | None = None
 
 
 def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
@@ -178,21 +185,6 @@ def analyze(project: Project) -> SessionApiAnalysis:
         ):
             orm_module = get_full_name_for_node(node.module) or orm_module
             break
-    opens_context = m.FunctionDef(
-        params=m.Parameters(params=[], kwonly_params=[], posonly_params=[]),
-        body=m.IndentedBlock(
-            body=[
-                m.ZeroOrMore(m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])),
-                m.SimpleStatementLine(
-                    body=[
-                        m.Return(
-                            m.Call(func=m.Name(config.session_context_class), args=[])
-                        )
-                    ]
-                ),
-            ]
-        ),
-    )
     return SessionApiAnalysis(
         config=config,
         root=project.root,
@@ -202,12 +194,11 @@ def analyze(project: Project) -> SessionApiAnalysis:
         removed=removed,
         session_attr=_registry_attr(tree, config.database_manager_class, getter),
         orm_module=orm_module,
-        context_openers=frozenset(
-            n.name.value
-            for n in tree.body
-            if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
-        ),
+        context_openers=session_context_openers(tree, config.session_context_class),
         methods_elsewhere=_methods_elsewhere(project, rel, config.database_manager_class, removed),
+        managers=(
+            analyze_managers_of(project) if project.exists(config.base_manager_module) else None
+        ),
     )
 
 
@@ -235,6 +226,8 @@ def files(project: Project, analysis: SessionApiAnalysis) -> list[str]:
     found = set(project.grep(project.python_files(), *needles))
     if project.exists(analysis.session_module):
         found.add(analysis.session_module)
+    if analysis.managers is not None:  # managers built without a session (step 1.3)
+        found |= analysis.managers.step_files["2.1"]
     return sorted(found)
 
 
@@ -666,10 +659,11 @@ class SessionContextLifecycle(_SessionModuleCodemod):
             return updated_node
         body = cst.ensure_type(updated_node.body, cst.IndentedBlock)
         closers = [n for n in self.analysis.removed if not n.startswith("get")]
-        # 1. drop ``self._db.close_session()``
-        body = (
-            _drop_statements(body, m.Expr(_method_call(closers))) if closers else body
-        )
+        # 1. ``self._db.close_session()`` in a finally that closes nothing else closes the
+        # session the try commits or rolls back; elsewhere it goes
+        if closers:
+            body = _close_session_closes_own(body, m.Expr(_method_call(closers)))
+            body = _drop_statements(body, m.Expr(_method_call(closers)))
         # 2. move ``self.session.close()`` into a finally after the commit/rollback
         new_body, status = _close_in_finally(body)
         if status == "no-close":
@@ -703,6 +697,48 @@ def _drop_statements(
             return updated_node
 
     return cst.ensure_type(block.visit(Dropper()), cst.IndentedBlock)
+
+
+def _close_session_closes_own(
+    block: cst.IndentedBlock, closer: m.BaseMatcherNode
+) -> cst.IndentedBlock:
+    """In a ``try`` whose body commits or rolls back ``X`` and whose ``finally`` calls a
+    removed closer (``self._db.close_session()``) but never ``close()``, the first such
+    call becomes ``X.close()``: the session the block ends is the one to close."""
+
+    class Closer(Transformer):
+        def leave_Try(self, original_node: cst.Try, updated_node: cst.Try) -> cst.Try:
+            final = updated_node.finalbody
+            if final is None or findall(final, _CLOSE):
+                return updated_node
+            ends = findall(updated_node.body, _COMMIT_OR_ROLLBACK)
+            receivers = {
+                code(cst.ensure_type(cst.ensure_type(c, cst.Call).func, cst.Attribute).value)
+                for c in ends
+            }
+            if len(receivers) != 1:
+                return updated_node
+            receiver = cst.ensure_type(
+                cst.ensure_type(ends[0], cst.Call).func, cst.Attribute
+            ).value
+            statements = list(cst.ensure_type(final.body, cst.IndentedBlock).body)
+            for i, stmt in enumerate(statements):
+                if matches(stmt, m.SimpleStatementLine(body=[closer])):
+                    line = cst.ensure_type(stmt, cst.SimpleStatementLine)
+                    statements[i] = line.with_changes(
+                        body=[
+                            cst.Expr(
+                                cst.Call(
+                                    func=cst.Attribute(value=receiver, attr=cst.Name("close"))
+                                )
+                            )
+                        ]
+                    )
+                    body = final.body.with_changes(body=statements)
+                    return updated_node.with_changes(finalbody=final.with_changes(body=body))
+            return updated_node
+
+    return cst.ensure_type(block.visit(Closer()), cst.IndentedBlock)
 
 
 _CLOSE = m.SimpleStatementLine(
@@ -838,6 +874,8 @@ class RemoveSessionApis(RefactorCodemod):
         self._kept_local: list[cst.ImportFrom] = []
         self._imports_sources = self._is_session_module
         self._method_calls: list[cst.Call] = []
+        #: the calls among those made in a test function (id) -> the test's name
+        self._in_test: dict[int, str] = {}
         self._scoped_uses: list[cst.CSTNode] = []
         self._name_uses: list[cst.Name] = []
         self._not_uses: set[int] = set()
@@ -1262,6 +1300,9 @@ class RemoveSessionApis(RefactorCodemod):
             node, _attribute_method_call(self.analysis.session_attr, "remove")
         ):
             self._method_calls.append(node)
+            outer = self._functions[0] if self._functions else None
+            if outer is not None and is_test_function(outer):
+                self._in_test[id(node)] = outer.name.value
 
     def visit_Name(self, node: cst.Name) -> None:
         if id(node) in self._not_uses or self._inside_removed:
@@ -1322,9 +1363,11 @@ class RemoveSessionApis(RefactorCodemod):
                 if id(node) in self._fixed:
                     continue
                 name = code(node.func)
+                test = self._in_test.get(id(node))
                 self.report(
                     node,
-                    f"`{name}()` calls a removed session API; sessions now come from "
+                    (f"{test}: " if test else "")
+                    + f"`{name}()` calls a removed session API; sessions now come from "
                     f"`{config.session_context_class}` (`with ... as session:`); rewrite by hand",
                 )
         for node in self._scoped_uses:
@@ -1351,7 +1394,11 @@ PHASE = PhaseSpec(
             (UseSessionmaker, BeginSqliteTransactions),
         ),
         StepSpec("1.2", "Modify `SessionContext`", (SessionContextLifecycle,)),
-        StepSpec("1.3", "Remove Standalone `get_session()`", (RemoveSessionApis,)),
+        StepSpec(
+            "1.3",
+            "Remove Standalone `get_session()`",
+            (RemoveSessionApis, GiveSessionWhereFetched),
+        ),
     ),
     files=files,
     analyze=analyze,

@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 import libcst.matchers as m
@@ -57,6 +58,7 @@ from refactor_tool.model.managers import (
     own_init,
     relpath_for,
     resolve_local,
+    session_context_openers,
     unwrap_optional,
 )
 from refactor_tool.model.project import Project
@@ -76,6 +78,9 @@ class BaseManagerAnalysis:
     #: whether some module of the target defines the session fixture (a fixture may be
     #: made to request it)
     session_fixture_defined: bool = False
+    #: qualified names whose call opens a session context: ``SessionContext`` and the
+    #: session module's functions returning one (``get_db_context``)
+    context_openers: frozenset[str] = frozenset()
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -84,13 +89,27 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     defined = bool(
         project.grep(project.python_files(), f"def {project.config.session_fixture}(")
     )
+    config = project.config
+    openers: frozenset[str] = frozenset()
+    if project.exists(config.session_module):
+        module = config.session_module_name
+        openers = frozenset(
+            f"{module}.{name}"
+            for name in (
+                config.session_context_class,
+                *session_context_openers(
+                    project.parse(config.session_module), config.session_context_class
+                ),
+            )
+        )
     return BaseManagerAnalysis(
-        project.config,
+        config,
         project.root,
         graph,
         session_attr,
         _step_files(project, graph),
         defined,
+        openers,
     )
 
 
@@ -346,10 +365,126 @@ class RequireSession(_ManagerCodemod):
         self._given: dict[int, str] = {}
         #: fixtures (ids) that request the session fixture from now on, for those
         self._asking: set[int] = set()
+        #: the ``with`` statements the walk is in that open a session context: (the
+        #: statement, the number of functions it is in, the name it binds or None)
+        self._contexts: list[tuple[cst.With, int, str | None]] = []
+        #: ``with`` statements (ids) that bind the context's session from now on -> name
+        self._binding: dict[int, str] = {}
+        #: how many functions the walk was in at each class it is in
+        self._class_depths: list[int] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         super().visit_FunctionDef(node)
         self._owners.append(node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        super().visit_ClassDef(node)
+        self._class_depths.append(len(self._owners))
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        self._class_depths.pop()
+        return super().leave_ClassDef(original_node, updated_node)
+
+    def visit_With(self, node: cst.With) -> None:
+        for item in node.items:
+            call = item.item
+            if not isinstance(call, cst.Call):
+                continue
+            dotted = get_full_name_for_node(call.func)
+            origin = (
+                resolve_local(dotted, self._imports, self._module_name, self._local)
+                if dotted
+                else None
+            )
+            if origin in self.analysis.context_openers:
+                bound = (
+                    item.asname.name.value
+                    if item.asname is not None and isinstance(item.asname.name, cst.Name)
+                    else None
+                )
+                if item.asname is None or bound is not None:
+                    self._contexts.append((node, len(self._owners), bound))
+                return
+
+    def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
+        if self._contexts and self._contexts[-1][0] is original_node:
+            self._contexts.pop()
+        name = self._binding.get(id(original_node))
+        if name is None:
+            return updated_node
+        items = list(updated_node.items)
+        for i, (old, new) in enumerate(zip(original_node.items, items)):
+            if old.asname is None and isinstance(old.item, cst.Call):
+                dotted = get_full_name_for_node(old.item.func)
+                origin = (
+                    resolve_local(dotted, self._imports, self._module_name, self._local)
+                    if dotted
+                    else None
+                )
+                if origin in self.analysis.context_openers:
+                    items[i] = new.with_changes(
+                        asname=cst.AsName(
+                            name=cst.Name(name),
+                            whitespace_before_as=cst.SimpleWhitespace(" "),
+                            whitespace_after_as=cst.SimpleWhitespace(" "),
+                        )
+                    )
+                    break
+        return updated_node.with_changes(items=items)
+
+    def _own_session(self) -> str | None:
+        """In a method of a manager class, the session that manager was given
+        (``self._session``): the one a manager it builds without a session fetched for
+        itself from the thread, as its owner did."""
+        if self.current_manager is None or not self._class_depths:
+            return None
+        depth = self._class_depths[-1]
+        if len(self._owners) <= depth:
+            return None
+        method = self._owners[depth]
+        if any(
+            matches(d, m.Decorator(m.Name("staticmethod") | m.Name("classmethod")))
+            for d in method.decorators
+        ):
+            return None
+        first = method.params.posonly_params[:1] or method.params.params[:1]
+        if not first:
+            return None
+        if method.name.value == "__init__":
+            # the base may not have stored it yet: the constructor's own parameter
+            params = method.params
+            names = {
+                p.name.value
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            }
+            return self.session_name if self.session_name in names else None
+        me = first[0].name.value
+        if any(me in {p.name.value for p in fn.params.params} for fn in self._owners[depth + 1 :]):
+            return None
+        return f"{me}.{self.analysis.session_attr}"
+
+    def _context_session(self) -> str | None:
+        """Inside ``with SessionContext() as s:`` (or an opener of one) in the same
+        function: ``s``, the session the manager fetched from the thread (the context's);
+        a block that binds no name binds one from now on, where the function does not
+        use it otherwise."""
+        if not self._contexts:
+            return None
+        node, depth, bound = self._contexts[-1]
+        if depth != len(self._owners):
+            return None
+        if bound is not None:
+            return bound
+        name = self._binding.get(id(node))
+        if name is not None:
+            return name
+        name = self.session_name
+        if not self._owners or name in identifiers(self._owners[-1]):
+            return None
+        self._binding[id(node)] = name
+        return name
 
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -544,7 +679,11 @@ class RequireSession(_ManagerCodemod):
         if kind == "missing" and self._stores_session(cls):
             # in a fixture or test that requests the session fixture: that is the session
             # the manager fetched for itself (the thread's), so it is passed instead
-            given = self._session_fixture_in_scope()
+            given = (
+                self._session_fixture_in_scope()
+                or self._context_session()
+                or self._own_session()
+            )
             if given is not None:
                 self._given[id(node)] = given
                 return
@@ -581,7 +720,9 @@ class RequireSession(_ManagerCodemod):
         given = self._given.get(id(original_node))
         if given is None:
             return updated_node
-        return _call_with_keyword(updated_node, self.session_name, cst.Name(given))
+        return _call_with_keyword(
+            updated_node, self.session_name, cst.parse_expression(given)
+        )
 
     # -- ``x = Manager()`` ... ``x._session = s``: the session moves into the construction
     def visit_Module(self, node: cst.Module) -> None:
@@ -810,6 +951,59 @@ def _call_with_keyword(call: cst.Call, name: str, expr: cst.BaseExpression) -> c
 # ------------------------------------------------------------------------------- step 2.2
 
 
+class GiveSessionWhereFetched(RequireSession):
+    """Phase 1 takes the thread's session away (``get_session()``, which a manager built
+    without a session fell back to): a manager built without one inside a session context,
+    or in a method of another manager, is given the session it fetched there (see
+    ``RequireSession._context_session`` and ``_own_session``), so the application still
+    runs between phases 1 and 2. It changes no constructor and reports nothing: phase 2
+    does the rest."""
+
+    STEP = "1.3"
+    DESCRIPTION = (
+        "A manager built without a session inside `with SessionContext()` (or a function "
+        "returning one) or in a method of another manager gets that session, the one it "
+        "fetched from the thread."
+    )
+
+    @property
+    def analysis(self) -> Any:
+        # run in phase 1, whose analysis carries the managers' (None without a base
+        # manager module)
+        outer = RefactorCodemod.analysis.fget(self)  # type: ignore[attr-defined]
+        return outer if isinstance(outer, BaseManagerAnalysis) else outer.managers
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        if self.analysis is None:
+            raise SkipFile("no base manager module")
+        return super().transform_module_impl(tree)
+
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        """Phase 2 reports what it leaves (this step only passes sessions)."""
+
+    def leave_method(
+        self,
+        manager: ManagerClass,
+        original_node: cst.FunctionDef,
+        updated_node: cst.FunctionDef,
+    ) -> cst.FunctionDef:
+        return updated_node
+
+    def _plan_folds(self, body: Sequence[cst.BaseStatement]) -> None:
+        return None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        misfit = self._misfit(node)
+        if misfit is None:
+            return
+        cls, kind, _ = misfit
+        if kind != "missing" or not self._stores_session(cls):
+            return
+        given = self._context_session() or self._own_session()
+        if given is not None:
+            self._given[id(node)] = given
+
+
 class RemoveGetSession(_ManagerCodemod):
     """``BaseManager._get_session`` is removed."""
 
@@ -931,6 +1125,10 @@ class _RewordStrings(Transformer):
 _FLAG_LABEL = re.compile(
     r"(?:[,;]\s*|(?<=\()\s*)\w+(?:[ \t]+\w+)*\s*[=:]\s*$|[,;]?\s*\w+\s*[=:]\s*$"
 )
+
+
+#: a %-style field of a message (``%s``, ``%(name)r``, ``%5.2f``) or ``%%``
+_PERCENT_FIELD = re.compile(r"%%|%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z]")
 
 
 def _getter_targets(assign: cst.Assign) -> tuple[str | None, str | None] | None:
@@ -1070,6 +1268,42 @@ class _SimplifyBody(Transformer):
             if not (isinstance(p, cst.FormattedStringText) and not p.value)
         ]
         return updated_node.with_changes(parts=parts)
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        """A %-style message (``log.debug("... (owned=%s)", name, flag)``) that showed the
+        flag drops that field, its label and its argument, as an f-string does."""
+        if not self.flag_var or len(original_node.args) < 2:
+            return updated_node
+        first = original_node.args[0]
+        if first.keyword is not None or not isinstance(first.value, cst.SimpleString):
+            return updated_node
+        rest = original_node.args[1:]
+        if any(a.keyword is not None or a.star for a in rest):
+            return updated_node
+        flags = [
+            i for i, a in enumerate(rest) if matches(a.value, m.Name(self.flag_var))
+        ]
+        string = first.value
+        body = string.value[len(string.prefix) + len(string.quote) : -len(string.quote)]
+        if len(flags) != 1 or "r" in string.prefix.lower():
+            return updated_node
+        fields = [f for f in _PERCENT_FIELD.finditer(body) if f.group(0) != "%%"]
+        if len(fields) != len(rest):
+            return updated_node
+        field = fields[flags[0]]
+        text, after = body[: field.start()], body[field.end() :]
+        label = _FLAG_LABEL.search(text)
+        if label is None:
+            return updated_node
+        text = text[: label.start()]
+        if text.rstrip().endswith("(") and after.startswith(")"):
+            text, after = text.rstrip()[:-1].rstrip(), after[1:]
+        value = f"{string.prefix}{string.quote}{text}{after}{string.quote}"
+        args = list(updated_node.args)
+        del args[1 + flags[0]]
+        args[0] = args[0].with_changes(value=string.with_changes(value=value))
+        args[-1] = args[-1].with_changes(comma=updated_node.args[-1].comma)
+        return updated_node.with_changes(args=args)
 
     def leave_SimpleStatementLine(
         self,

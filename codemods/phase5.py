@@ -123,6 +123,7 @@ def left_alone(
     analysis of the project as it is, if the caller has it."""
     analysis = analyze(project, current)
     wanted = fx.deletable_names(analysis.graph)
+    config = analysis.config
     out: list[fx.Request] = []
     for rel in files(project, analysis):
         context = CodemodContext(
@@ -145,6 +146,15 @@ def left_alone(
         requests = fx.module_requests(
             tree, rel, Lines(tree), codemod.untouched, wanted, fetches
         )
+        if config.session_fixture in wanted:
+            requests += fx.test_module_session_requests(
+                tree,
+                rel,
+                Lines(tree),
+                analysis.graph,
+                config.session_fixture,
+                config.session_variable,
+            )
         if tree is not original:  # lines of the file as it is
             back = line_map(original.code, tree.code)
             requests = [dataclasses.replace(r, line=back(r.line)) for r in requests]
@@ -627,6 +637,18 @@ def _call_setup(
     return fn.with_changes(params=params, body=suite.with_changes(body=body))
 
 
+def _autouse_fixtures(body: Sequence[cst.CSTNode]) -> list[tuple[str, cst.CSTNode]]:
+    """The autouse fixtures a module or class body defines, each with its definition: like
+    a ``usefixtures`` mark there, each runs before every test of the body."""
+    return [
+        (fx.registered_name(stmt), stmt)
+        for stmt in body
+        if isinstance(stmt, cst.FunctionDef)
+        and fx.is_fixture(stmt)
+        and any(matches(d, fx.AUTOUSE_DECORATOR) for d in stmt.decorators)
+    ]
+
+
 def _fixtures_defined(body: Sequence[cst.CSTNode]) -> set[str]:
     """The fixtures defined in ``body`` and in the classes in it."""
     out: set[str] = set()
@@ -684,7 +706,9 @@ class RefactorTestFunctions(RefactorCodemod):
         self._classes: list[str] = []
         #: the fixtures ``usefixtures`` marks request for every test of the module, then of
         #: each enclosing class (``pytestmark``, class decorators)
-        self._marked: list[list[tuple[str, cst.CSTNode]]] = [_pytestmark_fixtures(node.body)]
+        self._marked: list[list[tuple[str, cst.CSTNode]]] = [
+            [*_pytestmark_fixtures(node.body), *_autouse_fixtures(node.body)]
+        ]
         #: a mark that leaves tests alone (id) -> (the mark, the fixture, those tests)
         self._mark_skips: dict[int, tuple[cst.CSTNode, str, list[str]]] = {}
         #: the fixtures each enclosing class defines (a helper fixture cannot request them)
@@ -720,6 +744,7 @@ class RefactorTestFunctions(RefactorCodemod):
             [
                 *((n, d) for d in node.decorators for n in fx.usefixtures_names(d)),
                 *_pytestmark_fixtures(body),
+                *_autouse_fixtures(body),
             ]
         )
         self._class_fixture_names.append(
@@ -766,7 +791,26 @@ class RefactorTestFunctions(RefactorCodemod):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
         self._depth -= 1
-        if self._depth or not fx.is_test_function(original_node):
+        if self._depth:
+            return updated_node
+        if not fx.is_test_function(original_node):
+            if fx.is_fixture(original_node) and not self.decide_only:
+                # a fixture of the test module stays: it passes the session to the
+                # factories phase 4 rewrote, as a test left as it is does (not one whose
+                # calls pass a session already)
+                graph = self.analysis.graph
+                factories = {
+                    n
+                    for n in fx.requested_names(original_node, bool(self._classes), False)
+                    if (f := graph.resolve_current(n, self._rel)) is not None
+                    and f.kind == fx.FACTORY
+                }
+                if fx.passes_no_session(
+                    original_node,
+                    factories,
+                    {self.config.session_fixture, self.config.session_variable},
+                ):
+                    return self._session_to_factories(original_node, updated_node)
             return updated_node
         if self.only_for is not None and not self.only_for.intersection(
             fx.requested_names(original_node, bool(self._classes), self._fetches)
@@ -932,10 +976,16 @@ class RefactorTestFunctions(RefactorCodemod):
         the helper reads."""
         for mark, used, tests in self._mark_skips.values():
             shown = ", ".join(tests)
+            what = (
+                f"the autouse fixture {used!r} uses the database for every test here (in a "
+                "session of its own, which theirs would not see)"
+                if isinstance(mark, cst.FunctionDef)
+                else f"a usefixtures mark requests {used!r} for every test here"
+            )
             self.report(
                 mark,
-                f"a usefixtures mark requests {used!r} for every test here, so {len(tests)} "
-                f"test(s) that use old fixtures are left as they are ({shown}); rewrite by hand",
+                f"{what}, so {len(tests)} test(s) that use old fixtures are left as they are "
+                f"({shown}); rewrite by hand",
             )
         config = self.config
         pytest_binding = self._bindings.get("pytest", ("pytest", None, None))
@@ -1253,7 +1303,7 @@ class RefactorTestFunctions(RefactorCodemod):
         for used in (n for d in fn.decorators for n in fx.usefixtures_names(d)):
             self._skip_marked(fn, used)
         if "request" in fixture_params:  # pytest's request: fixtures fetched by name
-            for used in fx.getfixturevalue_names(fn.body):
+            for used in fx.getfixturevalue_names(fn.body, fn.decorators):
                 fixture = self._resolve(used) if isinstance(used, str) else None
                 if (
                     not isinstance(used, str)
@@ -1633,14 +1683,43 @@ class RefactorTestFunctions(RefactorCodemod):
         same session, so the test's next read through it loaded fresh rows. Now the
         application opens its own session; the test's session would answer from its
         identity map. After such a call, when the test reads through the old session
-        fixture later on, ``session.expire_all()`` restores the fresh read.
+        fixture later on, ``session.expire_all()`` restores the fresh read; not where the
+        session has loaded nothing yet (no object fixture, and no statement before the call
+        uses a database fixture), nor where the test's next use of the session is an
+        ``expire_all()`` of its own.
         """
         runs = self._application_runs(body, resolved)
         if not runs:
             return set()
         session_fixture = self.config.session_fixture
         reads = [bool(findall(stmt, m.Name(session_fixture))) for stmt in body]
-        return {i for i in runs if any(reads[i + 1 :])}
+        database = {session_fixture} | {
+            p for p, f in resolved.items() if f is not None and f.kind in fx.DB_KINDS
+        }
+        uses = [
+            bool(findall(stmt, m.Name(m.MatchIfTrue(lambda n: n in database))))
+            for stmt in body
+        ]
+        set_up = any(f is not None and f.kind == fx.OBJECT for f in resolved.values())
+        expires = m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    m.Call(
+                        func=m.Attribute(
+                            value=m.Name(session_fixture), attr=m.Name("expire_all")
+                        )
+                    )
+                )
+            ]
+        )
+        out = set()
+        for i in runs:
+            later = [j for j in range(i + 1, len(body)) if reads[j]]
+            if not later or matches(body[later[0]], expires):
+                continue
+            if set_up or any(uses[:i]):
+                out.add(i)
+        return out
 
     def _application_runs(
         self, body: list[cst.BaseStatement], resolved: dict[str, fx.Fixture | None]

@@ -46,6 +46,7 @@ JUDGEMENT_STYLE = {
     "unexpected": "bold red",
     "regression": "bold red",
     "order-dependent": "magenta",
+    "reported": "yellow",
 }
 
 

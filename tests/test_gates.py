@@ -522,6 +522,24 @@ def test_judge_missing_fixture_must_be_a_database_fixture() -> None:
     assert "mock_console" in gate.changes[0].message
 
 
+def test_judge_strict_phase_leaves_a_reported_test_on_a_removed_api_to_a_person() -> None:
+    """A test failing on a removed session API that it calls itself, which a phase reported
+    for a person (the item starts with the test's name), is not the phase's error; the same
+    failure in a test nobody reported is."""
+    run = make_run(
+        outcome(DB, "removed-session-api"),
+        outcome(PURE, "passed"),
+        outcome(OLD, "other"),
+    )
+    reported = [("t/test_db.py", "test_db: `db.get_session()` calls a removed session API")]
+    gate = judge(5, "five", BASE, run, reported=reported)
+    assert gate.ok, gate.problems
+    assert judgements(gate) == {DB: "reported"}
+    assert any(DB in m for m in gate.messages)
+    other = [("t/test_db.py", "test_other: `db.get_session()` calls a removed session API")]
+    assert not judge(5, "five", BASE, run, reported=other).ok
+
+
 def test_judge_strict_phase_fails_on_any_regression_and_lists_fixes() -> None:
     gate = judge(
         5,

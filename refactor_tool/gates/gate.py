@@ -262,7 +262,7 @@ def run_gate(
                 f"{previous.source}, whose result stands"
             )
     db_now = analyze_db_usage(project)
-    gate = judge(phase, title, baseline, current, db_now)
+    gate = judge(phase, title, baseline, current, db_now, load_state(root).reported())
     if reused_from is None and current.jobs > 1:
         again = _rerun_candidates(gate, current, baseline)
         if again:
@@ -280,7 +280,7 @@ def run_gate(
                 else None,
             )
             _merge_alone(current, alone, again)
-            gate = judge(phase, title, baseline, current, db_now)
+            gate = judge(phase, title, baseline, current, db_now, load_state(root).reported())
     if reused_from is not None:
         assert unchanged is not None
         gate.reused = f"reused the previous run: {unchanged.reason}"

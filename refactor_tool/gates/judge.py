@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .commands import CommandResult
@@ -57,6 +58,7 @@ class TestChange:
     before: str  # state at baseline (passed/skipped/<kind>/not run)
     after: str  # state now
     #: expected | accepted | unexpected | regression | fixed | pre-existing | order-dependent
+    #: | reported (left for a person, see ``judge``)
     judgement: str
     message: str = ""
 
@@ -132,14 +134,30 @@ def _covering_collection_error(
     return None
 
 
+def reported_test(test_id: str, reported: Sequence[tuple[str, str]]) -> bool:
+    """Whether a manual-attention item of the test's file starts with the test's name
+    (``test_x: `db.get_session()` calls a removed session API; ...``): the run left code of
+    that test for a person."""
+    path, _, rest = test_id.partition("::")
+    name = rest.split("[", 1)[0].rsplit("::", 1)[-1]
+    return bool(name) and any(
+        p == path and m.startswith(f"{name}: ") for p, m in reported
+    )
+
+
 def judge(
     phase: int,
     title: str,
     baseline: Baseline,
     current: SuiteRun,
     db_now: DbMap | None = None,
+    reported: Sequence[tuple[str, str]] = (),
 ) -> GateResult:
-    """Compare a run with the baseline under the phase's expectation (no I/O)."""
+    """Compare a run with the baseline under the phase's expectation (no I/O).
+
+    ``reported``: the manual-attention items (path, message) of the phases written so far.
+    In phases 5 and 6, a test that now fails on a removed session API it calls itself,
+    reported for a person, is *reported*: not the phase's error, and listed."""
     gate = GateResult(
         phase, title, expectation_text(phase), baseline_taken_at=baseline.taken_at
     )
@@ -160,6 +178,11 @@ def judge(
 
     def judge_new_failure(test_id: str, outcome: TestOutcome) -> tuple[str, str]:
         kind = outcome.kind or "other"
+        if strict and kind == "removed-session-api" and reported_test(test_id, reported):
+            return (
+                "reported",
+                "calls a removed session API itself; reported for a person to rewrite",
+            )
         if strict:
             return "regression", f"passed at baseline, now {kind}"
         if kind in ALWAYS_UNEXPECTED:
@@ -315,6 +338,12 @@ def judge(
     if gate.fixed:
         gate.messages.append(
             f"{len(gate.fixed)} test(s) that failed at baseline pass now"
+        )
+    left = [c.id for c in gate.changes if c.judgement == "reported"]
+    if left:
+        gate.messages.append(
+            f"{len(left)} test(s) fail on a removed session API they call themselves, "
+            "reported for a person (see the manual-attention items): " + ", ".join(left)
         )
     if gate.order_dependent:
         gate.messages.append(

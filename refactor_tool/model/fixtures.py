@@ -377,13 +377,83 @@ def marked_names(module: cst.Module) -> list[str]:
     return visitor.names
 
 
-def getfixturevalue_names(node: cst.CSTNode) -> list[str | None]:
+_PYTEST_PARAM = m.Call(
+    func=m.Attribute(value=m.Name("pytest"), attr=m.Name("param")) | m.Name("param")
+)
+
+
+def _argnames(call: cst.Call) -> list[str] | None:
+    first = call.args[0].value if call.args else None
+    text = _string(first) if first is not None else None
+    if text is not None:
+        return [n.strip() for n in text.split(",") if n.strip()]
+    if isinstance(first, (cst.List, cst.Tuple)):
+        names = [_string(e.value) for e in first.elements]
+        return None if None in names else [n for n in names if n is not None]
+    return None
+
+
+def parametrized_values(
+    decorators: Sequence[cst.Decorator], argname: str
+) -> list[str | None] | None:
+    """The values ``@pytest.mark.parametrize`` gives ``argname``, each a literal string or
+    None (anything else); None when no parametrize mark fills ``argname``, or when its
+    values are not a literal list (computed, so unknown: ``[None]``)."""
+    for decorator in decorators:
+        if not matches(decorator, _PARAMETRIZE):
+            continue
+        call = cst.ensure_type(decorator.decorator, cst.Call)
+        names = _argnames(call)
+        if names is None or argname not in names:
+            continue
+        index = names.index(argname)
+        values = next(
+            (
+                a.value
+                for i, a in enumerate(call.args)
+                if (a.keyword is None and i == 1)
+                or (a.keyword is not None and a.keyword.value == "argvalues")
+            ),
+            None,
+        )
+        if not isinstance(values, (cst.List, cst.Tuple)):
+            return [None]
+        out: list[str | None] = []
+        for element in values.elements:
+            value = element.value
+            if matches(value, _PYTEST_PARAM):
+                items = [
+                    a.value for a in cst.ensure_type(value, cst.Call).args if a.keyword is None
+                ]
+            elif len(names) == 1:
+                items = [value]
+            elif isinstance(value, (cst.List, cst.Tuple)):
+                items = [e.value for e in value.elements]
+            else:
+                items = []
+            out.append(_string(items[index]) if index < len(items) else None)
+        return out
+    return None
+
+
+def getfixturevalue_names(
+    node: cst.CSTNode, decorators: Sequence[cst.Decorator] = ()
+) -> list[str | None]:
     """The names ``node`` fetches with ``request.getfixturevalue(...)``: None for one that
-    is not a literal string (a computed name)."""
-    return [
-        _string(cst.ensure_type(call, cst.Call).args[0].value)
-        for call in findall(node, GETFIXTUREVALUE_CALL)
-    ]
+    is not a literal string (a computed name). A name that is an argument ``parametrize``
+    (among ``decorators``, those of the function ``node`` is the body of) fills stands for
+    each of the values it gives it."""
+    out: list[str | None] = []
+    for call in findall(node, GETFIXTUREVALUE_CALL):
+        arg = cst.ensure_type(call, cst.Call).args[0].value
+        text = _string(arg)
+        if text is None and isinstance(arg, cst.Name) and decorators:
+            values = parametrized_values(decorators, arg.value)
+            if values is not None:
+                out += values
+                continue
+        out.append(text)
+    return out
 
 
 def requested_names(
@@ -404,7 +474,7 @@ def requested_names(
     for decorator in fn.decorators:
         names += usefixtures_names(decorator)
     if fetches:
-        names += [n for n in getfixturevalue_names(fn.body) if n is not None]
+        names += [n for n in getfixturevalue_names(fn.body, fn.decorators) if n is not None]
     return list(dict.fromkeys(names))
 
 
@@ -1035,6 +1105,83 @@ def session_request_to_add(graph: FixtureGraph, fixture: Fixture) -> str | None:
     return None if name in fixture.params else name
 
 
+def passes_no_session(
+    fn: cst.FunctionDef, factories: Container[str], session_names: Container[str]
+) -> bool:
+    """Whether ``fn`` calls factory fixtures (by the names in ``factories``) and none of
+    those calls passes a session first (a name in ``session_names``: the session fixture,
+    the session variable): they are calls of the old style, to be given the session
+    fixture. False when some call passes one already (a helper fixture phase 5 wrote,
+    ``make(session)``, or a fixture phase 5 rewrote before)."""
+    calls = [
+        cst.ensure_type(c, cst.Call)
+        for c in findall(fn.body, m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in factories))))
+    ]
+    if not calls:
+        return False
+    for call in calls:
+        first = next((a.value for a in call.args if a.keyword is None and not a.star), None)
+        if isinstance(first, cst.Name) and first.value in session_names:
+            return False
+    return True
+
+
+def test_module_session_requests(
+    module: cst.Module,
+    rel: str,
+    lines: Lines,
+    graph: FixtureGraph,
+    session_fixture: str,
+    graph_session_variable: str,
+) -> list[Request]:
+    """The session fixture requests the fixtures a test module defines (in the module or in
+    its classes) make once phase 5 is done with them: one that calls a factory fixture step
+    4.4 rewrites (whose inner function takes the session first now) and requests no session
+    fixture passes it the session fixture, which it requests from then on (phase 5's
+    ``_session_to_factories``), so phase 4 keeps that fixture. So does one that calls a
+    factory already in the new style without a session fixture or session context to take
+    a session from (phase 4 run again before phase 5)."""
+    session = graph.resolve(session_fixture, rel)
+    if session is None or session.kind != SESSION:
+        return []
+    out: list[Request] = []
+    blocks: list[tuple[Sequence[cst.BaseStatement], bool]] = [(module.body, False)]
+    while blocks:
+        body, method = blocks.pop()
+        for stmt in body:
+            if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                blocks.append((stmt.body.body, True))
+            elif isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
+                asked = requested_names(stmt, method, fetches=False)
+                if session_fixture in asked or any(
+                    (f := graph.resolve(n, rel)) is not None and f.kind == SESSION_CONTEXT
+                    for n in asked
+                ):
+                    continue
+                # a factory rewritten now, or before (a run again): either way its calls
+                # here need a session, which only the session fixture can give
+                factories = {
+                    n
+                    for n in asked
+                    if (f := graph.resolve(n, rel)) is not None
+                    and (rewrites_factory(f) or (f.kind == FACTORY and f.new_style))
+                }
+                if passes_no_session(
+                    stmt, factories, {session_fixture, graph_session_variable}
+                ):
+                    out.append(
+                        Request(
+                            session_fixture,
+                            rel,
+                            lines.start(stmt) or 0,
+                            f"fixture {registered_name(stmt)!r}",
+                            "which the test module defines (it passes the session to the "
+                            "factories step 4.4 rewrites)",
+                        )
+                    )
+    return out
+
+
 def _requests_after_phase4(graph: FixtureGraph, fixture: Fixture) -> list[str]:
     """What a fixture that stays asks for once phase 4 is done with it."""
     names = list(fixture.params)
@@ -1442,11 +1589,14 @@ class _Classifier:
         package = self.config.package_dotted
         called = set()
         for call in findall(inner.body, m.Call()):
-            root = cst.ensure_type(call, cst.Call).func
+            call = cst.ensure_type(call, cst.Call)
+            root = call.func
             while isinstance(root, (cst.Attribute, cst.Call)):
                 root = root.value if isinstance(root, cst.Attribute) else root.func
             if isinstance(root, cst.Name):
                 called.add(root.value)
+            # the application handed to what runs it (``runner.invoke(cli, args)``)
+            called.update(a.value.value for a in call.args if isinstance(a.value, cst.Name))
         for name in called:
             binding = fixture.imports.get(name)
             if binding and (

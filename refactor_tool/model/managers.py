@@ -757,3 +757,25 @@ __all__ = [
     "short_name",
     "unwrap_optional",
 ]
+
+
+def session_context_openers(module: cst.Module, context_class: str) -> frozenset[str]:
+    """The functions of the session module (``module``) that open a session context: they
+    take no argument and return ``SessionContext()`` (``get_db_context()``), so
+    ``with opener() as s:`` is ``with SessionContext() as s:``."""
+    opens_context = m.FunctionDef(
+        params=m.Parameters(params=[], kwonly_params=[], posonly_params=[]),
+        body=m.IndentedBlock(
+            body=[
+                m.ZeroOrMore(m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])),
+                m.SimpleStatementLine(
+                    body=[m.Return(m.Call(func=m.Name(context_class), args=[]))]
+                ),
+            ]
+        ),
+    )
+    return frozenset(
+        n.name.value
+        for n in module.body
+        if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
+    )
