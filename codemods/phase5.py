@@ -880,6 +880,9 @@ class RefactorTestFunctions(RefactorCodemod):
         block = rewrite.drop_unread_bindings(
             with_stmt.body.body, lambda s: id(s) in inlined, self._scans
         )
+        block = rewrite.collapse_aliases(
+            block, lambda s: id(s) in inlined, self._scans, stmt.body.body[:-1]
+        )
         if not block:
             block = [cst.SimpleStatementLine(body=[cst.Pass()])]
         item = with_stmt.items[0]
@@ -1041,9 +1044,10 @@ class RefactorTestFunctions(RefactorCodemod):
             for fn, setup, count in plan.tests:
                 cut = self._cut(setup, count)
                 needed = cut is not None and bool(cut.needed & set(plan.returned))
-                replaced[id(fn)] = _call_setup(
-                    fn, setup, count, _call(plan, needed), plan, ctx
-                )
+                call = _call(plan, needed)
+                self._inlined.add(id(call))  # setup, as the statements it replaces
+                self._made.append(call)
+                replaced[id(fn)] = _call_setup(fn, setup, count, call, plan, ctx)
         AddImportsVisitor.add_needed_import(self.context, "pytest")
 
         def swap(stmt: cst.BaseStatement) -> cst.BaseStatement:
