@@ -523,6 +523,22 @@ def _helper(
     ):  # ``x = <expr>`` then ``return x``: ``return <expr>``
         line = cst.ensure_type(last, cst.SimpleStatementLine)
         stmts[-1] = line.with_changes(body=[cst.Return(value=plain[1])])
+    elif (
+        len(returned) > 1
+        and plain is not None
+        and plain[0] == {returned[-1]}
+        and returned[-1] not in returned[:-1]
+        and isinstance(plain[1], cst.Call)
+        and returned[-1] not in fx.scan([plain[1]]).used
+    ):  # ``x = f(...)`` then ``return a, x``: ``return a, f(...)``
+        line = cst.ensure_type(last, cst.SimpleStatementLine)
+        value = cst.ensure_type(
+            cst.parse_expression(f"({', '.join(returned[:-1])}, _)"), cst.Tuple
+        )
+        elements = [*value.elements[:-1], value.elements[-1].with_changes(value=plain[1])]
+        stmts[-1] = line.with_changes(
+            body=[cst.Return(value=value.with_changes(elements=elements, lpar=[], rpar=[]))]
+        )
     else:
         stmts.append(cst.parse_statement(f"return {', '.join(returned)}\n"))
     # what the helper binds and neither returns nor reads again: only its calls are run
