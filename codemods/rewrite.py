@@ -1068,7 +1068,8 @@ def collapse_aliases(
     ``<targets> = x``, with ``x`` mentioned nowhere else, becomes ``<targets> = <value>``
     (``x = make(session)`` then ``game, scenes = x``: ``game, scenes = make(session)``).
     The merged statement keeps the first one's leading lines; the blank lines before the
-    second pass to the statement after it (a comment before the second keeps it as is)."""
+    second pass to the statement after it if it has none (a comment before the second
+    keeps it as is)."""
     out = list(stmts)
     index = 0
     while index + 1 < len(out):
@@ -1098,10 +1099,8 @@ def collapse_aliases(
         out[index : index + 2] = [merged]
         if index + 1 < len(out) and alias.leading_lines:
             following = out[index + 1]
-            if hasattr(following, "leading_lines"):
-                out[index + 1] = following.with_changes(
-                    leading_lines=[*alias.leading_lines, *following.leading_lines]
-                )
+            if getattr(following, "leading_lines", True) == []:  # blank lines, not doubled
+                out[index + 1] = following.with_changes(leading_lines=alias.leading_lines)
     return out
 
 
