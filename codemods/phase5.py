@@ -26,8 +26,12 @@ Every test that needs the database session, directly or through any fixture, is 
   fixture can request: ``parametrize`` arguments, fixtures of the test's class) that runs
   them and returns what the tests read; each test asks for it instead of the fixtures only
   it reads now and calls it (``test_scene = make_scene(session)``). A test whose setup
-  starts with a helper's statements calls it for them, and a longer helper is built on a
-  shorter one;
+  starts with a helper's statements calls it for them (if need be once the managers its
+  setup builds go after the objects, where nothing between reads them), and a longer
+  helper is built on a shorter one; a helper whose last statement binds a call returns
+  that call (``return test_game, create_test_act(...)``);
+* an inlined ``x = <value>`` (or helper call) right before ``<targets> = x``, where
+  nothing else mentions ``x``, becomes ``<targets> = <value>``;
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
   something ``create_all_managers`` cannot (a mock client) is rebuilt from its recipe under
   its own name; ``db_session`` becomes ``session``; factory calls get ``session`` first;
@@ -426,6 +430,9 @@ class _Setup:
     start: int
     own: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
+    #: the positions in ``statements`` of those that build a manager (a manager fixture's
+    #: recipe): they may go after the others when nothing between reads them
+    managers: frozenset[int] = frozenset()
 
 
 @dataclasses.dataclass
@@ -563,6 +570,22 @@ def _helper(
     ):  # ``x = <expr>`` then ``return x``: ``return <expr>``
         line = cst.ensure_type(last, cst.SimpleStatementLine)
         stmts[-1] = line.with_changes(body=[cst.Return(value=plain[1])])
+    elif (
+        len(returned) > 1
+        and plain is not None
+        and plain[0] == {returned[-1]}
+        and returned[-1] not in returned[:-1]
+        and isinstance(plain[1], cst.Call)
+        and returned[-1] not in fx.scan([plain[1]]).used
+    ):  # ``x = f(...)`` then ``return a, x``: ``return a, f(...)``
+        line = cst.ensure_type(last, cst.SimpleStatementLine)
+        value = cst.ensure_type(
+            cst.parse_expression(f"({', '.join(returned[:-1])}, _)"), cst.Tuple
+        )
+        elements = [*value.elements[:-1], value.elements[-1].with_changes(value=plain[1])]
+        stmts[-1] = line.with_changes(
+            body=[cst.Return(value=value.with_changes(elements=elements, lpar=[], rpar=[]))]
+        )
     else:
         stmts.append(cst.parse_statement(f"return {', '.join(returned)}\n"))
     # what the helper binds and neither returns nor reads again: only its calls are run
@@ -647,6 +670,19 @@ def _autouse_fixtures(body: Sequence[cst.CSTNode]) -> list[tuple[str, cst.CSTNod
         and fx.is_fixture(stmt)
         and any(matches(d, fx.AUTOUSE_DECORATOR) for d in stmt.decorators)
     ]
+
+
+def _with_setup(
+    fn: cst.FunctionDef, start: int, count: int, statements: list[cst.BaseStatement]
+) -> cst.FunctionDef:
+    """``fn`` (a rewritten test) with the ``count`` setup statements at ``start`` of its
+    ``with`` block replaced by ``statements``."""
+    suite = cst.ensure_type(fn.body, cst.IndentedBlock)
+    with_stmt = cst.ensure_type(suite.body[-1], cst.With)
+    block = list(cst.ensure_type(with_stmt.body, cst.IndentedBlock).body)
+    block[start : start + count] = statements
+    with_stmt = with_stmt.with_changes(body=with_stmt.body.with_changes(body=block))
+    return fn.with_changes(body=suite.with_changes(body=[*suite.body[:-1], with_stmt]))
 
 
 def _fixtures_defined(body: Sequence[cst.CSTNode]) -> set[str]:
@@ -843,6 +879,7 @@ class RefactorTestFunctions(RefactorCodemod):
         params: list[str],
         start: int,
         own: set[str],
+        managers: frozenset[int] = frozenset(),
     ) -> _Setup | None:
         """The inlined statements a test starts with (two or more), which a module-level
         helper may run, all or the first few (see ``_cut``). ``own``: the test's names
@@ -860,7 +897,30 @@ class RefactorTestFunctions(RefactorCodemod):
             start,
             frozenset(own),
             frozenset({*params, *own, *bound}),
+            managers,
         )
+
+    def _managers_last(self, setup: _Setup) -> _Setup | None:
+        """``setup`` with the statements that build managers after the others, where that
+        changes nothing: they read nothing the others bind and the others read nothing
+        they bind (``None`` where they are last already or cannot move)."""
+        moved = [s for i, s in enumerate(setup.statements) if i in setup.managers]
+        stay = [s for i, s in enumerate(setup.statements) if i not in setup.managers]
+        order = [*stay, *moved]
+        if not moved or not stay or all(a is b for a, b in zip(order, setup.statements)):
+            return None
+        moved_scan = scope_scan(moved, self._scans)
+        stay_scan = scope_scan(stay, self._scans)
+        if moved_scan.bound & set(stay_scan.used) or stay_scan.bound & set(moved_scan.used):
+            return None
+        variant = dataclasses.replace(
+            setup,
+            statements=order,
+            codes=tuple(cst.Module(body=[_without_leading(s)]).code for s in order),
+            managers=frozenset(range(len(stay), len(order))),
+        )
+        self._pseudo.append(variant)  # alive while its cuts are cached by id
+        return variant
 
     def _cut(self, setup: _Setup, count: int) -> _Cut | None:
         """What a helper running the first ``count`` (two or more) statements of ``setup``
@@ -949,6 +1009,9 @@ class RefactorTestFunctions(RefactorCodemod):
         block = rewrite.drop_unread_bindings(
             with_stmt.body.body, lambda s: id(s) in inlined, self._scans
         )
+        block = rewrite.collapse_aliases(
+            block, lambda s: id(s) in inlined, self._scans, stmt.body.body[:-1]
+        )
         if not block:
             block = [cst.SimpleStatementLine(body=[cst.Pass()])]
         item = with_stmt.items[0]
@@ -1027,21 +1090,39 @@ class RefactorTestFunctions(RefactorCodemod):
             return sorted(found, key=lambda p: len(p.key), reverse=True)
 
         # ---- who calls which: the tests of a group, then tests starting with a helper's setup
-        for fn, setup in self._setups:
+        #: a test whose statements were put in another order (id) -> the test as it was
+        origin: dict[int, int] = {}
+
+        def take(fn: cst.FunctionDef, setup: _Setup) -> bool:
             plan = plans.get(setup.codes)
             if plan is not None and self._cut(setup, len(setup.codes)) is not None:
                 plan.tests.append((fn, setup, len(setup.codes)))
-                continue
+                return True
             for candidate in prefix_plans(setup.codes):
                 cut = self._cut(setup, len(candidate.key))
                 if cut is not None and not (cut.not_fixtures & set(candidate.fixtures)):
                     candidate.tests.append((fn, setup, len(candidate.key)))
-                    break
+                    return True
+            return False
+
+        for fn, setup in self._setups:
+            if take(fn, setup):
+                continue
+            # its managers built after its objects: a helper may build those
+            variant = self._managers_last(setup)
+            if variant is None:
+                continue
+            reordered = _with_setup(fn, setup.start, len(setup.statements), variant.statements)
+            self._made.append(reordered)
+            if take(reordered, variant):
+                origin[id(reordered)] = id(fn)
         for plan in plans.values():
             for fn, setup, count in plan.tests:
                 plan.needs |= self._cut(setup, count).needed  # type: ignore[union-attr]
                 plan.names |= setup.names
-            plan.position = min(position.get(id(fn), 0) for fn, _, _ in plan.tests)
+            plan.position = min(
+                position.get(origin.get(id(fn), id(fn)), 0) for fn, _, _ in plan.tests
+            )
 
         # ---- what each returns, and the longer helpers built on shorter ones
         for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
@@ -1116,8 +1197,11 @@ class RefactorTestFunctions(RefactorCodemod):
             for fn, setup, count in plan.tests:
                 cut = self._cut(setup, count)
                 needed = cut is not None and bool(cut.needed & set(plan.returned))
-                replaced[id(fn)] = _call_setup(
-                    fn, setup, count, _call(plan, needed), plan, ctx
+                call = _call(plan, needed)
+                self._inlined.add(id(call))  # setup, as the statements it replaces
+                self._made.append(call)
+                replaced[origin.get(id(fn), id(fn))] = _call_setup(
+                    fn, setup, count, call, plan, ctx
                 )
         AddImportsVisitor.add_needed_import(self.context, "pytest")
 
@@ -1540,10 +1624,12 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         reserved_names |= recipe_frees
         inlined: list[cst.BaseStatement] = []
+        manager_positions: set[int] = set()
         for recipe in order:
-            inlined.extend(
-                self._inline(fn, recipe, replacements, factory_names, reserved_names)
-            )
+            made = self._inline(fn, recipe, replacements, factory_names, reserved_names)
+            if recipe.kind == fx.MANAGER:
+                manager_positions.update(range(len(inlined), len(inlined) + len(made)))
+            inlined.extend(made)
         if self.decide_only:
             return fn.with_changes()  # rewritten: nothing after this point leaves it alone
 
@@ -1623,6 +1709,7 @@ class RefactorTestFunctions(RefactorCodemod):
             [*final_params, *([] if has_ctx else [ctx]), *extras],
             int(uses_managers),
             parametrized | self._class_fixtures(),
+            frozenset(manager_positions),
         )
         if uses_managers:
             block.insert(0, managers_line)

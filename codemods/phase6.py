@@ -1192,9 +1192,9 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
 
     A project that configures black gets black's ``line-length``. Any other is formatted at
     the length its own code is written to: of the usual choices and its longest line, the
-    one under which ``ruff format`` would change its untouched Python files least (the
-    shorter on a tie). So formatting the files the refactoring changed does not rewrap the
-    lines of them that it did not change.
+    one under which ``ruff format`` would change its untouched Python files, and the
+    files it formats as they were before the refactoring (where that is known), least (the
+    shorter on a tie). So a changed line is wrapped as the code around it was written.
     """
     root = project.root
     configs = _config_files(project, formatted)
@@ -1216,28 +1216,40 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
         for rel in project.python_files()
         if rel not in formatted and rel not in project.overlay
     ][:SAMPLE_FILES]
-    if not untouched:
+    before: dict[str, bytes] = {}
+    for rel in sorted(formatted)[: max(0, SAMPLE_FILES - len(untouched))]:
+        original = _original(project, rel, None)
+        if isinstance(original, bytes):
+            before[rel] = original
+    if not untouched and not before:
         return None
     longest = 0
-    for rel in untouched:
-        for line in project.read_text(rel).splitlines():
+    for text in [*(project.read_text(rel) for rel in untouched),
+                 *(data.decode("utf-8", "replace") for data in before.values())]:
+        for line in text.splitlines():
             longest = max(longest, len(line))
     candidates = sorted({*LINE_LENGTHS, min(max(longest, LINE_LENGTHS[0]), 320)})
     best: Optional[tuple[int, int]] = None
-    for length in candidates:
-        try:
-            proc = subprocess.run(
-                [*command, "format", "--diff", "--no-cache", "--quiet", "--isolated",
-                 "--line-length", str(length), *untouched],
-                cwd=root, capture_output=True, text=True, timeout=300, check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if proc.returncode not in (0, 1):
-            return None  # a file ruff cannot format: nothing to learn here
-        changed = _changed_lines(proc.stdout)
-        if best is None or changed < best[0]:
-            best = (changed, length)
+    with tempfile.TemporaryDirectory(prefix="refactor-tool-length-") as scratch:
+        earlier: list[str] = []
+        for number, data in enumerate(before.values()):
+            path = Path(scratch) / f"file{number}.py"
+            path.write_bytes(data)
+            earlier.append(str(path))
+        for length in candidates:
+            try:
+                proc = subprocess.run(
+                    [*command, "format", "--diff", "--no-cache", "--quiet", "--isolated",
+                     "--line-length", str(length), *untouched, *earlier],
+                    cwd=root, capture_output=True, text=True, timeout=300, check=False,
+                )
+            except (OSError, subprocess.SubprocessError):
+                return None
+            if proc.returncode not in (0, 1):
+                return None  # a file ruff cannot format: nothing to learn here
+            changed = _changed_lines(proc.stdout)
+            if best is None or changed < best[0]:
+                best = (changed, length)
     return best[1] if best is not None else None
 
 

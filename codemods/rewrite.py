@@ -1053,6 +1053,66 @@ def drop_unread_bindings(
     return out
 
 
+def _single_name_assignment(stmt: cst.BaseStatement) -> tuple[str, cst.Assign] | None:
+    """``x = <value>`` (one target, a bare name): the name and the assignment."""
+    if not (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Assign)
+        and len(stmt.body[0].targets) == 1
+        and isinstance(stmt.body[0].targets[0].target, cst.Name)
+    ):
+        return None
+    assign = stmt.body[0]
+    return cst.ensure_type(assign.targets[0].target, cst.Name).value, assign
+
+
+def collapse_aliases(
+    stmts: Sequence[cst.BaseStatement],
+    collapsible: Callable[[cst.BaseStatement], bool],
+    memo: Any = None,
+    around: Sequence[cst.CSTNode] = (),
+) -> list[cst.BaseStatement]:
+    """``stmts`` (a block of a function's body; ``around``: the rest of the function) where a ``collapsible`` ``x = <value>`` right before
+    ``<targets> = x``, with ``x`` mentioned nowhere else, becomes ``<targets> = <value>``
+    (``x = make(session)`` then ``game, scenes = x``: ``game, scenes = make(session)``).
+    The merged statement keeps the first one's leading lines; the blank lines before the
+    second pass to the statement after it if it has none (a comment before the second
+    keeps it as is)."""
+    out = list(stmts)
+    index = 0
+    while index + 1 < len(out):
+        first, second = out[index], out[index + 1]
+        head = _single_name_assignment(first) if collapsible(first) else None
+        alias = second if isinstance(second, cst.SimpleStatementLine) else None
+        if (
+            head is None
+            or alias is None
+            or len(alias.body) != 1
+            or not isinstance(alias.body[0], cst.Assign)
+            or not m.matches(alias.body[0].value, m.Name(head[0]))
+            or any(line.comment is not None for line in alias.leading_lines)
+        ):
+            index += 1
+            continue
+        name, assign = head
+        assignment = cst.ensure_type(alias.body[0], cst.Assign)
+        targets = scan([t.target for t in assignment.targets], memo=memo).used
+        if name in targets or scan([*out, *around], memo=memo).used.count(name) != 2:
+            index += 1
+            continue
+        merged = cst.ensure_type(first, cst.SimpleStatementLine).with_changes(
+            body=[assignment.with_changes(value=assign.value)],
+            trailing_whitespace=alias.trailing_whitespace,
+        )
+        out[index : index + 2] = [merged]
+        if index + 1 < len(out) and alias.leading_lines:
+            following = out[index + 1]
+            if getattr(following, "leading_lines", True) == []:  # blank lines, not doubled
+                out[index + 1] = following.with_changes(leading_lines=alias.leading_lines)
+    return out
+
+
 def with_fixture_request(fn: cst.FunctionDef, name: str) -> cst.FunctionDef | None:
     """``fn`` asking pytest for one more fixture, ``name``, as its last parameter; ``None``
     where a parameter could not simply be appended (defaults, ``*args``, keyword-only

@@ -775,6 +775,25 @@ def test_line_length_is_the_one_the_project_is_written_to(tmp_path: Path) -> Non
     assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) == 95
 
 
+def test_line_length_is_learned_from_the_formatted_files_as_they_were(tmp_path: Path) -> None:
+    """The files being formatted count as they were before the refactoring: here the
+    untouched code says nothing (any length keeps it), the changed file was written to
+    95 columns."""
+    from codemods.phase6 import house_line_length, ruff_command
+
+    root = tmp_path / "p"
+    wide = "".join(
+        f"value_{i} = some_function(argument_number_one, argument_number_two, the_argument_number_threes_{i})\n"
+        for i in range(6)
+    )
+    assert {len(line) for line in wide.splitlines()} == {95}
+    _write(root, {"pyproject.toml": '[project]\nname = "p"\n', "pkg/changed.py": wide, "pkg/other.py": "y = 1\n"})
+    untouched_only = Project(root)
+    assert house_line_length(untouched_only, ruff_command(), {"pkg/changed.py"}) == 79
+    project = Project(root, Config(), {"pkg/changed.py": wide.encode() + b"z = 3\n"})
+    assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) == 95
+
+
 def test_black_line_length_is_taken(tmp_path: Path) -> None:
     from codemods.phase6 import house_line_length, ruff_command
 

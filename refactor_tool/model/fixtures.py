@@ -593,6 +593,8 @@ class Scan(Visitor):
     not for ``yield``/``return`` (those belong to the nested function). With ``own_scope``
     only the code's own scope counts: a nested function or class binds its name (its
     decorators are read), a lambda reads what its body reads besides its parameters.
+    A comprehension's own variables are not names the code reads (they live in the
+    comprehension); they count as bound, so a check for a name taken still sees them.
     """
 
     def __init__(self, own_scope: bool = False) -> None:
@@ -672,6 +674,43 @@ class Scan(Visitor):
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._bind(node.target)
+
+    def _comprehension(self, node: cst.BaseComp) -> bool:
+        """Scan a comprehension: its first iterable in this scope, the rest in its own,
+        where the names its ``for`` clauses bind are not read from outside."""
+        local: set[str] = set()
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            local |= {n.value for n in findall(clause.target, m.Name())}  # type: ignore[union-attr]
+            clause = clause.inner_for_in
+        node.for_in.iter.visit(self)
+        inner = Scan(self.own_scope)
+        parts: list[cst.CSTNode] = (
+            [node.key, node.value] if isinstance(node, cst.DictComp) else [node.elt]  # type: ignore[attr-defined]
+        )
+        clause = node.for_in
+        while clause is not None:
+            parts += [clause.target, *clause.ifs]
+            if clause is not node.for_in:
+                parts.append(clause.iter)
+            clause = clause.inner_for_in
+        for part in parts:
+            part.visit(inner)
+        self.used.extend(n for n in inner.used if n not in local)
+        self.bound |= inner.bound | local
+        return False
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return self._comprehension(node)
+
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return self._comprehension(node)
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return self._comprehension(node)
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return self._comprehension(node)
 
     def visit_AsName(self, node: cst.AsName) -> None:
         self._bind(node.name)
