@@ -45,7 +45,10 @@ from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
     is_fixture,
+    DEFAULT_NAMING,
+    TestNaming,
     is_test_function,
+    pytest_naming,
     recipe_statements,
     returned_expression,
     scan,
@@ -81,6 +84,8 @@ class BaseManagerAnalysis:
     #: qualified names whose call opens a session context: ``SessionContext`` and the
     #: session module's functions returning one (``get_db_context``)
     context_openers: frozenset[str] = frozenset()
+    #: how the target's pytest names its tests
+    naming: TestNaming = DEFAULT_NAMING
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -110,6 +115,7 @@ def analyze(project: Project) -> BaseManagerAnalysis:
         _step_files(project, graph),
         defined,
         openers,
+        pytest_naming(project),
     )
 
 
@@ -506,7 +512,11 @@ class RequireSession(_ManagerCodemod):
                 for p in (*params.posonly_params, *params.params, *params.kwonly_params)
             }
             if wanted in names:
-                return wanted if is_fixture(fn) or is_test_function(fn) else None
+                return (
+                    wanted
+                    if is_fixture(fn) or is_test_function(fn, self.analysis.naming)
+                    else None
+                )
         return None
 
     # -- the constructors

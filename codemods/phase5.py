@@ -829,7 +829,7 @@ class RefactorTestFunctions(RefactorCodemod):
         self._depth -= 1
         if self._depth:
             return updated_node
-        if not fx.is_test_function(original_node):
+        if not fx.is_test_function(original_node, self.analysis.naming):
             if fx.is_fixture(original_node) and not self.decide_only:
                 # a fixture of the test module stays: it passes the session to the
                 # factories phase 4 rewrote, as a test left as it is does (not one whose
@@ -856,7 +856,7 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         result = updated_node
         self._setup = None
-        if all(c.startswith("Test") for c in self._classes):
+        if all(self.analysis.naming.is_test_class_name(c) for c in self._classes):
             try:
                 result = self._rewrite(original_node)
             except _Skip:
@@ -2108,7 +2108,7 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         functions = list(fx.collected_functions(node.body))
         self._local = {fx.registered_name(f) for f in functions if fx.is_fixture(f)}
         self._parametrized: set[str] = set().union(
-            *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f))
+            *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f, self.analysis.naming))
         )
         if not any(self._movable(n) for n in fx.marked_names(node)):
             raise SkipFile("no usefixtures mark of a fixture phase 4 removes")
@@ -2157,7 +2157,7 @@ class MarkedFixturesAsParameters(RefactorCodemod):
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
-        if not fx.is_test_function(original_node):
+        if not fx.is_test_function(original_node, self.analysis.naming):
             return updated_node
         own = self._mark_names(original_node.decorators)
         names = list(dict.fromkeys([*own, *(n for level in reversed(self._levels) for n in level)]))

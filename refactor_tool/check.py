@@ -40,7 +40,14 @@ from libcst.matchers import findall, matches
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .model.config import Config
-from .model.fixtures import REMOVED_KINDS, is_fixture, is_test_module, registered_name, test_modules
+from .model.fixtures import (
+    REMOVED_KINDS,
+    is_fixture,
+    is_test_module,
+    pytest_naming,
+    registered_name,
+    test_modules,
+)
 from .model.managers import stored_attribute
 from .model.project import InputError, Project, location
 from .model.state import state_of
@@ -802,14 +809,15 @@ def check_tests(src: _Source, graph: Any, fixtures: list[_FixtureInfo]) -> list[
                 changed = True
     needles = sorted(db_fixtures | manager_classes | {factory, prefix})
     rels = test_modules(src.project)
+    naming = pytest_naming(src.project)
     failures: list[Failure] = []
     for rel in src.project.grep(rels, *needles):
         module = src.parse(rel)
         local = {f.name for f in fixtures if f.rel == rel}
         for cls, fn in _functions(module):
-            if not fn.name.value.startswith("test") or _fixture_name(fn) is not None:
+            if not naming.is_test_name(fn.name.value) or _fixture_name(fn) is not None:
                 continue
-            if cls is not None and not cls.name.value.startswith("Test"):
+            if cls is not None and not naming.is_test_class_name(cls.name.value):
                 continue
             failures.extend(
                 _check_test(src, rel, fn, db_fixtures - local, removed - local, manager_classes, config)

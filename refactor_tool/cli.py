@@ -180,10 +180,10 @@ def open_project(target: str | None) -> Project:
     root = resolve_target(target)
     config = load_config(root)
     project = Project(root, config)
-    package = root / config.package
+    package = root / config.package_dir
     if not package.is_dir():
         raise InputError(
-            f"{config.package}/",
+            f"{config.package_dir}/",
             None,
             f"expected the application package {config.package_dotted!r} in {root} "
             "(is --target right? another name goes in [tool.refactor-tool] package in pyproject.toml)",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ..model.config import Config
-from ..model.fixtures import is_test_module
+from ..model.fixtures import TestNaming, is_test_module, pytest_naming
 from ..model.managers import analyze_managers
 from ..model.project import InputError, Project
 
@@ -113,7 +113,7 @@ def analyze_db_usage(project: Project) -> DbMap:
     except InputError:
         managers = {config.base_manager_class}
 
-    database_pkg = Config.module_name(config.session_module).rsplit(".", 1)[0]
+    database_pkg = config.module_name(config.session_module).rsplit(".", 1)[0]
     markers_base = {
         config.session_fixture,
         config.session_context_fixture,
@@ -172,13 +172,14 @@ def analyze_db_usage(project: Project) -> DbMap:
                 grew = True
 
     result = DbMap(fixtures=db_fixtures)
+    naming = pytest_naming(project)
     for rel in test_files:
         module = trees.get(rel)
         if module is None or rel.endswith("conftest.py"):
             continue
         markers = module_markers[rel]
 
-        _visit_tests(result, db_fixtures, markers, rel, module.body, [], [])
+        _visit_tests(result, db_fixtures, markers, rel, module.body, [], [], naming)
     return result
 
 
@@ -190,16 +191,17 @@ def _visit_tests(
     body: list[ast.stmt],
     prefix: list[str],
     inherited: list[str],
+    naming: TestNaming,
 ) -> None:
     for node in body:
-        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+        if isinstance(node, ast.ClassDef) and naming.is_test_class_name(node.name):
             uses = inherited + _usefixtures(node.decorator_list)
             _visit_tests(
-                result, db_fixtures, markers, rel, node.body, [*prefix, node.name], uses
+                result, db_fixtures, markers, rel, node.body, [*prefix, node.name], uses, naming
             )
         elif isinstance(
             node, (ast.FunctionDef, ast.AsyncFunctionDef)
-        ) and node.name.startswith("test"):
+        ) and naming.is_test_name(node.name):
             requested = (
                 set(_params(node))
                 | set(inherited)

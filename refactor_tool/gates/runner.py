@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..model.config import Config
+from ..model.config import Config, ConfigError, load_config
 from .preload import PreloadedProcess, server_for
 from .results import (
     SuiteRun,
@@ -81,8 +81,13 @@ def default_python(root: Path) -> str:
 
 def target_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    try:
+        source_root = load_config(root).source_root
+    except ConfigError:
+        source_root = ""
+    package_root = str(root / source_root) if source_root else ""
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(root), env.get("PYTHONPATH", "")) if p
+        p for p in (str(root), package_root, env.get("PYTHONPATH", "")) if p
     )
     env["PYTHONDONTWRITEBYTECODE"] = (
         "1"  # keep the target's tree clean (no __pycache__)

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +31,9 @@ class ConfigError(Exception):
 class Config:
     # --- application layout -------------------------------------------------------------
     package: str = "sologm"
+    # directory the package sits in, relative to the project root ("" for a flat layout,
+    # "src" for a src layout); found from the project's own packaging when not given
+    source_root: str = ""
     session_module: str = "sologm/database/session.py"
     base_manager_module: str = "sologm/core/base_manager.py"
     core_package: str = "sologm/core"
@@ -76,10 +79,15 @@ class Config:
     def package_dotted(self) -> str:
         return self.package.replace("/", ".")
 
-    @staticmethod
-    def module_name(relpath: str) -> str:
-        """``sologm/core/factory.py`` -> ``sologm.core.factory``."""
-        return _module_name(relpath)
+    @property
+    def package_dir(self) -> str:
+        """The package's directory relative to the project root (``src/myapp`` in a src layout)."""
+        return str(PurePosixPath(self.source_root or ".") / self.package)
+
+    def module_name(self, relpath: str) -> str:
+        """``sologm/core/factory.py`` -> ``sologm.core.factory``; in a src layout
+        ``src/myapp/db.py`` -> ``myapp.db`` (the source root is on ``sys.path``, not a package)."""
+        return _module_name(relpath, self.source_root)
 
     @property
     def factory_module_name(self) -> str:
@@ -105,8 +113,11 @@ class Config:
 
 
 @functools.lru_cache(maxsize=4096)
-def _module_name(relpath: str) -> str:
-    parts = list(Path(relpath).with_suffix("").parts)
+def _module_name(relpath: str, source_root: str = "") -> str:
+    parts = list(PurePosixPath(relpath).with_suffix("").parts)
+    root = PurePosixPath(source_root).parts if source_root else ()
+    if root and tuple(parts[: len(root)]) == root:
+        parts = parts[len(root) :]
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -119,7 +130,7 @@ def load_config(root: Path) -> Config:
     """Read ``[tool.refactor-tool]`` from ``root/pyproject.toml``; defaults where absent."""
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
-        return Config()
+        return dataclasses.replace(Config(), source_root=_source_root(root, {}, Config.package))
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -143,7 +154,33 @@ def load_config(root: Path) -> Config:
                 f"{pyproject}: [tool.refactor-tool] {key} must be a {type(default).__name__}"
             )
         overrides[name] = value
-    return dataclasses.replace(Config(), **overrides)
+    config = dataclasses.replace(Config(), **overrides)
+    if "source_root" not in overrides:
+        config = dataclasses.replace(config, source_root=_source_root(root, data, config.package))
+    return config
+
+
+def _source_root(root: Path, data: dict, package: str) -> str:
+    """Where the package's top directory lives: the directory setuptools is told to find
+    packages in (``[tool.setuptools.packages.find] where`` or ``package-dir`` ``""``) when the
+    package is there, else ``src`` when the package is only there (the src layout), else the
+    project root."""
+    setuptools = data.get("tool", {}).get("setuptools", {})
+    candidates: list[str] = []
+    packages = setuptools.get("packages")
+    if isinstance(packages, dict):
+        where = packages.get("find", {}).get("where", [])
+        candidates += [w for w in where if isinstance(w, str)]
+    package_dir = setuptools.get("package-dir")
+    if isinstance(package_dir, dict) and isinstance(package_dir.get(""), str):
+        candidates.append(package_dir[""])
+    if not (root / package).is_dir():
+        candidates.append("src")
+    for candidate in candidates:
+        cleaned = str(PurePosixPath(candidate))
+        if cleaned not in ("", ".") and (root / cleaned / package).is_dir():
+            return cleaned
+    return ""
 
 
 def project_scripts(root: Path) -> dict[str, str]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import configparser
 import fnmatch
 import functools
 import re
@@ -258,28 +259,117 @@ def _matches_python_files(rel: str, patterns: Sequence[str]) -> bool:
 
 
 def pytest_python_files(project: Project) -> tuple[str, ...]:
-    """``python_files`` from the target's ``[tool.pytest.ini_options]`` (else the default)."""
-    if not project.exists("pyproject.toml"):
-        return DEFAULT_TEST_FILES
+    """The target's ``python_files`` patterns (else pytest's default)."""
+    return pytest_naming(project).files
+
+
+@dataclass(frozen=True)
+class TestNaming:
+    """How the target's pytest names what it collects: ``python_files``,
+    ``python_functions`` and ``python_classes`` (pytest's defaults where it sets none)."""
+
+    __test__ = False  # not a test class, whatever pytest's naming
+
+    files: tuple[str, ...] = DEFAULT_TEST_FILES
+    functions: tuple[str, ...] = ("test",)
+    classes: tuple[str, ...] = ("Test",)
+
+    def is_test_name(self, name: str) -> bool:
+        return _prefix_or_glob(name, self.functions)
+
+    def is_test_class_name(self, name: str) -> bool:
+        return _prefix_or_glob(name, self.classes)
+
+
+DEFAULT_NAMING = TestNaming()
+
+
+def _prefix_or_glob(name: str, patterns: Sequence[str]) -> bool:
+    """pytest's rule for ``python_functions`` / ``python_classes``: a pattern with a glob
+    character is matched as a glob, any other as a prefix."""
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            if fnmatch.fnmatch(name, pattern):
+                return True
+        elif name.startswith(pattern):
+            return True
+    return False
+
+
+def pytest_ini_options(project: Project) -> dict[str, object]:
+    """The target's pytest configuration, found as pytest finds it in the root directory:
+    ``pytest.ini`` / ``.pytest.ini`` (``[pytest]``, even empty), ``pyproject.toml``
+    (``[tool.pytest.ini_options]``), ``tox.ini`` (``[pytest]``), ``setup.cfg``
+    (``[tool:pytest]``), the first that has it. Values as read: a TOML value, or the text
+    of an ini line."""
+    memo = project.memo.get("pytest_ini_options")
+    if isinstance(memo, dict):
+        return memo
+    found: dict[str, object] = {}
+    for rel, section in (
+        ("pytest.ini", "pytest"),
+        (".pytest.ini", "pytest"),
+        ("pyproject.toml", None),
+        ("tox.ini", "pytest"),
+        ("setup.cfg", "tool:pytest"),
+    ):
+        if not project.exists(rel):
+            continue
+        options = _read_ini_options(project.read_text(rel), section)
+        if options is not None:
+            found = options
+            break
+        if rel in ("pytest.ini", ".pytest.ini"):
+            break  # pytest takes a pytest.ini even without a [pytest] section
+    project.memo["pytest_ini_options"] = found
+    return found
+
+
+def _read_ini_options(text: str, section: str | None) -> dict[str, object] | None:
+    if section is None:
+        try:
+            data = tomllib.loads(text)
+        except ValueError:
+            return None
+        table = data.get("tool", {}).get("pytest", {}).get("ini_options")
+        return dict(table) if isinstance(table, dict) else None
+    parser = configparser.ConfigParser(interpolation=None)
     try:
-        data = tomllib.loads(project.read_text("pyproject.toml"))
-    except ValueError:
-        return DEFAULT_TEST_FILES
-    value = (
-        data.get("tool", {})
-        .get("pytest", {})
-        .get("ini_options", {})
-        .get("python_files")
+        parser.read_string(text)
+    except configparser.Error:
+        return None
+    if not parser.has_section(section):
+        return None
+    return dict(parser.items(section))
+
+
+def pytest_naming(project: Project) -> TestNaming:
+    """The target's :class:`TestNaming`: the one answer to "does pytest collect this"."""
+    memo = project.memo.get("pytest_naming")
+    if isinstance(memo, TestNaming):
+        return memo
+    options = pytest_ini_options(project)
+
+    def patterns(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = options.get(key)
+        if isinstance(value, str):
+            value = value.split()
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        return default
+
+    naming = TestNaming(
+        files=patterns("python_files", DEFAULT_NAMING.files),
+        functions=patterns("python_functions", DEFAULT_NAMING.functions),
+        classes=patterns("python_classes", DEFAULT_NAMING.classes),
     )
-    if isinstance(value, str):
-        value = value.split()
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return DEFAULT_TEST_FILES
+    project.memo["pytest_naming"] = naming
+    return naming
 
 
-def is_test_function(node: cst.FunctionDef) -> bool:
-    return node.name.value.startswith("test") and not is_fixture(node)
+def is_test_function(node: cst.FunctionDef, naming: TestNaming = DEFAULT_NAMING) -> bool:
+    """Whether pytest collects ``node`` as a test (by the target's ``python_functions``)."""
+    return naming.is_test_name(node.name.value) and not is_fixture(node)
 
 
 # ------------------------------------------------------------------------------- requests
@@ -1065,6 +1155,8 @@ class FixtureAnalysis:
     cache: dict[Any, Any] = field(default_factory=dict)
     #: what phase 4 does with each fixture (:func:`fixture_plan`), set by the phase's analysis
     plan: FixturePlan | None = None
+    #: how the target's pytest names its tests
+    naming: TestNaming = DEFAULT_NAMING
 
     def attribute_kind(self, attr: str) -> str:
         kinds = self.relationships.get(attr)
@@ -1998,7 +2090,7 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
     tests) share one answer, which nothing changes.
     """
     config = project.config
-    package = config.package.rstrip("/") + "/"
+    package = config.package_dir.rstrip("/") + "/"
     files = [
         rel
         for rel in project.python_files()
@@ -2135,6 +2227,7 @@ def analyze_current(project: Project) -> FixtureAnalysis:
         graph,
         managers,
         relationship_kinds(project),
+        naming=pytest_naming(project),
     )
 
 
@@ -2170,13 +2263,14 @@ def unresolved_requests(project: Project) -> list[UnresolvedRequest]:
         for name in fixture.params
         if name not in BUILTIN_FIXTURES and not graph.serving(name, fixture)
     ]
+    naming = pytest_naming(project)
     for rel in test_modules(project):
         module = project.parse(rel)
         fetches = b"getfixturevalue" in project.read_bytes(rel)
         functions = list(collected_functions(module.body))
         local = {registered_name(fn) for fn in functions if is_fixture(fn)}
         for fn in functions:
-            test = is_test_function(fn)
+            test = is_test_function(fn, naming)
             if not (is_fixture(fn) or test):
                 continue
             method = bool(fn.params.params) and fn.params.params[0].name.value == "self"
