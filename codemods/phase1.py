@@ -662,8 +662,17 @@ class SessionContextLifecycle(_SessionModuleCodemod):
         # 1. ``self._db.close_session()`` in a finally that closes nothing else closes the
         # session the try commits or rolls back; elsewhere it goes
         if closers:
-            body = _close_session_closes_own(body, m.Expr(_method_call(closers)))
-            body = _drop_statements(body, m.Expr(_method_call(closers)))
+            dropped = m.Expr(_method_call(closers))
+            body = _close_session_closes_own(body, dropped)
+            receiver = _committed_session(body)
+            if receiver is not None and not findall(body, _CLOSE):
+                # elsewhere, where nothing closes the session, it becomes its close too
+                body = _replace_first_statement(
+                    body,
+                    dropped,
+                    cst.Expr(cst.Call(func=cst.Attribute(value=receiver, attr=cst.Name("close")))),
+                )
+            body = _drop_statements(body, dropped)
         # 2. move ``self.session.close()`` into a finally after the commit/rollback
         new_body, status = _close_in_finally(body)
         if status == "no-close":
@@ -747,6 +756,45 @@ _CLOSE = m.SimpleStatementLine(
 _COMMIT_OR_ROLLBACK = m.Call(
     func=m.Attribute(attr=m.Name("commit") | m.Name("rollback"))
 )
+
+
+def _committed_session(block: cst.IndentedBlock) -> cst.BaseExpression | None:
+    """The one expression ``block`` calls ``commit()`` / ``rollback()`` on (``self.session``),
+    None where there is none or more than one."""
+    receivers: dict[str, cst.BaseExpression] = {}
+    for call in findall(block, _COMMIT_OR_ROLLBACK):
+        value = cst.ensure_type(cst.ensure_type(call, cst.Call).func, cst.Attribute).value
+        receivers.setdefault(code(value), value)
+    if len(receivers) != 1:
+        return None
+    return next(iter(receivers.values()))
+
+
+def _replace_first_statement(
+    block: cst.IndentedBlock, matcher: m.BaseMatcherNode, replacement: cst.BaseSmallStatement
+) -> cst.IndentedBlock:
+    """Replace, at any depth, the first simple statement line whose only statement matches
+    with ``replacement`` (its comments and blank lines kept)."""
+
+    class Replacer(cst.CSTTransformer):
+        done = False
+
+        def leave_SimpleStatementLine(
+            self,
+            original_node: cst.SimpleStatementLine,
+            updated_node: cst.SimpleStatementLine,
+        ) -> cst.SimpleStatementLine:
+            if (
+                not self.done
+                and len(original_node.body) == 1
+                and matches(original_node.body[0], matcher)
+            ):
+                self.done = True
+                return updated_node.with_changes(body=[replacement])
+            return updated_node
+
+    return cst.ensure_type(block.visit(Replacer()), cst.IndentedBlock)
+
 
 
 def _close_in_finally(block: cst.IndentedBlock) -> tuple[cst.IndentedBlock, str]:
