@@ -712,6 +712,13 @@ def _rewrite_docstring_body(body: str, ctx: DocContext) -> DocResult:
     if new_lines and new_lines[-1] is None:  # the text ran up to the closing quotes
         while len(result_lines) > 1 and not result_lines[-1].strip():
             result_lines.pop()
+    if (
+        dropped
+        and len(result_lines) > 1
+        and result_lines[0].strip()
+        and not any(line.strip() for line in result_lines[1:])
+    ):  # only the summary is left: a one-line docstring
+        result_lines = [result_lines[0]]
     new_body = newline.join(result_lines)
 
     # what is left that still names a removed API: examples, or text the rules could not fix
