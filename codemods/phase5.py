@@ -1773,7 +1773,7 @@ class RefactorTestFunctions(RefactorCodemod):
         fixture later on, ``session.expire_all()`` restores the fresh read; not where the
         session has loaded nothing yet (no object fixture, and no statement before the call
         uses a database fixture), nor where the test's next use of the session is an
-        ``expire_all()`` of its own.
+        ``expire_all()`` of its own, nor before another such call that comes first.
         """
         runs = self._application_runs(body, resolved)
         if not runs:
@@ -1804,6 +1804,8 @@ class RefactorTestFunctions(RefactorCodemod):
             later = [j for j in range(i + 1, len(body)) if reads[j]]
             if not later or matches(body[later[0]], expires):
                 continue
+            if any(i < k < later[0] for k in runs):
+                continue  # a later run before the read expires it
             if set_up or any(uses[:i]):
                 out.add(i)
         return out

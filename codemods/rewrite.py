@@ -760,8 +760,15 @@ def new_param(name: str, annotation: cst.BaseExpression | None = None) -> cst.Pa
 _BANNER_RULE = re.compile(r"^#\s*([-=*#~_+])\1{2,}\s*$")
 
 
+# a one-line section title between rules: ``# -- services -----``, ``# === Models ===``
+_BANNER_TITLE = re.compile(r"^#\s*([-=*#~_+])\1+\s+\w[^\n]*?\s+\1{3,}\s*$")
+
+
 def _is_banner(lines: Sequence[cst.EmptyLine]) -> bool:
+    """A section banner: a title between two rule lines, or a title ruled on one line."""
     comments = [line.comment.value for line in lines if line.comment is not None]
+    if len(comments) == 1:
+        return bool(_BANNER_TITLE.match(comments[0]))
     return (
         len(comments) >= 2
         and bool(_BANNER_RULE.match(comments[0]))
