@@ -148,12 +148,17 @@ class RefactorCodemod(CodemodCommand, Transformer):
         and the rest of a long test module cannot change where it inserts (walking it would
         cost more than the whole codemod)."""
         scheduled = self.context.scratch.get(AddImportsVisitor.CONTEXT_KEY, [])
+        filename = self.context.filename or ""
         wanted = [
-            imports.Wanted(item.module_name, item.obj_name, item.alias)
+            imports.in_house_form(
+                tree,
+                imports.Wanted(item.module_name, item.obj_name, item.alias, item.relative),
+                self.context.full_module_name or "",
+                filename.endswith("__init__.py"),
+            )
             for item in scheduled
-            if not item.relative
         ]
-        if len(wanted) == len(scheduled):
+        if wanted:
             own = first_party(
                 find_project_root(self.context.filename), self.context.full_module_name or ""
             )

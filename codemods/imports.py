@@ -40,6 +40,7 @@ class Wanted:
     module: str
     obj: str | None = None
     asname: str | None = None
+    level: int = 0  # ``from ..module import obj``: a relative import, so many dots
 
 
 def _natural(text: str) -> tuple:
@@ -163,7 +164,7 @@ def _imported(body: Sequence[cst.BaseStatement], wanted: Wanted) -> bool:
             elif (
                 isinstance(node, cst.ImportFrom)
                 and wanted.obj is not None
-                and not node.relative
+                and len(node.relative) == wanted.level
                 and _dotted(node.module) == wanted.module
             ):
                 if isinstance(node.names, cst.ImportStar):
@@ -197,7 +198,7 @@ def _new_line(wanted: Wanted) -> cst.SimpleStatementLine:
     text = (
         f"import {wanted.module}{alias}\n"
         if wanted.obj is None
-        else f"from {wanted.module} import {wanted.obj}{alias}\n"
+        else f"from {'.' * wanted.level}{wanted.module} import {wanted.obj}{alias}\n"
     )
     return cst.ensure_type(cst.parse_statement(text), cst.SimpleStatementLine)
 
@@ -218,7 +219,7 @@ def _add_one(
             node = line.node
             if (
                 isinstance(node, cst.ImportFrom)
-                and not node.relative
+                and len(node.relative) == wanted.level
                 and _dotted(node.module) == wanted.module
                 and not isinstance(node.names, cst.ImportStar)
                 and all(a.asname is None for a in node.names)
@@ -226,7 +227,7 @@ def _add_one(
                 stmt = cst.ensure_type(body[line.index], cst.SimpleStatementLine)
                 body[line.index] = stmt.with_changes(body=[_merge(node, wanted.obj)])
                 return
-    key = _line_key(wanted.module, 0, wanted.obj, wanted.asname, first_party)
+    key = _line_key(wanted.module, wanted.level, wanted.obj, wanted.asname, first_party)
     new = _new_line(wanted)
     after = [line for line in block if line.key <= key]
     before = [line for line in block if line.key > key]
@@ -248,7 +249,10 @@ def _add_one(
         # first of the section that follows: the blank lines above it go above the new
         # line (above the whole block: its leading lines, comments too)
         cut = len(leading) if prev is None else _blank_prefix(leading)
-        new = new.with_changes(leading_lines=leading[:cut])
+        above = leading[:cut]
+        if prev is not None and prev.section != key[0] and not above:
+            above = blank  # sections are set apart (the line that was first lost its blank)
+        new = new.with_changes(leading_lines=above)
         stmt = stmt.with_changes(leading_lines=leading[cut:])
     else:  # a section before every other: the block's leading lines go above it
         new = new.with_changes(leading_lines=leading)
@@ -272,6 +276,48 @@ def add_imports(
     except _Unordered:
         return None
     return tree.with_changes(body=body)
+
+
+def in_house_form(
+    tree: cst.Module, wanted: Wanted, module_name: str, is_package: bool
+) -> Wanted:
+    """``wanted`` in the form the module being changed (``module_name``) imports its own
+    package in: relative (``from .db import X``) when its module-level ``from`` imports of
+    that package are all relative and it has one, else as it is."""
+    if wanted.level or wanted.obj is None or not module_name:
+        return wanted
+    package = module_name.split(".") if is_package else module_name.split(".")[:-1]
+    target = wanted.module.split(".")
+    if not package or target[0] != package[0]:
+        return wanted
+    relative = absolute = False
+    for stmt in tree.body:
+        node = _import_of_loose(stmt)
+        if isinstance(node, cst.ImportFrom):
+            if node.relative:
+                relative = True
+            elif _dotted(node.module).split(".")[0] == package[0]:
+                absolute = True
+        elif isinstance(node, cst.Import) and any(
+            _dotted(a.name).split(".")[0] == package[0] for a in node.names
+        ):
+            absolute = True
+    if not relative or absolute:
+        return wanted
+    common = 0
+    while common < min(len(package), len(target)) and package[common] == target[common]:
+        common += 1
+    return Wanted(
+        ".".join(target[common:]), wanted.obj, wanted.asname, len(package) - common + 1
+    )
+
+
+def _import_of_loose(stmt: cst.CSTNode) -> cst.Import | cst.ImportFrom | None:
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for node in stmt.body:
+            if isinstance(node, (cst.Import, cst.ImportFrom)):
+                return node
+    return None
 
 
 def _first_import(body: list[cst.BaseStatement], wanted: Wanted) -> None:
