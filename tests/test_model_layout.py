@@ -87,3 +87,16 @@ def test_pytest_naming_from_setup_cfg_and_defaults(tmp_path: Path) -> None:
     assert naming.is_test_name("check_it") and not naming.is_test_name("test_it")
     assert naming.files == fx.DEFAULT_TEST_FILES
     assert fx.pytest_naming(Project(_write(tmp_path / "bare", {}))) == fx.DEFAULT_NAMING
+
+
+def test_package_given_with_its_source_directory(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "pyproject.toml": '[tool.refactor-tool]\npackage = "src/fleet"\n',
+            "src/fleet/__init__.py": "",
+        },
+    )
+    config = load_config(root)
+    assert (config.source_root, config.package, config.package_dir) == ("src", "fleet", "src/fleet")
+    assert config.module_name("src/fleet/db.py") == "fleet.db"

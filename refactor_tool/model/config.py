@@ -156,8 +156,39 @@ def load_config(root: Path) -> Config:
         overrides[name] = value
     config = dataclasses.replace(Config(), **overrides)
     if "source_root" not in overrides:
-        config = dataclasses.replace(config, source_root=_source_root(root, data, config.package))
+        source_root, package = _split_package(data, config.package)
+        if not source_root:
+            source_root = _source_root(root, data, package)
+        config = dataclasses.replace(config, source_root=source_root, package=package)
     return config
+
+
+def _split_package(data: dict, package: str) -> tuple[str, str]:
+    """``package = "src/myapp"``: a leading source directory (one :func:`_source_dirs`
+    names) is where the package sits, not part of its name."""
+    path = PurePosixPath(package)
+    for candidate in _source_dirs(data):
+        source = PurePosixPath(candidate)
+        if str(source) not in ("", ".") and path.parts[: len(source.parts)] == source.parts:
+            rest = path.parts[len(source.parts) :]
+            if rest:
+                return str(source), str(PurePosixPath(*rest))
+    return "", package
+
+
+def _source_dirs(data: dict) -> list[str]:
+    """The directories the project's packaging finds packages in (setuptools'
+    ``packages.find`` ``where``, ``package-dir`` ``""``), then ``src`` (the src layout)."""
+    setuptools = data.get("tool", {}).get("setuptools", {})
+    found: list[str] = []
+    packages = setuptools.get("packages")
+    if isinstance(packages, dict):
+        where = packages.get("find", {}).get("where", [])
+        found += [w for w in where if isinstance(w, str)]
+    package_dir = setuptools.get("package-dir")
+    if isinstance(package_dir, dict) and isinstance(package_dir.get(""), str):
+        found.append(package_dir[""])
+    return [*found, "src"]
 
 
 def _source_root(root: Path, data: dict, package: str) -> str:
@@ -165,17 +196,9 @@ def _source_root(root: Path, data: dict, package: str) -> str:
     packages in (``[tool.setuptools.packages.find] where`` or ``package-dir`` ``""``) when the
     package is there, else ``src`` when the package is only there (the src layout), else the
     project root."""
-    setuptools = data.get("tool", {}).get("setuptools", {})
-    candidates: list[str] = []
-    packages = setuptools.get("packages")
-    if isinstance(packages, dict):
-        where = packages.get("find", {}).get("where", [])
-        candidates += [w for w in where if isinstance(w, str)]
-    package_dir = setuptools.get("package-dir")
-    if isinstance(package_dir, dict) and isinstance(package_dir.get(""), str):
-        candidates.append(package_dir[""])
-    if not (root / package).is_dir():
-        candidates.append("src")
+    candidates = _source_dirs(data)
+    if (root / package).is_dir():
+        candidates = candidates[:-1]  # a flat layout: only the packaging's word moves it
     for candidate in candidates:
         cleaned = str(PurePosixPath(candidate))
         if cleaned not in ("", ".") and (root / cleaned / package).is_dir():
