@@ -41,7 +41,12 @@ from codemods.phase2 import BaseManagerAnalysis, GiveSessionWhereFetched
 from codemods.phase2 import analyze as analyze_managers_of
 from codemods.rewrite import drop_unused_imports, without_aliases
 from refactor_tool.model.config import Config
-from refactor_tool.model.fixtures import is_test_function
+from refactor_tool.model.fixtures import (
+    DEFAULT_NAMING,
+    TestNaming,
+    is_test_function,
+    pytest_naming,
+)
 from refactor_tool.model.managers import (
     import_map,
     package_of,
@@ -87,6 +92,8 @@ class SessionApiAnalysis:
     #: the managers' analysis (phase 2's), for the managers built without a session that
     #: fetched the thread's; None without a base manager module
     managers: BaseManagerAnalysis | None = None
+    #: how the target's pytest names its tests
+    naming: TestNaming = DEFAULT_NAMING
 
 
 def _registry_attr(tree: cst.Module, class_name: str, getter: str) -> str:
@@ -199,6 +206,7 @@ def analyze(project: Project) -> SessionApiAnalysis:
         managers=(
             analyze_managers_of(project) if project.exists(config.base_manager_module) else None
         ),
+        naming=pytest_naming(project),
     )
 
 
@@ -1349,7 +1357,7 @@ class RemoveSessionApis(RefactorCodemod):
         ):
             self._method_calls.append(node)
             outer = self._functions[0] if self._functions else None
-            if outer is not None and is_test_function(outer):
+            if outer is not None and is_test_function(outer, self.analysis.naming):
                 self._in_test[id(node)] = outer.name.value
 
     def visit_Name(self, node: cst.Name) -> None:
