@@ -784,7 +784,7 @@ def _replace_first_statement(
     """Replace, at any depth, the first simple statement line whose only statement matches
     with ``replacement`` (its comments and blank lines kept)."""
 
-    class Replacer(cst.CSTTransformer):
+    class Replacer(Transformer):
         done = False
 
         def leave_SimpleStatementLine(
