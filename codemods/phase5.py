@@ -53,7 +53,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -740,6 +740,18 @@ class RefactorTestFunctions(RefactorCodemod):
             if fx.is_fixture(s)  # type: ignore[attr-defined]
         }
         self._classes: list[str] = []
+        #: the classes of the module by name (a test class's bases whose fixtures it gets)
+        self._module_classes = {
+            s.name.value: s for s in node.body if isinstance(s, cst.ClassDef)
+        }
+        #: the fixture definitions each enclosing class gives its tests (its bases' first)
+        self._class_layers: list[list[cst.FunctionDef]] = []
+        #: the fixtures of the module and of its classes, as the tests of a class see them
+        self._local_tables: dict[tuple[str, ...], dict[str, fx.Fixture]] = {}
+        #: fixtures of the module (or of its classes) inlined into a rewritten test, by
+        #: (name, line); and the lines of the definitions as they leave ``leave_FunctionDef``
+        self._inlined_local: set[tuple[str, int]] = set()
+        self._fixture_lines: dict[int, int] = {}
         #: the fixtures ``usefixtures`` marks request for every test of the module, then of
         #: each enclosing class (``pytestmark``, class decorators)
         self._marked: list[list[tuple[str, cst.CSTNode]]] = [
@@ -792,12 +804,30 @@ class RefactorTestFunctions(RefactorCodemod):
                 if isinstance(s, cst.FunctionDef) and fx.is_fixture(s)
             }
         )
+        self._class_layers.append(self._class_fixture_defs(node, set()))
+
+    def _class_fixture_defs(
+        self, node: cst.ClassDef, seen: set[str]
+    ) -> list[cst.FunctionDef]:
+        """The fixtures a class gives its tests: those of its bases defined in the module
+        (the first base last, so that it wins, as in Python's lookup), then its own."""
+        seen.add(node.name.value)
+        out: list[cst.FunctionDef] = []
+        for base in reversed(node.bases):
+            if isinstance(base.value, cst.Name):
+                parent = self._module_classes.get(base.value.value)
+                if parent is not None and parent.name.value not in seen:
+                    out += self._class_fixture_defs(parent, seen)
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+        out += [s for s in body if isinstance(s, cst.FunctionDef) and fx.is_fixture(s)]
+        return out
 
     def leave_ClassDef(
         self, original_node: cst.ClassDef, updated_node: cst.ClassDef
     ) -> cst.ClassDef:
         self._classes.pop()
         self._class_fixture_names.pop()
+        self._class_layers.pop()
         self._marked.pop()
         return updated_node
 
@@ -831,23 +861,37 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
         if not fx.is_test_function(original_node, self.analysis.naming):
             if fx.is_fixture(original_node) and not self.decide_only:
-                # a fixture of the test module stays: it passes the session to the
-                # factories phase 4 rewrote, as a test left as it is does (not one whose
-                # calls pass a session already)
-                graph = self.analysis.graph
-                factories = {
-                    n
-                    for n in fx.requested_names(original_node, bool(self._classes), False)
-                    if (f := graph.resolve_current(n, self._rel)) is not None
-                    and f.kind == fx.FACTORY
-                }
-                if fx.passes_no_session(
-                    original_node,
-                    factories,
-                    {self.config.session_fixture, self.config.session_variable},
-                ):
-                    return self._session_to_factories(original_node, updated_node)
+                result = self._local_fixture(original_node, updated_node)
+                self._fixture_lines[id(result)] = self._lines.start(original_node) or 0
+                self._made.append(result)
+                return result
             return updated_node
+        return self._test_function(original_node, updated_node)
+
+    def _local_fixture(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        """A fixture of the test module stays: it passes the session to the factories
+        phase 4 rewrote, as a test left as it is does (not one whose calls pass a session
+        already)."""
+        graph = self.analysis.graph
+        factories = {
+            n
+            for n in fx.requested_names(original_node, bool(self._classes), False)
+            if (f := graph.resolve_current(n, self._rel)) is not None
+            and f.kind == fx.FACTORY
+        }
+        if fx.passes_no_session(
+            original_node,
+            factories,
+            {self.config.session_fixture, self.config.session_variable},
+        ):
+            return self._session_to_factories(original_node, updated_node)
+        return updated_node
+
+    def _test_function(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
         if self.only_for is not None and not self.only_for.intersection(
             fx.requested_names(original_node, bool(self._classes), self._fetches)
         ):
@@ -981,7 +1025,83 @@ class RefactorTestFunctions(RefactorCodemod):
         module = self._share_setups(updated_node)
         if not self._blocks:
             return module
-        return module.with_changes(body=[self._unread(s) for s in module.body])
+        module = module.with_changes(body=[self._unread(s) for s in module.body])
+        return self._without_inlined_fixtures(module)
+
+    def _without_inlined_fixtures(self, module: cst.Module) -> cst.Module:
+        """The module without the fixtures of its own (or of its classes) that rewritten
+        tests now build themselves and that nothing left requests: no test, no fixture
+        that stays, no ``usefixtures`` mark (a name any of them asks for keeps every
+        definition of it; a name fetched with a computed ``getfixturevalue`` keeps all)."""
+        if not self._inlined_local:
+            return module
+        if self._fetches and None in fx.getfixturevalue_names(module):
+            return module
+        dropped: set[int] = set()
+
+        def inlined(stmt: cst.CSTNode) -> bool:
+            return isinstance(stmt, cst.FunctionDef) and (
+                fx.registered_name(stmt),
+                self._fixture_lines.get(id(stmt)),
+            ) in self._inlined_local
+
+        def requests(body: Sequence[cst.BaseStatement], method: bool) -> set[str]:
+            out: set[str] = set()
+            for stmt in body:
+                if isinstance(stmt, cst.FunctionDef):
+                    if id(stmt) not in dropped:
+                        out.update(fx.requested_names(stmt, method, self._fetches))
+                elif isinstance(stmt, cst.ClassDef):
+                    for decorator in stmt.decorators:
+                        out.update(fx.usefixtures_names(decorator))
+                    if isinstance(stmt.body, cst.IndentedBlock):
+                        out |= requests(stmt.body.body, True)
+                else:
+                    out.update(name for name, _ in _pytestmark_fixtures([stmt]))
+            return out
+
+        def candidates(body: Sequence[cst.BaseStatement]) -> Iterator[cst.FunctionDef]:
+            for stmt in body:
+                if inlined(stmt):
+                    yield cst.ensure_type(stmt, cst.FunctionDef)
+                elif isinstance(stmt, cst.ClassDef) and isinstance(
+                    stmt.body, cst.IndentedBlock
+                ):
+                    yield from candidates(stmt.body.body)
+
+        found = list(candidates(module.body))
+        while True:  # a fixture dropped may have been the last to request another
+            asked = requests(module.body, False)
+            more = {
+                id(f)
+                for f in found
+                if id(f) not in dropped and fx.registered_name(f) not in asked
+            }
+            if not more:
+                break
+            dropped |= more
+        if not dropped:
+            return module
+
+        def without(body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+            out: list[cst.BaseStatement] = []
+            for stmt in body:
+                if id(stmt) in dropped:
+                    continue
+                if isinstance(stmt, cst.ClassDef) and isinstance(
+                    stmt.body, cst.IndentedBlock
+                ):
+                    inner = without(stmt.body.body)
+                    if len(inner) != len(stmt.body.body):
+                        if not inner:
+                            inner = [cst.SimpleStatementLine(body=[cst.Pass()])]
+                        elif id(stmt.body.body[0]) in dropped:
+                            inner[0] = _strip_blank_leading(inner[0])
+                        stmt = stmt.with_changes(body=stmt.body.with_changes(body=inner))
+                out.append(stmt)
+            return out
+
+        return module.with_changes(body=without(module.body))
 
     def _unread(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
         """A rewritten test (or a class of them) without the names its new code binds and
@@ -1232,9 +1352,13 @@ class RefactorTestFunctions(RefactorCodemod):
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
-        if name not in self._resolved:
-            self._resolved[name] = self._resolve_once(name)
-        return self._resolved[name]
+        """The fixture ``name`` as the test being looked at gets it: one of its classes or
+        of its module first (:func:`refactor_tool.model.fixtures.local_fixtures`), else
+        the conftests'."""
+        key = (tuple(self._classes), name)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve_once(name)
+        return self._resolved[key]
 
     def _graph_resolve(self, name: str, rel: str) -> fx.Fixture | None:
         key = (name, rel)
@@ -1242,30 +1366,29 @@ class RefactorTestFunctions(RefactorCodemod):
             self._graph_resolved[key] = self.analysis.graph.resolve(name, rel)
         return self._graph_resolved[key]
 
+    def _dep_resolve(self, name: str, rel: str) -> fx.Fixture | None:
+        """What a fixture defined at ``rel`` gets for its request of ``name`` (a fixture of
+        this module gets the module's and its class's as the test does)."""
+        return self._resolve(name) if rel == self._rel else self._graph_resolve(name, rel)
+
+    def _local_table(self) -> dict[str, fx.Fixture]:
+        key = tuple(self._classes)
+        if key not in self._local_tables:
+            layers = [(list(self._local_fixtures.values()), False)]
+            layers += [(fns, True) for fns in self._class_layers]
+            self._local_tables[key] = fx.local_fixtures(
+                self.analysis, self._module, self._rel, layers
+            )
+        return self._local_tables[key]
+
     def _resolve_once(self, name: str) -> fx.Fixture | None:
-        local = self._local_fixtures.get(name)
-        if local is not None:
-            deps = [
-                self._graph_resolve(p, self._rel) for p in fx.positional_params(local)
-            ]
-            kind = (
-                fx.DB_OTHER
-                if any(d is not None and d.kind in fx.DB_KINDS for d in deps)
-                and not self._is_helper_fixture(local)
-                else fx.PLAIN
-            )
-            return fx.Fixture(
-                name=name,
-                rel=self._rel,
-                line=self._lines.start(local) or 0,
-                params=fx.positional_params(local),
-                source="",
-                kind=kind,
-                problem="is defined in the test module and uses the session"
-                if kind == fx.DB_OTHER
-                else None,
-            )
-        return self._graph_resolve(name, self._rel)
+        table = self._local_table() if self._local_fixtures or self._class_layers else {}
+        local = table.get(name)
+        if local is None:
+            return self._graph_resolve(name, self._rel)
+        if local.kind != fx.PLAIN and self._is_helper_fixture(local.node()):
+            local.kind, local.problem = fx.PLAIN, None  # as ``leave_Module`` writes them
+        return local
 
     def _is_helper_fixture(
         self, fixture: cst.FunctionDef, seen: frozenset[str] = frozenset()
@@ -1494,7 +1617,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 )
             visiting.add(fixture.name)
             for dep_name in fixture.params:
-                dep = self._graph_resolve(dep_name, fixture.rel)
+                dep = self._dep_resolve(dep_name, fixture.rel)
                 hand_over(dep)
                 if needs_inlining(dep):
                     visit(dep)  # type: ignore[arg-type]
@@ -1517,7 +1640,7 @@ class RefactorTestFunctions(RefactorCodemod):
         called = {p: resolved[p] for p in factories}
         for recipe in order:
             for dep_name in recipe.params:
-                dep = self._graph_resolve(dep_name, recipe.rel)
+                dep = self._dep_resolve(dep_name, recipe.rel)
                 kind = dep.kind if dep is not None else None
                 if kind == fx.FACTORY:
                     called.setdefault(dep_name, dep)
@@ -1632,6 +1755,9 @@ class RefactorTestFunctions(RefactorCodemod):
             inlined.extend(made)
         if self.decide_only:
             return fn.with_changes()  # rewritten: nothing after this point leaves it alone
+        self._inlined_local.update(
+            (recipe.name, recipe.line) for recipe in order if recipe.rel == self._rel
+        )
 
         arguments = [config.session_variable]
         arguments += [f"{keyword}={source}" for keyword, source in keywords.items()]
@@ -1924,6 +2050,7 @@ class RefactorTestFunctions(RefactorCodemod):
         key = (
             "inline",
             recipe.rel,
+            recipe.line,
             recipe.name,
             recipe.source,
             tuple(sorted(renames.items())),
@@ -1951,7 +2078,7 @@ class RefactorTestFunctions(RefactorCodemod):
         return list(stmts)
 
     def _recipe_shape(self, recipe: fx.Fixture) -> dict:
-        key = ("shape", recipe.rel, recipe.name, recipe.source)
+        key = ("shape", recipe.rel, recipe.line, recipe.name, recipe.source)
         cache = self.analysis.cache
         if key in cache:
             return cache[key]
@@ -1965,14 +2092,14 @@ class RefactorTestFunctions(RefactorCodemod):
             recipe.kind == fx.MANAGER
             and isinstance(value, cst.Call)
             and fx.omits_session(
-                recipe, value, lambda q: graph.resolve(q, recipe.rel), session
+                recipe, value, lambda q: self._dep_resolve(q, recipe.rel), session
             )
         ):  # the manager fetched a session itself: it gets the test's
             value = rewrite.add_session_argument(value, session)
         # comments about the fixtures the rewrite removes are not carried into the tests
         gone = set(self.config.removed_names)
         for param in recipe.params:
-            dep = graph.resolve(param, recipe.rel)
+            dep = self._dep_resolve(param, recipe.rel)
             if dep is not None and dep.kind in (fx.SESSION, fx.MANAGER):
                 gone.add(param)
         rest = rewrite.drop_comments_mentioning(rest, gone)
@@ -2034,7 +2161,7 @@ class RefactorTestFunctions(RefactorCodemod):
         # the recipe's parameters: the session -> session, plain managers -> managers.x
         recipe_factories = set()
         for param in recipe.params:
-            dep = graph.resolve(param, recipe.rel)
+            dep = self._dep_resolve(param, recipe.rel)
             if dep is not None and dep.kind == fx.SESSION:
                 local_replacements[param] = cst.Name(config.session_variable)
             elif (

@@ -1535,14 +1535,75 @@ def build_graph(
     return graph
 
 
+def local_fixtures(
+    analysis: FixtureAnalysis,
+    module: cst.Module,
+    rel: str,
+    layers: Sequence[tuple[Sequence[cst.FunctionDef], bool]],
+) -> dict[str, Fixture]:
+    """The fixtures a test of the test module ``rel`` gets from the module itself and from
+    its classes, described and classified as the conftests' are (their requests of the
+    conftests' fixtures resolved through ``graph`` and its fallback). ``layers``: the
+    fixture definitions of the module, then of each class around the test (a base class
+    before the class), outermost first, each with whether they are methods; a later
+    definition of a name overrides an earlier one, as pytest's nearest one does."""
+    project = Project(analysis.root, analysis.config)
+    graph = analysis.graph
+    lines = Lines(module)
+    bindings = top_level_bindings(module)
+    own: dict[str, Fixture] = {}
+    for fns, method in layers:
+        for fn in fns:
+            fixture = _describe(module, rel, fn, bindings, lines, method)
+            if method and "self" in scan(statements(fn)).used:
+                fixture.problem = "reads 'self'"
+            own[fixture.name] = fixture
+    overlay = FixtureGraph(
+        modules={
+            **graph.modules,
+            rel: FixtureModule(
+                rel=rel, module=project.module_name(rel), own=list(own), stars=[]
+            ),
+        },
+        fixtures={**graph.fixtures, rel: own},
+        fallback=graph.fallback,
+    )
+    classifier = _Classifier(project, overlay, analysis.managers, {rel: module}, local=True)
+    for fixture in own.values():
+        problem = fixture.problem
+        if fixture.name in fixture.params:
+            problem = problem or "requests the fixture it overrides"
+        fixture.problem = None
+        kind = classifier.kind(fixture)
+        if kind not in (PLAIN, OBJECT, DB_OTHER):
+            # a session, manager or factory fixture of the test module, which phases 4 and
+            # 5 do not rewrite: one on top of database fixtures is left as it is
+            touches = any(
+                (dep := classifier._dep(p, fixture)) is not None and dep.kind in DB_KINDS
+                for p in fixture.params
+            )
+            fixture.kind = DB_OTHER if touches else PLAIN
+            fixture.problem = "is not a recipe of an object"
+        if fixture.kind == PLAIN:
+            fixture.problem = None
+        else:
+            fixture.problem = problem or fixture.problem
+    return own
+
+
 def _describe(
     module: cst.Module,
     rel: str,
     fn: cst.FunctionDef,
     bindings: dict[str, Any],
     lines: Lines,
+    method: bool = False,
 ) -> Fixture:
     params = positional_params(fn)
+    if method and params and not any(
+        matches(d, m.Decorator(decorator=m.Name("staticmethod"))) for d in fn.decorators
+    ):
+        params = params[1:]  # ``self`` (or ``cls``), which pytest does not fill
     _, body = split_docstring(recipe_statements(fn))
     scanned = scan(body)
     free = [
@@ -1582,7 +1643,11 @@ class _Classifier:
         graph: FixtureGraph,
         managers: ManagerGraph | None,
         parsed: dict[str, cst.Module],
+        local: bool = False,
     ) -> None:
+        #: classifying the fixtures of a test module only: those it requests from the
+        #: conftests are classified already (as recorded, when phase 4 removed them)
+        self.local = local
         self.project = project
         self.config = project.config
         self.graph = graph
@@ -1599,10 +1664,15 @@ class _Classifier:
                 self._classes_by_name.setdefault(cls.name, []).append(cls.qualified)
 
     def _dep(self, name: str, fixture: Fixture) -> Fixture | None:
-        dep = self.graph.resolve_current(name, fixture.rel)
+        if self.local:
+            dep = self.graph.resolve(name, fixture.rel)
+        else:
+            dep = self.graph.resolve_current(name, fixture.rel)
         if dep is fixture:
             return None
-        if dep is not None:
+        if dep is not None and (
+            not self.local or self.graph.fixtures.get(fixture.rel, {}).get(name) is dep
+        ):
             self.kind(dep)
         return dep
 
