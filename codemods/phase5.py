@@ -1101,7 +1101,25 @@ class RefactorTestFunctions(RefactorCodemod):
                 out.append(stmt)
             return out
 
-        return module.with_changes(body=without(module.body))
+        gone = [
+            name.value
+            for node in self._dropped_nodes(module.body, dropped)
+            for name in findall(node, m.Name())
+        ]
+        imported = {n for n in gone if self._bindings.get(n) is not None}
+        return rewrite.remove_unused_imports(
+            module.with_changes(body=without(module.body)), imported
+        )
+
+    @staticmethod
+    def _dropped_nodes(
+        body: Sequence[cst.BaseStatement], dropped: set[int]
+    ) -> Iterator[cst.BaseStatement]:
+        for stmt in body:
+            if id(stmt) in dropped:
+                yield stmt
+            elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                yield from RefactorTestFunctions._dropped_nodes(stmt.body.body, dropped)
 
     def _unread(self, stmt: cst.BaseStatement) -> cst.BaseStatement:
         """A rewritten test (or a class of them) without the names its new code binds and
@@ -1382,7 +1400,7 @@ class RefactorTestFunctions(RefactorCodemod):
         return self._local_tables[key]
 
     def _resolve_once(self, name: str) -> fx.Fixture | None:
-        table = self._local_table() if self._local_fixtures or self._class_layers else {}
+        table = self._local_table() if self._local_fixtures or any(self._class_layers) else {}
         local = table.get(name)
         if local is None:
             return self._graph_resolve(name, self._rel)
@@ -2087,7 +2105,7 @@ class RefactorTestFunctions(RefactorCodemod):
         value = cst.ensure_type(last.body[0], cst.Return).value
         assert value is not None
         rest = body[:-1]
-        graph, session = self.analysis.graph, self.config.session_variable
+        session = self.config.session_variable
         if (
             recipe.kind == fx.MANAGER
             and isinstance(value, cst.Call)
