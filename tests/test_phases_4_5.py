@@ -751,7 +751,9 @@ KEEP_PROJECT = {
 
         @pytest.fixture
         def local_rows(local_games):
-            return local_games.list_games()
+            rows = local_games.list_games()
+            yield rows
+            rows.clear()
 
         @pytest.mark.usefixtures("marked_games")
         class TestMarked:
@@ -802,14 +804,14 @@ def test_phase4_keeps_what_stays_requests_wherever_it_asks(tmp_path: Path) -> No
     assert str(
         plan.keeper(analysis.graph.resolve("plugged_games", "sologm/tests/x.py"))
     ) == (
-        "test 'test_fetched' (sologm/tests/deep/test_deep.py:12), which phase 5 leaves as it is"
+        "test 'test_fetched' (sologm/tests/deep/test_deep.py:14), which phase 5 leaves as it is"
     )
     assert str(
         plan.keeper(analysis.graph.resolve("marked_games", "sologm/tests/x.py"))
     ) == (
         # step 5.2 makes the class's mark a parameter of the test, which phase 5 then
-        # leaves as it is (it requests a database fixture its module defines)
-        "test 'TestMarked.test_rows' (sologm/tests/deep/test_deep.py:9), which phase 5 "
+        # leaves as it is (it requests a fixture of its module with a teardown)
+        "test 'TestMarked.test_rows' (sologm/tests/deep/test_deep.py:11), which phase 5 "
         "leaves as it is"
     )
     assert str(
