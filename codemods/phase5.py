@@ -1033,7 +1033,10 @@ class RefactorTestFunctions(RefactorCodemod):
         tests now build themselves and that nothing left requests: no test, no fixture
         that stays, no ``usefixtures`` mark (a name any of them asks for keeps every
         definition of it; a name fetched with a computed ``getfixturevalue`` keeps all)."""
-        if not self._inlined_local:
+        graph = self.analysis.graph
+        if not self._inlined_local or any(
+            self._rel in g.modules for g in (graph, graph.fallback) if g is not None
+        ):  # a module other modules pull fixtures from keeps them all
             return module
         if self._fetches and None in fx.getfixturevalue_names(module):
             return module

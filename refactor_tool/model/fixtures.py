@@ -1552,11 +1552,24 @@ def local_fixtures(
     lines = Lines(module)
     bindings = top_level_bindings(module)
     own: dict[str, Fixture] = {}
+    #: fixtures that request the definition they override, which is one of the module's
+    #: or touches the database
+    overriding: set[str] = set()
     for fns, method in layers:
         for fn in fns:
             fixture = _describe(module, rel, fn, bindings, lines, method)
-            if method and "self" in scan(statements(fn)).used:
-                fixture.problem = "reads 'self'"
+            instance = positional_params(fn)[:1] if method else []
+            if (
+                instance
+                and fixture.params == positional_params(fn)[1:]
+                and instance[0] in scan(statements(fn)).used
+            ):
+                fixture.problem = f"reads {instance[0]!r}"
+            overriding.discard(fixture.name)
+            if fixture.name in fixture.params:
+                below = graph.resolve(fixture.name, rel)
+                if fixture.name in own or (below is not None and below.kind in DB_KINDS):
+                    overriding.add(fixture.name)
             own[fixture.name] = fixture
     overlay = FixtureGraph(
         modules={
@@ -1569,10 +1582,14 @@ def local_fixtures(
         fallback=graph.fallback,
     )
     classifier = _Classifier(project, overlay, analysis.managers, {rel: module}, local=True)
+    for name in overriding:  # classified already: what requests them is left too
+        own[name].kind = DB_OTHER
+        own[name].problem = "requests the fixture it overrides"
+        classifier._done.add(id(own[name]))
     for fixture in own.values():
+        if fixture.name in overriding:
+            continue
         problem = fixture.problem
-        if fixture.name in fixture.params:
-            problem = problem or "requests the fixture it overrides"
         fixture.problem = None
         kind = classifier.kind(fixture)
         if kind not in (PLAIN, OBJECT, DB_OTHER):
