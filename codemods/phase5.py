@@ -1398,7 +1398,7 @@ class RefactorTestFunctions(RefactorCodemod):
             layers = [(list(self._local_fixtures.values()), False)]
             layers += [(fns, True) for fns in self._class_layers]
             self._local_tables[key] = fx.local_fixtures(
-                self.analysis, self._module, self._rel, layers
+                self.analysis, self._module, self._rel, layers, self._lines
             )
         return self._local_tables[key]
 

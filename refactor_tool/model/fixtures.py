@@ -1540,16 +1540,18 @@ def local_fixtures(
     module: cst.Module,
     rel: str,
     layers: Sequence[tuple[Sequence[cst.FunctionDef], bool]],
+    lines: Lines | None = None,
 ) -> dict[str, Fixture]:
     """The fixtures a test of the test module ``rel`` gets from the module itself and from
     its classes, described and classified as the conftests' are (their requests of the
     conftests' fixtures resolved through ``graph`` and its fallback). ``layers``: the
     fixture definitions of the module, then of each class around the test (a base class
     before the class), outermost first, each with whether they are methods; a later
-    definition of a name overrides an earlier one, as pytest's nearest one does."""
+    definition of a name overrides an earlier one, as pytest's nearest one does.
+    ``lines``: the module's, if the caller has them."""
     project = Project(analysis.root, analysis.config)
     graph = analysis.graph
-    lines = Lines(module)
+    lines = lines if lines is not None else Lines(module)
     bindings = top_level_bindings(module)
     own: dict[str, Fixture] = {}
     #: fixtures that request the definition they override, which is one of the module's
