@@ -16,7 +16,9 @@ of the ``before`` file may be a header::
 the phase generates) with the ``after`` file instead of the case file itself. An optional
 ``<case>.notes.txt`` lists texts that must each appear in exactly one of the run's
 manual-attention notes; a note none of them appears in fails the case. An optional directory ``<case>.context/`` adds files of its own to
-the virtual project (a test module beside a conftest case), over ``_context/``.
+the virtual project (a test module beside a conftest case), over ``_context/``; cases that
+need the same files name a shared one in their header (``context=<name>`` reads
+``<name>.context/``).
 
 Every case is also run a second time on its own output, which must change nothing.
 """
@@ -81,7 +83,7 @@ def _run(
     header: dict[str, str],
     case: str | None = None,
 ):
-    project = _project(root, phase, {path: source}, case)
+    project = _project(root, phase, {path: source}, header.get("context", case))
     steps = header["steps"].split(",") if "steps" in header else None
     result = run_phase(project, PHASES[phase], steps)
     project.apply(result.changes)
