@@ -1310,6 +1310,29 @@ def refactored_lines(original: Optional[bytes], source: bytes) -> set[int]:
     return changed
 
 
+def whole_statements(source: bytes, lines: set[int]) -> set[int]:
+    """``lines`` (0-based) widened to the logical lines they are part of: a statement written
+    over several lines (a signature, a call) is one logical line, and the refactoring changed
+    it as a whole when it changed one of its lines. A compound statement's body is not part
+    of its header's logical line. ``lines`` as they are where ``source`` does not tokenize."""
+    widened = set(lines)
+    start: Optional[int] = None
+    try:
+        for token in tokenize.tokenize(io.BytesIO(source).readline):
+            if token.type in (tokenize.ENCODING, tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
+                continue
+            if start is None:
+                start = token.start[0] - 1
+            if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                span = range(start, token.end[0])
+                if len(span) > 1 and any(i in lines for i in span):
+                    widened.update(span)
+                start = None
+    except (tokenize.TokenError, SyntaxError):
+        return set(lines)
+    return widened
+
+
 def changes_only(before: bytes, after: bytes, allowed: set[int]) -> bool:
     """Whether every line ``after`` differs from ``before`` in is one of ``allowed`` (lines of
     ``before``, 0-based); lines inserted count as changing the allowed line beside them."""
@@ -1423,7 +1446,7 @@ def format_changed(
             # the lines the refactoring changed cannot be told from the others: formatting
             # the whole file could rewrap lines nobody asked to change
             return source, [Note(rel, None, "6.3", "not formatted: its content before the refactoring is not known (no base commit or list of changed files in .refactor-tool/state.json), so the lines the refactoring changed cannot be told from the others; run ruff format on them by hand")]
-        changed = refactored_lines(original, source)
+        changed = whole_statements(source, refactored_lines(original, source))
         if changes_only(source, formatted, changed):
             return formatted, []
         ranged, left = format_ranges(project, rel, source, changed, command, options)

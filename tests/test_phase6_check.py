@@ -874,20 +874,26 @@ def test_formatting_leaves_lines_the_refactoring_did_not_change(tmp_path: Path) 
     assert change.new.decode() == before.replace("x = get_session()\n", 'x = make_session("a", b=2)\n')
 
 
-def test_a_statement_only_partly_changed_is_left_unformatted_with_a_note(tmp_path: Path) -> None:
-    """Ruff formats whole statements: where that would rewrap lines of the statement the
-    refactoring did not change, the statement stays as the refactoring left it, with a note;
-    a file the refactoring created is formatted whole."""
+def test_a_statement_partly_changed_is_formatted_whole_and_its_neighbours_not(tmp_path: Path) -> None:
+    """Ruff formats whole statements: a statement written over several lines that the
+    refactoring changed in one of them is formatted whole (it is one logical line), while
+    the statements it did not change stay byte for byte; a file the refactoring created is
+    formatted whole."""
     wide = "value = some_function(argument_number_one, argument_number_two, argument_number_three_x,\n"
-    old = wide + "    get_session())\n"
-    new = wide + "    session)\n"
+    untouched = "other = [ 1,2 ]\n"
+    old = untouched + wide + "    get_session())\n"
+    new = untouched + wide + "    session)\n"
     project = Project(tmp_path, Config(), {"a.py": new.encode()})
     (tmp_path / "a.py").write_text(old)
     state_of(project).changed_files = ["a.py"]
     notes: list = []
-    assert format_changed(project, [], notes) == []
-    assert [(n.path, n.line, n.step) for n in notes] == [("a.py", 2, "6.3")]
+    [change] = format_changed(project, [], notes)
+    assert notes == []
+    # the target's own line length holds the call on one line
+    assert change.new.decode() == untouched + (
+        "value = some_function(argument_number_one, argument_number_two, argument_number_three_x, session)\n"
+    )
     created = Project(tmp_path, Config(), {"b.py": new.encode()})
     state_of(created).changed_files = ["b.py"]
     [change] = format_changed(created, [])
-    assert change.new != new.encode()
+    assert change.new != new.encode() and b"other = [1, 2]" in change.new
