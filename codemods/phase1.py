@@ -946,6 +946,7 @@ class RemoveSessionApis(RefactorCodemod):
         ] = {}  # block -> indexes of rewritable ``X = ...``
         #: the functions the walk is in (outermost first)
         self._functions: list[cst.FunctionDef] = []
+        self._classes: list[cst.ClassDef] = []
         #: a use of a removed name (id of its ``Name``) -> the outermost function it is in
         self._use_owner: dict[int, int] = {}
         #: removed names used outside any function: their imports stay (reported)
@@ -973,12 +974,26 @@ class RemoveSessionApis(RefactorCodemod):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._depth += 1
+        self._classes.append(node)
 
     def leave_ClassDef(
         self, original_node: cst.ClassDef, updated_node: cst.ClassDef
     ) -> cst.ClassDef:
         self._depth -= 1
+        self._classes.pop()
         return updated_node
+
+    def _in_removed_helper(self) -> bool:
+        """Whether the walk is inside the base manager's session helper, which phase 2
+        deletes with everything in it."""
+        config = self.config
+        return (
+            self._rel == config.base_manager_module
+            and len(self._functions) == 1
+            and self._functions[0].name.value == config.get_session_method
+            and len(self._classes) == 1
+            and self._classes[0].name.value == config.base_manager_class
+        )
 
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -1053,8 +1068,10 @@ class RemoveSessionApis(RefactorCodemod):
         if not hit:
             return updated_node
         if self._depth:
-            # function-local import (``_get_session`` in a base manager): left for its owner
-            self._kept_local.append(original_node)
+            # function-local import: left for its owner (phase 2 deletes the base manager's
+            # session helper with its imports; anywhere else it is reported)
+            if not self._in_removed_helper():
+                self._kept_local.append(original_node)
             return updated_node
         # a name still used outside any function keeps its import (the use is reported)
         hit = [a for a in hit if (a.evaluated_alias or a.evaluated_name) not in self._module_uses]
@@ -1387,14 +1404,10 @@ class RemoveSessionApis(RefactorCodemod):
     ) -> cst.Module:
         config = self.config
         for node in self._kept_local:
-            if self._rel == config.base_manager_module:
-                tail = f"phase 2 removes it with `{config.base_manager_class}.{config.get_session_method}`"
-            else:
-                tail = "the function must receive a session instead; rewrite by hand"
             self.report(
                 node,
                 "function-local import of a removed session API left in place (it fails when "
-                f"the function runs); {tail}",
+                "the function runs); the function must receive a session instead; rewrite by hand",
             )
         calls_of_dropped = [
             n
