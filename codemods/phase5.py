@@ -2260,10 +2260,46 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         self._parametrized: set[str] = set().union(
             *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f, self.analysis.naming))
         )
-        if not any(self._movable(n) for n in fx.marked_names(node)):
+        self._autouse = self._movable_autouse(node, rel)
+        if not self._autouse and not any(self._movable(n) for n in fx.marked_names(node)):
             raise SkipFile("no usefixtures mark of a fixture phase 4 removes")
-        self._levels = [self._mark_names(node.body)]
+        self._levels = [[*self._autouse, *self._mark_names(node.body)]]
         return True
+
+    def _movable_autouse(self, module: cst.Module, rel: str) -> list[str]:
+        """The autouse fixtures the module itself defines that phase 5 rebuilds in a test (an
+        object fixture, set up once per test, with no teardown). Like a module-wide
+        ``usefixtures`` mark, each runs before every test of the module: asked for as the
+        tests' first parameters, without ``autouse``, it runs as before, and the rewritten
+        tests build it in their own block, in their own session. (An autouse fixture of a
+        class is left as it is: a subclass elsewhere would lose it.)"""
+        candidates = _autouse_fixtures(module.body)
+        if not candidates:
+            return []
+        # classified as they would be without ``autouse`` (the classifier leaves an autouse
+        # fixture alone: every test would need its recipe, which is what happens here)
+        names = {name for name, _ in candidates}
+        plain = module.with_changes(
+            body=[
+                fx.without_autouse(f) if isinstance(f, cst.FunctionDef) and fx.is_fixture(f) and fx.registered_name(f) in names else f
+                for f in module.body
+            ]
+        )
+        fixtures = [f for f in plain.body if isinstance(f, cst.FunctionDef) and fx.is_fixture(f)]
+        table = fx.local_fixtures(self.analysis, plain, rel, [(fixtures, False)])
+        out = []
+        for name, stmt in candidates:
+            fixture = table.get(name)
+            if (
+                fixture is not None
+                and fixture.kind == fx.OBJECT
+                and fixture.problem is None
+                and not fixture.yields
+                and fx.per_test(cst.ensure_type(stmt, cst.FunctionDef))
+                and name not in self._parametrized
+            ):
+                out.append(name)
+        return out
 
     def _movable(self, name: str) -> bool:
         if name in self._local or name in self._parametrized:
@@ -2322,7 +2358,13 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         moved = self._levels[0]
         if not moved:
             return updated_node
-        return updated_node.with_changes(body=self._statements_without(updated_node.body, moved))
+        body = [
+            fx.without_autouse(stmt)
+            if isinstance(stmt, cst.FunctionDef) and fx.registered_name(stmt) in self._autouse
+            else stmt
+            for stmt in self._statements_without(updated_node.body, moved)
+        ]
+        return updated_node.with_changes(body=body)
 
     # ------------------------------------------------------------------ the marks without
     def _decorators_without(

@@ -178,6 +178,40 @@ def is_fixture(node: cst.CSTNode) -> bool:
     )
 
 
+def per_test(fn: cst.FunctionDef) -> bool:
+    """Whether the fixture ``fn`` is set up once per test: its decorator gives no ``scope``
+    but ``"function"`` (a literal), and no ``params``."""
+    for decorator in fn.decorators:
+        if not matches(decorator, FIXTURE_DECORATOR) or not isinstance(decorator.decorator, cst.Call):
+            continue
+        for arg in decorator.decorator.args:
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword == "params" or keyword is None:
+                return False
+            if keyword == "scope" and not (
+                isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value == "function"
+            ):
+                return False
+    return True
+
+
+def without_autouse(fn: cst.FunctionDef) -> cst.FunctionDef:
+    """``fn`` with ``autouse=True`` gone from its fixture decorator (a decorator left with no
+    argument loses its parentheses)."""
+    decorators = []
+    for decorator in fn.decorators:
+        if matches(decorator, AUTOUSE_DECORATOR):
+            call = cst.ensure_type(decorator.decorator, cst.Call)
+            args = [a for a in call.args if not (a.keyword is not None and a.keyword.value == "autouse")]
+            if args:
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                decorator = decorator.with_changes(decorator=call.with_changes(args=args))
+            else:
+                decorator = decorator.with_changes(decorator=call.func)
+        decorators.append(decorator)
+    return fn.with_changes(decorators=decorators)
+
+
 def statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
     """The function's statements (a one-line ``def f(): return x`` made into a line)."""
     if isinstance(fn.body, cst.IndentedBlock):
