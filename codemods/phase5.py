@@ -2241,7 +2241,9 @@ class MarkedFixturesAsParameters(RefactorCodemod):
     mark leaves the code once it names nothing (an element of a ``pytestmark`` list goes). A
     test left as it is keeps the parameter, and phase 4 keeps the fixture for it as it kept
     it for the mark. A mark stays as it is where the module or its classes define the
-    fixture, or where some test of the module parametrizes the name."""
+    fixture, or where some test of the module parametrizes the name. An autouse object
+    fixture the module defines is moved the same way, as if the module marked it
+    (:meth:`_movable_autouse`)."""
 
     STEP = "5.2"
     DESCRIPTION = (
