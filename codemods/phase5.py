@@ -1195,13 +1195,19 @@ class RefactorTestFunctions(RefactorCodemod):
         pytest_binding = self._bindings.get("pytest", ("pytest", None, None))
         if pytest_binding is None or pytest_binding[:2] != ("pytest", None):
             return updated_node  # ``pytest`` is something else here
+        # a test in a class (nested ones too) stands at the module statement of its outermost class
         position: dict[int, int] = {}
-        for index, stmt in enumerate(updated_node.body):
+
+        def place(stmt: cst.BaseStatement, index: int) -> None:
             position[id(stmt)] = index
             if isinstance(stmt, cst.ClassDef) and isinstance(
                 stmt.body, cst.IndentedBlock
             ):
-                position.update((id(s), index) for s in stmt.body.body)
+                for inner in stmt.body.body:
+                    place(inner, index)
+
+        for index, stmt in enumerate(updated_node.body):
+            place(stmt, index)
 
         # ---- the helpers: setups shared whole by two or more tests
         groups: dict[tuple[str, ...], list[tuple[cst.FunctionDef, _Setup]]] = {}
