@@ -2222,19 +2222,23 @@ def relationship_kinds(project: Project) -> dict[str, set[str]]:
         and PurePosixPath(rel).name != "conftest.py"
     ]
     models = project.grep(files, "relationship(")
-    key = (config, tuple((rel, project.read_bytes(rel)) for rel in models))
+    keys = sorted(set(models) | set(project.grep(files, "ForeignKey(")))
+    key = (config, tuple((rel, project.read_bytes(rel)) for rel in keys))
     memo = project.memo.setdefault("relationship kinds", {})
     assert isinstance(memo, dict)
     if key not in memo:
-        memo[key] = _relationship_kinds(project, models)
+        memo[key] = _relationship_kinds(project, models, keys)
     return memo[key]
 
 
-def _relationship_kinds(project: Project, models: list[str]) -> dict[str, set[str]]:
+def _relationship_kinds(
+    project: Project, models: list[str], tables: list[str]
+) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     relationship_call = m.Call(
         func=m.Name("relationship") | m.Attribute(attr=m.Name("relationship"))
     )
+    references = _foreign_keys([project.parse(rel) for rel in tables])
     for rel in models:
         module = project.parse(rel)
         for cls in _classes(module.body):
@@ -2259,10 +2263,106 @@ def _relationship_kinds(project: Project, models: list[str]) -> dict[str, set[st
                         or not matches(value, relationship_call)
                     ):
                         continue
-                    out.setdefault(target.value, set()).add(
-                        _relationship_kind(cst.ensure_type(value, cst.Call), annotation)
-                    )
+                    call = cst.ensure_type(value, cst.Call)
+                    kind = _relationship_kind(call, annotation)
+                    if kind == "unknown":
+                        kind = _kind_from_foreign_keys(cls.name.value, call, references)
+                    out.setdefault(target.value, set()).add(kind)
     return out
+
+
+def _foreign_keys(modules: Iterable[cst.Module]) -> dict[str, set[str] | None]:
+    """Model class -> the model classes its columns hold a foreign key to (``ForeignKey(
+    "table.column")`` with the table another class's ``__tablename__``, or ``ForeignKey(
+    Class.column)``); None for a class whose table or keys are not spelled out so (no
+    ``__tablename__`` string, a key in ``__table_args__``, a key to a table no class
+    names)."""
+    foreign_key = m.Call(func=m.Name("ForeignKey") | m.Attribute(attr=m.Name("ForeignKey")))
+    tables: dict[str, str] = {}  # table -> class
+    raw: dict[str, list[cst.BaseExpression] | None] = {}
+    for module in modules:
+        for cls in _classes(module.body):
+            name = cls.name.value
+            keys: list[cst.BaseExpression] | None = []
+            for stmt in cls.body.body:
+                if not isinstance(stmt, cst.SimpleStatementLine):
+                    continue
+                for small in stmt.body:
+                    if not isinstance(small, (cst.Assign, cst.AnnAssign)) or small.value is None:
+                        continue
+                    targets = (
+                        [t.target for t in small.targets]
+                        if isinstance(small, cst.Assign)
+                        else [small.target]
+                    )
+                    target_names = {t.value for t in targets if isinstance(t, cst.Name)}
+                    if "__tablename__" in target_names:
+                        value = small.value
+                        if isinstance(value, cst.SimpleString) and isinstance(
+                            value.evaluated_value, str
+                        ):
+                            tables[value.evaluated_value] = name
+                    found = findall(small.value, foreign_key)
+                    if "__table_args__" in target_names and found:
+                        keys = None
+                    elif keys is not None:
+                        for call in found:
+                            args = cst.ensure_type(call, cst.Call).args
+                            if args:
+                                keys.append(args[0].value)
+            raw[name] = keys
+    out: dict[str, set[str] | None] = {}
+    for name, keys in raw.items():
+        if keys is None:
+            out[name] = None
+            continue
+        targets: set[str] | None = set()
+        for key in keys:
+            if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str):
+                table = key.evaluated_value.rsplit(".", 1)[0]
+                owner = tables.get(table) or tables.get(table.rsplit(".", 1)[-1])
+            elif isinstance(key, cst.Attribute) and isinstance(key.value, cst.Name):
+                owner = key.value.value
+            else:
+                owner = None
+            if owner is None:
+                targets = None
+                break
+            targets.add(owner)
+        out[name] = targets
+    return out
+
+
+def _kind_from_foreign_keys(
+    owner: str, call: cst.Call, references: dict[str, set[str] | None]
+) -> str:
+    """What SQLAlchemy makes of ``relationship()`` on class ``owner`` without ``uselist``
+    or an annotation, decided as it decides it, from the foreign keys between the two
+    tables: a ``secondary`` table, or a key on the other class's table only (one to many),
+    is a collection; a key on the owner's table only (many to one) a scalar. Anything
+    else (keys both ways, a self-reference, ``primaryjoin``/``foreign_keys``, a target
+    given otherwise than by its class name) stays unknown."""
+    keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+    if "secondary" in keywords:
+        return "collection"
+    if keywords.keys() & {"primaryjoin", "foreign_keys", "remote_side"}:
+        return "unknown"
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    first = positional[0] if positional else keywords.get("argument")
+    if isinstance(first, cst.SimpleString) and isinstance(first.evaluated_value, str):
+        other = first.evaluated_value.rsplit(".", 1)[-1]
+    elif isinstance(first, cst.Name):
+        other = first.value
+    else:
+        return "unknown"
+    mine, theirs = references.get(owner), references.get(other)
+    if other == owner or mine is None or theirs is None:
+        return "unknown"
+    if owner in theirs and other not in mine:
+        return "collection"
+    if other in mine and owner not in theirs:
+        return "scalar"
+    return "unknown"
 
 
 def _classes(body: Sequence[cst.BaseStatement]) -> Iterator[cst.ClassDef]:
