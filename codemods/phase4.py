@@ -349,11 +349,24 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         }
         replacements: dict[str, cst.BaseExpression] = {}
         rebuilt: list[cst.BaseStatement] = []
+        # factory keyword -> the fixture that supplies it (what the manager fixture injected)
+        handed: dict[str, str] = {}
         for p in sorted(drop, key=fixture.params.index):
             dep = deps[p]
             assert dep is not None
             if dep.kind == fx.SESSION:
                 replacements[p] = cst.Name(config.session_variable)
+            elif dep.kind == fx.MANAGER and fx.hands_factory(dep, self.analysis.managers):
+                replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
+                for keyword, source in dep.factory_overrides.items():
+                    if handed.setdefault(keyword, source) != source:
+                        self.report_fixture(
+                            fixture,
+                            f"factory fixture {fixture.name!r}: its manager fixtures hand "
+                            f"{config.factory_function} both {source!r} and "
+                            f"{handed[keyword]!r} as {keyword!r}; rewrite by hand",
+                        )
+                        return fn
             elif dep.kind == fx.MANAGER and not dep.plain_manager:
                 rebuilt.append(self._rebuild_manager(p, dep, fixture.rel))
             else:
@@ -396,8 +409,11 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             )
         )
         if uses_managers:
+            arguments = [config.session_variable] + [
+                f"{keyword}={source}" for keyword, source in sorted(handed.items())
+            ]
             managers_line = cst.parse_statement(
-                f"{config.managers_variable} = {config.factory_function}({config.session_variable})\n"
+                f"{config.managers_variable} = {config.factory_function}({', '.join(arguments)})\n"
             )
             first = inner_body[0] if inner_body else None
             if first is not None and getattr(first, "leading_lines", None):
@@ -423,7 +439,12 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             params=params, body=_with_statements(inner.body, docstring + inner_body)
         )
         body[inner_index] = new_inner
-        params = rewrite.edit_params(fn.params, remove=drop)
+        # the fixtures handed to the factory are requested here now, where the manager
+        # fixtures that requested them were
+        added = [s for s in dict.fromkeys(handed.values()) if s not in fixture.params]
+        params = rewrite.edit_params(
+            fn.params, remove=drop, insert=[rewrite.new_param(s, None) for s in added]
+        )
         new_fn = fn.with_changes(params=params, body=_with_statements(fn.body, body))
         if not params.params and not params.kwonly_params and not params.posonly_params:
             new_fn = new_fn.with_changes(

@@ -1821,6 +1821,14 @@ class _Classifier:
             elif dep is not None and dep.kind == MANAGER and dep.plain_manager:
                 if param.dependency is None or param.dependency != dep.manager_class:
                     return None
+            elif dep is not None and dep.kind == MANAGER and dep.factory_overrides:
+                # a manager the factory builds when handed what that fixture injected: so
+                # does this one, handed the same (the test requests those fixtures)
+                if param.dependency is None or param.dependency != dep.manager_class:
+                    return None
+                for keyword, source in dep.factory_overrides.items():
+                    if found.setdefault(keyword, source) != source:
+                        return None
             elif (
                 (manager, param.name) in overrides
                 and dep is not None
@@ -1921,8 +1929,19 @@ class _Classifier:
                     p
                     for p, d in deps.items()
                     if d is not None
-                    and manager_rebuild(d, lambda q, d=d: self._dep(q, d), fixture.rel)
-                    is not None
+                    and (
+                        (
+                            hands_factory(d, self.managers)
+                            and all(
+                                self._dep(source, fixture) is self._dep(source, d)
+                                for source in d.factory_overrides.values()
+                            )
+                        )
+                        or manager_rebuild(
+                            d, lambda q, d=d: self._dep(q, d), fixture.rel
+                        )
+                        is not None
+                    )
                 }
                 fixture.problem = _factory_problem(fixture, body, inner, deps, rebuilt)
                 if fixture.problem is None and not fixture.new_style:
@@ -2099,6 +2118,19 @@ def _recipe_problem(
     if findall(cst.Module(body=list(body)), m.Global() | m.Nonlocal()):
         return "uses global/nonlocal"
     return None
+
+
+def hands_factory(fixture: Fixture, managers: ManagerGraph | None) -> bool:
+    """Whether ``create_all_managers(session, keyword=...)`` builds what the manager fixture
+    builds, handed what the fixture injected (its ``factory_overrides``: a mock client, or
+    what a manager fixture it passes on injected), with keywords the generated factory
+    takes (``ManagerGraph.factory_overrides``): step 4.4 then uses ``managers.<short>`` in a
+    factory fixture that requested it, and hands the factory the same fixtures."""
+    if fixture.kind != MANAGER or fixture.plain_manager or not fixture.factory_overrides:
+        return False
+    if managers is None:
+        return False
+    return set(fixture.factory_overrides) <= set(managers.factory_overrides().values())
 
 
 def manager_rebuild(
