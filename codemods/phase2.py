@@ -369,6 +369,8 @@ class RequireSession(_ManagerCodemod):
         #: constructions that pass no session, inside a fixture or test that requests the
         #: session fixture: id of the call -> that parameter's name
         self._given: dict[int, str] = {}
+        #: calls whose positional arguments from the session's position on become keywords
+        self._by_keyword: dict[int, list[str]] = {}
         #: fixtures (ids) that request the session fixture from now on, for those
         self._asking: set[int] = set()
         #: the ``with`` statements the walk is in that open a session context: (the
@@ -709,9 +711,15 @@ class RequireSession(_ManagerCodemod):
                 self._given[id(node)] = self.config.session_fixture
                 self._asking.add(id(owner))
                 return
+        name = self.session_name
+        if kind == "positional":
+            names = self._keywords_for(cls, node)
+            if names is not None:
+                # the arguments from the session's position on are passed by their names
+                self._by_keyword[id(node)] = names
+                return
         if id(node) in self._rebuilt_later:
             return
-        name = self.session_name
         if kind == "positional":
             self.report(
                 node,
@@ -726,7 +734,40 @@ class RequireSession(_ManagerCodemod):
                 f"`{name}=...` from the caller's SessionContext; rewrite by hand",
             )
 
+    def _keywords_for(self, cls: ManagerClass, node: cst.Call) -> list[str] | None:
+        """The parameter names of the positional arguments of ``node`` from the session's
+        position on, which are keyword-only now (``M(dep, s)`` -> ``M(dep, session=s)``);
+        None when the constructor has no parameter for one of them, or when one is also
+        given by keyword (the call did not run before either), or when the session passed is
+        ``None``."""
+        params = self.graph.init_params(cls)
+        positional = [p.name for p in params if p.kind in ("posonly", "positional")]
+        if self.session_name not in positional:
+            return None
+        start = positional.index(self.session_name)
+        values = [a for a in node.args if a.keyword is None]
+        if len(values) > len(positional):
+            return None
+        names = positional[start : len(values)]
+        given = {a.keyword.value for a in node.args if a.keyword is not None}
+        if given & set(names) or matches(values[start].value, m.Name("None")):
+            return None  # ``M(dep, None)``: no session, as before; reported
+        return names
+
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        names = self._by_keyword.get(id(original_node))
+        if names is not None:
+            args = list(updated_node.args)
+            first = sum(1 for a in args if a.keyword is None) - len(names)
+            equal = cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""),
+                whitespace_after=cst.SimpleWhitespace(""),
+            )
+            for offset, name in enumerate(names):
+                args[first + offset] = args[first + offset].with_changes(
+                    keyword=cst.Name(name), equal=equal
+                )
+            return updated_node.with_changes(args=args)
         given = self._given.get(id(original_node))
         if given is None:
             return updated_node
