@@ -1320,11 +1320,78 @@ class _SimplifyBody(Transformer):
         ]
         return updated_node.with_changes(parts=parts)
 
+    def _on_flag(self, node: cst.BaseExpression) -> bool:
+        """``a if <flag> else b`` (or ``if not <flag>``): decided by the flag alone."""
+        flag = m.Name(self.flag_var) if self.flag_var else None
+        return flag is not None and matches(
+            node, m.IfExp(test=flag | m.UnaryOperation(operator=m.Not(), expression=flag))
+        )
+
+    def leave_IfExp(
+        self, original_node: cst.IfExp, updated_node: cst.IfExp
+    ) -> cst.BaseExpression:
+        """``a if <flag> else b``: the flag is the constant False now, so ``b`` (``a`` for
+        ``not <flag>``), in the parentheses the whole had."""
+        if not self._on_flag(original_node):
+            return updated_node
+        negated = isinstance(original_node.test, cst.UnaryOperation)
+        chosen = updated_node.body if negated else updated_node.orelse
+        if updated_node.lpar and not chosen.lpar:
+            chosen = chosen.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+        return chosen
+
+    def _fold_constant_fields(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        """A %-style message whose ``%s`` argument was decided by the flag alone and is a
+        plain string now (``log.debug("%s ok%s", name, " (own)" if flag else "")``) takes
+        that text into the message in place of the field, and the argument goes."""
+        if len(original_node.args) < 2:
+            return updated_node
+        first = updated_node.args[0]
+        if first.keyword is not None or not isinstance(first.value, cst.SimpleString):
+            return updated_node
+        string = first.value
+        rest = updated_node.args[1:]
+        if any(a.keyword is not None or a.star for a in rest):
+            return updated_node
+        body = string.value[len(string.prefix) + len(string.quote) : -len(string.quote)]
+        if "r" in string.prefix.lower() or "b" in string.prefix.lower():
+            return updated_node
+        fields = [f for f in _PERCENT_FIELD.finditer(body) if f.group(0) != "%%"]
+        if len(fields) != len(rest):
+            return updated_node
+        folded: list[int] = []
+        for i, arg in enumerate(rest):
+            value = arg.value
+            if not (
+                self._on_flag(original_node.args[1 + i].value)
+                and isinstance(value, cst.SimpleString)
+                and fields[i].group(0) == "%s"
+            ):
+                continue
+            text = value.evaluated_value
+            if not isinstance(text, str) or any(c in text for c in "%\\\"'\n{}"):
+                continue
+            folded.append(i)
+        if not folded:
+            return updated_node
+        for i in reversed(folded):
+            field = fields[i]
+            text = cst.ensure_type(rest[i].value, cst.SimpleString).evaluated_value
+            body = body[: field.start()] + str(text) + body[field.end() :]
+        value = f"{string.prefix}{string.quote}{body}{string.quote}"
+        args = [first.with_changes(value=string.with_changes(value=value))] + [
+            a for i, a in enumerate(rest) if i not in folded
+        ]
+        args[-1] = args[-1].with_changes(comma=updated_node.args[-1].comma)
+        return updated_node.with_changes(args=args)
+
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         """A %-style message (``log.debug("... (owned=%s)", name, flag)``) that showed the
         flag drops that field, its label and its argument, as an f-string does."""
         if not self.flag_var or len(original_node.args) < 2:
             return updated_node
+        if any(self._on_flag(a.value) for a in original_node.args[1:]):
+            return self._fold_constant_fields(original_node, updated_node)
         first = original_node.args[0]
         if first.keyword is not None or not isinstance(first.value, cst.SimpleString):
             return updated_node
