@@ -372,7 +372,9 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
             else:
                 replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
-        body = fx.recipe_statements(fn)  # (``yield _create`` as the last line: returned)
+        # (``yield _create`` as the last line, or before a teardown that only ends the
+        # session fixture's work: returned)
+        body = fx.recipe_statements(fn, config.session_fixture)
         inner = fx.returned_closure(body)
         if inner is None:
             return fn

@@ -2109,7 +2109,9 @@ class RefactorTestFunctions(RefactorCodemod):
         cache = self.analysis.cache
         if key in cache:
             return cache[key]
-        _, body = fx.split_docstring(fx.recipe_statements(recipe.node()))
+        _, body = fx.split_docstring(
+            fx.recipe_statements(recipe.node(), self.config.session_fixture)
+        )
         last = cst.ensure_type(body[-1], cst.SimpleStatementLine)
         value = cst.ensure_type(last.body[0], cst.Return).value
         assert value is not None

@@ -232,16 +232,52 @@ class _Yields(Visitor):
         self.count += 1
 
 
-def recipe_statements(fn: cst.FunctionDef) -> list[cst.BaseStatement]:
+_SESSION_ENDINGS = ("rollback", "close", "expunge_all", "expire_all")
+
+
+def _ends_session(stmt: cst.BaseStatement, session: str) -> bool:
+    """``<session>.rollback()`` (or ``close()``, ``expunge_all()``, ``expire_all()``): the
+    end of the session fixture's work, which ``SessionContext`` owns once the recipe runs
+    inside ``with session_context as session:``."""
+    return matches(
+        stmt,
+        m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    value=m.Call(
+                        func=m.Attribute(
+                            value=m.Name(session),
+                            attr=m.OneOf(*[m.Name(n) for n in _SESSION_ENDINGS]),
+                        ),
+                        args=[],
+                    )
+                )
+            ]
+        ),
+    )
+
+
+def recipe_statements(
+    fn: cst.FunctionDef, session: str | None = None
+) -> list[cst.BaseStatement]:
     """The statements of a fixture as a recipe: :func:`statements`, where a fixture whose one
     ``yield <value>`` is its last statement (nothing runs after it: no teardown) ends in
-    ``return <value>`` instead, which is what it means to pytest."""
+    ``return <value>`` instead, which is what it means to pytest. So does one whose teardown
+    only ends the work of the session fixture ``session`` it requests (``db_session.
+    rollback()``, ``.close()``): inside the test's ``with session_context as session:``
+    the context ends the session, and the session fixture goes."""
     body = statements(fn)
+    if session is not None and session in positional_params(fn):
+        end = len(body)
+        while end > 0 and _ends_session(body[end - 1], session):
+            end -= 1
+        if 0 < end < len(body):
+            body = body[:end]
     if not body or not matches(
         body[-1],
         m.SimpleStatementLine(body=[m.Expr(value=m.Yield(value=m.DoNotCare()))]),
     ):
-        return body
+        return statements(fn) if len(body) < len(statements(fn)) else body
     last = cst.ensure_type(body[-1], cst.SimpleStatementLine)
     value = cst.ensure_type(cst.ensure_type(last.body[0], cst.Expr).value, cst.Yield).value
     if value is None or isinstance(value, cst.From):
@@ -1560,7 +1596,9 @@ def build_graph(
             if len(nodes) > 1:
                 fixture_module.dead[name] = [lines.start(n) or 0 for n in nodes[:-1]]
             fn = nodes[-1]
-            graph.fixtures[rel][name] = _describe(module, rel, fn, bindings, lines)
+            graph.fixtures[rel][name] = _describe(
+                module, rel, fn, bindings, lines, session=project.config.session_fixture
+            )
         graph.modules[rel] = fixture_module
     if classify:
         classifier = _Classifier(project, graph, managers, parsed)
@@ -1593,7 +1631,9 @@ def local_fixtures(
     overriding: set[str] = set()
     for fns, method in layers:
         for fn in fns:
-            fixture = _describe(module, rel, fn, bindings, lines, method)
+            fixture = _describe(
+                module, rel, fn, bindings, lines, method, project.config.session_fixture
+            )
             instance = positional_params(fn)[:1] if method else []
             if (
                 instance
@@ -1651,13 +1691,14 @@ def _describe(
     bindings: dict[str, Any],
     lines: Lines,
     method: bool = False,
+    session: str | None = None,
 ) -> Fixture:
     params = positional_params(fn)
     if method and params and not any(
         matches(d, m.Decorator(decorator=m.Name("staticmethod"))) for d in fn.decorators
     ):
         params = params[1:]  # ``self`` (or ``cls``), which pytest does not fill
-    _, body = split_docstring(recipe_statements(fn))
+    _, body = split_docstring(recipe_statements(fn, session))
     scanned = scan(body)
     free = [
         n
@@ -1874,7 +1915,7 @@ class _Classifier:
         if fixture.name == config.session_context_fixture:
             return SESSION_CONTEXT
         fn = fixture.node()
-        _, body = split_docstring(recipe_statements(fn))
+        _, body = split_docstring(recipe_statements(fn, config.session_fixture))
         deps = {p: self._dep(p, fixture) for p in fixture.params}
         dep_kinds = {p: (d.kind if d is not None else None) for p, d in deps.items()}
         touches_db = any(k in DB_KINDS for k in dep_kinds.values())
