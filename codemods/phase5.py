@@ -53,7 +53,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -134,9 +134,13 @@ def left_alone(
             filename=project.path_str(rel), full_module_name=project.module_name(rel)
         )
         codemod = RefactorTestFunctions(context, analysis)
-        codemod.only_for = wanted
         codemod.decide_only = True
         original = tree = project.parse(rel)
+        # a test that requests only fixtures of its module is rewritten when they use old
+        # fixtures: it decides whether those fixtures (and their requests) stay
+        codemod.only_for = wanted | {
+            fx.registered_name(f) for f in RefactorTestFunctions._fixture_defs(tree.body)
+        }
         try:
             # the step's first codemod: its tests ask for what their marks asked for
             tree = MarkedFixturesAsParameters(context, analysis).transform_module_impl(tree)
@@ -148,7 +152,13 @@ def left_alone(
             continue
         fetches = b"getfixturevalue" in project.read_bytes(rel)
         requests = fx.module_requests(
-            tree, rel, Lines(tree), codemod.untouched, wanted, fetches
+            tree,
+            rel,
+            Lines(tree),
+            codemod.untouched,
+            wanted,
+            fetches,
+            dropped=codemod.dropped_fixtures,
         )
         if config.session_fixture in wanted:
             requests += fx.test_module_session_requests(
@@ -752,6 +762,10 @@ class RefactorTestFunctions(RefactorCodemod):
         #: (name, line); and the lines of the definitions as they leave ``leave_FunctionDef``
         self._inlined_local: set[tuple[str, int]] = set()
         self._fixture_lines: dict[int, int] = {}
+        #: ``decide_only``: the tests it would rewrite (ids of what it returned for them),
+        #: and the names of the module's own fixtures it would then drop
+        self._decided: set[int] = set()
+        self.dropped_fixtures: set[str] = set()
         #: the fixtures ``usefixtures`` marks request for every test of the module, then of
         #: each enclosing class (``pytestmark``, class decorators)
         self._marked: list[list[tuple[str, cst.CSTNode]]] = [
@@ -911,6 +925,8 @@ class RefactorTestFunctions(RefactorCodemod):
                 return self._session_to_factories(original_node, updated_node)
         if result is original_node or result is updated_node:
             self.untouched.append(original_node)
+        elif self.decide_only:
+            self._decided.add(id(result))
         elif self._setup is not None:
             self._setups.append((result, self._setup))
         return result
@@ -1022,37 +1038,73 @@ class RefactorTestFunctions(RefactorCodemod):
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
+        if self.decide_only:
+            # which of the module's own fixtures go (``left_alone`` counts no request of
+            # theirs): the tests to be rewritten request none of them any more
+            dropped = self._dropped_fixtures(updated_node, self._decided)
+            kept = {
+                fx.registered_name(f)
+                for f in self._fixture_defs(updated_node.body)
+                if id(f) not in dropped
+            }
+            self.dropped_fixtures = {
+                fx.registered_name(f)
+                for f in self._fixture_defs(updated_node.body)
+                if id(f) in dropped
+            } - kept
+            return updated_node
         module = self._share_setups(updated_node)
         if not self._blocks:
             return module
         module = module.with_changes(body=[self._unread(s) for s in module.body])
         return self._without_inlined_fixtures(module)
 
+    @staticmethod
+    def _fixture_defs(body: Sequence[cst.BaseStatement]) -> Iterator[cst.FunctionDef]:
+        """The fixtures of a module and of its classes."""
+        for stmt in body:
+            if isinstance(stmt, cst.FunctionDef) and fx.is_fixture(stmt):
+                yield stmt
+            elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                yield from RefactorTestFunctions._fixture_defs(stmt.body.body)
+
     def _without_inlined_fixtures(self, module: cst.Module) -> cst.Module:
         """The module without the fixtures of its own (or of its classes) that rewritten
-        tests now build themselves and that nothing left requests: no test, no fixture
-        that stays, no ``usefixtures`` mark (a name any of them asks for keeps every
-        definition of it; a name fetched with a computed ``getfixturevalue`` keeps all)."""
+        tests now build themselves and that nothing left requests (:meth:`_dropped_fixtures`)."""
+        dropped = self._dropped_fixtures(module)
+        if not dropped:
+            return module
+        return self._without(module, dropped)
+
+    def _dropped_fixtures(self, module: cst.Module, skip: Container[int] = ()) -> set[int]:
+        """The fixtures of the module (or of its classes), as ids of their definitions, that
+        rewritten tests build themselves now and that nothing left requests: no test, no
+        fixture that stays, no ``usefixtures`` mark (a name any of them asks for keeps every
+        definition of it; a name fetched with a computed ``getfixturevalue`` keeps all).
+        ``skip``: functions whose requests do not count (the tests ``decide_only`` found it
+        would rewrite, still as they were)."""
         graph = self.analysis.graph
         if not self._inlined_local or any(
             self._rel in g.modules for g in (graph, graph.fallback) if g is not None
         ):  # a module other modules pull fixtures from keeps them all
-            return module
+            return set()
         if self._fetches and None in fx.getfixturevalue_names(module):
-            return module
+            return set()
         dropped: set[int] = set()
 
         def inlined(stmt: cst.CSTNode) -> bool:
-            return isinstance(stmt, cst.FunctionDef) and (
-                fx.registered_name(stmt),
-                self._fixture_lines.get(id(stmt)),
-            ) in self._inlined_local
+            if not isinstance(stmt, cst.FunctionDef):
+                return False
+            line = self._fixture_lines.get(id(stmt))
+            if line is None and self.decide_only:
+                line = self._lines.start(stmt)
+            return (fx.registered_name(stmt), line) in self._inlined_local
 
         def requests(body: Sequence[cst.BaseStatement], method: bool) -> set[str]:
             out: set[str] = set()
             for stmt in body:
                 if isinstance(stmt, cst.FunctionDef):
-                    if id(stmt) not in dropped:
+                    if id(stmt) not in dropped and id(stmt) not in skip:
                         out.update(fx.requested_names(stmt, method, self._fetches))
                 elif isinstance(stmt, cst.ClassDef):
                     for decorator in stmt.decorators:
@@ -1083,9 +1135,9 @@ class RefactorTestFunctions(RefactorCodemod):
             if not more:
                 break
             dropped |= more
-        if not dropped:
-            return module
+        return dropped
 
+    def _without(self, module: cst.Module, dropped: set[int]) -> cst.Module:
         def without(body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
             out: list[cst.BaseStatement] = []
             for stmt in body:
@@ -1780,11 +1832,11 @@ class RefactorTestFunctions(RefactorCodemod):
             if recipe.kind == fx.MANAGER:
                 manager_positions.update(range(len(inlined), len(inlined) + len(made)))
             inlined.extend(made)
-        if self.decide_only:
-            return fn.with_changes()  # rewritten: nothing after this point leaves it alone
         self._inlined_local.update(
             (recipe.name, recipe.line) for recipe in order if recipe.rel == self._rel
         )
+        if self.decide_only:
+            return fn.with_changes()  # rewritten: nothing after this point leaves it alone
 
         arguments = [config.session_variable]
         arguments += [f"{keyword}={source}" for keyword, source in keywords.items()]

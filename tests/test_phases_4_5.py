@@ -339,7 +339,7 @@ CONFTEST = """
     @pytest.fixture
     def rows(db_session):
         yield [1]
-        db_session.rollback()
+        db_session.commit()
 
     @pytest.fixture
     def counter(db_session):

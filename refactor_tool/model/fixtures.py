@@ -663,6 +663,7 @@ def module_requests(
     tests: Iterable[cst.FunctionDef],
     names: Container[str] | None = None,
     fetches: bool = True,
+    dropped: Container[str] = (),
 ) -> list[Request]:
     """What a test module asks for that stays as it is: the requests of ``tests`` (its test
     functions the rewrite leaves alone, nodes of ``module``), of every fixture it defines
@@ -670,7 +671,9 @@ def module_requests(
     name the module defines a fixture for is the module's own: a request of it is not one
     of the conftests' fixture (a fixture asking for its own name is). With ``names``, only
     the requests of those names (positions are looked up for those only). ``fetches``:
-    whether the module may call ``getfixturevalue`` (its text says so)."""
+    whether the module may call ``getfixturevalue`` (its text says so). ``dropped``: the
+    module's own fixtures phase 5 deletes (rebuilt in the tests that used them), whose
+    requests do not count."""
     left = {id(t) for t in tests}
     # pytest registers the fixtures of a module and of its classes (not nested functions)
     local: set[str] = set()
@@ -724,6 +727,8 @@ def module_requests(
             elif isinstance(stmt, cst.FunctionDef):
                 if is_fixture(stmt):
                     name = registered_name(stmt)
+                    if name in dropped:
+                        continue
                     add(
                         requested_names(stmt, bool(owner), fetches),
                         stmt,
