@@ -7,7 +7,9 @@ Nothing here changes a tree or anything of libcst.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,17 +25,32 @@ class Visitor(cst.CSTVisitor):
     libcst looks up ``visit_<Node>`` and ``leave_<Node>`` by name at every node, finds its
     own no-op for each kind of node a visitor does not handle and calls it, and looks up
     ``visit_<Node>_<attribute>`` methods around every child. Here each class finds its
-    methods once per kind of node (:func:`_handler`) and calls only those it defines; none
+    methods once per kind of node (:func:`_entry`) and calls only those it defines; none
     of the tool's walks has an attribute method (tests/test_plain_libcst.py checks that no
     subclass defines one), so that look-up is skipped.
+
+    A walk also stops at a node below which none of its class's handlers can fire
+    (:func:`_descends`): a walk of ``FunctionDef`` nodes does not descend into expressions,
+    one of ``Name`` nodes not into strings, operators or whitespace. What it skips it would
+    only have rebuilt unchanged; a transformer returns those nodes as they were.
     """
 
+    #: node type -> (visit handler, leave handler, whether to descend); one per class
+    _dispatch: dict[type, tuple[Any, Any, bool]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dispatch = {}
+
     def on_visit(self, node: cst.CSTNode) -> bool:
-        handler = _handler(type(self), "visit_", type(node))
-        return handler is None or handler(self, node) is not False
+        entry = self._dispatch.get(type(node)) or _entry(type(self), type(node))
+        handler = entry[0]
+        if handler is not None and handler(self, node) is False:
+            return False
+        return entry[2]
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        handler = _handler(type(self), "leave_", type(original_node))
+        handler = (self._dispatch.get(type(original_node)) or _entry(type(self), type(original_node)))[1]
         if handler is not None:
             handler(self, original_node)
 
@@ -45,14 +62,24 @@ class Visitor(cst.CSTVisitor):
 
 
 class Transformer(cst.CSTTransformer):
-    """The base of the tool's transformers, with the dispatch of :class:`Visitor`."""
+    """The base of the tool's transformers, with the dispatch and the stops of
+    :class:`Visitor`."""
+
+    _dispatch: dict[type, tuple[Any, Any, bool]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dispatch = {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        handler = _handler(type(self), "visit_", type(node))
-        return handler is None or handler(self, node) is not False
+        entry = self._dispatch.get(type(node)) or _entry(type(self), type(node))
+        handler = entry[0]
+        if handler is not None and handler(self, node) is False:
+            return False
+        return entry[2]
 
     def on_leave(self, original_node: Any, updated_node: Any) -> Any:
-        handler = _handler(type(self), "leave_", type(original_node))
+        handler = (self._dispatch.get(type(original_node)) or _entry(type(self), type(original_node)))[1]
         if handler is None:
             return updated_node
         return handler(self, original_node, updated_node)
@@ -64,21 +91,119 @@ class Transformer(cst.CSTTransformer):
         return None
 
 
-def _handler(cls: type, prefix: str, node_type: type) -> Callable[..., Any] | None:
-    """``cls``'s own method for ``prefix`` + the node type's name; None where it has only
-    libcst's no-op (the function its visitor base class defines). Found once per class and
-    kind of node, and kept with the class."""
-    table = cls.__dict__.get("_handlers")
-    if table is None:
-        table = {}
-        cls._handlers = table  # type: ignore[attr-defined]
-    key = (prefix, node_type)
-    if key not in table:
+def _entry(cls: Any, node_type: type) -> tuple[Any, Any, bool]:
+    """``cls``'s handlers for ``node_type`` (its own ``visit_`` and ``leave_`` methods, None
+    where it has only libcst's no-op) and whether a walk descends below such a node; found
+    once per class and kind of node, and kept with the class."""
+    base = cst.CSTTransformer if issubclass(cls, cst.CSTTransformer) else cst.CSTVisitor
+    found = []
+    for prefix in ("visit_", "leave_"):
         name = prefix + node_type.__name__
         method = getattr(cls, name, None)
+        found.append(None if method is None or method is getattr(base, name, None) else method)
+    entry = (found[0], found[1], _descends(cls, node_type))
+    cls._dispatch[node_type] = entry
+    return entry
+
+
+def _descends(cls: Any, node_type: type) -> bool:
+    """Whether a walk of ``cls`` must go below a ``node_type`` node: some node type its
+    handlers are for can occur there (:func:`_below`). A class that replaces the walk's own
+    ``on_visit`` or ``on_leave`` may act at any node: its walks go everywhere."""
+    own = Visitor if issubclass(cls, Visitor) else Transformer
+    if cls.on_visit is not own.on_visit or cls.on_leave is not own.on_leave:
+        return True
+    handled = _HANDLED.get(cls)
+    if handled is None:
         base = cst.CSTTransformer if issubclass(cls, cst.CSTTransformer) else cst.CSTVisitor
-        table[key] = None if method is None or method is getattr(base, name, None) else method
-    return table[key]
+        types = _node_types()
+        handled = _HANDLED[cls] = frozenset(
+            types[name.partition("_")[2]]
+            for name in dir(cls)
+            if name.startswith(("visit_", "leave_"))
+            and name.partition("_")[2] in types
+            and getattr(cls, name) is not getattr(base, name, None)
+        )
+    below = _below(node_type)
+    return below is None or not below.isdisjoint(handled)
+
+
+#: the node types each walking class has a handler for
+_HANDLED: dict[type, frozenset[type]] = {}
+_NODE_TYPES: dict[str, type] = {}
+_CHILDREN: dict[type, frozenset[type] | None] = {}
+_BELOW: dict[type, frozenset[type] | None] = {}
+_KINDS: dict[type, frozenset[type]] = {}
+
+
+def _node_types() -> dict[str, type]:
+    """libcst's node classes by name (those its visitors have ``visit_<Name>`` methods for)."""
+    if not _NODE_TYPES:
+        _NODE_TYPES.update(
+            (name, value)
+            for name, value in vars(cst).items()
+            if isinstance(value, type) and issubclass(value, cst.CSTNode)
+        )
+    return _NODE_TYPES
+
+
+def _children(node_type: type) -> frozenset[type] | None:
+    """The node classes a ``node_type`` node can hold as children: those its fields are
+    declared to hold (libcst's nodes are dataclasses with annotated fields). None where the
+    annotations cannot be read: any node may be below it."""
+    if node_type in _CHILDREN:
+        return _CHILDREN[node_type]
+    try:
+        hints = typing.get_type_hints(node_type)
+        declared: set[type] = set()
+        for field in dataclasses.fields(node_type):
+            _classes_in(hints[field.name], declared)
+    except Exception:
+        children = None
+    else:
+        children = frozenset().union(*map(_kinds_of, declared))
+    _CHILDREN[node_type] = children
+    return children
+
+
+def _kinds_of(declared: type) -> frozenset[type]:
+    """The node classes a field declared as ``declared`` can hold: it and its subclasses."""
+    kinds = _KINDS.get(declared)
+    if kinds is None:
+        kinds = _KINDS[declared] = frozenset(
+            t for t in _node_types().values() if declared in t.__mro__
+        )
+    return kinds
+
+
+def _classes_in(annotation: Any, out: set[type]) -> None:
+    if isinstance(annotation, type):
+        if issubclass(annotation, cst.CSTNode):
+            out.add(annotation)
+        return
+    for argument in typing.get_args(annotation):
+        _classes_in(argument, out)
+
+
+def _below(node_type: type) -> frozenset[type] | None:
+    """Every node class that can occur at any depth below a ``node_type`` node; None where
+    that cannot be known (any can)."""
+    if node_type in _BELOW:
+        return _BELOW[node_type]
+    seen: set[type] = set()
+    todo = [node_type]
+    result: frozenset[type] | None = None
+    while todo:
+        children = _children(todo.pop())
+        if children is None:
+            break
+        for child in children - seen:
+            seen.add(child)
+            todo.append(child)
+    else:
+        result = frozenset(seen)
+    _BELOW[node_type] = result
+    return result
 
 
 def code(node: cst.CSTNode, module: cst.Module | None = None) -> str:
