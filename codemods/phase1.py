@@ -34,7 +34,7 @@ from libcst.helpers import (
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods.phase2 import BaseManagerAnalysis, GiveSessionWhereFetched
@@ -58,6 +58,7 @@ from refactor_tool.model.syntax import (
     Transformer,
     Visitor,
     code,
+    findall,
     identifiers,
     names_used,
 )

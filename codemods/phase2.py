@@ -37,7 +37,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.helpers import get_full_name_for_node
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from codemods import rewrite
@@ -65,7 +65,7 @@ from refactor_tool.model.managers import (
     unwrap_optional,
 )
 from refactor_tool.model.project import Project
-from refactor_tool.model.syntax import Transformer, code, identifiers
+from refactor_tool.model.syntax import Transformer, code, findall, identifiers
 
 # ------------------------------------------------------------------------------- analysis
 

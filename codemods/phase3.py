@@ -37,13 +37,12 @@ from pathlib import Path
 import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
-from libcst.matchers import findall
 
 from codemods.base import PhaseSpec, StepSpec
 from refactor_tool.model.config import Config
 from refactor_tool.model.managers import ManagerClass, ManagerGraph, analyze_managers
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import line_of
+from refactor_tool.model.syntax import findall, line_of
 
 if sys.version_info >= (3, 11):
     import tomllib

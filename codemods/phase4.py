@@ -49,7 +49,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from codemods import phase5, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
@@ -57,6 +57,7 @@ from refactor_tool.model import fixtures as fx
 from refactor_tool.model.managers import relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import record_fixture_graph
+from refactor_tool.model.syntax import findall
 
 # ------------------------------------------------------------------------------- analysis
 

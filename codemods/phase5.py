@@ -59,7 +59,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from codemods import rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
@@ -68,7 +68,7 @@ from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import Lines, Visitor, line_map
+from refactor_tool.model.syntax import Lines, Visitor, findall, line_map
 
 # ------------------------------------------------------------------------------- analysis
 

@@ -48,7 +48,7 @@ from typing import Any, Iterable, Optional, Sequence
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from codemods.base import Note, PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model.changes import FileChange
@@ -56,7 +56,7 @@ from refactor_tool.model.config import Config
 from refactor_tool.model.managers import own_init, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import names_below
+from refactor_tool.model.syntax import findall, names_below
 
 logger = logging.getLogger(__name__)
 

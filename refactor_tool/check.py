@@ -36,7 +36,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .model.config import Config
@@ -51,7 +51,7 @@ from .model.fixtures import (
 from .model.managers import stored_attribute
 from .model.project import InputError, Project, location
 from .model.state import state_of
-from .model.syntax import Visitor, code
+from .model.syntax import Visitor, code, findall
 
 
 class Failure(NamedTuple):

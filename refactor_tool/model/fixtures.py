@@ -59,7 +59,7 @@ from libcst.helpers import (
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from refactor_tool.model.config import Config
 from refactor_tool.model.managers import (
@@ -70,7 +70,7 @@ from refactor_tool.model.managers import (
     resolve_local,
 )
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import Lines, Visitor, code
+from refactor_tool.model.syntax import Lines, Visitor, code, findall
 
 if sys.version_info >= (3, 11):
     import tomllib

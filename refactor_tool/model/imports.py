@@ -24,6 +24,7 @@ from libcst.helpers import (
 from .fixtures import is_test_module
 from .managers import import_map, iter_statements, package_of
 from .project import InputError, Project, location
+from .syntax import findall
 
 #: project files whose text can name a module to run (entry points, pytest's options)
 METADATA_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini")
@@ -59,12 +60,12 @@ def _strings(tree: cst.Module) -> list[str]:
     statements are never read)."""
     statements = {
         id(e.value)
-        for e in m.findall(
+        for e in findall(
             tree, m.Expr(value=m.SimpleString() | m.ConcatenatedString())
         )
     }
     values = []
-    for node in m.findall(tree, m.SimpleString() | m.ConcatenatedString()):
+    for node in findall(tree, m.SimpleString() | m.ConcatenatedString()):
         if id(node) in statements:
             continue
         value = node.evaluated_value  # type: ignore[union-attr]
@@ -77,7 +78,7 @@ def _strings(tree: cst.Module) -> list[str]:
 
 def _calls(tree: cst.Module) -> list[tuple[str, cst.Call]]:
     out = []
-    for call in m.findall(tree, m.Call()):
+    for call in findall(tree, m.Call()):
         assert isinstance(call, cst.Call)
         out.append(((get_full_name_for_node(call.func) or "").rsplit(".", 1)[-1], call))
     return out

@@ -30,11 +30,11 @@ from libcst.helpers import (
     get_absolute_module_from_package_for_import,
     get_full_name_for_node,
 )
-from libcst.matchers import findall, matches
+from libcst.matchers import matches
 
 from refactor_tool.model.config import Config
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import Visitor, code, line_of
+from refactor_tool.model.syntax import Visitor, code, findall, line_of
 
 # ------------------------------------------------------------------------------- helpers
 

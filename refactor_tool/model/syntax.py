@@ -11,9 +11,10 @@ import dataclasses
 import difflib
 import typing
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 _EMPTY_MODULE = cst.Module(body=[])
@@ -36,7 +37,7 @@ class Visitor(cst.CSTVisitor):
     """
 
     #: node type -> (visit handler, leave handler, whether to descend); one per class
-    _dispatch: dict[type, tuple[Any, Any, bool]] = {}
+    _dispatch: ClassVar[dict[type, tuple[Any, Any, bool]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -65,7 +66,7 @@ class Transformer(cst.CSTTransformer):
     """The base of the tool's transformers, with the dispatch and the stops of
     :class:`Visitor`."""
 
-    _dispatch: dict[type, tuple[Any, Any, bool]] = {}
+    _dispatch: ClassVar[dict[type, tuple[Any, Any, bool]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -158,7 +159,7 @@ def _children(node_type: type) -> frozenset[type] | None:
         declared: set[type] = set()
         for field in dataclasses.fields(node_type):
             _classes_in(hints[field.name], declared)
-    except Exception:
+    except (NameError, TypeError, KeyError, AttributeError):
         children = None
     else:
         children = frozenset().union(*map(_kinds_of, declared))
@@ -204,6 +205,68 @@ def _below(node_type: type) -> frozenset[type] | None:
         result = frozenset(seen)
     _BELOW[node_type] = result
     return result
+
+
+def findall(tree: Any, matcher: Any) -> list[Any]:
+    """``libcst.matchers.findall(tree, matcher)``: every node of ``tree`` that ``matcher``
+    matches, in the order a walk meets them. The walk goes only where a node of a type the
+    matcher can match may be (:func:`matched_types`), and reads without calling a handler
+    at every node."""
+    if not isinstance(tree, cst.CSTNode):
+        return list(m.findall(tree, matcher))
+    finder = _Finder(matcher, matched_types(matcher))
+    tree.visit(finder)
+    return finder.found
+
+
+def matched_types(matcher: Any) -> frozenset[type] | None:
+    """The node types ``matcher`` can match (a node matcher matches the node class of its
+    name, ``|`` any of its options', ``&`` those all of them can); None where any can
+    (``MatchIfTrue``, ``DoesNotMatch``, metadata matchers)."""
+    if isinstance(matcher, (m.OneOf, m.TypeOf)):
+        kinds: set[type] = set()
+        for option in matcher.options:
+            some = matched_types(option)
+            if some is None:
+                return None
+            kinds |= some
+        return frozenset(kinds)
+    if isinstance(matcher, m.AllOf):
+        known = [k for k in map(matched_types, matcher.options) if k is not None]
+        return frozenset.intersection(*known) if known else None
+    if isinstance(matcher, m.BaseMatcherNode) and type(matcher).__module__.startswith(
+        "libcst.matchers"
+    ):
+        node_type = _node_types().get(type(matcher).__name__)
+        if node_type is not None:
+            return frozenset({node_type})
+    return None
+
+
+class _Finder(Visitor):
+    def __init__(self, matcher: Any, kinds: frozenset[type] | None) -> None:
+        self.matcher = matcher
+        self.kinds = kinds
+        self.found: list[Any] = []
+        self._descends: dict[type, bool] = {}
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        kinds = self.kinds
+        if kinds is None:
+            if m.matches(node, self.matcher):
+                self.found.append(node)
+            return True
+        node_type = type(node)
+        if node_type in kinds and m.matches(node, self.matcher):
+            self.found.append(node)
+        descends = self._descends.get(node_type)
+        if descends is None:
+            below = _below(node_type)
+            descends = self._descends[node_type] = below is None or not below.isdisjoint(kinds)
+        return descends
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        return None
 
 
 def code(node: cst.CSTNode, module: cst.Module | None = None) -> str:
