@@ -210,11 +210,12 @@ def _below(node_type: type) -> frozenset[type] | None:
 def findall(tree: Any, matcher: Any) -> list[Any]:
     """``libcst.matchers.findall(tree, matcher)``: every node of ``tree`` that ``matcher``
     matches, in the order a walk meets them. The walk goes only where a node of a type the
-    matcher can match may be (:func:`matched_types`), and reads without calling a handler
-    at every node."""
-    if not isinstance(tree, cst.CSTNode):
+    matcher can match may be (:func:`matched_types`; a matcher that can match any node,
+    ``MatchIfTrue`` and the like, is left to libcst's ``findall``)."""
+    kinds = matched_types(matcher)
+    if kinds is None or not isinstance(tree, cst.CSTNode):
         return list(m.findall(tree, matcher))
-    finder = _Finder(matcher, matched_types(matcher))
+    finder = _Finder(matcher, kinds)
     tree.visit(finder)
     return finder.found
 
@@ -244,7 +245,7 @@ def matched_types(matcher: Any) -> frozenset[type] | None:
 
 
 class _Finder(Visitor):
-    def __init__(self, matcher: Any, kinds: frozenset[type] | None) -> None:
+    def __init__(self, matcher: Any, kinds: frozenset[type]) -> None:
         self.matcher = matcher
         self.kinds = kinds
         self.found: list[Any] = []
@@ -252,10 +253,6 @@ class _Finder(Visitor):
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         kinds = self.kinds
-        if kinds is None:
-            if m.matches(node, self.matcher):
-                self.found.append(node)
-            return True
         node_type = type(node)
         if node_type in kinds and m.matches(node, self.matcher):
             self.found.append(node)
