@@ -36,6 +36,7 @@ from typing import Any
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import SkipFile
+from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.matchers import matches
 
@@ -58,6 +59,7 @@ from refactor_tool.model.managers import (
     ManagerGraph,
     analyze_managers,
     import_map,
+    is_test_path,
     own_init,
     relpath_for,
     resolve_local,
@@ -380,6 +382,9 @@ class RequireSession(_ManagerCodemod):
         self._binding: dict[int, str] = {}
         #: how many functions the walk was in at each class it is in
         self._class_depths: list[int] = []
+        #: functions (ids) whose body runs in a new session context from now on -> the
+        #: name that context's session is bound to
+        self._opening: dict[int, str] = {}
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         super().visit_FunctionDef(node)
@@ -498,10 +503,71 @@ class RequireSession(_ManagerCodemod):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef | cst.RemovalSentinel:
         self._owners.pop()
+        opened = self._opening.get(id(original_node))
+        if opened is not None:
+            updated_node = _in_session_context(updated_node, *opened)
         if id(original_node) in self._asking:
             asking = rewrite.with_fixture_request(updated_node, self.config.session_fixture)
             updated_node = asking if asking is not None else updated_node
         return super().leave_FunctionDef(original_node, updated_node)
+
+    def _opened_session(self) -> str | None:
+        """In a plain function of the application (no test, fixture or method), outside
+        any session context: the manager fetched the thread's session, which phase 1 takes
+        away, so the function's body runs in ``with SessionContext() as session:`` from now
+        on and the manager gets that session; the context commits what the manager's
+        operations committed one by one. Not for a function that returns a value (its
+        objects would leave the session that closes), a generator or a coroutine, nor
+        where the function already uses the name."""
+        if not self._owners or self._contexts or self._class_depths:
+            return None
+        if self.rel is None or is_test_path(self.rel):
+            return None
+        if self.rel == self.config.session_module:
+            return None
+        fn = self._owners[-1]
+        opened = self._opening.get(id(fn))
+        if opened is not None:
+            return opened[1]
+        if (
+            len(self._owners) > 1
+            or fn.asynchronous is not None
+            or is_fixture(fn)
+            or is_test_function(fn, self.analysis.naming)
+            or findall(fn.body, m.Yield())
+            or any(
+                cst.ensure_type(r, cst.Return).value is not None
+                for r in findall(fn.body, m.Return())
+            )
+        ):
+            return None
+        name = self.session_name
+        if name in identifiers(fn):
+            return None
+        opener = self._context_class_name()
+        if opener is None:
+            return None
+        self._opening[id(fn)] = (opener, name)
+        return name
+
+    def _context_class_name(self) -> str | None:
+        """The name the session context class goes by in this module: its import, or
+        imported from the session module from now on; None when the module binds that
+        name to something else."""
+        config = self.config
+        qualified = f"{config.session_module_name}.{config.session_context_class}"
+        if qualified not in self.analysis.context_openers:
+            return None
+        for local, origin in self._imports.items():
+            if origin == qualified:
+                return local
+        name = config.session_context_class
+        if name in self._imports or name in self._local:
+            return None
+        AddImportsVisitor.add_needed_import(
+            self.context, config.session_module_name, name
+        )
+        return name
 
     def _session_fixture_in_scope(self) -> str | None:
         """The session fixture, where the innermost function with a parameter of its name
@@ -695,6 +761,7 @@ class RequireSession(_ManagerCodemod):
                 self._session_fixture_in_scope()
                 or self._context_session()
                 or self._own_session()
+                or self._opened_session()
             )
             if given is not None:
                 self._given[id(node)] = given
@@ -908,6 +975,41 @@ class RequireSession(_ManagerCodemod):
         return [stmt for k, stmt in enumerate(body) if k not in dropped]
 
 
+def _in_session_context(
+    fn: cst.FunctionDef, opener: str, name: str
+) -> cst.FunctionDef:
+    """``fn`` with its body (its docstring apart) in ``with <opener>() as <name>:``."""
+    body = cst.ensure_type(fn.body, cst.IndentedBlock)
+    statements = list(body.body)
+    head = statements[:1] if statements and _is_docstring_line(statements[0]) else []
+    rest = statements[len(head) :]
+    if not rest:
+        return fn
+    first = rest[0]
+    block = cst.With(
+        items=[
+            cst.WithItem(
+                item=cst.Call(func=cst.Name(opener)),
+                asname=cst.AsName(name=cst.Name(name)),
+            )
+        ],
+        body=cst.IndentedBlock(
+            body=[first.with_changes(leading_lines=[]), *rest[1:]]
+        ),
+        leading_lines=first.leading_lines,
+    )
+    return fn.with_changes(body=body.with_changes(body=[*head, block]))
+
+
+def _is_docstring_line(stmt: cst.BaseStatement) -> bool:
+    return matches(
+        stmt,
+        m.SimpleStatementLine(
+            body=[m.Expr(m.SimpleString() | m.ConcatenatedString())]
+        ),
+    )
+
+
 def _single_assignment(
     stmt: cst.CSTNode,
 ) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
@@ -1050,7 +1152,9 @@ class GiveSessionWhereFetched(RequireSession):
         cls, kind, _ = misfit
         if kind != "missing" or not self._stores_session(cls):
             return
-        given = self._context_session() or self._own_session()
+        given = (
+            self._context_session() or self._own_session() or self._opened_session()
+        )
         if given is not None:
             self._given[id(node)] = given
 
