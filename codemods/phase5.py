@@ -1445,10 +1445,15 @@ class RefactorTestFunctions(RefactorCodemod):
             self._graph_resolved[key] = self.analysis.graph.resolve(name, rel)
         return self._graph_resolved[key]
 
-    def _dep_resolve(self, name: str, rel: str) -> fx.Fixture | None:
-        """What a fixture defined at ``rel`` gets for its request of ``name`` (a fixture of
-        this module gets the module's and its class's as the test does)."""
-        return self._resolve(name) if rel == self._rel else self._graph_resolve(name, rel)
+    def _dep_resolve(self, name: str, requester: fx.Fixture) -> fx.Fixture | None:
+        """What ``requester`` gets for its request of ``name`` in the test being looked
+        at: pytest resolves every request of a test's fixtures from the test, so a
+        conftest's fixture gets what a conftest nearer the test (or the test's module or
+        class) defines under that name; only a fixture's request of its own name gets the
+        definition above its own."""
+        if name == requester.name and requester.rel != self._rel:
+            return self._graph_resolve(name, requester.rel)
+        return self._resolve(name)
 
     def _local_table(self) -> dict[str, fx.Fixture]:
         key = tuple(self._classes)
@@ -1696,7 +1701,7 @@ class RefactorTestFunctions(RefactorCodemod):
                 )
             visiting.add(fixture.name)
             for dep_name in fixture.params:
-                dep = self._dep_resolve(dep_name, fixture.rel)
+                dep = self._dep_resolve(dep_name, fixture)
                 hand_over(dep)
                 if needs_inlining(dep):
                     visit(dep)  # type: ignore[arg-type]
@@ -1719,7 +1724,7 @@ class RefactorTestFunctions(RefactorCodemod):
         called = {p: resolved[p] for p in factories}
         for recipe in order:
             for dep_name in recipe.params:
-                dep = self._dep_resolve(dep_name, recipe.rel)
+                dep = self._dep_resolve(dep_name, recipe)
                 kind = dep.kind if dep is not None else None
                 if kind == fx.FACTORY:
                     called.setdefault(dep_name, dep)
@@ -2173,14 +2178,14 @@ class RefactorTestFunctions(RefactorCodemod):
             recipe.kind == fx.MANAGER
             and isinstance(value, cst.Call)
             and fx.omits_session(
-                recipe, value, lambda q: self._dep_resolve(q, recipe.rel), session
+                recipe, value, lambda q: self._dep_resolve(q, recipe), session
             )
         ):  # the manager fetched a session itself: it gets the test's
             value = rewrite.add_session_argument(value, session)
         # comments about the fixtures the rewrite removes are not carried into the tests
         gone = set(self.config.removed_names)
         for param in recipe.params:
-            dep = self._dep_resolve(param, recipe.rel)
+            dep = self._dep_resolve(param, recipe)
             if dep is not None and dep.kind in (fx.SESSION, fx.MANAGER):
                 gone.add(param)
         rest = rewrite.drop_comments_mentioning(rest, gone)
@@ -2242,7 +2247,7 @@ class RefactorTestFunctions(RefactorCodemod):
         # the recipe's parameters: the session -> session, plain managers -> managers.x
         recipe_factories = set()
         for param in recipe.params:
-            dep = self._dep_resolve(param, recipe.rel)
+            dep = self._dep_resolve(param, recipe)
             if dep is not None and dep.kind == fx.SESSION:
                 local_replacements[param] = cst.Name(config.session_variable)
             elif (
