@@ -68,7 +68,7 @@ from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import Lines, Visitor, findall, line_map
+from refactor_tool.model.syntax import Lines, Visitor, findall, line_map, names_used
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -1771,7 +1771,9 @@ class RefactorTestFunctions(RefactorCodemod):
         docstring, body = fx.split_docstring(fx.statements(fn))
         merged_session = False
         if has_ctx:
-            body, merged_session = self._merge_inner_contexts(fn, body, replacements)
+            body, merged_session = self._merge_inner_contexts(
+                fn, body, replacements, {*removed, config.session_fixture}
+            )
         own = scope_scan(body, self._scans)
         for reserved in (config.session_variable, config.managers_variable):
             used = reserved in own.used and not (
@@ -2063,8 +2065,12 @@ class RefactorTestFunctions(RefactorCodemod):
         fn: cst.FunctionDef,
         body: list[cst.BaseStatement],
         replacements: dict[str, cst.BaseExpression],
+        database: set[str],
     ) -> tuple[list[cst.BaseStatement], bool]:
         """``with session_context as s:`` at the test's top level joins the new block.
+        Where the old block ended the context committed, and what follows it read the
+        database through another session (``database``: the fixtures the test requested
+        that are removed): a block followed by such statements ends with a commit.
 
         Returns the new body and whether a merged block named its session like the new one.
         """
@@ -2072,7 +2078,7 @@ class RefactorTestFunctions(RefactorCodemod):
         ctx = config.session_context_fixture
         out: list[cst.BaseStatement] = []
         same_name = False
-        for stmt in body:
+        for index, stmt in enumerate(body):
             if matches(stmt, m.With(items=[m.WithItem(item=m.Name(ctx))])):
                 with_stmt = cst.ensure_type(stmt, cst.With)
                 asname = with_stmt.items[0].asname
@@ -2097,6 +2103,11 @@ class RefactorTestFunctions(RefactorCodemod):
                             *with_stmt.leading_lines,
                             *inner[0].leading_lines,
                         ]
+                    )
+                later = names_used(cst.Module(body=body[index + 1 :]), database)
+                if later:
+                    inner.append(
+                        cst.parse_statement(f"{config.session_variable}.commit()\n")
                     )
                 out.extend(inner)
                 continue
