@@ -352,6 +352,9 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         rebuilt: list[cst.BaseStatement] = []
         # factory keyword -> the fixture that supplies it (what the manager fixture injected)
         handed: dict[str, str] = {}
+        # the managers rebuilt so far, and the fixtures their constructions read
+        built: set[str] = set()
+        handed_plain: dict[str, str] = {}
         for p in sorted(drop, key=fixture.params.index):
             dep = deps[p]
             assert dep is not None
@@ -369,7 +372,13 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
                         )
                         return fn
             elif dep.kind == fx.MANAGER and not dep.plain_manager:
-                rebuilt.append(self._rebuild_manager(p, dep, fixture.rel))
+                for name, stmt, plain in self._rebuild_manager(p, dep, fixture.rel):
+                    if name in built:
+                        continue
+                    built.add(name)
+                    rebuilt.append(stmt)
+                    for source in plain:
+                        handed_plain.setdefault(source, source)
             else:
                 replacements[p] = rewrite.managers_attr(config, dep.manager_short or p)
 
@@ -444,7 +453,11 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         body[inner_index] = new_inner
         # the fixtures handed to the factory are requested here now, where the manager
         # fixtures that requested them were
-        added = [s for s in dict.fromkeys(handed.values()) if s not in fixture.params]
+        added = [
+            s
+            for s in dict.fromkeys([*handed.values(), *handed_plain])
+            if s not in fixture.params
+        ]
         params = rewrite.edit_params(
             fn.params, remove=drop, insert=[rewrite.new_param(s, None) for s in added]
         )
@@ -457,36 +470,48 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
 
     def _rebuild_manager(
         self, name: str, manager: fx.Fixture, into: str
-    ) -> cst.BaseStatement:
+    ) -> list[tuple[str, cst.BaseStatement, list[str]]]:
         """``name = Manager(...)``: the manager fixture's own construction (which
-        create_all_managers cannot stand for), on the inner function's session; the
-        session fixture and the managers it passes are replaced with the other names."""
+        create_all_managers cannot stand for), on the inner function's session, after those
+        of the manager fixtures it requests that are rebuilt too; the session fixture and
+        the managers the factory builds are replaced with the other names. Each comes with
+        its variable and the fixtures it reads that touch no database (a mock client), which
+        the factory fixture requests from now on."""
         graph = self.analysis.graph
 
         def resolve(param: str) -> fx.Fixture | None:
             return graph.resolve(param, manager.rel)
 
-        call = fx.manager_rebuild(manager, resolve, into)
-        assert call is not None  # the model's _factory_problem let the fixture through
+        chain = fx.manager_rebuilds(manager, resolve, into)
+        assert chain  # the model's _factory_problem let the fixture through
         session = self.config.session_variable
-        if fx.omits_session(manager, call, resolve, session):
-            call = rewrite.add_session_argument(call, session)
-        renamed: dict[str, cst.BaseExpression] = {}
-        for p in manager.params:
-            dep = resolve(p)
-            if dep is not None and dep.kind == fx.SESSION:
-                renamed[p] = cst.Name(session)
-            elif dep is not None:
-                renamed[p] = rewrite.managers_attr(self.config, dep.manager_short or p)
-        stmt = cst.SimpleStatementLine(
-            [cst.Assign([cst.AssignTarget(cst.Name(name))], call)]
-        )
-        (stmt,), _ = rewrite.rewrite_names([stmt], renamed, set(), session)
-        for free in fx.scan([stmt]).used:
-            if free in manager.imports and free not in self._bindings:
-                source, obj, asname = manager.imports[free]
-                AddImportsVisitor.add_needed_import(self.context, source, obj, asname)
-        return stmt
+        out: list[tuple[str, cst.BaseStatement, list[str]]] = []
+        for index, (fixture, call) in enumerate(chain):
+            variable = name if index == len(chain) - 1 else fixture.name
+            if fx.omits_session(fixture, call, resolve, session):
+                call = rewrite.add_session_argument(call, session)
+            renamed: dict[str, cst.BaseExpression] = {}
+            plain: list[str] = []
+            for p in fixture.params:
+                dep = resolve(p)
+                if dep is None:
+                    continue
+                if dep.kind == fx.SESSION:
+                    renamed[p] = cst.Name(session)
+                elif dep.kind == fx.MANAGER and dep.plain_manager:
+                    renamed[p] = rewrite.managers_attr(self.config, dep.manager_short or p)
+                elif dep.kind == fx.PLAIN:
+                    plain.append(p)
+            stmt = cst.SimpleStatementLine(
+                [cst.Assign([cst.AssignTarget(cst.Name(variable))], call)]
+            )
+            (stmt,), _ = rewrite.rewrite_names([stmt], renamed, set(), session)
+            for free in fx.scan([stmt]).used:
+                if free in fixture.imports and free not in self._bindings:
+                    source, obj, asname = fixture.imports[free]
+                    AddImportsVisitor.add_needed_import(self.context, source, obj, asname)
+            out.append((variable, stmt, plain))
+        return out
 
 
 def _with_statements(

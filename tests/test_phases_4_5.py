@@ -426,6 +426,37 @@ def test_star_imports_are_followed_and_nearest_conftest_wins(tmp_path: Path) -> 
     )  # no star import there
 
 
+def test_a_nearer_definition_phase4_deleted_answers_over_one_it_kept(
+    tmp_path: Path,
+) -> None:
+    """A conftest's override that phase 4 deleted answered for the tests below it before;
+    the definition further away that phase 4 kept (for something else) never did."""
+    star = "from sologm.tests.conftest import *  # noqa\n"
+    override = star + textwrap.dedent(
+        """
+        import pytest
+
+        @pytest.fixture
+        def client():
+            return "overridden here"
+        """
+    )
+    files = {**MANAGERS, "sologm/tests/conftest.py": CONFTEST}
+    before = fx.analyze_current(
+        Project(write(tmp_path / "before", {**files, "sologm/core/tests/conftest.py": override}))
+    ).graph
+    after = fx.analyze_current(
+        Project(write(tmp_path / "after", {**files, "sologm/core/tests/conftest.py": star}))
+    ).graph
+    after.fallback = before
+    assert after.resolve("client", "sologm/core/tests/test_x.py").rel == (
+        "sologm/core/tests/conftest.py"
+    )
+    assert after.resolve("client", "sologm/tests/test_y.py") is after.resolve_current(
+        "client", "sologm/tests/test_y.py"
+    )
+
+
 def test_relationship_collections_are_read_from_the_models(tmp_path: Path) -> None:
     analysis = fx.analyze_current(Project(write(tmp_path, MANAGERS)))
     kinds = {

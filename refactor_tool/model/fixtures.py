@@ -1171,10 +1171,23 @@ class FixtureGraph:
         return list(found.values())
 
     def resolve(self, name: str, rel: str) -> Fixture | None:
-        """The fixture ``name`` as a test or fixture at ``rel`` gets it (recorded as fallback)."""
+        """The fixture ``name`` as a test or fixture at ``rel`` gets it (recorded as fallback).
+
+        Where phase 4 deleted the definition that answered before (a conftest's override
+        nearer ``rel``), the recorded one answers: a definition further away that stays
+        (kept for something else) never answered for ``rel``."""
         fixture = self.resolve_current(name, rel)
-        if fixture is None and self.fallback is not None:
-            fixture = self.fallback.resolve(name, rel)
+        if self.fallback is None:
+            return fixture
+        if fixture is None:
+            return self.fallback.resolve(name, rel)
+        before = self.fallback.resolve(name, rel)
+        if (
+            before is not None
+            and before.rel != fixture.rel
+            and self.fixtures.get(before.rel, {}).get(name) is None
+        ):
+            return before
         return fixture
 
     def all(self) -> list[Fixture]:
@@ -2186,22 +2199,48 @@ def manager_rebuild(
     stand for (it leaves out a dependency the factory would wire, say), for step 4.4 to
     repeat inside a factory fixture's inner function, on the inner function's session:
     the fixture's ``return Manager(...)``, alone in its body, when every parameter of the
-    fixture (``resolve`` finds what it is) is the session fixture or a manager fixture that
-    ``create_all_managers`` stands for, and every argument is one of them by name, and the
-    call reads no name the fixture's module defines unless ``into`` (the module it is to be
-    repeated in) is that module; None otherwise."""
+    fixture (``resolve`` finds what it is) is the session fixture, a manager fixture that
+    ``create_all_managers`` stands for, a manager fixture that is rebuilt the same way
+    (:func:`manager_rebuilds`) or a fixture that does not touch the database (a mock
+    client, which the factory fixture requests in its place), and every argument is one of
+    them by name, and the call reads no name the fixture's module defines unless ``into``
+    (the module it is to be repeated in) is that module; None otherwise."""
+    chain = manager_rebuilds(fixture, resolve, into)
+    return chain[-1][1] if chain else None
+
+
+def manager_rebuilds(
+    fixture: Fixture,
+    resolve: Callable[[str], Fixture | None],
+    into: str,
+    seen: frozenset[str] = frozenset(),
+) -> list[tuple[Fixture, cst.Call]] | None:
+    """What :func:`manager_rebuild` repeats, in order: the constructions of the manager
+    fixtures the fixture requests that are rebuilt too (each before what uses it), then
+    the fixture's own; None when one of them cannot be rebuilt."""
     if fixture.kind != MANAGER or fixture.plain_manager or fixture.yields:
+        return None
+    if fixture.name in seen:
         return None
     _, body = split_docstring(recipe_statements(fixture.node()))
     returned = returned_expression(body) if len(body) == 1 else None
     if not isinstance(returned, cst.Call):
         return None
+    chain: list[tuple[Fixture, cst.Call]] = []
     for param in fixture.params:
         dep = resolve(param)
-        if dep is None or not (
-            dep.kind == SESSION or (dep.kind == MANAGER and dep.plain_manager)
-        ):
+        if dep is None:
             return None
+        if dep.kind == SESSION or (dep.kind == MANAGER and dep.plain_manager):
+            continue
+        if dep.kind == PLAIN and not dep.yields and dep.name == param:
+            continue  # handed as it was: the factory fixture requests it
+        if dep.kind != MANAGER or dep.name != param:
+            return None
+        inner = manager_rebuilds(dep, resolve, into, seen | {fixture.name})
+        if inner is None:
+            return None
+        chain.extend(item for item in inner if all(item[0] is not f for f, _ in chain))
     for arg in returned.args:
         if arg.star or not (
             isinstance(arg.value, cst.Name) and arg.value.value in fixture.params
@@ -2209,7 +2248,7 @@ def manager_rebuild(
             return None
     if into != fixture.rel and set(fixture.module_names) & set(scan([returned]).used):
         return None
-    return returned
+    return [*chain, (fixture, returned)]
 
 
 def omits_session(
