@@ -56,6 +56,7 @@ from refactor_tool.model.fixtures import (
 )
 from refactor_tool.model.managers import (
     ManagerClass,
+    builds_own_class,
     ManagerGraph,
     analyze_managers,
     import_map,
@@ -131,6 +132,21 @@ def _step_files(project: Project, graph: ManagerGraph) -> dict[str, frozenset[st
 
     # call sites: only files with a manager call that does not visibly pass ``session=``
     names = sorted({c.name for c in graph.subclasses()})
+    # other constructors: ``Manager.build(`` (a classmethod passing its session on)
+    methods = {
+        stmt.name.value
+        for c in graph.classes.values()
+        if c.node is not None
+        for stmt in c.node.body.body
+        if isinstance(stmt, cst.FunctionDef)
+        and builds_own_class(stmt, config.session_variable)
+    }
+    names += sorted(
+        f"{c.name}.{method}"
+        for c in graph.subclasses()
+        for method in methods
+        if graph.alternate_constructor(c, method) is not None
+    )
     callers: set[str] = set()
     if names:
         for rel in project.grep(project.python_files(), *(f"{n}(" for n in names)):
@@ -594,7 +610,10 @@ class RequireSession(_ManagerCodemod):
         original_node: cst.FunctionDef,
         updated_node: cst.FunctionDef,
     ) -> cst.FunctionDef:
-        if original_node.name.value != "__init__":
+        alternate = original_node.name.value != "__init__" and builds_own_class(
+            original_node, self.session_name
+        )
+        if original_node.name.value != "__init__" and not alternate:
             return updated_node
         name = self.session_name
         params = updated_node.params
@@ -622,7 +641,15 @@ class RequireSession(_ManagerCodemod):
         )
         if param.default is None and inner is None:
             return updated_node  # already required
-        if not manager.is_base and not findall(original_node.body, _forwards(name)):
+        if alternate and any(
+            p.default is not None for p in groups["params"][:index]
+        ):
+            return updated_node  # its callers pass it positionally: left as it is
+        if (
+            not alternate
+            and not manager.is_base
+            and not findall(original_node.body, _forwards(name))
+        ):
             self.report(
                 original_node,
                 f"{manager.name}.__init__ takes `{name}` but does not pass it to super().__init__; "
@@ -723,9 +750,18 @@ class RequireSession(_ManagerCodemod):
         positional arguments past a now keyword-only ``session``, their number); None when
         it fits or is no manager construction."""
         cls = self._called_manager(node.func)
+        params: list[Any] | None = None
+        if cls is None and isinstance(node.func, cst.Attribute):
+            # ``Manager.build(...)``: a classmethod that builds the manager and passes its
+            # session on is a construction as well
+            owner = self._called_manager(node.func.value)
+            if owner is not None and not owner.is_base:
+                params = self.graph.alternate_constructor(owner, node.func.attr.value)
+                cls = owner if params is not None else None
         if cls is None or cls.is_base:
             return None
-        params = self.graph.init_params(cls)
+        if params is None:
+            params = self.graph.init_params(cls)
         name = self.session_name
         if any(a.star for a in node.args) or any(p.kind == "starstar" for p in params):
             return None

@@ -297,6 +297,14 @@ class ManagerGraph:
             todo.extend(self.classes[b] for b in current.bases if b in self.classes)
         return []
 
+    def alternate_constructor(self, cls: ManagerClass, name: str) -> list[Param] | None:
+        """The parameters (after ``cls``) of ``cls``'s classmethod ``name`` (own or
+        inherited) when it is another constructor of the manager: it builds ``cls(...)``
+        passing its own session parameter on (``session=session``), so a call of it is a
+        construction that gives the manager its session or not; None otherwise."""
+        fn = alternate_constructor_node(self, cls, name)
+        return _params(fn) if fn is not None else None
+
     def subclasses(self) -> list[ManagerClass]:
         return [c for c in self.classes.values() if not c.is_base]
 
@@ -441,6 +449,48 @@ def _params(fn: cst.FunctionDef) -> list[Param]:
     if out and out[0].kind in ("posonly", "positional"):
         out.pop(0)
     return out
+
+
+def alternate_constructor_node(
+    graph: ManagerGraph, cls: ManagerClass, name: str
+) -> cst.FunctionDef | None:
+    """The classmethod ``name`` of ``cls`` or of a manager base that builds its own class
+    (``cls(...)``, its first parameter) with ``session=<its parameter of that name>``."""
+    session = graph.config.session_variable
+    seen: set[str] = set()
+    todo = [cls]
+    while todo:
+        current = todo.pop(0)
+        if current.qualified in seen or current.node is None:
+            continue
+        seen.add(current.qualified)
+        for stmt in current.node.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                return stmt if builds_own_class(stmt, session) else None
+        todo.extend(graph.classes[b] for b in current.bases if b in graph.classes)
+    return None
+
+
+def builds_own_class(fn: cst.FunctionDef, session: str) -> bool:
+    """Whether ``fn`` is a classmethod that builds its class (``cls(...)``) passing its
+    own ``session`` parameter on by keyword: another constructor of a manager."""
+    if not any(matches(d, m.Decorator(m.Name("classmethod"))) for d in fn.decorators):
+        return False
+    params = fn.params
+    first = (params.posonly_params or params.params)[:1]
+    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+    if not first or session not in names:
+        return False
+    own = first[0].name.value
+    builds = m.Call(
+        func=m.Name(own),
+        args=[
+            m.ZeroOrMore(),
+            m.Arg(keyword=m.Name(session), value=m.Name(session)),
+            m.ZeroOrMore(),
+        ],
+    )
+    return bool(findall(fn.body, builds))
 
 
 def own_init(node: cst.ClassDef) -> cst.FunctionDef | None:
@@ -745,6 +795,7 @@ __all__ = [
     "Param",
     "analyze_managers",
     "annotation_names",
+    "builds_own_class",
     "code",
     "import_map",
     "is_test_path",
