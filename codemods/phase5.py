@@ -68,7 +68,14 @@ from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project
 from refactor_tool.model.state import state_of
-from refactor_tool.model.syntax import Lines, Visitor, findall, line_map, names_used
+from refactor_tool.model.syntax import (
+    Lines,
+    Visitor,
+    findall,
+    identifiers,
+    line_map,
+    names_used,
+)
 
 # ------------------------------------------------------------------------------- analysis
 
@@ -2105,10 +2112,19 @@ class RefactorTestFunctions(RefactorCodemod):
                         ]
                     )
                 later = names_used(cst.Module(body=body[index + 1 :]), database)
-                if later:
-                    inner.append(
-                        cst.parse_statement(f"{config.session_variable}.commit()\n")
-                    )
+                bound = (
+                    cst.ensure_type(asname.name, cst.Name).value
+                    if asname is not None
+                    else None
+                )
+                if later and (
+                    bound is not None
+                    or config.session_variable not in identifiers(fn)
+                ):
+                    # in the block's own name for its session (renamed with it)
+                    committer = bound or config.session_variable
+                    same_name = same_name or bound is None
+                    inner.append(cst.parse_statement(f"{committer}.commit()\n"))
                 out.extend(inner)
                 continue
             if findall(stmt, m.Name(ctx)):
