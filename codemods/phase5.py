@@ -1458,8 +1458,8 @@ class RefactorTestFunctions(RefactorCodemod):
         conftest's fixture gets what a conftest nearer the test (or the test's module or
         class) defines under that name; only a fixture's request of its own name gets the
         definition above its own."""
-        if name == requester.name and requester.rel != self._rel:
-            return self._graph_resolve(name, requester.rel)
+        if name == requester.name:
+            return self.analysis.graph.above(requester)
         return self._resolve(name)
 
     def _local_table(self) -> dict[str, fx.Fixture]:
@@ -1671,7 +1671,7 @@ class RefactorTestFunctions(RefactorCodemod):
 
         # ---- what to inline, in dependency order
         order: list[fx.Fixture] = []
-        visiting: set[str] = set()
+        visiting: set[tuple[str, str, int | None]] = set()
 
         def needs_inlining(fixture: fx.Fixture | None) -> bool:
             return fixture is not None and (
@@ -1698,7 +1698,9 @@ class RefactorTestFunctions(RefactorCodemod):
                     )
 
         def visit(fixture: fx.Fixture) -> None:
-            if fixture.name in visiting or any(f.name == fixture.name for f in order):
+            # by definition: an override that requests its own name extends another one
+            key = (fixture.rel, fixture.name, fixture.line)
+            if key in visiting or any((f.rel, f.name, f.line) == key for f in order):
                 return
             if fixture.problem:
                 self._skip(
@@ -1706,13 +1708,13 @@ class RefactorTestFunctions(RefactorCodemod):
                     f"{name}: fixture {fixture.name!r} ({fixture.where}) {fixture.problem}; "
                     "rewrite by hand",
                 )
-            visiting.add(fixture.name)
+            visiting.add(key)
             for dep_name in fixture.params:
                 dep = self._dep_resolve(dep_name, fixture)
                 hand_over(dep)
                 if needs_inlining(dep):
                     visit(dep)  # type: ignore[arg-type]
-            visiting.discard(fixture.name)
+            visiting.discard(key)
             order.append(fixture)
 
         for p in fixture_params:
@@ -2238,6 +2240,9 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         ):
             returned = value.value
+            stmts = list(rest)
+        elif matches(value, m.Name(recipe.name)) and recipe.name in recipe.params:
+            # an override returning what it extended: that variable holds it already
             stmts = list(rest)
         else:
             stmts = [

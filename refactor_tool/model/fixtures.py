@@ -1170,6 +1170,22 @@ class FixtureGraph:
                         found.setdefault(id(other), other)
         return list(found.values())
 
+    def above(self, fixture: Fixture) -> Fixture | None:
+        """What ``fixture``'s request of its own name gets (an override that extends the
+        fixture it overrides): the next definition of that name up from where it is
+        defined, in this graph or, where phase 4 deleted them, in the recorded one."""
+        for graph in (self, self.fallback):
+            if graph is None:
+                continue
+            own = graph.fixtures.get(fixture.rel, {}).get(fixture.name)
+            if own is None or own.line != fixture.line:
+                continue
+            for scope in graph.scopes(fixture.rel):
+                other = graph._visible(scope).get(fixture.name)
+                if other is not None and other is not own:
+                    return other
+        return None
+
     def resolve(self, name: str, rel: str) -> Fixture | None:
         """The fixture ``name`` as a test or fixture at ``rel`` gets it (recorded as fallback).
 
