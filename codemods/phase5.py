@@ -1911,15 +1911,26 @@ class RefactorTestFunctions(RefactorCodemod):
                     "rolls back\n"
                 )
             )
-        elif inlined and self._application_runs(body, resolved):
+        elif inlined and (runs := self._application_runs(body, resolved)):
             # the application reads in a session of its own, which sees only what was
             # committed (as the fixtures' managers did), not what this one only flushed
-            inlined.append(
-                cst.parse_statement(
-                    f"{config.session_variable}.commit()  # the application reads in its "
-                    "own session\n"
-                )
+            commit = cst.parse_statement(
+                f"{config.session_variable}.commit()  # the application reads in its "
+                "own session\n"
             )
+            # the test's own statements before it may write too (their managers
+            # committed): then the commit goes right before the application runs
+            first = min(runs) + sum(1 for i in stale_after if i < min(runs))
+            writers = {
+                config.session_variable,
+                config.managers_variable,
+                *factory_names,
+                *(r.name for r in order if r.kind == fx.MANAGER),
+            }
+            if first and names_used(cst.Module(body=new_body[:first]), writers):
+                new_body.insert(first, commit)
+            else:
+                inlined.append(commit)
         block = [*inlined, *new_body]
         uses_managers = (
             config.managers_variable in fx.scan(block, memo=self._scans).used

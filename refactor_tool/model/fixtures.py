@@ -1922,7 +1922,9 @@ class _Classifier:
             return None
         return found
 
-    def _calls_application(self, fixture: Fixture, inner: cst.FunctionDef) -> bool:
+    def _calls_application(
+        self, fixture: Fixture, inner: cst.FunctionDef | cst.Lambda
+    ) -> bool:
         package = self.config.package_dotted
         called = set()
         for call in findall(inner.body, m.Call()):
@@ -2023,8 +2025,10 @@ class _Classifier:
                     fixture.problem = _inner_binding_problem(inner, config)
                 return FACTORY
         if not touches_db:
-            if inner is not None:
-                fixture.runs_app = self._calls_application(fixture, inner)
+            # the function it returns: an inner function, or a lambda
+            runner = inner if inner is not None else returned_expression(body)
+            if isinstance(runner, (cst.FunctionDef, cst.Lambda)):
+                fixture.runs_app = self._calls_application(fixture, runner)
             return PLAIN
         if fixture.yields:
             fixture.problem = "yields (a teardown phase 5 cannot inline)"
