@@ -498,6 +498,8 @@ class SessionCallCleaner(Transformer):
         self._emptied: dict[int, cst.CSTNode] = {}
         # expressions whose statement is to go
         self._leftovers: dict[int, cst.CSTNode] = {}
+        # the collections the refreshes of the current statement no longer name
+        self._unrefreshed: set[str] = set()
 
     def _session_method(self, node: cst.CSTNode, method: str) -> bool:
         return matches(node, call_on(self.session_name, method))
@@ -544,6 +546,7 @@ class SessionCallCleaner(Transformer):
             kind = self.attribute_kind(text) if isinstance(text, str) else "unknown"
             if kind == "collection":
                 dropped = True
+                self._unrefreshed.add(str(text))
                 continue
             if kind == "unknown":
                 self.unknown.append((original_node, str(text)))
@@ -564,6 +567,20 @@ class SessionCallCleaner(Transformer):
         original_node: cst.SimpleStatementLine,
         updated_node: cst.SimpleStatementLine,
     ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        unrefreshed, self._unrefreshed = self._unrefreshed, set()
+        if unrefreshed:
+            # a comment above a refresh that names a collection it no longer loads
+            # explains that load (the workaround the rewrite removes): it goes with it
+            mentions = re.compile(
+                r"\b(?:" + "|".join(map(re.escape, sorted(unrefreshed))) + r")\b"
+            )
+            updated_node = updated_node.with_changes(
+                leading_lines=[
+                    line
+                    for line in updated_node.leading_lines
+                    if line.comment is None or not mentions.search(line.comment.value)
+                ]
+            )
         body = []
         for small in updated_node.body:
             if isinstance(small, cst.Expr) and id(small.value) in self._leftovers:
