@@ -21,7 +21,7 @@ Every test that needs the database session, directly or through any fixture, is 
   side effect becomes ``create_test_game(session)`` without ``test_game =``, a tuple of
   names goes; the block is ``with session_context:`` when it never reads the session;
 * when two or more rewritten tests of a module start with the same inlined statements, a
-  module-level helper fixture ``make_<what it returns>`` requests the fixtures they read
+  module-level helper fixture ``make_<the last name it returns>`` requests the fixtures they read
   and returns a function of the session (and ``managers``, and what no module-level
   fixture can request: ``parametrize`` arguments, fixtures of the test's class) that runs
   them and returns what the tests read; each test asks for it instead of the fixtures only
@@ -553,9 +553,12 @@ def _needed(
 
 
 def _helper_name(returned: list[str], taken: Callable[[str], bool]) -> str:
-    """``make_<what it returns>`` (a ``test_`` prefix left out), not ``taken``."""
+    """``make_<what it returns>`` (a ``test_`` prefix left out), not ``taken``: named after
+    the last name it returns (what the others were made for), else after all of them."""
     parts = [n.removeprefix("test_") or n for n in returned]
-    base = "make_" + "_".join(parts)
+    for base in dict.fromkeys(("make_" + parts[-1], "make_" + "_".join(parts))):
+        if not taken(base):
+            return base
     name, number = base, 2
     while taken(name):
         name, number = f"{base}_{number}", number + 1
