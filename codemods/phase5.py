@@ -30,6 +30,9 @@ Every test that needs the database session, directly or through any fixture, is 
   setup builds go after the objects, where nothing between reads them), and a longer
   helper is built on a shorter one; a helper whose last statement binds a call returns
   that call (``return test_game, create_test_act(...)``);
+* a setup tests of two or more modules start with is one helper, written once at the end
+  of the fixture module nearest to all of them (:func:`shared_helpers`, :func:`generate`):
+  the modules call it and define no helper of their own for it;
 * an inlined ``x = <value>`` (or helper call) right before ``<targets> = x``, where
   nothing else mentions ``x``, becomes ``<targets> = <value>``;
 * manager fixture names become ``managers.<short>``; a manager fixture that injected
@@ -61,12 +64,12 @@ from libcst.codemod import CodemodContext, SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.matchers import matches
 
-from codemods import rewrite
+from codemods import imports, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.config import project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
-from refactor_tool.model.project import Project
+from refactor_tool.model.project import Project, first_party
 from refactor_tool.model.state import state_of
 from refactor_tool.model.syntax import (
     Lines,
@@ -84,6 +87,10 @@ _FACTORY_KEYWORDS = ("factory keywords",)
 _ENTRY_POINTS = ("entry points",)
 #: rel -> what the text prefilter of :func:`files` learned of the module (:class:`_TextFacts`)
 _TEXT_FACTS = ("text facts",)
+#: setup code -> the :class:`SharedHelper` running it (:func:`shared_helpers`)
+_SHARED = ("shared helpers",)
+#: rel -> (the tree the survey rewrote, the codemod that did): finished, not redone
+_SURVEYED = ("surveyed modules",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,11 +498,52 @@ class _Plan:
     #: the fixtures pytest builds for it, directly or through the helper it is built on
     requests: set[str] = dataclasses.field(default_factory=set)
     position: int = 0
+    #: written once in a conftest for several modules (:class:`SharedHelper`), not here
+    external: bool = False
 
     @property
     def fixtures(self) -> list[str]:
         """The passed names it requests as fixtures (before it is built on a helper)."""
         return [n for n in self.cut.passed[self.cut.first :] if n not in self.own]
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedHelper:
+    """A helper fixture that tests of several modules call, written once into the fixture
+    module nearest to all of them (``home``, a conftest) by :func:`generate`: its setup code
+    (``key``), its name, its definition (``code``), what it is passed (``passed``: the
+    session, ``managers``, then the fixtures it requests; ``first`` of them are arguments),
+    binds (``assigned``) and returns, the fixtures pytest builds for it (``requests``), the
+    imports its code needs (``imports``: (module, obj, asname)), the helper it is built on
+    (``base``: its key) and the test modules that may call it (``modules``)."""
+
+    key: tuple[str, ...]
+    name: str
+    home: str
+    code: str
+    passed: tuple[str, ...]
+    first: int
+    assigned: tuple[str, ...]
+    returned: tuple[str, ...]
+    requests: frozenset[str]
+    imports: tuple[tuple[str, str | None, str | None], ...]
+    modules: frozenset[str]
+    base: tuple[str, ...] | None = None
+
+
+def _external_plan(helper: SharedHelper) -> _Plan:
+    """The plan of a helper a conftest defines for this module and others."""
+    cut = _Cut(helper.passed, frozenset(), helper.assigned, frozenset(), helper.first)
+    return _Plan(
+        helper.key,
+        [],
+        cut,
+        name=helper.name,
+        returned=list(helper.returned),
+        arguments=list(helper.passed[: helper.first]),
+        requests=set(helper.requests),
+        external=True,
+    )
 
 
 def _without_leading(stmt: cst.BaseStatement) -> cst.BaseStatement:
@@ -636,6 +684,34 @@ def _helper(
     )
 
 
+def _reads_base(plan: _Plan, base: _Plan) -> bool:
+    """Whether the helper ``plan``, built on ``base``, reads what ``base`` returns."""
+    rest = [
+        *plan.statements[len(base.key) :],
+        cst.parse_statement(f"return {', '.join(plan.returned)}\n"),
+    ]
+    return bool(_needed(set(base.returned), rest))
+
+
+def _helper_code(plan: _Plan, decorator: str) -> cst.FunctionDef:
+    """``plan``'s helper fixture (a call of the helper it is built on first, if any); sets
+    ``plan.requests``."""
+    stmts = list(plan.statements)
+    requested = plan.fixtures
+    plan.requests = set(requested)
+    if plan.base is not None:
+        base = plan.base
+        stmts = [_call(base, _reads_base(plan, base)), *stmts[len(base.key) :]]
+        reads = set(
+            fx.scan(
+                [*stmts, cst.parse_statement(f"return {', '.join(plan.returned)}\n")]
+            ).used
+        )
+        requested = [n for n in [base.name, *requested] if n in reads]
+        plan.requests = set(requested) | base.requests
+    return _helper(plan, stmts, requested, decorator)
+
+
 def _call_setup(
     fn: cst.FunctionDef,
     setup: _Setup,
@@ -738,6 +814,9 @@ class RefactorTestFunctions(RefactorCodemod):
     #: only decide which tests are rewritten and which are left alone (``left_alone``): a
     #: test that would be rewritten is not built
     decide_only: bool = False
+    #: only rewrite the tests and keep their setups (:func:`shared_helpers`): no helper is
+    #: made and the module is not finished
+    survey: bool = False
 
     def visit_Module(self, node: cst.Module) -> None:
         analysis: fx.FixtureAnalysis = self.analysis
@@ -1063,6 +1142,30 @@ class RefactorTestFunctions(RefactorCodemod):
                 if id(f) in dropped
             } - kept
             return updated_node
+        if self.survey:
+            self._surveyed = updated_node
+            return updated_node
+        return self._finish(updated_node)
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        """The module rewritten; a module :func:`shared_helpers` rewrote already from this
+        very tree is finished from where the survey stopped (once) instead of rewritten
+        again."""
+        rel = relpath_for(self.context.filename, self.analysis.root)
+        survey = self.analysis.cache.get(_SURVEYED, {}).pop(rel, None)
+        if survey is None or survey[0] is not tree:
+            return super().transform_module_impl(tree)
+        codemod = survey[1]
+        codemod.survey = False
+        module = codemod._finish(codemod._surveyed)
+        self._lines = codemod._lines
+        self.notes, self.tree_lines = codemod.notes, codemod.tree_lines
+        self.context.warnings.extend(codemod.context.warnings)
+        self.context.scratch.update(codemod.context.scratch)
+        return module
+
+    def _finish(self, updated_node: cst.Module) -> cst.Module:
+        """The rewritten module with its helpers, without what the rewrite left unread."""
         module = self._share_setups(updated_node)
         if not self._blocks:
             return module
@@ -1276,11 +1379,18 @@ class RefactorTestFunctions(RefactorCodemod):
         for fn, setup in self._setups:
             if self._cut(setup, len(setup.statements)) is not None:
                 groups.setdefault(setup.codes, []).append((fn, setup))
-        plans: dict[tuple[str, ...], _Plan] = {}
+        every_shared: dict[tuple[str, ...], SharedHelper] = self.analysis.cache.get(
+            _SHARED, {}
+        )
+        plans: dict[tuple[str, ...], _Plan] = {
+            key: _external_plan(helper)
+            for key, helper in every_shared.items()
+            if self._rel in helper.modules
+        }
         for key, group in groups.items():
             setup = group[0][1]
             cut = self._cut(setup, len(key))
-            if len(group) < 2 or cut is None or not cut.assigned:
+            if key in plans or len(group) < 2 or cut is None or not cut.assigned:
                 continue
             plan = _Plan(key, setup.statements, cut)
             for fn, s in group:
@@ -1302,14 +1412,22 @@ class RefactorTestFunctions(RefactorCodemod):
         #: a test whose statements were put in another order (id) -> the test as it was
         origin: dict[int, int] = {}
 
+        def fits(plan: _Plan, setup: _Setup, count: int) -> bool:
+            """Whether ``setup``'s first ``count`` statements may be a call of ``plan``."""
+            cut = self._cut(setup, count)
+            if cut is None or cut.not_fixtures & set(plan.fixtures):
+                return False
+            return not plan.external or (
+                cut.needed <= set(plan.returned) and plan.name not in setup.names
+            )
+
         def take(fn: cst.FunctionDef, setup: _Setup) -> bool:
             plan = plans.get(setup.codes)
-            if plan is not None and self._cut(setup, len(setup.codes)) is not None:
+            if plan is not None and fits(plan, setup, len(setup.codes)):
                 plan.tests.append((fn, setup, len(setup.codes)))
                 return True
             for candidate in prefix_plans(setup.codes):
-                cut = self._cut(setup, len(candidate.key))
-                if cut is not None and not (cut.not_fixtures & set(candidate.fixtures)):
+                if fits(candidate, setup, len(candidate.key)):
                     candidate.tests.append((fn, setup, len(candidate.key)))
                     return True
             return False
@@ -1330,11 +1448,14 @@ class RefactorTestFunctions(RefactorCodemod):
                 plan.needs |= self._cut(setup, count).needed  # type: ignore[union-attr]
                 plan.names |= setup.names
             plan.position = min(
-                position.get(origin.get(id(fn), id(fn)), 0) for fn, _, _ in plan.tests
+                (position.get(origin.get(id(fn), id(fn)), 0) for fn, _, _ in plan.tests),
+                default=0,
             )
 
         # ---- what each returns, and the longer helpers built on shorter ones
         for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
+            if plan.external or not plan.tests:
+                continue
             plan.returned = [n for n in plan.cut.assigned if n in plan.needs] or [
                 plan.cut.assigned[-1]
             ]
@@ -1353,18 +1474,25 @@ class RefactorTestFunctions(RefactorCodemod):
             )
             self._pseudo.append(pseudo)  # alive while its cuts are cached by id
             for candidate in prefix_plans(plan.key):
-                cut = self._cut(pseudo, len(candidate.key))
-                if cut is not None and not (
-                    cut.not_fixtures & set(candidate.fixtures)
-                ):  # what the shorter one takes, the longer one was passed
+                if fits(candidate, pseudo, len(candidate.key)):
+                    # what the shorter one takes, the longer one was passed
                     plan.base = candidate
-                    candidate.needs |= cut.needed
-                    candidate.position = min(candidate.position, plan.position)
+                    if not candidate.external:
+                        cut = self._cut(pseudo, len(candidate.key))
+                        candidate.needs |= cut.needed  # type: ignore[union-attr]
+                        candidate.position = min(candidate.position, plan.position)
                     break
 
         # ---- names, in the order the helpers appear
-        taken = set(self._bindings) | self._module_fixture_names
-        ordered = sorted(plans.values(), key=lambda p: (p.position, len(p.key)))
+        taken = (
+            set(self._bindings)
+            | self._module_fixture_names
+            | {h.name for h in every_shared.values() if self._rel in h.modules}
+        )
+        ordered = sorted(
+            (p for p in plans.values() if not p.external and p.tests),
+            key=lambda p: (p.position, len(p.key)),
+        )
         for plan in ordered:
             plan.name = _helper_name(
                 plan.returned,
@@ -1376,27 +1504,9 @@ class RefactorTestFunctions(RefactorCodemod):
 
         # ---- the helpers' code, shorter ones first (a longer one requests what they do)
         helpers: dict[int, list[cst.FunctionDef]] = {}
-        decorator = "pytest.fixture"
-        for plan in sorted(plans.values(), key=lambda p: len(p.key)):
-            stmts = list(plan.statements)
-            requested = plan.fixtures
-            plan.requests = set(requested)
-            if plan.base is not None:
-                base = plan.base
-                needed = self._cut_needs(plan, base)
-                stmts = [_call(base, needed), *stmts[len(base.key) :]]
-                reads = set(
-                    fx.scan(
-                        [
-                            *stmts,
-                            cst.parse_statement(f"return {', '.join(plan.returned)}\n"),
-                        ]
-                    ).used
-                )
-                requested = [n for n in [base.name, *requested] if n in reads]
-                plan.requests = set(requested) | base.requests
+        for plan in sorted(ordered, key=lambda p: len(p.key)):
             helpers.setdefault(plan.position, []).append(
-                _helper(plan, stmts, requested, decorator)
+                _helper_code(plan, "pytest.fixture")
             )
 
         # ---- the tests call them
@@ -1412,7 +1522,8 @@ class RefactorTestFunctions(RefactorCodemod):
                 replaced[origin.get(id(fn), id(fn))] = _call_setup(
                     fn, setup, count, call, plan, ctx
                 )
-        AddImportsVisitor.add_needed_import(self.context, "pytest")
+        if helpers:
+            AddImportsVisitor.add_needed_import(self.context, "pytest")
 
         def swap(stmt: cst.BaseStatement) -> cst.BaseStatement:
             if isinstance(stmt, cst.FunctionDef):
@@ -1429,15 +1540,46 @@ class RefactorTestFunctions(RefactorCodemod):
         for index, stmt in enumerate(updated_node.body):
             body.extend(helpers.get(index, ()))
             body.append(swap(stmt))
-        return updated_node.with_changes(body=body)
+        module = updated_node.with_changes(body=body)
+        if any(p.external and p.tests for p in plans.values()):
+            self._unschedule_unused_imports(
+                module, [fn for made in helpers.values() for fn in made]
+            )
+        return module
 
-    def _cut_needs(self, plan: _Plan, base: _Plan) -> bool:
-        """Whether the helper ``plan``, built on ``base``, reads what ``base`` returns."""
-        rest = [
-            *plan.statements[len(base.key) :],
-            cst.parse_statement(f"return {', '.join(plan.returned)}\n"),
+    def _unschedule_unused_imports(
+        self, module: cst.Module, helpers: Sequence[cst.FunctionDef]
+    ) -> None:
+        """Drop the imports the inlined statements asked for that nothing reads now: the
+        statements went into a conftest's helper. Only the rewritten tests' blocks and the
+        module's new helpers can read a name the module did not have."""
+        scheduled = self.context.scratch.get(AddImportsVisitor.CONTEXT_KEY)
+        if not scheduled:
+            return
+        used = set(fx.scan(helpers).used)
+
+        def visit(body: Sequence[cst.BaseStatement]) -> None:
+            for stmt in body:
+                if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+                    visit(stmt.body.body)
+                elif (
+                    isinstance(stmt, cst.FunctionDef)
+                    and isinstance(stmt.body, cst.IndentedBlock)
+                    and stmt.body.body
+                    and isinstance(stmt.body.body[-1], cst.With)
+                ):
+                    block = stmt.body.body[-1]
+                    if id(block.items[0]) in self._blocks and isinstance(
+                        block.body, cst.IndentedBlock
+                    ):
+                        used.update(fx.scan(block.body.body, memo=self._scans).used)
+
+        visit(module.body)
+        self.context.scratch[AddImportsVisitor.CONTEXT_KEY] = [
+            item
+            for item in scheduled
+            if (item.alias or item.obj_name or item.module_name.split(".")[0]) in used
         ]
-        return bool(_needed(set(base.returned), rest))
 
     # ---------------------------------------------------------------- resolution
     def _resolve(self, name: str) -> fx.Fixture | None:
@@ -1491,22 +1633,18 @@ class RefactorTestFunctions(RefactorCodemod):
         writes them: it requests factory fixtures, plain ones and other such helpers of
         the module, and returns a function that takes the session first; a test asking
         for it is in the new style."""
-        inner = fx.returned_closure(fx.split_docstring(fx.statements(fixture))[1])
-        if inner is None or fx.positional_params(inner)[:1] != [
-            self.config.session_variable
-        ]:
-            return False
         seen = seen | {fixture.name.value}
-        for param in fx.positional_params(fixture):
+
+        def kind(param: str) -> str | None:
             local = self._local_fixtures.get(param)
             if local is not None:
-                if param in seen or not self._is_helper_fixture(local, seen):
-                    return False
-                continue
+                helper = param not in seen and self._is_helper_fixture(local, seen)
+                return fx.PLAIN if helper else None
             dep = self._graph_resolve(param, self._rel)
-            if dep is None or dep.kind not in (fx.FACTORY, fx.PLAIN):
-                return False
-        return True
+            return dep.kind if dep is not None else None
+
+        kinds = (kind(p) for p in fx.positional_params(fixture))
+        return fx.is_session_helper(fixture, kinds, self.config)
 
     def _by_factory(self, fixture: fx.Fixture) -> bool:
         """Whether ``create_all_managers`` builds what this manager fixture built, handed the
@@ -2559,6 +2697,303 @@ def _mark_without(expr: cst.BaseExpression, names: list[str]) -> cst.BaseExpress
     return expr
 
 
+# ------------------------------------------------------------------------------- shared helpers
+
+
+def shared_helpers(
+    project: Project, analysis: fx.FixtureAnalysis
+) -> dict[tuple[str, ...], SharedHelper]:
+    """The helpers that setups of tests in two or more modules share: each is defined once,
+    in the fixture module nearest to all the modules that would write it, instead of once in
+    each. Found by running the codemod over the candidate modules without finishing them
+    (their setups, as each module's own helpers are found), then sharing across modules as
+    :meth:`RefactorTestFunctions._share_setups` shares within one."""
+    surveyed: list[RefactorTestFunctions] = []
+    kept = analysis.cache.setdefault(_SURVEYED, {})
+    for rel in files(project, analysis):
+
+        def context() -> CodemodContext:
+            return CodemodContext(
+                filename=project.path_str(rel), full_module_name=project.module_name(rel)
+            )
+
+        tree = project.parse(rel)
+        try:
+            tree = MarkedFixturesAsParameters(context(), analysis).transform_module_impl(tree)
+        except SkipFile:
+            pass
+        codemod = RefactorTestFunctions(context(), analysis)
+        codemod.survey = True
+        try:
+            codemod.transform_module_impl(tree)
+        except SkipFile:
+            continue
+        kept[rel] = (tree, codemod)
+        if codemod._setups:
+            surveyed.append(codemod)
+    if len(surveyed) < 2:
+        return {}
+    return _share_across(project, analysis, surveyed)
+
+
+def _where(fixture: fx.Fixture | None) -> tuple[str, int] | None:
+    return None if fixture is None else (fixture.rel, fixture.line)
+
+
+def _share_across(
+    project: Project,
+    analysis: fx.FixtureAnalysis,
+    surveyed: list[RefactorTestFunctions],
+) -> dict[tuple[str, ...], SharedHelper]:
+    graph = analysis.graph
+    serving = {c._rel: graph.fixture_modules_serving(c._rel) for c in surveyed}
+    homes: dict[str, tuple[dict, bool] | None] = {}
+
+    def home_bindings(home: str) -> dict | None:
+        """The conftest's module-level names, or None where a name it gains would not
+        reach the modules it serves through a star import (it has ``__all__``)."""
+        if home not in homes:
+            bindings = fx.top_level_bindings(project.parse(home)) if project.exists(home) else None
+            homes[home] = bindings
+        return homes[home]
+
+    # ---- setups shared whole by tests of two or more modules
+    groups: dict[tuple[str, ...], list[tuple[RefactorTestFunctions, _Setup, _Cut]]] = {}
+    for codemod in surveyed:
+        for _fn, setup in codemod._setups:
+            cut = codemod._cut(setup, len(setup.statements))
+            if cut is not None and cut.assigned and not cut.not_fixtures:
+                groups.setdefault(setup.codes, []).append((codemod, setup, cut))
+    plans: dict[tuple[str, ...], _Plan] = {}
+    facts: dict[tuple[str, ...], tuple[str, tuple, frozenset[str]]] = {}
+    owners: dict[tuple[str, ...], RefactorTestFunctions] = {}
+    for key, group in groups.items():
+        rels = list(dict.fromkeys(c._rel for c, _, _ in group))
+        if len(rels) < 2:
+            continue
+        first_codemod, setup, cut = group[0]
+        if any(c.passed != cut.passed or c.first != cut.first for _, _, c in group):
+            continue
+        fixtures = cut.passed[cut.first :]
+
+        def resolved(codemod: RefactorTestFunctions) -> tuple | None:
+            found = tuple(_where(codemod._resolve(n)) for n in fixtures)
+            return None if None in found else found
+
+        same = {resolved(c) for c, _, _ in group}
+        if len(same) != 1 or None in same:
+            continue
+        scan = scope_scan(setup.statements)
+        free = [
+            n
+            for n in dict.fromkeys(fx.scan(setup.statements).used)
+            if n not in scan.bound and n not in cut.passed and not hasattr(builtins, n)
+        ]
+        imported = [{n: c._bindings.get(n) for n in free} for c, _, _ in group]
+        if any(v is None for v in imported[0].values()) or any(
+            i != imported[0] for i in imported
+        ):
+            continue  # a name of the module's own, or imported otherwise elsewhere
+        home = _nearest_common([serving[r] for r in rels])
+        if home is None:
+            continue
+        bindings = home_bindings(home[0])
+        needs = {"pytest": ("pytest", None, None), **imported[0]}
+        if (
+            bindings is None
+            or (home[1] and "__all__" in bindings)
+            or any(n in bindings and bindings[n] != v for n, v in needs.items())
+        ):
+            continue
+        plan = _Plan(key, list(setup.statements), cut)
+        for _c, s, c in group:
+            plan.needs |= c.needed
+            plan.names |= s.names
+        plans[key] = plan
+        owners[key] = first_codemod
+        modules = frozenset(
+            c._rel
+            for c in surveyed
+            if any(m == home[0] for m, _ in serving[c._rel]) and resolved(c) in same
+        )
+        facts[key] = (home[0], tuple(v for v in imported[0].values() if v), modules)
+    if not plans:
+        return {}
+
+    def prefix_plans(codes: tuple[str, ...]) -> list[_Plan]:
+        found = [p for k, p in plans.items() if len(k) < len(codes) and codes[: len(k)] == k]
+        return sorted(found, key=lambda p: len(p.key), reverse=True)
+
+    # ---- what the tests whose setup starts with a shared one read of it
+    for codemod in surveyed:
+        for _fn, setup in codemod._setups:
+            if setup.codes in plans:
+                continue
+            for candidate in prefix_plans(setup.codes):
+                cut = codemod._cut(setup, len(candidate.key))
+                if (
+                    codemod._rel in facts[candidate.key][2]
+                    and cut is not None
+                    and not (cut.not_fixtures & set(candidate.fixtures))
+                ):
+                    candidate.needs |= cut.needed
+                    candidate.names |= setup.names
+                    break
+
+    # ---- what each returns, and the longer helpers built on shorter ones (as one of the
+    # modules that share the longer one sees them)
+    for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
+        owner = owners[plan.key]
+        plan.returned = [n for n in plan.cut.assigned if n in plan.needs] or [
+            plan.cut.assigned[-1]
+        ]
+        plan.arguments = list(plan.cut.passed[: plan.cut.first])
+        pseudo = _Setup(
+            plan.statements,
+            plan.key,
+            [cst.parse_statement(f"return {', '.join(plan.returned)}\n")],
+            list(plan.cut.passed),
+            0,
+        )
+        owner._pseudo.append(pseudo)  # alive while its cuts are cached by id
+        for candidate in prefix_plans(plan.key):
+            cut = owner._cut(pseudo, len(candidate.key))
+            if (
+                cut is not None
+                and not (cut.not_fixtures & set(candidate.fixtures))
+                and facts[plan.key][2] <= facts[candidate.key][2]
+            ):
+                plan.base = candidate
+                candidate.needs |= cut.needed
+                break
+
+    # ---- names, shorter helpers first: none any module, conftest or fixture has, nor a
+    # helper a module that may call this one sees
+    taken = set(graph.names())
+    for codemod in surveyed:
+        taken |= set(codemod._bindings) | codemod._module_fixture_names
+    for home in {f[0] for f in facts.values()}:
+        taken |= set(home_bindings(home) or ())
+    ordered = sorted(plans.values(), key=lambda p: (len(p.key), p.key))
+    named: list[_Plan] = []
+    for plan in ordered:
+        modules = facts[plan.key][2]
+        seen = {p.name for p in named if facts[p.key][2] & modules}
+        plan.name = _helper_name(
+            plan.returned,
+            lambda c, plan=plan: c in taken or c in seen or c in plan.names,
+        )
+        named.append(plan)
+
+    out: dict[tuple[str, ...], SharedHelper] = {}
+    for plan in ordered:
+        fn = _helper_code(plan, "pytest.fixture")
+        home, imported, modules = facts[plan.key]
+        out[plan.key] = SharedHelper(
+            plan.key,
+            plan.name,
+            home,
+            cst.Module(body=[fn.with_changes(leading_lines=[])]).code,
+            tuple(plan.cut.passed),
+            plan.cut.first,
+            tuple(plan.cut.assigned),
+            tuple(plan.returned),
+            frozenset(plan.requests),
+            imported,
+            modules,
+            plan.base.key if plan.base is not None else None,
+        )
+    return out
+
+
+def _nearest_common(servings: list[list[tuple[str, bool]]]) -> tuple[str, bool] | None:
+    """The fixture module all of ``servings`` (each nearest first) share, nearest to all of
+    them (the smallest of its furthest places), with whether a star import reaches it."""
+    best: tuple[int, tuple[str, bool]] | None = None
+    for index, (module, starred) in enumerate(servings[0]):
+        places = []
+        reached = starred
+        for serving in servings:
+            place = next((i for i, (m, s) in enumerate(serving) if m == module), None)
+            if place is None:
+                break
+            places.append(place)
+            reached = reached or serving[place][1]
+        else:
+            rank = max(places)
+            if best is None or rank < best[0]:
+                best = (rank, (module, reached))
+    return best[1] if best is not None else None
+
+
+def generate(
+    project: Project, analysis: fx.FixtureAnalysis, step_ids: Sequence[str]
+) -> dict[str, bytes]:
+    """The conftests with the shared helpers the rewritten modules call (a helper they are
+    built on too) added at their end, with the imports their code needs."""
+    shared: dict[tuple[str, ...], SharedHelper] = analysis.cache.get(_SHARED, {})
+    if "5.2" not in step_ids or not shared:
+        return {}
+    texts: dict[str, str] = {}
+
+    def called(helper: SharedHelper) -> bool:
+        pattern = re.compile(rf"\b{re.escape(helper.name)}\b")
+        for rel in helper.modules:
+            if rel not in texts:
+                texts[rel] = project.read_text(rel) if project.exists(rel) else ""
+            if pattern.search(texts[rel]):
+                return True
+        return False
+
+    used = {key for key, helper in shared.items() if called(helper)}
+    for key in list(used):
+        base = shared[key].base
+        while base is not None and base in shared:
+            used.add(base)
+            base = shared[base].base
+    by_home: dict[str, list[SharedHelper]] = {}
+    for key in sorted(used, key=lambda k: (len(k), k)):
+        by_home.setdefault(shared[key].home, []).append(shared[key])
+    out: dict[str, bytes] = {}
+    for home, helpers in by_home.items():
+        tree = project.parse(home)
+        blank = cst.EmptyLine(indent=False)
+        added = [
+            cst.parse_statement(h.code).with_changes(leading_lines=[blank, blank])
+            for h in helpers
+        ]
+        tree = tree.with_changes(body=[*tree.body, *added])
+        bindings = fx.top_level_bindings(tree)
+        wanted = {("pytest", None, None)} | {i for h in helpers for i in h.imports}
+        missing = [
+            imports.Wanted(module, obj, asname)
+            for module, obj, asname in sorted(wanted, key=str)
+            if (asname or obj or module.split(".")[0]) not in bindings
+        ]
+        if missing:
+            done = imports.add_imports(
+                tree, missing, first_party(project.root, project.module_name(home))
+            )
+            if done is None:
+                context = CodemodContext(
+                    filename=project.path_str(home),
+                    full_module_name=project.module_name(home),
+                )
+                for w in missing:
+                    AddImportsVisitor.add_needed_import(context, w.module, w.obj, w.asname)
+                done = AddImportsVisitor(context).transform_module(tree)
+            tree = done
+        out[home] = tree.bytes
+    return out
+
+
+def analyze_phase(project: Project) -> fx.FixtureAnalysis:
+    """:func:`analyze`, and the helpers test modules share (:func:`shared_helpers`)."""
+    analysis = analyze(project)
+    analysis.cache[_SHARED] = shared_helpers(project, analysis)
+    return analysis
+
+
 # ------------------------------------------------------------------------------- the phase
 
 PHASE = PhaseSpec(
@@ -2580,6 +3015,7 @@ PHASE = PhaseSpec(
             "5.2",
             "Refactor Test Functions",
             (MarkedFixturesAsParameters, RefactorTestFunctions),
+            generates=True,
         ),
         StepSpec(
             "5.3",
@@ -2599,7 +3035,8 @@ PHASE = PhaseSpec(
         ),
     ),
     files=files,
-    analyze=analyze,
+    analyze=analyze_phase,
+    generate=generate,
     verification=(
         "The number of passing tests should increase as each module is refactored. The original "
         "problematic test (`test_add_event_with_active_scene`) should pass once `test_event.py` "

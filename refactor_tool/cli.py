@@ -1066,7 +1066,7 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                 )
                 if not whole.changes:  # the phase is done: no need to ask step by step
                     for step in mechanical:
-                        done = whole.candidates or step.generates
+                        done = whole.candidates or (step.generates and not step.codemods)
                         states[step.id] = (
                             ("applied", "")
                             if done
@@ -1086,7 +1086,7 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                             " …" if len(result.changes) > 3 else ""
                         )
                         states[step.id] = ("pending", f"would change {files}")
-                    elif result.candidates or step.generates:
+                    elif result.candidates or (step.generates and not step.codemods):
                         states[step.id] = ("applied", "")
                     else:
                         states[step.id] = ("n/a", "nothing in the code for this step")

@@ -1103,6 +1103,27 @@ class FixtureGraph:
             parent = parent.parent
         return out
 
+    def fixture_modules_serving(self, rel: str) -> list[tuple[str, bool]]:
+        """The fixture modules whose new fixtures a test module at ``rel`` would see, nearest
+        first: each conftest of its directories, followed by the modules that conftest
+        star-imports (their fixtures are the conftest's), each with whether it is reached
+        through a star import (a name it adds is seen only if ``import *`` exports it)."""
+        out: list[tuple[str, bool]] = []
+        seen: set[str] = set()
+
+        def add(module: str, starred: bool) -> None:
+            if module in seen or module not in self.modules:
+                return
+            seen.add(module)
+            out.append((module, starred))
+            for star in self.modules[module].stars:
+                add(star, True)
+
+        for scope in self.scopes(rel):
+            if PurePosixPath(scope).name == "conftest.py":
+                add(scope, False)
+        return out
+
     def _memo_table(self) -> dict[Any, Any]:
         version = self._version()
         if self._memo.get("version") != version:
@@ -2030,6 +2051,8 @@ class _Classifier:
             if isinstance(runner, (cst.FunctionDef, cst.Lambda)):
                 fixture.runs_app = self._calls_application(fixture, runner)
             return PLAIN
+        if is_session_helper(fixture.node(), dep_kinds.values(), config):
+            return PLAIN
         if fixture.yields:
             fixture.problem = "yields (a teardown phase 5 cannot inline)"
             return DB_OTHER
@@ -2045,6 +2068,21 @@ class _Classifier:
             return DB_OTHER
         fixture.problem = _recipe_problem(fixture, body, dep_kinds)
         return OBJECT
+
+
+def is_session_helper(
+    fn: cst.FunctionDef, dep_kinds: Iterable[str | None], config: Config
+) -> bool:
+    """Whether a fixture is a helper in the new style (as phase 5 writes them): it requests
+    only factory fixtures and plain ones (``dep_kinds``: their kinds; such helpers are plain)
+    and returns a function that takes the session first. A test asking for it is in the new
+    style."""
+    inner = returned_closure(split_docstring(statements(fn))[1])
+    return (
+        inner is not None
+        and positional_params(inner)[:1] == [config.session_variable]
+        and all(k in (FACTORY, PLAIN) for k in dep_kinds)
+    )
 
 
 def returned_expression(
