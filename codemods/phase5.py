@@ -28,7 +28,9 @@ Every test that needs the database session, directly or through any fixture, is 
   it reads now and calls it (``test_scene = make_scene(session)``). A test whose setup
   starts with a helper's statements calls it for them (if need be once the managers its
   setup builds go after the objects, where nothing between reads them), and a longer
-  helper is built on a shorter one; a helper whose last statement binds a call returns
+  helper is built on a shorter one; a helper returns what at least half of its callers read
+  of it, a caller that reads more running its setup itself (or with a shorter helper),
+  unless that costs more lines than there are callers spared unread names; a helper whose last statement binds a call returns
   that call (``return test_game, create_test_act(...)``);
 * a setup tests of two or more modules start with is one helper, written once at the end
   of the fixture module nearest to all of them (:func:`shared_helpers`, :func:`generate`):
@@ -478,9 +480,8 @@ class _Cut:
 class _Plan:
     """A helper fixture: the setup statements it runs (``key``: their code) and the tests
     that call it (with how many of their statements the call replaces). ``own``: passed
-    names its inner function takes; ``needs``: what its callers (tests, longer helpers
-    built on it) read of what it binds; ``names``: its tests' names; ``base``: the
-    shorter helper it is built on; ``position``: the module statement it goes before."""
+    names its inner function takes; ``names``: its tests' names; ``base``: the shorter
+    helper it is built on; ``position``: the module statement it goes before."""
 
     key: tuple[str, ...]
     statements: list[cst.BaseStatement]
@@ -489,7 +490,6 @@ class _Plan:
         default_factory=list
     )
     own: set[str] = dataclasses.field(default_factory=set)
-    needs: set[str] = dataclasses.field(default_factory=set)
     names: set[str] = dataclasses.field(default_factory=set)
     returned: list[str] = dataclasses.field(default_factory=list)
     base: _Plan | None = None
@@ -598,6 +598,38 @@ def _needed(
         needed |= set(fx.scan([value], memo=memo).used) & live
         killed |= (targets & live) - needed
     return needed
+
+
+def _read_by_half(callers: Sequence[frozenset[str]]) -> set[str]:
+    """The names at least half of ``callers`` (what each reads) read, of those that read
+    any (one that reads none calls it for what it does, whatever it returns)."""
+    counts: dict[str, int] = {}
+    for names in callers:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    reading = sum(1 for names in callers if names)
+    return {name for name, count in counts.items() if 2 * count >= reading}
+
+
+def _returned(
+    callers: Sequence[tuple[frozenset[str], int]], spare: bool = True
+) -> set[str]:
+    """What a helper returns, from what each of its callers reads of it and how many lines
+    of its statements that caller would run itself if it did not call it: what at least
+    half of those that read any read, unless the callers that read more would then run
+    more lines themselves than there are callers spared names they do not read; then
+    everything they read."""
+    everything = set().union(*(names for names, _ in callers))
+    keep = _read_by_half([names for names, _ in callers])
+    if keep == everything:
+        return keep
+    cost = sum(lines for names, lines in callers if not names <= keep)
+    spared = sum(1 for names, _ in callers if names and names <= keep)
+    return keep if cost <= spared else everything
+
+
+def _lines_of(codes: Sequence[str]) -> int:
+    return sum(max(1, code.count("\n")) for code in codes)
 
 
 def _helper_name(returned: list[str], taken: Callable[[str], bool]) -> str:
@@ -1445,18 +1477,79 @@ class RefactorTestFunctions(RefactorCodemod):
                 origin[id(reordered)] = id(fn)
         for plan in plans.values():
             for fn, setup, count in plan.tests:
-                plan.needs |= self._cut(setup, count).needed  # type: ignore[union-attr]
                 plan.names |= setup.names
-            plan.position = min(
-                (position.get(origin.get(id(fn), id(fn)), 0) for fn, _, _ in plan.tests),
-                default=0,
-            )
 
-        # ---- what each returns, and the longer helpers built on shorter ones
+        # ---- what each returns, and the longer helpers built on shorter ones, longest
+        # first: a helper returns what at least half of its callers (tests, longer helpers)
+        # read of it; a caller that reads more calls a shorter helper for its setup (or
+        # runs it itself), and a helper left with fewer than two callers is not made
+        #: a helper (id) -> the longer ones built on it, each with what it reads of it
+        built: dict[int, list[tuple[_Plan, _Setup, frozenset[str]]]] = {}
+
+        def find_base(plan: _Plan, pseudo: _Setup, below: int) -> None:
+            plan.base = None
+            for candidate in prefix_plans(plan.key):
+                if len(candidate.key) < below and fits(
+                    candidate, pseudo, len(candidate.key)
+                ):  # what the shorter one takes, the longer one was passed
+                    plan.base = candidate
+                    cut = self._cut(pseudo, len(candidate.key))
+                    built.setdefault(id(candidate), []).append(
+                        (plan, pseudo, cut.needed)  # type: ignore[union-attr]
+                    )
+                    return
+
+        def retake(fn: cst.FunctionDef, setup: _Setup, below: int) -> None:
+            for candidate in prefix_plans(setup.codes):
+                if len(candidate.key) < below and fits(
+                    candidate, setup, len(candidate.key)
+                ):
+                    candidate.tests.append((fn, setup, len(candidate.key)))
+                    candidate.names |= setup.names
+                    return
+
+        live: list[_Plan] = []
         for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
-            if plan.external or not plan.tests:
+            if plan.external:
                 continue
-            plan.returned = [n for n in plan.cut.assigned if n in plan.needs] or [
+            tests = [
+                (t, self._cut(t[1], t[2]).needed)  # type: ignore[union-attr]
+                for t in plan.tests
+            ]
+            longer = built.pop(id(plan), [])
+
+            def own_lines(setup: _Setup, end: int = len(plan.key)) -> int:
+                """The lines of this helper's statements a caller that does not call it
+                runs itself (a shorter helper runs the first ones)."""
+                start = max(
+                    (
+                        len(c.key)
+                        for c in prefix_plans(setup.codes)
+                        if len(c.key) < end and self._cut(setup, len(c.key)) is not None
+                    ),
+                    default=0,
+                )
+                return _lines_of(setup.codes[start:end])
+
+            keep = _returned(
+                [(n, own_lines(t[1])) for t, n in tests]
+                + [(n, own_lines(s)) for _, s, n in longer]
+            )
+            fit = [t for t, n in tests if n <= keep]
+            fit_longer = [b for b in longer if b[2] <= keep]
+            if len(fit) + len(fit_longer) < 2:
+                fit, fit_longer = [], []
+            for t, n in tests:
+                if not n <= keep or not fit:
+                    retake(t[0], t[1], len(plan.key))
+            for other, pseudo, n in longer:
+                if not n <= keep or not fit_longer:
+                    find_base(other, pseudo, len(plan.key))
+            plan.tests = fit
+            if not fit and not fit_longer:
+                continue
+            live.append(plan)
+            plan.returned = [n for n in plan.cut.assigned if n in keep] or [
                 plan.cut.assigned[-1]
             ]
             first = list(plan.cut.passed[: plan.cut.first])
@@ -1473,15 +1566,14 @@ class RefactorTestFunctions(RefactorCodemod):
                 frozenset(plan.own),
             )
             self._pseudo.append(pseudo)  # alive while its cuts are cached by id
-            for candidate in prefix_plans(plan.key):
-                if fits(candidate, pseudo, len(candidate.key)):
-                    # what the shorter one takes, the longer one was passed
-                    plan.base = candidate
-                    if not candidate.external:
-                        cut = self._cut(pseudo, len(candidate.key))
-                        candidate.needs |= cut.needed  # type: ignore[union-attr]
-                        candidate.position = min(candidate.position, plan.position)
-                    break
+            find_base(plan, pseudo, len(plan.key))
+        # where each goes: before its first caller (a longer helper built on it included)
+        for plan in live:  # longest first
+            plan.position = min(
+                [position.get(origin.get(id(fn), id(fn)), 0) for fn, _, _ in plan.tests]
+                + [p.position for p in live if p.base is plan],
+                default=0,
+            )
 
         # ---- names, in the order the helpers appear
         taken = (
@@ -1489,10 +1581,7 @@ class RefactorTestFunctions(RefactorCodemod):
             | self._module_fixture_names
             | {h.name for h in every_shared.values() if self._rel in h.modules}
         )
-        ordered = sorted(
-            (p for p in plans.values() if not p.external and p.tests),
-            key=lambda p: (p.position, len(p.key)),
-        )
+        ordered = sorted(live, key=lambda p: (p.position, len(p.key)))
         for plan in ordered:
             plan.name = _helper_name(
                 plan.returned,
@@ -2712,7 +2801,7 @@ def shared_helpers(
     kept = analysis.cache.setdefault(_SURVEYED, {})
     for rel in files(project, analysis):
 
-        def context() -> CodemodContext:
+        def context(rel: str = rel) -> CodemodContext:
             return CodemodContext(
                 filename=project.path_str(rel), full_module_name=project.module_name(rel)
             )
@@ -2745,16 +2834,18 @@ def _share_across(
     analysis: fx.FixtureAnalysis,
     surveyed: list[RefactorTestFunctions],
 ) -> dict[tuple[str, ...], SharedHelper]:
+    """The helpers ``surveyed`` (the candidate modules, rewritten without their helpers)
+    share, by their setup code."""
     graph = analysis.graph
     serving = {c._rel: graph.fixture_modules_serving(c._rel) for c in surveyed}
-    homes: dict[str, tuple[dict, bool] | None] = {}
+    homes: dict[str, dict | None] = {}
 
     def home_bindings(home: str) -> dict | None:
-        """The conftest's module-level names, or None where a name it gains would not
-        reach the modules it serves through a star import (it has ``__all__``)."""
+        """The fixture module's module-level names (None where it is not a file)."""
         if home not in homes:
-            bindings = fx.top_level_bindings(project.parse(home)) if project.exists(home) else None
-            homes[home] = bindings
+            homes[home] = (
+                fx.top_level_bindings(project.parse(home)) if project.exists(home) else None
+            )
         return homes[home]
 
     # ---- setups shared whole by tests of two or more modules
@@ -2767,6 +2858,8 @@ def _share_across(
     plans: dict[tuple[str, ...], _Plan] = {}
     facts: dict[tuple[str, ...], tuple[str, tuple, frozenset[str]]] = {}
     owners: dict[tuple[str, ...], RefactorTestFunctions] = {}
+    #: a helper (id) -> the tests that would call it: their module, setup, statements it runs
+    callers: dict[int, list[tuple[RefactorTestFunctions, _Setup, int]]] = {}
     for key, group in groups.items():
         rels = list(dict.fromkeys(c._rel for c, _, _ in group))
         if len(rels) < 2:
@@ -2776,7 +2869,9 @@ def _share_across(
             continue
         fixtures = cut.passed[cut.first :]
 
-        def resolved(codemod: RefactorTestFunctions) -> tuple | None:
+        def resolved(
+            codemod: RefactorTestFunctions, fixtures: tuple[str, ...] = fixtures
+        ) -> tuple | None:
             found = tuple(_where(codemod._resolve(n)) for n in fixtures)
             return None if None in found else found
 
@@ -2806,10 +2901,8 @@ def _share_across(
         ):
             continue
         plan = _Plan(key, list(setup.statements), cut)
-        for _c, s, c in group:
-            plan.needs |= c.needed
-            plan.names |= s.names
         plans[key] = plan
+        callers[id(plan)] = [(c, s, len(key)) for c, s, _ in group]
         owners[key] = first_codemod
         modules = frozenset(
             c._rel
@@ -2824,27 +2917,95 @@ def _share_across(
         found = [p for k, p in plans.items() if len(k) < len(codes) and codes[: len(k)] == k]
         return sorted(found, key=lambda p: len(p.key), reverse=True)
 
-    # ---- what the tests whose setup starts with a shared one read of it
+    def fits(
+        codemod: RefactorTestFunctions, candidate: _Plan, setup: _Setup, count: int
+    ) -> bool:
+        cut = codemod._cut(setup, count)
+        return (
+            codemod._rel in facts[candidate.key][2]
+            and cut is not None
+            and not (cut.not_fixtures & set(candidate.fixtures))
+        )
+
+    def retake(codemod: RefactorTestFunctions, setup: _Setup, below: int) -> None:
+        for candidate in prefix_plans(setup.codes):
+            if len(candidate.key) < below and fits(
+                codemod, candidate, setup, len(candidate.key)
+            ):
+                callers[id(candidate)].append((codemod, setup, len(candidate.key)))
+                return
+
+    # ---- the tests whose setup starts with a shared one call it too
     for codemod in surveyed:
         for _fn, setup in codemod._setups:
-            if setup.codes in plans:
-                continue
-            for candidate in prefix_plans(setup.codes):
-                cut = codemod._cut(setup, len(candidate.key))
-                if (
-                    codemod._rel in facts[candidate.key][2]
-                    and cut is not None
-                    and not (cut.not_fixtures & set(candidate.fixtures))
-                ):
-                    candidate.needs |= cut.needed
-                    candidate.names |= setup.names
-                    break
+            if setup.codes not in plans:
+                retake(codemod, setup, len(setup.codes))
 
     # ---- what each returns, and the longer helpers built on shorter ones (as one of the
-    # modules that share the longer one sees them)
-    for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
+    # modules that share the longer one sees them), longest first, as within a module
+    # (:meth:`RefactorTestFunctions._share_setups`); a helper is shared by two modules or
+    # more
+    built: dict[int, list[tuple[_Plan, _Setup, frozenset[str]]]] = {}
+    users: dict[int, set[str]] = {}
+
+    def find_base(plan: _Plan, pseudo: _Setup, below: int) -> None:
+        plan.base = None
         owner = owners[plan.key]
-        plan.returned = [n for n in plan.cut.assigned if n in plan.needs] or [
+        for candidate in prefix_plans(plan.key):
+            cut = owner._cut(pseudo, len(candidate.key))
+            if (
+                len(candidate.key) < below
+                and cut is not None
+                and not (cut.not_fixtures & set(candidate.fixtures))
+                and facts[plan.key][2] <= facts[candidate.key][2]
+            ):
+                plan.base = candidate
+                built.setdefault(id(candidate), []).append((plan, pseudo, cut.needed))
+                return
+
+    live: list[_Plan] = []
+    for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
+        tests = [
+            (t, t[0]._cut(t[1], t[2]).needed)  # type: ignore[union-attr]
+            for t in callers[id(plan)]
+        ]
+        longer = built.pop(id(plan), [])
+
+        def own_lines(
+            codemod: RefactorTestFunctions, setup: _Setup, end: int = len(plan.key)
+        ) -> int:
+            start = max(
+                (
+                    len(c.key)
+                    for c in prefix_plans(setup.codes)
+                    if len(c.key) < end and codemod._cut(setup, len(c.key)) is not None
+                ),
+                default=0,
+            )
+            return _lines_of(setup.codes[start:end])
+
+        keep = _returned(
+            [(n, own_lines(t[0], t[1])) for t, n in tests]
+            + [(n, own_lines(owners[p.key], s)) for p, s, n in longer]
+        )
+        fit = [t for t, n in tests if n <= keep]
+        fit_longer = [b for b in longer if b[2] <= keep]
+        modules = {t[0]._rel for t in fit}.union(*(users[id(b[0])] for b in fit_longer))
+        if len(fit) + len(fit_longer) < 2 or len(modules) < 2:
+            fit, fit_longer = [], []
+        for t, n in tests:
+            if not n <= keep or not fit:
+                retake(t[0], t[1], len(plan.key))
+        for other, pseudo, n in longer:
+            if not n <= keep or not fit_longer:
+                find_base(other, pseudo, len(plan.key))
+        if not fit and not fit_longer:
+            continue
+        users[id(plan)] = modules
+        live.append(plan)
+        for _codemod, setup, _count in fit:
+            plan.names |= setup.names
+        plan.returned = [n for n in plan.cut.assigned if n in keep] or [
             plan.cut.assigned[-1]
         ]
         plan.arguments = list(plan.cut.passed[: plan.cut.first])
@@ -2855,17 +3016,10 @@ def _share_across(
             list(plan.cut.passed),
             0,
         )
-        owner._pseudo.append(pseudo)  # alive while its cuts are cached by id
-        for candidate in prefix_plans(plan.key):
-            cut = owner._cut(pseudo, len(candidate.key))
-            if (
-                cut is not None
-                and not (cut.not_fixtures & set(candidate.fixtures))
-                and facts[plan.key][2] <= facts[candidate.key][2]
-            ):
-                plan.base = candidate
-                candidate.needs |= cut.needed
-                break
+        owners[plan.key]._pseudo.append(pseudo)  # alive while its cuts are cached by id
+        find_base(plan, pseudo, len(plan.key))
+    if not live:
+        return {}
 
     # ---- names, shorter helpers first: none any module, conftest or fixture has, nor a
     # helper a module that may call this one sees
@@ -2874,14 +3028,14 @@ def _share_across(
         taken |= set(codemod._bindings) | codemod._module_fixture_names
     for home in {f[0] for f in facts.values()}:
         taken |= set(home_bindings(home) or ())
-    ordered = sorted(plans.values(), key=lambda p: (len(p.key), p.key))
+    ordered = sorted(live, key=lambda p: (len(p.key), p.key))
     named: list[_Plan] = []
     for plan in ordered:
         modules = facts[plan.key][2]
         seen = {p.name for p in named if facts[p.key][2] & modules}
         plan.name = _helper_name(
             plan.returned,
-            lambda c, plan=plan: c in taken or c in seen or c in plan.names,
+            lambda c, plan=plan, seen=seen: c in taken or c in seen or c in plan.names,
         )
         named.append(plan)
 
