@@ -515,7 +515,8 @@ class SharedHelper:
     session, ``managers``, then the fixtures it requests; ``first`` of them are arguments),
     binds (``assigned``) and returns, the fixtures pytest builds for it (``requests``), the
     imports its code needs (``imports``: (module, obj, asname)), the helper it is built on
-    (``base``: its key) and the test modules that may call it (``modules``)."""
+    (``base``: its key), the test modules that may call it (``modules``) and whether the
+    fixture module defines it already (``written``: the same code, under that name)."""
 
     key: tuple[str, ...]
     name: str
@@ -529,6 +530,8 @@ class SharedHelper:
     imports: tuple[tuple[str, str | None, str | None], ...]
     modules: frozenset[str]
     base: tuple[str, ...] | None = None
+    #: the fixture module has it already (written by a run over other modules)
+    written: bool = False
 
 
 def _external_plan(helper: SharedHelper) -> _Plan:
@@ -3030,24 +3033,35 @@ def _share_across(
         taken |= set(home_bindings(home) or ())
     ordered = sorted(live, key=lambda p: (len(p.key), p.key))
     named: list[_Plan] = []
+    codes: dict[tuple[str, ...], str] = {}
+    written: set[tuple[str, ...]] = set()
     for plan in ordered:
         modules = facts[plan.key][2]
         seen = {p.name for p in named if facts[p.key][2] & modules}
+        # the same helper an earlier run (of other modules) wrote into the conftest
         plan.name = _helper_name(
-            plan.returned,
-            lambda c, plan=plan, seen=seen: c in taken or c in seen or c in plan.names,
+            plan.returned, lambda c, plan=plan, seen=seen: c in seen or c in plan.names
         )
+        code = _helper_source(_helper_code(plan, "pytest.fixture"))
+        if _fixture_sources(project, facts[plan.key][0]).get(plan.name) == code:
+            written.add(plan.key)
+        else:
+            plan.name = _helper_name(
+                plan.returned,
+                lambda c, plan=plan, seen=seen: c in taken or c in seen or c in plan.names,
+            )
+            code = _helper_source(_helper_code(plan, "pytest.fixture"))
+        codes[plan.key] = code
         named.append(plan)
 
     out: dict[tuple[str, ...], SharedHelper] = {}
     for plan in ordered:
-        fn = _helper_code(plan, "pytest.fixture")
         home, imported, modules = facts[plan.key]
         out[plan.key] = SharedHelper(
             plan.key,
             plan.name,
             home,
-            cst.Module(body=[fn.with_changes(leading_lines=[])]).code,
+            codes[plan.key],
             tuple(plan.cut.passed),
             plan.cut.first,
             tuple(plan.cut.assigned),
@@ -3056,8 +3070,24 @@ def _share_across(
             imported,
             modules,
             plan.base.key if plan.base is not None else None,
+            plan.key in written,
         )
     return out
+
+
+def _helper_source(fn: cst.FunctionDef) -> str:
+    return cst.Module(body=[fn.with_changes(leading_lines=[])]).code
+
+
+def _fixture_sources(project: Project, rel: str) -> dict[str, str]:
+    """The module-level fixtures of a fixture module, by name: their code."""
+    if not project.exists(rel):
+        return {}
+    return {
+        stmt.name.value: _helper_source(stmt)
+        for stmt in project.parse(rel).body
+        if isinstance(stmt, cst.FunctionDef) and fx.is_fixture(stmt)
+    }
 
 
 def _nearest_common(servings: list[list[tuple[str, bool]]]) -> tuple[str, bool] | None:
@@ -3107,7 +3137,8 @@ def generate(
             base = shared[base].base
     by_home: dict[str, list[SharedHelper]] = {}
     for key in sorted(used, key=lambda k: (len(k), k)):
-        by_home.setdefault(shared[key].home, []).append(shared[key])
+        if not shared[key].written:
+            by_home.setdefault(shared[key].home, []).append(shared[key])
     out: dict[str, bytes] = {}
     for home, helpers in by_home.items():
         tree = project.parse(home)
