@@ -635,6 +635,28 @@ def _lines_of(codes: Sequence[str]) -> int:
     return sum(max(1, code.count("\n")) for code in codes)
 
 
+def _prefix_plans(plans: dict[tuple[str, ...], _Plan], codes: tuple[str, ...]) -> list[_Plan]:
+    """The helpers whose statements ``codes`` starts with (and has more), longest first."""
+    found = [p for k, p in plans.items() if len(k) < len(codes) and codes[: len(k)] == k]
+    return sorted(found, key=lambda p: len(p.key), reverse=True)
+
+
+def _own_lines(
+    plans: dict[tuple[str, ...], _Plan], codemod: RefactorTestFunctions, setup: _Setup, end: int
+) -> int:
+    """The lines of the first ``end`` statements of ``setup`` that a test not calling their
+    helper runs itself (a shorter helper it can call runs the first ones)."""
+    start = max(
+        (
+            len(c.key)
+            for c in _prefix_plans(plans, setup.codes)
+            if len(c.key) < end and codemod._cut(setup, len(c.key)) is not None
+        ),
+        default=0,
+    )
+    return _lines_of(setup.codes[start:end])
+
+
 def _helper_name(returned: list[str], taken: Callable[[str], bool]) -> str:
     """``make_<what it returns>`` (a ``test_`` prefix left out), not ``taken``: named after
     the last name it returns (what the others were made for), else after all of them."""
@@ -1435,13 +1457,7 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
 
         def prefix_plans(codes: tuple[str, ...]) -> list[_Plan]:
-            """The helpers whose statements ``codes`` starts with (and has more), longest first."""
-            found = [
-                p
-                for k, p in plans.items()
-                if len(k) < len(codes) and codes[: len(k)] == k
-            ]
-            return sorted(found, key=lambda p: len(p.key), reverse=True)
+            return _prefix_plans(plans, codes)
 
         # ---- who calls which: the tests of a group, then tests starting with a helper's setup
         #: a test whose statements were put in another order (id) -> the test as it was
@@ -1522,17 +1538,7 @@ class RefactorTestFunctions(RefactorCodemod):
             longer = built.pop(id(plan), [])
 
             def own_lines(setup: _Setup, end: int = len(plan.key)) -> int:
-                """The lines of this helper's statements a caller that does not call it
-                runs itself (a shorter helper runs the first ones)."""
-                start = max(
-                    (
-                        len(c.key)
-                        for c in prefix_plans(setup.codes)
-                        if len(c.key) < end and self._cut(setup, len(c.key)) is not None
-                    ),
-                    default=0,
-                )
-                return _lines_of(setup.codes[start:end])
+                return _own_lines(plans, self, setup, end)
 
             keep = _returned(
                 [(n, own_lines(t[1])) for t, n in tests]
@@ -2917,8 +2923,7 @@ def _share_across(
         return {}
 
     def prefix_plans(codes: tuple[str, ...]) -> list[_Plan]:
-        found = [p for k, p in plans.items() if len(k) < len(codes) and codes[: len(k)] == k]
-        return sorted(found, key=lambda p: len(p.key), reverse=True)
+        return _prefix_plans(plans, codes)
 
     def fits(
         codemod: RefactorTestFunctions, candidate: _Plan, setup: _Setup, count: int
@@ -2977,15 +2982,7 @@ def _share_across(
         def own_lines(
             codemod: RefactorTestFunctions, setup: _Setup, end: int = len(plan.key)
         ) -> int:
-            start = max(
-                (
-                    len(c.key)
-                    for c in prefix_plans(setup.codes)
-                    if len(c.key) < end and codemod._cut(setup, len(c.key)) is not None
-                ),
-                default=0,
-            )
-            return _lines_of(setup.codes[start:end])
+            return _own_lines(plans, codemod, setup, end)
 
         keep = _returned(
             [(n, own_lines(t[0], t[1])) for t, n in tests]
