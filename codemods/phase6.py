@@ -1333,6 +1333,18 @@ def whole_statements(source: bytes, lines: set[int]) -> set[int]:
     return widened
 
 
+def touched_lines(before: bytes, after: bytes) -> set[int]:
+    """The lines of ``before`` (0-based) that ``after`` replaces or deletes, and the two
+    around a place where it inserts lines."""
+    matcher = difflib.SequenceMatcher(None, _lines(before), _lines(after), autojunk=False)
+    touched: set[int] = set()
+    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        touched.update(range(i1, i2) if i1 < i2 else (i1 - 1, i1))
+    return touched
+
+
 def changes_only(before: bytes, after: bytes, allowed: set[int]) -> bool:
     """Whether every line ``after`` differs from ``before`` in is one of ``allowed`` (lines of
     ``before``, 0-based); lines inserted count as changing the allowed line beside them."""
@@ -1367,11 +1379,14 @@ def format_ranges(
     changed: set[int],
     command: list[str],
     options: Sequence[str],
+    unformatted: Optional[set[int]] = None,
 ) -> tuple[Optional[bytes], list[int]]:
     """``source`` with only the lines in ``changed`` formatted: ``ruff format --range`` per
     range of them, the last first so the line numbers of the others stay valid. A range whose
     formatting would change any other line (ruff formats whole statements) is left as it is;
-    its first line is returned among the second item. None when a ruff call fails."""
+    its first line is returned among the second item. None when a ruff call fails.
+    ``unformatted``: the lines formatting the whole file would change (:func:`touched_lines`),
+    where known; a range none of whose lines is among them is formatted already."""
     left: list[int] = []
     current = source
 
@@ -1382,6 +1397,8 @@ def format_ranges(
         return out
 
     todo = list(reversed(line_ranges(changed)))
+    if unformatted is not None:
+        todo = [(a, b) for a, b in todo if any(a - 1 <= i <= b - 1 for i in unformatted)]
     while todo:
         first, last = todo.pop(0)
         out = attempt(first, last)
@@ -1449,7 +1466,9 @@ def format_changed(
         changed = whole_statements(source, refactored_lines(original, source))
         if changes_only(source, formatted, changed):
             return formatted, []
-        ranged, left = format_ranges(project, rel, source, changed, command, options)
+        ranged, left = format_ranges(
+            project, rel, source, changed, command, options, touched_lines(source, formatted)
+        )
         if ranged is None:
             return formatted, [Note(rel, None, "6.3", "formatted whole: ruff could not format only the lines the refactoring changed (ruff format --range), so lines it did not change may be rewrapped")]
         return ranged, [
