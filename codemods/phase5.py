@@ -2609,33 +2609,59 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         self._parametrized: set[str] = set().union(
             *(fx.parametrized_names(f.decorators) for f in functions if fx.is_test_function(f, self.analysis.naming))
         )
-        self._autouse = self._movable_autouse(node, rel)
-        if not self._autouse and not any(self._movable(n) for n in fx.marked_names(node)):
+        #: the movable autouse fixtures of the module (key None) and of its top-level
+        #: classes (key: the class node's id)
+        self._autouse: dict[int | None, list[str]] = {None: self._movable_autouse(node, rel)}
+        bases = {
+            b.value.value
+            for c in _class_defs(node.body)
+            for b in c.bases
+            if isinstance(b.value, cst.Name)
+        }
+        for stmt in node.body:
+            if isinstance(stmt, cst.ClassDef) and stmt.name.value not in bases:
+                self._autouse[id(stmt)] = self._movable_autouse(node, rel, stmt)
+        if not any(self._autouse.values()) and not any(
+            self._movable(n) for n in fx.marked_names(node)
+        ):
             raise SkipFile("no usefixtures mark of a fixture phase 4 removes")
-        self._levels = [[*self._autouse, *self._mark_names(node.body)]]
+        self._levels = [[*self._autouse[None], *self._mark_names(node.body)]]
         return True
 
-    def _movable_autouse(self, module: cst.Module, rel: str) -> list[str]:
-        """The autouse fixtures the module itself defines that phase 5 rebuilds in a test (an
-        object fixture, set up once per test, with no teardown). Like a module-wide
-        ``usefixtures`` mark, each runs before every test of the module: asked for as the
-        tests' first parameters, without ``autouse``, it runs as before, and the rewritten
-        tests build it in their own block, in their own session. (An autouse fixture of a
-        class is left as it is: a subclass elsewhere would lose it.)"""
-        candidates = _autouse_fixtures(module.body)
+    def _movable_autouse(
+        self, module: cst.Module, rel: str, cls: cst.ClassDef | None = None
+    ) -> list[str]:
+        """The autouse fixtures the module itself (or its top-level class ``cls``) defines
+        that phase 5 rebuilds in a test (an object fixture, set up once per test, with no
+        teardown). Like a ``usefixtures`` mark of the module (or class), each runs before
+        every test there: asked for as the tests' first parameters, without ``autouse``, it
+        runs as before, and the rewritten tests build it in their own block, in their own
+        session. (The caller leaves out a class another class of the module derives from,
+        whose tests would lose the fixture.)"""
+        owner = cls.body.body if cls is not None and isinstance(cls.body, cst.IndentedBlock) else ()
+        candidates = _autouse_fixtures(module.body if cls is None else owner)
         if not candidates:
             return []
         # classified as they would be without ``autouse`` (the classifier leaves an autouse
         # fixture alone: every test would need its recipe, which is what happens here)
         names = {name for name, _ in candidates}
-        plain = module.with_changes(
-            body=[
+
+        def plain_body(body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+            return [
                 fx.without_autouse(f) if isinstance(f, cst.FunctionDef) and fx.is_fixture(f) and fx.registered_name(f) in names else f
-                for f in module.body
+                for f in body
             ]
-        )
+
+        layers: list[tuple[Sequence[cst.FunctionDef], bool]] = []
+        if cls is None:
+            plain = module.with_changes(body=plain_body(module.body))
+        else:
+            new_cls = cls.with_changes(body=cls.body.with_changes(body=plain_body(owner)))
+            plain = module.with_changes(body=[new_cls if s is cls else s for s in module.body])
+            methods = [f for f in new_cls.body.body if isinstance(f, cst.FunctionDef) and fx.is_fixture(f)]
+            layers.append((methods, True))
         fixtures = [f for f in plain.body if isinstance(f, cst.FunctionDef) and fx.is_fixture(f)]
-        table = fx.local_fixtures(self.analysis, plain, rel, [(fixtures, False)])
+        table = fx.local_fixtures(self.analysis, plain, rel, [(fixtures, False), *layers])
         out = []
         for name, stmt in candidates:
             fixture = table.get(name)
@@ -2669,7 +2695,8 @@ class MarkedFixturesAsParameters(RefactorCodemod):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
-        self._levels.append(self._mark_names([*node.decorators, *body]))
+        autouse = self._autouse.get(id(node), [])
+        self._levels.append([*autouse, *self._mark_names([*node.decorators, *body])])
         return True
 
     def leave_ClassDef(
@@ -2678,9 +2705,15 @@ class MarkedFixturesAsParameters(RefactorCodemod):
         moved = self._levels.pop()
         if not moved:
             return updated_node
+        autouse = self._autouse.get(id(original_node), [])
         body = updated_node.body
         if isinstance(body, cst.IndentedBlock):
-            kept = self._statements_without(body.body, moved)
+            kept = [
+                fx.without_autouse(stmt)
+                if isinstance(stmt, cst.FunctionDef) and fx.registered_name(stmt) in autouse
+                else stmt
+                for stmt in self._statements_without(body.body, moved)
+            ]
             body = body.with_changes(body=kept or [cst.SimpleStatementLine([cst.Pass()])])
         return updated_node.with_changes(
             decorators=self._decorators_without(updated_node.decorators, moved), body=body
@@ -2709,7 +2742,7 @@ class MarkedFixturesAsParameters(RefactorCodemod):
             return updated_node
         body = [
             fx.without_autouse(stmt)
-            if isinstance(stmt, cst.FunctionDef) and fx.registered_name(stmt) in self._autouse
+            if isinstance(stmt, cst.FunctionDef) and fx.registered_name(stmt) in self._autouse[None]
             else stmt
             for stmt in self._statements_without(updated_node.body, moved)
         ]
@@ -2740,6 +2773,15 @@ class MarkedFixturesAsParameters(RefactorCodemod):
                 stmt = line.with_changes(body=[assign.with_changes(value=value)])
             out.append(stmt)
         return out
+
+
+def _class_defs(body: Sequence[cst.CSTNode]) -> Iterator[cst.ClassDef]:
+    """The classes of a module body, nested ones too (not those inside functions)."""
+    for stmt in body:
+        if isinstance(stmt, cst.ClassDef):
+            yield stmt
+            if isinstance(stmt.body, cst.IndentedBlock):
+                yield from _class_defs(stmt.body.body)
 
 
 def _asking_first(params: cst.Parameters, names: list[str], method: bool) -> cst.Parameters:
