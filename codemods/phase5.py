@@ -59,6 +59,7 @@ import builtins
 import dataclasses
 import re
 from collections.abc import Callable, Container, Iterator, Sequence
+from typing import Any
 
 import libcst as cst
 import libcst.matchers as m
@@ -633,6 +634,32 @@ def _returned(
 
 def _lines_of(codes: Sequence[str]) -> int:
     return sum(max(1, code.count("\n")) for code in codes)
+
+
+def _settle_callers(
+    tests: list[Any],
+    longer: list[Any],
+    keep: set[str],
+    enough: Callable[[list[Any], list[Any]], bool],
+    retake: Callable[[Any, _Setup, int], None],
+    find_base: Callable[[_Plan, _Setup, int], None],
+    below: int,
+) -> tuple[list[Any], list[Any]]:
+    """The callers of a helper that returns the names ``keep``: the tests (``(caller,
+    setup...), read`` pairs) and longer helpers (``(plan, setup, read)``) that read no more
+    than it returns, if ``enough`` of them do. The others go back to a shorter helper or
+    their own setup (``retake``, ``find_base``, for the first ``below`` statements)."""
+    fit = [t for t, n in tests if n <= keep]
+    fit_longer = [b for b in longer if b[2] <= keep]
+    if not enough(fit, fit_longer):
+        fit, fit_longer = [], []
+    for t, n in tests:
+        if not n <= keep or not fit:
+            retake(t[0], t[1], below)
+    for other, pseudo, n in longer:
+        if not n <= keep or not fit_longer:
+            find_base(other, pseudo, below)
+    return fit, fit_longer
 
 
 def _prefix_plans(plans: dict[tuple[str, ...], _Plan], codes: tuple[str, ...]) -> list[_Plan]:
@@ -1544,16 +1571,10 @@ class RefactorTestFunctions(RefactorCodemod):
                 [(n, own_lines(t[1])) for t, n in tests]
                 + [(n, own_lines(s)) for _, s, n in longer]
             )
-            fit = [t for t, n in tests if n <= keep]
-            fit_longer = [b for b in longer if b[2] <= keep]
-            if len(fit) + len(fit_longer) < 2:
-                fit, fit_longer = [], []
-            for t, n in tests:
-                if not n <= keep or not fit:
-                    retake(t[0], t[1], len(plan.key))
-            for other, pseudo, n in longer:
-                if not n <= keep or not fit_longer:
-                    find_base(other, pseudo, len(plan.key))
+            fit, fit_longer = _settle_callers(
+                tests, longer, keep, lambda f, b: len(f) + len(b) >= 2,
+                retake, find_base, len(plan.key),
+            )
             plan.tests = fit
             if not fit and not fit_longer:
                 continue
@@ -3030,17 +3051,15 @@ def _share_across(
             [(n, own_lines(t[0], t[1])) for t, n in tests]
             + [(n, own_lines(owners[p.key], s)) for p, s, n in longer]
         )
-        fit = [t for t, n in tests if n <= keep]
-        fit_longer = [b for b in longer if b[2] <= keep]
-        modules = {t[0]._rel for t in fit}.union(*(users[id(b[0])] for b in fit_longer))
-        if len(fit) + len(fit_longer) < 2 or len(modules) < 2:
-            fit, fit_longer = [], []
-        for t, n in tests:
-            if not n <= keep or not fit:
-                retake(t[0], t[1], len(plan.key))
-        for other, pseudo, n in longer:
-            if not n <= keep or not fit_longer:
-                find_base(other, pseudo, len(plan.key))
+        def modules_of(fit: list[Any], fit_longer: list[Any]) -> set[str]:
+            return {t[0]._rel for t in fit}.union(*(users[id(b[0])] for b in fit_longer))
+
+        fit, fit_longer = _settle_callers(
+            tests, longer, keep,
+            lambda f, b: len(f) + len(b) >= 2 and len(modules_of(f, b)) >= 2,
+            retake, find_base, len(plan.key),
+        )
+        modules = modules_of(fit, fit_longer)
         if not fit and not fit_longer:
             continue
         users[id(plan)] = modules
