@@ -176,8 +176,14 @@ class RefactorCodemod(CodemodCommand, Transformer):
         return tree.with_changes(header=done.header, body=[*done.body, *tree.body[last + 1 :]])
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        """The walked tree; ``tree`` itself when no handler edited a node (libcst rebuilds
+        every node it walks: the copy would print the same, so later steps and the engine
+        can see by identity that nothing changed). A class that replaces ``on_leave`` may
+        change any node without a handler: its walk counts as an edit."""
         self._lines = Lines(tree)
-        return tree.visit(self)
+        self.edited = type(self).on_leave is not Transformer.on_leave
+        walked = tree.visit(self)
+        return walked if self.edited else tree
 
 
 # ---------------------------------------------------------------------------------------

@@ -79,11 +79,18 @@ class Transformer(cst.CSTTransformer):
             return False
         return entry[2]
 
+    #: whether a handler of the last walk returned another node than the one it was given
+    #: (a walk in which none did rebuilt the tree equal to the one it walked)
+    edited: bool = False
+
     def on_leave(self, original_node: Any, updated_node: Any) -> Any:
         handler = (self._dispatch.get(type(original_node)) or _entry(type(self), type(original_node)))[1]
         if handler is None:
             return updated_node
-        return handler(self, original_node, updated_node)
+        result = handler(self, original_node, updated_node)
+        if result is not updated_node:
+            self.edited = True
+        return result
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         return None
