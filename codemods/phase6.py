@@ -1257,6 +1257,8 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
             changed = _changed_lines(proc.stdout)
             if best is None or changed < best[0]:
                 best = (changed, length)
+            if not changed:  # written to this length: no longer one changes less
+                break
     return best[1] if best is not None else None
 
 
