@@ -100,3 +100,20 @@ def test_package_given_with_its_source_directory(tmp_path: Path) -> None:
     config = load_config(root)
     assert (config.source_root, config.package, config.package_dir) == ("src", "fleet", "src/fleet")
     assert config.module_name("src/fleet/db.py") == "fleet.db"
+
+
+def test_a_virtual_environment_inside_the_target_is_not_its_code(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "fleet/__init__.py": "",
+            "fleet/db.py": "",
+            "tests/test_db.py": "",
+            # a virtual environment under any name: it has pyvenv.cfg
+            "env311/pyvenv.cfg": "home = /usr/bin\n",
+            "env311/lib/python3.11/site-packages/sqlalchemy/orm.py": "",
+            # an installed tree without the marker
+            "vendor/lib/site-packages/pytest/fixtures.py": "",
+        },
+    )
+    assert Project(root).python_files() == ["fleet/__init__.py", "fleet/db.py", "tests/test_db.py"]

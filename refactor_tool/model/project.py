@@ -86,8 +86,14 @@ class Project:
     def _walk(self) -> Iterator[str]:
         excluded = set(self.config.exclude)
         for dirpath, dirnames, filenames in os.walk(self.root):
+            # a virtual environment is not the target's code, whatever its name
             dirnames[:] = sorted(
-                d for d in dirnames if d not in excluded and not d.endswith(".egg-info")
+                d
+                for d in dirnames
+                if d not in excluded
+                and not d.endswith(".egg-info")
+                and d != "site-packages"
+                and not os.path.isfile(os.path.join(dirpath, d, "pyvenv.cfg"))
             )
             rel_dir = Path(dirpath).relative_to(self.root)
             for name in filenames:
