@@ -800,7 +800,7 @@ _python_option = click.option(
     "python",
     metavar="PY",
     default=None,
-    help="Interpreter that runs the target's tests (default: the target's .venv, else this tool's).",
+    help="Interpreter that runs the target's tests (default: the target's own virtual environment, else this tool's).",
 )
 _json_option = click.option(
     "--json",

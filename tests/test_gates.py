@@ -835,3 +835,18 @@ def test_end_state_failures_in_reported_code_are_left_for_a_person() -> None:
     assert not left_for_a_person(
         ["app/tests/test_c.py", 6, "test `test_c` uses the database (open_order, game_manager) outside"], kept
     )
+
+
+def test_the_targets_own_virtual_environment_runs_its_tests(tmp_path: Path) -> None:
+    from refactor_tool.gates.runner import default_python
+
+    assert default_python(tmp_path) == sys.executable  # none: the tool's own
+    for name in ("py311", "venv"):
+        (tmp_path / name / "bin").mkdir(parents=True)
+        (tmp_path / name / "bin" / "python").write_text("")
+    # `venv` by its name; `py311`, without a pyvenv.cfg, is no environment yet
+    assert default_python(tmp_path) == str(tmp_path / "venv" / "bin" / "python")
+    (tmp_path / "venv" / "bin" / "python").unlink()
+    assert default_python(tmp_path) == sys.executable
+    (tmp_path / "py311" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert default_python(tmp_path) == str(tmp_path / "py311" / "bin" / "python")

@@ -71,11 +71,21 @@ ProgressCallback = Callable[[SuiteProgress], None]
 
 
 def default_python(root: Path) -> str:
-    """The target's ``.venv`` interpreter if it has one, else the tool's own."""
-    for rel in (".venv/bin/python", ".venv/Scripts/python.exe", "venv/bin/python"):
-        candidate = root / rel
-        if candidate.exists():
-            return str(candidate)
+    """The interpreter of the target's own virtual environment (``.venv``, ``venv``, else
+    any directory of the target's top level with a ``pyvenv.cfg``), else the tool's own."""
+    try:
+        others = sorted(
+            child.name
+            for child in root.iterdir()
+            if child.name not in (".venv", "venv") and (child / "pyvenv.cfg").is_file()
+        )
+    except OSError:
+        others = []
+    for name in (".venv", "venv", *others):
+        for rel in ("bin/python", "Scripts/python.exe"):
+            candidate = root / name / rel
+            if candidate.exists():
+                return str(candidate)
     return sys.executable
 
 
