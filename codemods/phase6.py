@@ -1192,6 +1192,30 @@ def _changed_lines(diff: str) -> int:
     )
 
 
+def ruff_configured(project: Project, formatted: Iterable[str]) -> bool:
+    """Whether ruff settings of the target (or above it) apply to any of ``formatted``."""
+    return _ruff_config_above(project.root) or any(
+        path.name != "pyproject.toml" or b"[tool.ruff" in path.read_bytes()
+        for path in _config_files(project, formatted)
+    )
+
+
+def indented_with_tabs(source: bytes) -> bool:
+    """Whether ``source`` indents its blocks with tabs, as its first indented block does
+    (read with the tokenizer: text inside strings does not count)."""
+    try:
+        for token in tokenize.tokenize(io.BytesIO(source).readline):
+            if token.type == tokenize.INDENT:
+                return token.string.startswith("\t")
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        return False
+    return False
+
+
+#: ruff's option for a file indented with tabs where no ruff settings of the target say how
+TAB_INDENT = ("--config", "format.indent-style = 'tab'")
+
+
 def house_line_length(project: Project, command: list[str], formatted: set[str]) -> Optional[int]:
     """The line length to format ``formatted`` with when no ruff settings apply to them
     (``None``: the target's own ruff settings apply, or there is nothing to learn from, and
@@ -1204,10 +1228,7 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
     shorter on a tie). So a changed line is wrapped as the code around it was written.
     """
     root = project.root
-    configs = _config_files(project, formatted)
-    if _ruff_config_above(root) or any(
-        path.name != "pyproject.toml" or b"[tool.ruff" in path.read_bytes() for path in configs
-    ):
+    if ruff_configured(project, formatted):
         return None
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
@@ -1447,17 +1468,40 @@ def format_changed(
     command = ruff_command()
     length = house_line_length(project, command, refactored | set(todo))
     options = ["--line-length", str(length)] if length is not None else []
+    # a file indented with tabs stays so where no ruff settings of the target say otherwise
+    house = not ruff_configured(project, todo)
     items = sorted(todo.items())
-    batch = ruff_format_batch(project, [(rel, item[0]) for rel, item in items], command, options) if len(items) > 1 else None
+    file_options = {
+        rel: (
+            [*options, *TAB_INDENT] if house and indented_with_tabs(source) else options
+        )
+        for rel, (source, _) in items
+    }
     workers = max(1, min(8, os.cpu_count() or 1, len(items)))
-    if batch is not None:
-        whole = [batch[rel] for rel, _ in items]
-    else:
+    formatted_whole: dict[str, bytes] = {}
+    groups: dict[tuple[str, ...], list[tuple[str, bytes]]] = {}
+    for rel, (source, _) in items:
+        groups.setdefault(tuple(file_options[rel]), []).append((rel, source))
+    for group_options, group in groups.items():
+        batch = ruff_format_batch(project, group, command, list(group_options)) if len(group) > 1 else None
+        if batch is not None:
+            formatted_whole.update(batch)
+            continue
         with ThreadPoolExecutor(workers) as pool:
-            whole = list(pool.map(lambda item: ruff_format(project, item[0], item[1][0], command, options), items))
+            formatted_whole.update(
+                zip(
+                    (rel for rel, _ in group),
+                    pool.map(
+                        lambda item: ruff_format(project, item[0], item[1], command, list(group_options)),
+                        group,
+                    ),
+                )
+            )
+    whole = [formatted_whole[rel] for rel, _ in items]
 
     def settle(job: tuple[tuple[str, tuple[bytes, Optional[Any]]], bytes]) -> tuple[bytes, list[Any]]:
         (rel, (source, change)), formatted = job
+        options = file_options[rel]
         if formatted == source:
             return source, []
         original = _original(project, rel, change)

@@ -587,6 +587,19 @@ def test_formatting_rewrites_the_phase_own_changes(tmp_path: Path) -> None:
     assert result.new == b"x = 2\n"
 
 
+def test_formatting_keeps_a_file_indented_with_tabs_so(tmp_path: Path) -> None:
+    tabbed = b"def f(a):\n\treturn a\n\n\ndef g(b):\n\tif b:\n\t\treturn b\n\treturn None\n"
+    spaced = tabbed.replace(b"\t", b"    ")
+    project = Project(tmp_path, Config(), {"tabs.py": tabbed, "spaces.py": spaced})
+    changes = [
+        FileChange(rel, old, old.replace(b"return b\n", b"return  [b,\n b]\n"))
+        for rel, old in (("tabs.py", tabbed), ("spaces.py", spaced))
+    ]
+    by_path = {c.path: c.new for c in format_changed(project, changes)}
+    assert by_path["tabs.py"] == tabbed.replace(b"return b\n", b"return [b, b]\n")
+    assert by_path["spaces.py"] == spaced.replace(b"return b\n", b"return [b, b]\n")
+
+
 # --------------------------------------------------------------------------- the phase
 
 
