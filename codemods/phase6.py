@@ -1200,20 +1200,24 @@ def ruff_configured(project: Project, formatted: Iterable[str]) -> bool:
     )
 
 
-def indented_with_tabs(source: bytes) -> bool:
-    """Whether ``source`` indents its blocks with tabs, as its first indented block does
-    (read with the tokenizer: text inside strings does not count)."""
+def indentation_options(source: bytes) -> list[str]:
+    """ruff's options that keep ``source``'s indentation, as its first indented block has it
+    (read with the tokenizer: text inside strings does not count): tabs, or a number of
+    spaces other than ruff's default four; none where it cannot be told."""
     try:
         for token in tokenize.tokenize(io.BytesIO(source).readline):
             if token.type == tokenize.INDENT:
-                return token.string.startswith("\t")
+                indent = token.string
+                break
+        else:
+            return []
     except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
-        return False
-    return False
-
-
-#: ruff's option for a file indented with tabs where no ruff settings of the target say how
-TAB_INDENT = ("--config", "format.indent-style = 'tab'")
+        return []
+    if indent.startswith("\t"):
+        return ["--config", "format.indent-style = 'tab'"]
+    if indent.strip(" ") or len(indent) == 4:
+        return []
+    return ["--config", f"indent-width = {len(indent)}"]
 
 
 def house_line_length(project: Project, command: list[str], formatted: set[str]) -> Optional[int]:
@@ -1468,13 +1472,12 @@ def format_changed(
     command = ruff_command()
     length = house_line_length(project, command, refactored | set(todo))
     options = ["--line-length", str(length)] if length is not None else []
-    # a file indented with tabs stays so where no ruff settings of the target say otherwise
+    # a file keeps its indentation (tabs, two spaces) where no ruff settings of the target
+    # say how to indent
     house = not ruff_configured(project, todo)
     items = sorted(todo.items())
     file_options = {
-        rel: (
-            [*options, *TAB_INDENT] if house and indented_with_tabs(source) else options
-        )
+        rel: [*options, *indentation_options(source)] if house else options
         for rel, (source, _) in items
     }
     workers = max(1, min(8, os.cpu_count() or 1, len(items)))

@@ -587,17 +587,24 @@ def test_formatting_rewrites_the_phase_own_changes(tmp_path: Path) -> None:
     assert result.new == b"x = 2\n"
 
 
-def test_formatting_keeps_a_file_indented_with_tabs_so(tmp_path: Path) -> None:
-    tabbed = b"def f(a):\n\treturn a\n\n\ndef g(b):\n\tif b:\n\t\treturn b\n\treturn None\n"
-    spaced = tabbed.replace(b"\t", b"    ")
-    project = Project(tmp_path, Config(), {"tabs.py": tabbed, "spaces.py": spaced})
+def test_formatting_keeps_each_file_indented_as_it_is(tmp_path: Path) -> None:
+    """Tabs stay tabs and two spaces stay two spaces (ruff's default is four spaces)."""
+    tabbed = b'"""Doc.\n\n  indented prose\n"""\n\n\ndef f(a):\n\tif a:\n\t\treturn a\n\treturn None\n'
+    files = {
+        "tabs.py": tabbed,
+        "two.py": tabbed.replace(b"\t", b"  "),
+        "four.py": tabbed.replace(b"\t", b"    "),
+    }
+    for rel, old in files.items():
+        (tmp_path / rel).write_bytes(old)
+    project = Project(tmp_path, Config())
     changes = [
-        FileChange(rel, old, old.replace(b"return b\n", b"return  [b,\n b]\n"))
-        for rel, old in (("tabs.py", tabbed), ("spaces.py", spaced))
+        FileChange(rel, old, old.replace(b"return a\n", b"return  [a,\n a]\n"))
+        for rel, old in files.items()
     ]
     by_path = {c.path: c.new for c in format_changed(project, changes)}
-    assert by_path["tabs.py"] == tabbed.replace(b"return b\n", b"return [b, b]\n")
-    assert by_path["spaces.py"] == spaced.replace(b"return b\n", b"return [b, b]\n")
+    for rel, old in files.items():
+        assert by_path[rel] == old.replace(b"return a\n", b"return [a, a]\n"), rel
 
 
 # --------------------------------------------------------------------------- the phase
