@@ -1200,24 +1200,37 @@ def ruff_configured(project: Project, formatted: Iterable[str]) -> bool:
     )
 
 
-def indentation_options(source: bytes) -> list[str]:
-    """ruff's options that keep ``source``'s indentation, as its first indented block has it
-    (read with the tokenizer: text inside strings does not count): tabs, or a number of
-    spaces other than ruff's default four; none where it cannot be told."""
+def style_options(source: bytes) -> list[str]:
+    """ruff's options that keep ``source``'s own style where ruff's defaults differ from it,
+    as the tokenizer reads it (text inside strings does not count): its indentation, as its
+    first indented block has it (tabs, or a number of spaces other than four), and its
+    quotes (single where most of its one-line strings that could use either use single
+    quotes). None where it cannot be told."""
+    indent: str | None = None
+    single = double = 0
     try:
         for token in tokenize.tokenize(io.BytesIO(source).readline):
-            if token.type == tokenize.INDENT:
+            if token.type == tokenize.INDENT and indent is None:
                 indent = token.string
-                break
-        else:
-            return []
-    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+            elif token.type == tokenize.STRING:
+                body = token.string.lstrip("rRbBuUfF")
+                if body[:3] in ("'''", '"""'):
+                    continue
+                if body[0] == "'" and '"' not in body:
+                    single += 1
+                elif body[0] == '"' and "'" not in body:
+                    double += 1
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError, IndexError):
         return []
-    if indent.startswith("\t"):
-        return ["--config", "format.indent-style = 'tab'"]
-    if indent.strip(" ") or len(indent) == 4:
-        return []
-    return ["--config", f"indent-width = {len(indent)}"]
+    options: list[str] = []
+    if indent is not None:
+        if indent.startswith("\t"):
+            options += ["--config", "format.indent-style = 'tab'"]
+        elif not indent.strip(" ") and len(indent) != 4:
+            options += ["--config", f"indent-width = {len(indent)}"]
+    if single > double:
+        options += ["--config", "format.quote-style = 'single'"]
+    return options
 
 
 def house_line_length(project: Project, command: list[str], formatted: set[str]) -> Optional[int]:
@@ -1472,15 +1485,29 @@ def format_changed(
     command = ruff_command()
     length = house_line_length(project, command, refactored | set(todo))
     options = ["--line-length", str(length)] if length is not None else []
-    # a file keeps its indentation (tabs, two spaces) where no ruff settings of the target
-    # say how to indent
-    house = not ruff_configured(project, todo)
     items = sorted(todo.items())
+    workers = max(1, min(8, os.cpu_count() or 1, len(items)))
+    with ThreadPoolExecutor(workers) as pool:
+        originals = dict(
+            zip(
+                (rel for rel, _ in items),
+                pool.map(lambda item: _original(project, item[0], item[1][1]), items),
+            )
+        )
+    # a file keeps its own indentation and quotes (as it was before the refactoring) where
+    # no ruff settings of the target say how
+    house = not ruff_configured(project, todo)
     file_options = {
-        rel: [*options, *indentation_options(source)] if house else options
+        rel: [
+            *options,
+            *style_options(
+                originals[rel] if isinstance(originals[rel], bytes) else source
+            ),
+        ]
+        if house
+        else options
         for rel, (source, _) in items
     }
-    workers = max(1, min(8, os.cpu_count() or 1, len(items)))
     formatted_whole: dict[str, bytes] = {}
     groups: dict[tuple[str, ...], list[tuple[str, bytes]]] = {}
     for rel, (source, _) in items:
@@ -1507,7 +1534,7 @@ def format_changed(
         options = file_options[rel]
         if formatted == source:
             return source, []
-        original = _original(project, rel, change)
+        original = originals[rel]
         if original is _UNKNOWN:
             # the lines the refactoring changed cannot be told from the others: formatting
             # the whole file could rewrap lines nobody asked to change

@@ -607,6 +607,24 @@ def test_formatting_keeps_each_file_indented_as_it_is(tmp_path: Path) -> None:
         assert by_path[rel] == old.replace(b"return a\n", b"return [a, a]\n"), rel
 
 
+def test_formatting_keeps_a_file_s_quotes(tmp_path: Path) -> None:
+    """A file written with single quotes gets single quotes in the lines formatted; one
+    with double quotes (or as many of each) gets ruff's double quotes."""
+    single = b"X = {'a': 'b', 'c': \"it's\"}\n\n\ndef f():\n    return 'x'\n"
+    double = single.replace(b"'a': 'b'", b'"a": "b"').replace(b"'x'", b'"x"')
+    files = {"single.py": single, "double.py": double}
+    for rel, old in files.items():
+        (tmp_path / rel).write_bytes(old)
+    project = Project(tmp_path, Config())
+    changes = [
+        FileChange(rel, old, old.replace(b"    return ", b"    return  ( 'y', \"z\" ) or "))
+        for rel, old in files.items()
+    ]
+    by_path = {c.path: c.new for c in format_changed(project, changes)}
+    assert by_path["single.py"] == single.replace(b"    return ", b"    return ('y', 'z') or ")
+    assert by_path["double.py"] == double.replace(b"    return ", b'    return ("y", "z") or ')
+
+
 # --------------------------------------------------------------------------- the phase
 
 
