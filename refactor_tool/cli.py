@@ -54,7 +54,7 @@ from .engine import (
     selected_steps,
     write_changes,
 )
-from .model.config import ConfigError, load_config
+from .model.config import ConfigError, keep_layout, load_config
 from .model.project import InputError, Project
 from .model.state import (
     GATE_FAILED,
@@ -185,8 +185,10 @@ def open_project(target: str | None) -> Project:
         raise InputError(
             f"{config.package_dir}/",
             None,
-            f"expected the application package {config.package_dotted!r} in {root} "
-            "(is --target right? another name goes in [tool.refactor-tool] package in pyproject.toml)",
+            f"expected the application package {config.package_dotted!r} in {root}: no "
+            f"top-level package defines {config.database_manager_class}, none is named like "
+            "the project and there is more than one (is --target right? name it in "
+            "[tool.refactor-tool] package in pyproject.toml)",
         )
     return project
 
@@ -659,6 +661,9 @@ def _compute_and_write(
     gitops.ensure_excluded(
         root
     )  # .refactor-tool/ (baseline, state) never shows in git status
+    # what the code said about the layout before anything was written holds for the rest of
+    # the refactoring (phase 4 deletes the session fixture it names, for one)
+    keep_layout(root)
     for record in records:
         _phase_header(rep, record)
         rep.wrote = True

@@ -117,3 +117,104 @@ def test_a_virtual_environment_inside_the_target_is_not_its_code(tmp_path: Path)
         },
     )
     assert Project(root).python_files() == ["fleet/__init__.py", "fleet/db.py", "tests/test_db.py"]
+
+
+# ------------------------------------------------------------------ the layout, from the code
+
+LARDER = {
+    "pyproject.toml": (
+        '[project]\nname = "larder-app"\n\n[project.scripts]\nlarder = "larder.cli:main"\n'
+    ),
+    "src/larder/__init__.py": "",
+    "src/larder/storage/__init__.py": "",
+    "src/larder/storage/engine.py": (
+        "import os\n\nURL = os.environ.get('LARDER_DATABASE_URL', 'sqlite://')\n"
+        "HOME = os.getenv(\"LARDER_HOME\")\nKEY = os.environ['LARDER_API_KEY']\n\n\n"
+        "class DatabaseManager:\n    pass\n\n\nclass SessionContext:\n    pass\n"
+    ),
+    "src/larder/services/__init__.py": "",
+    "src/larder/services/base.py": "class BaseManager:\n    pass\n",
+    "src/larder/services/kitchens.py": (
+        "from larder.services.base import BaseManager\n\n\nclass KitchenManager(BaseManager):\n    pass\n"
+    ),
+    "src/larder/cli.py": "def main():\n    pass\n",
+    "tools/__init__.py": "",
+    "tests/__init__.py": "",
+    "tests/conftest.py": (
+        "import pytest\n\nfrom larder.storage.engine import SessionContext\n"
+        "from larder.services.kitchens import KitchenManager\n\n\n"
+        "@pytest.fixture\ndef orm_session(database_manager):\n    yield database_manager.session()\n\n\n"
+        "@pytest.fixture\ndef db_context(database_manager):\n    return SessionContext(database_manager)\n\n\n"
+        "@pytest.fixture\ndef kitchen_manager(orm_session):\n    return KitchenManager(session=orm_session)\n"
+    ),
+    "tests/test_kitchens.py": (
+        "from larder.services.kitchens import KitchenManager\n\n\n"
+        "def test_kitchens(orm_session, kitchen_manager):\n"
+        "    assert KitchenManager(session=orm_session)\n"
+    ),
+}
+
+
+def test_the_layout_is_found_in_the_code(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, LARDER))
+    assert (config.source_root, config.package) == ("src", "larder")
+    assert config.session_module == "src/larder/storage/engine.py"
+    assert config.base_manager_module == "src/larder/services/base.py"
+    assert config.core_package == "src/larder/services"
+    assert config.factory_module == "src/larder/services/factory.py"
+    assert (config.script, config.smoke_args) == ("larder", ("--help",))
+    # the variables that point the app at its home and database (not its API key)
+    assert config.smoke_env == ("LARDER_DATABASE_URL", "LARDER_HOME")
+    assert config.session_fixture == "orm_session"  # what managers are handed as session=
+    assert config.session_context_fixture == "db_context"  # it returns a SessionContext
+
+
+def test_the_project_s_own_table_wins_over_the_code(tmp_path: Path) -> None:
+    files = dict(LARDER)
+    files["pyproject.toml"] += (
+        '\n[tool.refactor-tool]\nsession_fixture = "db"\nsmoke_args = ["kitchen", "list"]\n'
+    )
+    config = load_config(_write(tmp_path, files))
+    assert (config.session_fixture, config.smoke_args) == ("db", ("kitchen", "list"))
+    assert config.session_module == "src/larder/storage/engine.py"
+
+
+def test_the_layout_found_before_the_refactoring_holds_after_it(tmp_path: Path) -> None:
+    from refactor_tool.model.config import keep_layout
+
+    root = _write(tmp_path, LARDER)
+    keep_layout(root)
+    # phase 4 deletes the session fixture and the manager fixture that named it
+    (root / "tests/conftest.py").write_text("import pytest\n")
+    (root / "tests/test_kitchens.py").write_text("def test_kitchens(session_context):\n    pass\n")
+    assert load_config(root).session_fixture == "orm_session"
+    assert load_config(root).session_context_fixture == "db_context"
+
+
+def test_the_bundled_target_needs_no_discovery() -> None:
+    from refactor_tool.model.config import Config, discover, _read
+
+    root = Path(__file__).resolve().parent.parent / "target_project"
+    config, configured, data = _read(root)
+    assert discover(root, config, configured, data) == {}
+    assert load_config(root) == Config()
+
+
+def test_the_code_says_what_verdant_s_table_says(tmp_path: Path) -> None:
+    """verdant names its layout in its table; without the table the code says the same."""
+    import shutil
+
+    source = Path(__file__).resolve().parent / "projects" / "verdant"
+    configured = load_config(source)
+    copy = tmp_path / "verdant"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = copy / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text[: text.index("[tool.refactor-tool]")])
+    found = load_config(copy)
+    for key in (
+        "package", "source_root", "session_module", "base_manager_module", "core_package",
+        "factory_module", "script", "session_fixture", "session_context_fixture",
+    ):
+        assert getattr(found, key) == getattr(configured, key), key
+    assert set(found.smoke_env) == set(configured.smoke_env)

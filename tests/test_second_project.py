@@ -5,7 +5,9 @@ names, a click CLI, services whose constructors put ``session`` in other positio
 that builds an SMTP client from an environment variable, fixtures in sub-directory conftests and
 factories that already take the session first. Two of its tests fail before the refactoring for
 the stale-collection reason (``KNOWN_FAILURES.txt``); its console script fails in a fresh home
-(no ``logs/`` directory), so the smoke command fails at baseline too.
+(no ``logs/`` directory), so the smoke command fails at baseline too. Its
+``[tool.refactor-tool]`` table names only the smoke command: the package, the session module,
+the base manager, the managers' package and the entry point are what the tool finds in the code.
 
 The test copies it to a scratch git repository, checks the baseline, runs
 ``refactor-tool apply --all --commit`` through the CLI (every gate as expected, exit 0) and

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
+import re
 import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -127,10 +132,23 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 def load_config(root: Path) -> Config:
-    """Read ``[tool.refactor-tool]`` from ``root/pyproject.toml``; defaults where absent."""
+    """Read ``[tool.refactor-tool]`` from ``root/pyproject.toml``; where it is silent, what
+    the code says (:func:`discover`, as recorded when the refactoring began), else the
+    defaults."""
+    config, configured, data = _read(root)
+    found = recorded_layout(root)
+    if found is None:
+        found = discover(root, config, configured, data)
+    found = {k: v for k, v in found.items() if k not in configured}
+    return dataclasses.replace(config, **found) if found else config
+
+
+def _read(root: Path) -> tuple[Config, set[str], dict]:
+    """The defaults with the project's own ``[tool.refactor-tool]`` table applied (and its
+    source root found), the keys the table sets, and the whole ``pyproject.toml``."""
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
-        return dataclasses.replace(Config(), source_root=_source_root(root, {}, Config.package))
+        return dataclasses.replace(Config(), source_root=_source_root(root, {}, Config.package)), set(), {}
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -160,7 +178,7 @@ def load_config(root: Path) -> Config:
         if not source_root:
             source_root = _source_root(root, data, package)
         config = dataclasses.replace(config, source_root=source_root, package=package)
-    return config
+    return config, set(overrides), data
 
 
 def _split_package(data: dict, package: str) -> tuple[str, str]:
@@ -206,6 +224,232 @@ def _source_root(root: Path, data: dict, package: str) -> str:
     return ""
 
 
+# ------------------------------------------------------------------------------ discovery
+
+#: where the tool keeps its own files in the target (baseline, run state, journal, layout)
+STATE_DIR = ".refactor-tool"
+#: what :func:`discover` found when the run began, kept for the rest of the refactoring
+LAYOUT_FILE = "layout.json"
+#: the directories of a project root that hold no application package
+_NOT_PACKAGES = frozenset({"tests", "test", "testing", "docs", "doc", "examples", "scripts", "bench", "benchmarks"})
+
+
+def python_files_under(root: Path, exclude: Iterable[str]) -> Iterator[str]:
+    """The ``.py`` files of the target (relative POSIX paths): not those of ``exclude``'d
+    directories, of installed trees (``site-packages``, ``*.egg-info``) or of a virtual
+    environment inside the target, whatever its name (``pyvenv.cfg``)."""
+    excluded = set(exclude)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in excluded
+            and not d.endswith(".egg-info")
+            and d != "site-packages"
+            and not os.path.isfile(os.path.join(dirpath, d, "pyvenv.cfg"))
+        )
+        rel_dir = Path(dirpath).relative_to(root)
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                yield (rel_dir / name).as_posix()
+
+
+def _defining(root: Path, rels: Iterable[str], class_name: str) -> list[str]:
+    """The files of ``rels`` that define the class ``class_name`` at their top level."""
+    pattern = re.compile(rf"^class\s+{re.escape(class_name)}\b", re.MULTILINE)
+    out = []
+    for rel in rels:
+        try:
+            text = (root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if pattern.search(text):
+            out.append(rel)
+    return out
+
+
+_SESSION_KEYWORD = re.compile(r"\bsession\s*=\s*([A-Za-z_]\w*)\b(?!\s*[.(\[])")
+_ENV_READ = re.compile(
+    r"""(?:environ(?:\.get)?\s*[\[(]|getenv\s*\()\s*["']([A-Z][A-Z0-9_]*)["']"""
+)
+
+
+def _dir(path: str) -> str:
+    """``path`` as a relative POSIX directory, ``""`` for the root."""
+    cleaned = str(PurePosixPath(path.strip("/") or "."))
+    return "" if cleaned == "." else cleaned
+
+
+def _under(files: Iterable[str], directory: str) -> list[str]:
+    return [r for r in files if not directory or r.startswith(directory + "/")]
+
+
+def _defines(text: str, name: str) -> bool:
+    """Whether ``text`` defines a function ``name`` (a fixture, where it is a fixture file)."""
+    return re.search(rf"\bdef\s+{re.escape(name)}\s*\(", text) is not None
+
+
+def _is_test_file(rel: str) -> bool:
+    name = PurePosixPath(rel).name
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
+
+
+def discover(root: Path, config: Config, configured: set[str], data: dict) -> dict[str, object]:
+    """What the code says where the plan's defaults do not fit a project whose
+    ``[tool.refactor-tool]`` table does not say it (the keys in ``configured`` are left
+    alone):
+
+    * ``package``: the top-level package that defines the database manager class, else the
+      one named like the project, else the only one;
+    * ``session_module`` and ``base_manager_module``: the module of the package that defines
+      the database manager class, and the one that defines the base manager class;
+      ``core_package`` is the base manager's package, ``factory_module`` a ``factory.py``
+      there;
+    * ``script``: the ``[project.scripts]`` entry point of the package, run with
+      ``--help`` as the smoke command; ``smoke_env``: the environment variables the package
+      reads for a home directory or a database URL;
+    * ``session_fixture``: the fixture the conftests and tests hand to managers as
+      ``session=`` most often, where no fixture has the plan's name.
+    """
+    found: dict[str, object] = {}
+    files = list(python_files_under(root, config.exclude))
+    package, source_root = config.package, config.source_root
+    package_dir = _dir(f"{source_root}/{package}")
+    if "package" not in configured and not (root / package_dir).is_dir():
+        candidates: list[tuple[str, str]] = []  # (source root, package)
+        for base in dict.fromkeys(["", *(_dir(d) for d in _source_dirs(data))]):
+            above = PurePosixPath(base).parts
+            for rel in files:
+                parts = PurePosixPath(rel).parts
+                if (
+                    len(parts) == len(above) + 2
+                    and parts[-1] == "__init__.py"
+                    and parts[: len(above)] == above
+                    and parts[len(above)] not in _NOT_PACKAGES
+                ):
+                    candidates.append((base, parts[len(above)]))
+        owning = [
+            (base, name)
+            for base, name in candidates
+            if _defining(root, _under(files, _dir(f"{base}/{name}")), config.database_manager_class)
+        ]
+        named = str(data.get("project", {}).get("name", "")).replace("-", "_").lower()
+        chosen = (
+            owning[0]
+            if len(owning) == 1
+            else next((c for c in candidates if c[1] == named), None)
+            or (candidates[0] if len(candidates) == 1 else None)
+        )
+        if chosen is not None:
+            source_root, package = chosen
+            found.update(package=package, source_root=source_root)
+            package_dir = _dir(f"{source_root}/{package}")
+    in_package = _under(files, _dir(package_dir))
+    if "session_module" not in configured and not (root / config.session_module).is_file():
+        defining = _defining(root, in_package, config.database_manager_class)
+        if defining:
+            found["session_module"] = defining[0]
+    if "base_manager_module" not in configured and not (root / config.base_manager_module).is_file():
+        defining = _defining(root, in_package, config.base_manager_class)
+        if defining:
+            found["base_manager_module"] = defining[0]
+            if "core_package" not in configured:
+                found["core_package"] = str(PurePosixPath(defining[0]).parent)
+                if "factory_module" not in configured:
+                    found["factory_module"] = f"{found['core_package']}/factory.py"
+    scripts = dict(data.get("project", {}).get("scripts", {}))
+    if "script" not in configured and config.script not in scripts:
+        dotted = package.replace("/", ".")
+        own = sorted(
+            name
+            for name, target in scripts.items()
+            if isinstance(target, str) and re.match(rf"{re.escape(dotted)}[.:]", target.strip())
+        )
+        if own or len(scripts) == 1:
+            found["script"] = (own or sorted(scripts))[0]
+            if "smoke_args" not in configured:
+                found["smoke_args"] = ("--help",)
+    if "smoke_env" not in configured and package != config.package:
+        names: set[str] = set()
+        for rel in in_package:
+            try:
+                text = (root / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            names.update(
+                n
+                for n in _ENV_READ.findall(text)
+                if n.endswith(("_HOME", "_DIR"))
+                or (n.endswith("_URL") and ("DB" in n or "DATABASE" in n))
+            )
+        found["smoke_env"] = tuple(sorted(names))
+    if {"session_fixture", "session_context_fixture"} - configured:
+        # the test modules, conftests and whatever else defines fixtures
+        texts = []
+        for rel in files:
+            try:
+                text = (root / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            if _is_test_file(rel) or "pytest.fixture" in text:
+                texts.append(text)
+        joined = "\n".join(texts)
+    if "session_context_fixture" not in configured and not _defines(joined, config.session_context_fixture):
+        # the fixture that hands tests a session context already
+        returning = re.findall(
+            rf"\bdef\s+(\w+)\s*\([^)]*\)[^:\n]*:\s*\n[ \t]+return\s+[\w.]*\b"
+            rf"{re.escape(config.session_context_class)}\(",
+            joined,
+        )
+        if len(set(returning)) == 1:
+            found["session_context_fixture"] = returning[0]
+    if "session_fixture" not in configured and not _defines(joined, config.session_fixture):
+        counts = Counter(
+            n
+            for n in _SESSION_KEYWORD.findall(joined)
+            if n not in ("session", "None", "self") and _defines(joined, n)
+        )
+        if counts:
+            found["session_fixture"] = counts.most_common(1)[0][0]
+    return found
+
+
+def recorded_layout(root: Path) -> dict[str, object] | None:
+    """What :func:`discover` found when the refactoring of ``root`` began (None: nothing
+    recorded): the session fixture, for one, is gone once phase 4 has run."""
+    try:
+        data = json.loads((Path(root) / STATE_DIR / LAYOUT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        field = _FIELDS.get(key)
+        if field is None:
+            continue
+        default = getattr(Config(), key)
+        if isinstance(default, tuple) and isinstance(value, list):
+            out[key] = tuple(str(v) for v in value)
+        elif isinstance(value, type(default)):
+            out[key] = value
+    return out
+
+
+def keep_layout(root: Path) -> None:
+    """Record what :func:`discover` finds in ``root`` now, unless a record is there already,
+    so that every later run of the same refactoring works with it."""
+    path = Path(root) / STATE_DIR / LAYOUT_FILE
+    if path.exists():
+        return
+    base, configured, data = _read(Path(root))
+    found = discover(Path(root), base, configured, data)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(found, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def project_scripts(root: Path) -> dict[str, str]:
     """The target's ``[project.scripts]`` table (entry-point name -> ``module:function``)."""
     pyproject = root / "pyproject.toml"
@@ -218,4 +462,13 @@ def project_scripts(root: Path) -> dict[str, str]:
     return dict(data.get("project", {}).get("scripts", {}))
 
 
-__all__ = ["Config", "ConfigError", "load_config", "project_scripts"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "discover",
+    "keep_layout",
+    "load_config",
+    "project_scripts",
+    "python_files_under",
+    "recorded_layout",
+]

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 
 import libcst as cst
 
-from .config import Config, load_config
+from .config import STATE_DIR, Config, load_config, python_files_under
 
 
 def location(path: str, line: int | None) -> str:
@@ -60,7 +60,7 @@ class Project:
         self.memo: dict[str, object] = {}
 
     #: where the tool keeps its own files in the target (baseline, run state, journal)
-    STATE_DIR = ".refactor-tool"
+    STATE_DIR = STATE_DIR
 
     def refresh(self) -> None:
         """Forget the cached file listing (after files were created or removed on disk)."""
@@ -84,21 +84,7 @@ class Project:
         return sorted(files)
 
     def _walk(self) -> Iterator[str]:
-        excluded = set(self.config.exclude)
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            # a virtual environment is not the target's code, whatever its name
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if d not in excluded
-                and not d.endswith(".egg-info")
-                and d != "site-packages"
-                and not os.path.isfile(os.path.join(dirpath, d, "pyvenv.cfg"))
-            )
-            rel_dir = Path(dirpath).relative_to(self.root)
-            for name in filenames:
-                if name.endswith(".py"):
-                    yield (rel_dir / name).as_posix()
+        return python_files_under(self.root, self.config.exclude)
 
     def path_str(self, rel: str) -> str:
         """``str(self.path(rel))``, without building the Path."""
