@@ -45,6 +45,7 @@ from codemods import rewrite
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
+    literal_value,
     is_fixture,
     DEFAULT_NAMING,
     TestNaming,
@@ -532,9 +533,10 @@ class RequireSession(_ManagerCodemod):
         any session context: the manager fetched the thread's session, which phase 1 takes
         away, so the function's body runs in ``with SessionContext() as session:`` from now
         on and the manager gets that session; the context commits what the manager's
-        operations committed one by one. Not for a function that returns a value (its
-        objects would leave the session that closes), a generator or a coroutine, nor
-        where the function already uses the name."""
+        operations committed one by one. Not for a function that returns a value other
+        than a literal (an exit status; anything else may be an object that would leave
+        the session that closes), a generator or a coroutine, nor where the function
+        already uses the name."""
         if not self._owners or self._contexts or self._class_depths:
             return None
         if self.rel is None or is_test_path(self.rel):
@@ -552,7 +554,8 @@ class RequireSession(_ManagerCodemod):
             or is_test_function(fn, self.analysis.naming)
             or findall(fn.body, m.Yield())
             or any(
-                cst.ensure_type(r, cst.Return).value is not None
+                (value := cst.ensure_type(r, cst.Return).value) is not None
+                and literal_value(value) is None
                 for r in findall(fn.body, m.Return())
             )
         ):

@@ -2045,9 +2045,12 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         own = scope_scan(body, self._scans)
         for reserved in (config.session_variable, config.managers_variable):
-            used = reserved in own.used and not (
-                merged_session and reserved == config.session_variable
+            # a session fixture named like the session variable reads the session it stands for
+            is_session = reserved == config.session_variable and (
+                merged_session
+                or (reserved in removed and replacements.get(reserved) is session_expr)
             )
+            used = reserved in own.used and not is_session
             if reserved in own.bound or used:
                 self._skip(
                     fn, f"{name}: already uses the name {reserved!r}; rewrite by hand"
