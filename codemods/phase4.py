@@ -72,6 +72,7 @@ def analyze(project: Project) -> fx.FixtureAnalysis:
     analysis.plan = fx.fixture_plan(
         analysis.graph, phase5.left_alone(project, analysis)
     )
+    analysis.rewritten_modules = tuple(phase5.files(project, analysis))
     return analysis
 
 
@@ -219,7 +220,9 @@ class RemoveSessionFixture(_FixtureModuleCodemod):
             (
                 f
                 for f in fixtures.values()
-                if fx.session_context_to_add(analysis.graph, f, name)
+                if fx.session_context_to_add(
+                    analysis.graph, f, name, analysis.rewritten_modules
+                )
             ),
             None,
         )

@@ -1285,6 +1285,8 @@ class FixtureAnalysis:
     #: the session context class takes the DatabaseManager first
     #: (:func:`context_takes_database_manager`)
     context_takes_manager: bool = False
+    #: the test modules phase 5 rewrites, set by phase 4's analysis
+    rewritten_modules: tuple[str, ...] = ()
 
     def attribute_kind(self, attr: str) -> str:
         kinds = self.relationships.get(attr)
@@ -1364,12 +1366,19 @@ def session_request_to_add(graph: FixtureGraph, fixture: Fixture) -> str | None:
     return None if name in fixture.params else name
 
 
-def session_context_to_add(graph: FixtureGraph, fixture: Fixture, name: str) -> bool:
+def session_context_to_add(
+    graph: FixtureGraph, fixture: Fixture, name: str, test_modules: Iterable[str]
+) -> bool:
     """Whether step 4.1 defines the session context fixture (``name``) where it deletes the
     session fixture ``fixture``: no fixture of that name is seen where the session fixture
-    is defined, so the tests phase 5 moves to ``with session_context as session:`` would
-    request a fixture nobody defines."""
-    return fixture.kind == SESSION and graph.resolve_current(name, fixture.rel) is None
+    is defined, and one of ``test_modules`` (those phase 5 rewrites) sees the session
+    fixture, so its tests, moved to ``with session_context as session:``, would request a
+    fixture nobody defines."""
+    return (
+        fixture.kind == SESSION
+        and graph.resolve_current(name, fixture.rel) is None
+        and any(graph.resolve_current(fixture.name, rel) is fixture for rel in test_modules)
+    )
 
 
 def database_manager_request(
