@@ -850,6 +850,15 @@ class _DropMentioningComments(Transformer):
         return updated_node
 
 
+def drop_comments(body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+    """``body`` without its comments (the lines of comment above a statement and the
+    end-of-line ones); the statements themselves are unchanged."""
+    if not any("#" in cst.Module(body=[stmt]).code for stmt in body):
+        return list(body)
+    dropper = _DropMentioningComments(re.compile(""))
+    return [cst.ensure_type(stmt.visit(dropper), cst.BaseStatement) for stmt in body]
+
+
 def drop_comments_mentioning(
     body: Sequence[cst.BaseStatement], names: Iterable[str]
 ) -> list[cst.BaseStatement]:
