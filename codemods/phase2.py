@@ -65,6 +65,7 @@ from refactor_tool.model.managers import (
     own_init,
     relpath_for,
     resolve_local,
+    reexported_as,
     session_context_openers,
     unwrap_optional,
 )
@@ -102,14 +103,17 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     openers: frozenset[str] = frozenset()
     if project.exists(config.session_module):
         module = config.session_module_name
-        openers = frozenset(
-            f"{module}.{name}"
-            for name in (
-                config.session_context_class,
-                *session_context_openers(
-                    project.parse(config.session_module), config.session_context_class
-                ),
-            )
+        openers = reexported_as(
+            project,
+            (
+                f"{module}.{name}"
+                for name in (
+                    config.session_context_class,
+                    *session_context_openers(
+                        project.parse(config.session_module), config.session_context_class
+                    ),
+                )
+            ),
         )
     return BaseManagerAnalysis(
         config,
@@ -570,15 +574,20 @@ class RequireSession(_ManagerCodemod):
         return name
 
     def _context_class_name(self) -> str | None:
-        """The name the session context class goes by in this module: its import, or
-        imported from the session module from now on; None when the module binds that
-        name to something else."""
+        """The name to open a session context with in this module: the session context
+        class's import, else an opener of one the module imports (``get_db_context``),
+        else the class, imported from the session module from now on; None when the
+        module binds that name to something else."""
         config = self.config
         qualified = f"{config.session_module_name}.{config.session_context_class}"
         if qualified not in self.analysis.context_openers:
             return None
         for local, origin in self._imports.items():
             if origin == qualified:
+                return local
+        # an opener the module imports already (``get_db_context``, re-exported or not)
+        for local, origin in sorted(self._imports.items()):
+            if origin in self.analysis.context_openers:
                 return local
         name = config.session_context_class
         if name in self._imports or name in self._local:

@@ -1595,11 +1595,7 @@ def fixture_plan(graph: FixtureGraph, requests: Iterable[Request] = ()) -> Fixtu
 
 
 def _module_for(project: Project, dotted: str) -> str | None:
-    base = dotted.replace(".", "/")
-    for candidate in (f"{base}.py", f"{base}/__init__.py"):
-        if project.exists(candidate):
-            return candidate
-    return None
+    return project.module_file(dotted)
 
 
 def _star_imports(
