@@ -810,13 +810,14 @@ def reexported_as(project: Project, qualified: Iterable[str]) -> frozenset[str]:
     ``pkg/__init__.py`` makes ``pkg.SessionContext`` one), through any number of packages."""
     found = set(qualified)
     packages = [rel for rel in project.python_files() if rel.endswith("__init__.py")]
-    maps = {
-        rel: import_map(project.parse(rel), project.module_name(rel), rel)
-        for rel in project.grep(packages, "import")
-    }
+    maps: dict[str, dict[str, str]] = {}
     changed = True
     while changed:
         changed = False
+        # only the packages whose text names one of them are read
+        words = sorted({q.rpartition(".")[2] for q in found})
+        for rel in project.grep([r for r in packages if r not in maps], *words):
+            maps[rel] = import_map(project.parse(rel), project.module_name(rel), rel)
         for rel, names in maps.items():
             package = project.module_name(rel)
             for local, origin in names.items():
