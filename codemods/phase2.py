@@ -45,6 +45,7 @@ from codemods import rewrite
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
+    literal_value,
     is_fixture,
     DEFAULT_NAMING,
     TestNaming,
@@ -64,6 +65,7 @@ from refactor_tool.model.managers import (
     own_init,
     relpath_for,
     resolve_local,
+    reexported_as,
     session_context_openers,
     unwrap_optional,
 )
@@ -101,14 +103,17 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     openers: frozenset[str] = frozenset()
     if project.exists(config.session_module):
         module = config.session_module_name
-        openers = frozenset(
-            f"{module}.{name}"
-            for name in (
-                config.session_context_class,
-                *session_context_openers(
-                    project.parse(config.session_module), config.session_context_class
-                ),
-            )
+        openers = reexported_as(
+            project,
+            (
+                f"{module}.{name}"
+                for name in (
+                    config.session_context_class,
+                    *session_context_openers(
+                        project.parse(config.session_module), config.session_context_class
+                    ),
+                )
+            ),
         )
     return BaseManagerAnalysis(
         config,
@@ -532,9 +537,10 @@ class RequireSession(_ManagerCodemod):
         any session context: the manager fetched the thread's session, which phase 1 takes
         away, so the function's body runs in ``with SessionContext() as session:`` from now
         on and the manager gets that session; the context commits what the manager's
-        operations committed one by one. Not for a function that returns a value (its
-        objects would leave the session that closes), a generator or a coroutine, nor
-        where the function already uses the name."""
+        operations committed one by one. Not for a function that returns a value other
+        than a literal (an exit status; anything else may be an object that would leave
+        the session that closes), a generator or a coroutine, nor where the function
+        already uses the name."""
         if not self._owners or self._contexts or self._class_depths:
             return None
         if self.rel is None or is_test_path(self.rel):
@@ -552,7 +558,8 @@ class RequireSession(_ManagerCodemod):
             or is_test_function(fn, self.analysis.naming)
             or findall(fn.body, m.Yield())
             or any(
-                cst.ensure_type(r, cst.Return).value is not None
+                (value := cst.ensure_type(r, cst.Return).value) is not None
+                and literal_value(value) is None
                 for r in findall(fn.body, m.Return())
             )
         ):
@@ -567,15 +574,20 @@ class RequireSession(_ManagerCodemod):
         return name
 
     def _context_class_name(self) -> str | None:
-        """The name the session context class goes by in this module: its import, or
-        imported from the session module from now on; None when the module binds that
-        name to something else."""
+        """The name to open a session context with in this module: the session context
+        class's import, else an opener of one the module imports (``get_db_context``),
+        else the class, imported from the session module from now on; None when the
+        module binds that name to something else."""
         config = self.config
         qualified = f"{config.session_module_name}.{config.session_context_class}"
         if qualified not in self.analysis.context_openers:
             return None
         for local, origin in self._imports.items():
             if origin == qualified:
+                return local
+        # an opener the module imports already (``get_db_context``, re-exported or not)
+        for local, origin in sorted(self._imports.items()):
+            if origin in self.analysis.context_openers:
                 return local
         name = config.session_context_class
         if name in self._imports or name in self._local:

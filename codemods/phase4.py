@@ -72,6 +72,7 @@ def analyze(project: Project) -> fx.FixtureAnalysis:
     analysis.plan = fx.fixture_plan(
         analysis.graph, phase5.left_alone(project, analysis)
     )
+    analysis.rewritten_modules = tuple(phase5.files(project, analysis))
     return analysis
 
 
@@ -191,6 +192,11 @@ class _FixtureModuleCodemod(RefactorCodemod):
 
 
 class RemoveSessionFixture(_FixtureModuleCodemod):
+    """Deletes the session fixture. Where no session context fixture is seen from it (the
+    project never had one), one takes its place, since the tests phase 5 rewrites open
+    ``with session_context as session:``: it returns a new ``SessionContext``, opened on the
+    ``DatabaseManager`` fixture the session fixture took its session from, if any."""
+
     STEP = "4.1"
     DESCRIPTION = (
         "Delete the session fixture (db_session); tests use session_context instead."
@@ -202,7 +208,56 @@ class RemoveSessionFixture(_FixtureModuleCodemod):
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
     ) -> cst.Module:
+        updated_node = self._add_session_context(updated_node)
         return self.remove_kind(original_node, updated_node, fx.SESSION, "session")
+
+    def _add_session_context(self, module: cst.Module) -> cst.Module:
+        _, fixtures = self.fixture_module()
+        analysis: fx.FixtureAnalysis = self.analysis
+        config = self.config
+        name = config.session_context_fixture
+        session = next(
+            (
+                f
+                for f in fixtures.values()
+                if fx.session_context_to_add(
+                    analysis.graph, f, name, analysis.rewritten_modules
+                )
+            ),
+            None,
+        )
+        if session is None:
+            return module
+        at = next(iter(self.fixture_indices(module, {session.name})), None)
+        if at is None:
+            return module
+        old = cst.ensure_type(module.body[at], cst.FunctionDef)
+        manager = fx.database_manager_request(
+            analysis.graph, session, config.database_manager_class
+        )
+        context = config.session_context_class
+        argument = manager if manager is not None and analysis.context_takes_manager else ""
+        decorator = old.decorators[0].decorator
+        if isinstance(decorator, cst.Call):
+            decorator = decorator.func
+        new = cst.ensure_type(
+            cst.parse_statement(
+                f"def {name}({manager or ''}):\n"
+                f'    """A {context} over the test database: ``with {name} as '
+                f'{config.session_variable}:``."""\n'
+                f"    return {context}({argument})\n"
+            ),
+            cst.FunctionDef,
+        ).with_changes(
+            decorators=[cst.Decorator(decorator=decorator)],
+            leading_lines=old.leading_lines,
+        )
+        AddImportsVisitor.add_needed_import(
+            self.context, config.session_module_name, context
+        )
+        return module.with_changes(
+            body=[*module.body[:at], new, *module.body[at:]]
+        )
 
 
 class RemoveManagerFixtures(_FixtureModuleCodemod):

@@ -971,6 +971,8 @@ class RefactorTestFunctions(RefactorCodemod):
         self._blocks: set[int] = set()
         self._inlined: set[int] = set()
         self._made: list[cst.CSTNode] = []
+        #: the recipes inlined in this module so far, with their comments (the first time)
+        self._explained: set[tuple[str, int, str]] = set()
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node.name.value)
@@ -1171,6 +1173,9 @@ class RefactorTestFunctions(RefactorCodemod):
         rest = [*setup.statements[count:], *setup.body]
         shape = _shape(head, config.session_variable, self._shapes)
         if count < 2 or shape.returns:
+            return None
+        if sum(1 for i in range(count) if i not in setup.managers) < 2:
+            # a manager built beside one line of data: the test says it as well itself
             return None
         bound = scope_scan(head, memo).bound
         free = [
@@ -2045,9 +2050,12 @@ class RefactorTestFunctions(RefactorCodemod):
             )
         own = scope_scan(body, self._scans)
         for reserved in (config.session_variable, config.managers_variable):
-            used = reserved in own.used and not (
-                merged_session and reserved == config.session_variable
+            # a session fixture named like the session variable reads the session it stands for
+            is_session = reserved == config.session_variable and (
+                merged_session
+                or (reserved in removed and replacements.get(reserved) is session_expr)
             )
+            used = reserved in own.used and not is_session
             if reserved in own.bound or used:
                 self._skip(
                     fn, f"{name}: already uses the name {reserved!r}; rewrite by hand"
@@ -2459,6 +2467,12 @@ class RefactorTestFunctions(RefactorCodemod):
             if free not in self._bindings:
                 AddImportsVisitor.add_needed_import(self.context, source, obj, asname)  # type: ignore[arg-type]
                 self._bindings[free] = (source, obj, asname)
+        # a recipe's comments say once per module what its statements do, where it first
+        # appears; the tests after it repeat the statements only
+        origin = (recipe.rel, recipe.line, recipe.name)
+        if origin in self._explained:
+            return rewrite.drop_comments(stmts)
+        self._explained.add(origin)
         return list(stmts)
 
     def _recipe_shape(self, recipe: fx.Fixture) -> dict:

@@ -850,6 +850,15 @@ class _DropMentioningComments(Transformer):
         return updated_node
 
 
+def drop_comments(body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+    """``body`` without its comments (the lines of comment above a statement and the
+    end-of-line ones); the statements themselves are unchanged."""
+    if not any("#" in cst.Module(body=[stmt]).code for stmt in body):
+        return list(body)
+    dropper = _DropMentioningComments(re.compile(""))
+    return [cst.ensure_type(stmt.visit(dropper), cst.BaseStatement) for stmt in body]
+
+
 def drop_comments_mentioning(
     body: Sequence[cst.BaseStatement], names: Iterable[str]
 ) -> list[cst.BaseStatement]:
@@ -997,7 +1006,27 @@ def _effect_free(node: cst.BaseExpression) -> bool:
         return all(
             isinstance(e, cst.Element) and _effect_free(e.value) for e in node.elements
         )
+    if isinstance(node, cst.Dict):
+        return all(
+            isinstance(e, cst.DictElement) and _effect_free(e.key) and _effect_free(e.value)
+            for e in node.elements
+        )
     return False
+
+
+def _display_parts(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """What evaluating ``value`` evaluates, in order, where that is all it does: the elements
+    of a tuple or list display, the values of a dict display whose keys are names or
+    literals (nothing to evaluate, and hashing them does nothing); else ``value`` itself."""
+    if isinstance(value, (cst.Tuple, cst.List)) and all(
+        isinstance(e, cst.Element) for e in value.elements
+    ):
+        return [e.value for e in value.elements]
+    if isinstance(value, cst.Dict) and all(
+        isinstance(e, cst.DictElement) and _effect_free(e.key) for e in value.elements
+    ):
+        return [cst.ensure_type(e, cst.DictElement).value for e in value.elements]
+    return [value]
 
 
 def _bound_names(stmt: cst.BaseStatement) -> tuple[list[str], cst.BaseExpression] | None:
@@ -1024,15 +1053,9 @@ def _evaluated(
     stmt: cst.SimpleStatementLine, value: cst.BaseExpression
 ) -> list[cst.BaseStatement]:
     """What is left of ``stmt`` when the names it binds are not needed: its value as an
-    expression statement, the elements of a display one by one, nothing of what has no
-    effect. The first keeps the statement's leading lines (and the last its comment)."""
-    parts = (
-        [e.value for e in value.elements if isinstance(e, cst.Element)]
-        if isinstance(value, (cst.Tuple, cst.List))
-        and all(isinstance(e, cst.Element) for e in value.elements)
-        else [value]
-    )
-    parts = [p for p in parts if not _effect_free(p)]
+    expression statement, the elements of a display (the values of a dict display) one by
+    one, nothing of what has no effect. The first keeps the statement's leading lines (and the last its comment)."""
+    parts = [p for p in _display_parts(value) if not _effect_free(p)]
     out: list[cst.BaseStatement] = [
         cst.SimpleStatementLine(body=[cst.Expr(p.with_changes(lpar=[], rpar=[]))])
         for p in parts

@@ -18,13 +18,15 @@ the phase generates) with the ``after`` file instead of the case file itself. An
 manual-attention notes; a note none of them appears in fails the case. An optional directory ``<case>.context/`` adds files of its own to
 the virtual project (a test module beside a conftest case), over ``_context/``; cases that
 need the same files name a shared one in their header (``context=<name>`` reads
-``<name>.context/``).
+``<name>.context/``). ``config.<field>=<value>`` sets a string field of the ``Config`` the
+case runs with, as a project's ``[tool.refactor-tool]`` would (``config.session_fixture=session``).
 
 Every case is also run a second time on its own output, which must change nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -56,7 +58,11 @@ def _header(source: bytes) -> dict[str, str]:
 
 
 def _project(
-    root: Path, phase: int, files: dict[str, bytes], case: str | None = None
+    root: Path,
+    phase: int,
+    files: dict[str, bytes],
+    case: str | None = None,
+    header: dict[str, str] | None = None,
 ) -> Project:
     overlay: dict[str, bytes | None] = {}
     folders = [FIXTURES / f"phase{phase}" / "_context"]
@@ -68,7 +74,12 @@ def _project(
                 if path.is_file() and "__pycache__" not in path.parts:
                     overlay[path.relative_to(context).as_posix()] = path.read_bytes()
     overlay.update(files)
-    return Project(root, Config(), overlay)
+    overrides = {
+        key.removeprefix("config."): value
+        for key, value in (header or {}).items()
+        if key.startswith("config.")
+    }
+    return Project(root, dataclasses.replace(Config(), **overrides), overlay)
 
 
 def _case(before: Path) -> str:
@@ -83,7 +94,7 @@ def _run(
     header: dict[str, str],
     case: str | None = None,
 ):
-    project = _project(root, phase, {path: source}, header.get("context", case))
+    project = _project(root, phase, {path: source}, header.get("context", case), header)
     steps = header["steps"].split(",") if "steps" in header else None
     result = run_phase(project, PHASES[phase], steps)
     project.apply(result.changes)

@@ -36,6 +36,29 @@ def test_src_layout_is_found_and_module_names_leave_it_out(tmp_path: Path) -> No
     assert config.module_name("tests/test_db.py") == "tests.test_db"
 
 
+def test_module_files_are_found_below_the_source_root(tmp_path: Path) -> None:
+    """The file of a module name, the inverse of ``module_name``: in a src layout the
+    package's modules sit below ``src``, the tests' at the root."""
+    root = _write(
+        tmp_path,
+        {
+            "pyproject.toml": '[tool.refactor-tool]\npackage = "fleet"\n',
+            "src/fleet/__init__.py": "",
+            "src/fleet/db/__init__.py": "",
+            "src/fleet/db/session.py": "",
+            "tests/__init__.py": "",
+            "tests/helpers.py": "",
+        },
+    )
+    project = Project(root, load_config(root))
+    assert project.module_file("fleet.db") == "src/fleet/db/__init__.py"
+    assert project.module_file("fleet.db.session") == "src/fleet/db/session.py"
+    assert project.module_file("tests.helpers") == "tests/helpers.py"
+    assert project.module_file("fleet.missing") is None
+    for rel in ("src/fleet/db/session.py", "tests/helpers.py"):
+        assert project.module_file(project.module_name(rel)) == rel
+
+
 def test_source_root_from_setuptools_where(tmp_path: Path) -> None:
     root = _write(
         tmp_path,

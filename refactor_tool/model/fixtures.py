@@ -1282,6 +1282,11 @@ class FixtureAnalysis:
     plan: FixturePlan | None = None
     #: how the target's pytest names its tests
     naming: TestNaming = DEFAULT_NAMING
+    #: the session context class takes the DatabaseManager first
+    #: (:func:`context_takes_database_manager`)
+    context_takes_manager: bool = False
+    #: the test modules phase 5 rewrites, set by phase 4's analysis
+    rewritten_modules: tuple[str, ...] = ()
 
     def attribute_kind(self, attr: str) -> str:
         kinds = self.relationships.get(attr)
@@ -1359,6 +1364,59 @@ def session_request_to_add(graph: FixtureGraph, fixture: Fixture) -> str | None:
         return None
     (name,) = found
     return None if name in fixture.params else name
+
+
+def session_context_to_add(
+    graph: FixtureGraph, fixture: Fixture, name: str, test_modules: Iterable[str]
+) -> bool:
+    """Whether step 4.1 defines the session context fixture (``name``) where it deletes the
+    session fixture ``fixture``: no fixture of that name is seen where the session fixture
+    is defined, and one of ``test_modules`` (those phase 5 rewrites) sees the session
+    fixture, so its tests, moved to ``with session_context as session:``, would request a
+    fixture nobody defines."""
+    return (
+        fixture.kind == SESSION
+        and graph.resolve_current(name, fixture.rel) is None
+        and any(graph.resolve_current(fixture.name, rel) is fixture for rel in test_modules)
+    )
+
+
+def database_manager_request(
+    graph: FixtureGraph, fixture: Fixture, database_manager_class: str
+) -> str | None:
+    """The parameter of the session fixture ``fixture`` that gives it the test's
+    ``DatabaseManager`` (a fixture whose recipe builds one), if it has one: the session
+    context fixture step 4.1 defines in its place opens its sessions from that one."""
+    for param in fixture.params:
+        dep = graph.resolve_current(param, fixture.rel)
+        if dep is not None and dep is not fixture and database_manager_class in dep.source:
+            return param
+    return None
+
+
+def context_takes_database_manager(project: Project) -> bool:
+    """Whether the session context class (``Config.session_context_class`` in the session
+    module) takes the ``DatabaseManager`` as the first argument of its constructor: a
+    parameter after ``self`` that is annotated with the DatabaseManager class, or, without
+    annotations, the only one."""
+    config = project.config
+    if not project.exists(config.session_module):
+        return False
+    for stmt in project.parse(config.session_module).body:
+        if not (isinstance(stmt, cst.ClassDef) and stmt.name.value == config.session_context_class):
+            continue
+        for item in stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else ():
+            if not (isinstance(item, cst.FunctionDef) and item.name.value == "__init__"):
+                continue
+            params = list(item.params.posonly_params) + list(item.params.params)
+            params = params[1:]
+            if not params:
+                return False
+            first = params[0]
+            if first.annotation is not None:
+                return config.database_manager_class in code(first.annotation.annotation)
+            return len(params) == 1
+    return False
 
 
 def passes_no_session(
@@ -1537,11 +1595,7 @@ def fixture_plan(graph: FixtureGraph, requests: Iterable[Request] = ()) -> Fixtu
 
 
 def _module_for(project: Project, dotted: str) -> str | None:
-    base = dotted.replace(".", "/")
-    for candidate in (f"{base}.py", f"{base}/__init__.py"):
-        if project.exists(candidate):
-            return candidate
-    return None
+    return project.module_file(dotted)
 
 
 def _star_imports(
@@ -2626,6 +2680,7 @@ def analyze_current(project: Project) -> FixtureAnalysis:
         managers,
         relationship_kinds(project),
         naming=pytest_naming(project),
+        context_takes_manager=context_takes_database_manager(project),
     )
 
 

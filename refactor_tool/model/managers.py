@@ -374,13 +374,7 @@ class _Resolver:
 
     def rel_for_module(self, module_name: str) -> str | None:
         if module_name not in self._rel_for_module:
-            base = module_name.replace(".", "/")
-            rel = None
-            for candidate in (f"{base}.py", f"{base}/__init__.py"):
-                if self.project.exists(candidate):
-                    rel = candidate
-                    break
-            self._rel_for_module[module_name] = rel
+            self._rel_for_module[module_name] = self.project.module_file(module_name)
         return self._rel_for_module[module_name]
 
     def imports(self, rel: str) -> dict[str, str]:
@@ -808,6 +802,30 @@ __all__ = [
     "short_name",
     "unwrap_optional",
 ]
+
+
+def reexported_as(project: Project, qualified: Iterable[str]) -> frozenset[str]:
+    """``qualified`` (dotted names of the project's objects) and every name a package of the
+    project re-exports them under (``from pkg.db import SessionContext`` in
+    ``pkg/__init__.py`` makes ``pkg.SessionContext`` one), through any number of packages."""
+    found = set(qualified)
+    packages = [rel for rel in project.python_files() if rel.endswith("__init__.py")]
+    maps: dict[str, dict[str, str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        # only the packages whose text names one of them are read
+        words = sorted({q.rpartition(".")[2] for q in found})
+        for rel in project.grep([r for r in packages if r not in maps], *words):
+            maps[rel] = import_map(project.parse(rel), project.module_name(rel), rel)
+        for rel, names in maps.items():
+            package = project.module_name(rel)
+            for local, origin in names.items():
+                alias = f"{package}.{local}"
+                if origin in found and alias not in found:
+                    found.add(alias)
+                    changed = True
+    return frozenset(found)
 
 
 def session_context_openers(module: cst.Module, context_class: str) -> frozenset[str]:

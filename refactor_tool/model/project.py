@@ -179,6 +179,19 @@ class Project:
     def module_name(self, rel: str) -> str:
         return self.config.module_name(rel)
 
+    def module_file(self, dotted: str) -> str | None:
+        """The file of the project's module ``dotted`` (``x/y.py`` or ``x/y/__init__.py``,
+        below the source root in a src layout), None when the project has none: the
+        inverse of :meth:`module_name`."""
+        base = dotted.replace(".", "/")
+        roots = [self.config.source_root] if self.config.source_root else []
+        for root in [*roots, ""]:
+            prefix = f"{root}/" if root else ""
+            for candidate in (f"{prefix}{base}.py", f"{prefix}{base}/__init__.py"):
+                if self.exists(candidate):
+                    return candidate
+        return None
+
 
 def first_party(root: Path, module_name: str = "") -> frozenset[str]:
     """The top-level module names an import sorter counts as the project's own (ruff's
