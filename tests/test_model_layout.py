@@ -241,3 +241,10 @@ def test_the_code_says_what_verdant_s_table_says(tmp_path: Path) -> None:
     ):
         assert getattr(found, key) == getattr(configured, key), key
     assert set(found.smoke_env) == set(configured.smoke_env)
+
+
+def test_a_session_fixture_named_session_is_found(tmp_path: Path) -> None:
+    files = dict(LARDER)
+    files["tests/conftest.py"] = files["tests/conftest.py"].replace("orm_session", "session")
+    files["tests/test_kitchens.py"] = files["tests/test_kitchens.py"].replace("orm_session", "session")
+    assert load_config(_write(tmp_path, files)).session_fixture == "session"

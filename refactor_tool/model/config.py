@@ -407,7 +407,7 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
         counts = Counter(
             n
             for n in _SESSION_KEYWORD.findall(joined)
-            if n not in ("session", "None", "self") and _defines(joined, n)
+            if n not in ("None", "self") and _defines(joined, n)
         )
         if counts:
             found["session_fixture"] = counts.most_common(1)[0][0]
