@@ -587,6 +587,15 @@ def test_formatting_rewrites_the_phase_own_changes(tmp_path: Path) -> None:
     assert result.new == b"x = 2\n"
 
 
+def _formatted(root: Path, files: dict[str, bytes], old: bytes, new: bytes) -> dict[str, bytes]:
+    """Step 6.3's output for ``files`` (on disk as they were before the refactoring) once a
+    phase replaced ``old`` by ``new`` in each."""
+    for rel, content in files.items():
+        (root / rel).write_bytes(content)
+    changes = [FileChange(rel, content, content.replace(old, new)) for rel, content in files.items()]
+    return {c.path: c.new for c in format_changed(Project(root, Config()), changes)}
+
+
 def test_formatting_keeps_each_file_indented_as_it_is(tmp_path: Path) -> None:
     """Tabs stay tabs and two spaces stay two spaces (ruff's default is four spaces)."""
     tabbed = b'"""Doc.\n\n  indented prose\n"""\n\n\ndef f(a):\n\tif a:\n\t\treturn a\n\treturn None\n'
@@ -595,14 +604,7 @@ def test_formatting_keeps_each_file_indented_as_it_is(tmp_path: Path) -> None:
         "two.py": tabbed.replace(b"\t", b"  "),
         "four.py": tabbed.replace(b"\t", b"    "),
     }
-    for rel, old in files.items():
-        (tmp_path / rel).write_bytes(old)
-    project = Project(tmp_path, Config())
-    changes = [
-        FileChange(rel, old, old.replace(b"return a\n", b"return  [a,\n a]\n"))
-        for rel, old in files.items()
-    ]
-    by_path = {c.path: c.new for c in format_changed(project, changes)}
+    by_path = _formatted(tmp_path, files, b"return a\n", b"return  [a,\n a]\n")
     for rel, old in files.items():
         assert by_path[rel] == old.replace(b"return a\n", b"return [a, a]\n"), rel
 
@@ -612,15 +614,12 @@ def test_formatting_keeps_a_file_s_quotes(tmp_path: Path) -> None:
     with double quotes (or as many of each) gets ruff's double quotes."""
     single = b"X = {'a': 'b', 'c': \"it's\"}\n\n\ndef f():\n    return 'x'\n"
     double = single.replace(b"'a': 'b'", b'"a": "b"').replace(b"'x'", b'"x"')
-    files = {"single.py": single, "double.py": double}
-    for rel, old in files.items():
-        (tmp_path / rel).write_bytes(old)
-    project = Project(tmp_path, Config())
-    changes = [
-        FileChange(rel, old, old.replace(b"    return ", b"    return  ( 'y', \"z\" ) or "))
-        for rel, old in files.items()
-    ]
-    by_path = {c.path: c.new for c in format_changed(project, changes)}
+    by_path = _formatted(
+        tmp_path,
+        {"single.py": single, "double.py": double},
+        b"    return ",
+        b"    return  ( 'y', \"z\" ) or ",
+    )
     assert by_path["single.py"] == single.replace(b"    return ", b"    return ('y', 'z') or ")
     assert by_path["double.py"] == double.replace(b"    return ", b'    return ("y", "z") or ')
 
