@@ -248,3 +248,24 @@ def test_a_session_fixture_named_session_is_found(tmp_path: Path) -> None:
     files["tests/conftest.py"] = files["tests/conftest.py"].replace("orm_session", "session")
     files["tests/test_kitchens.py"] = files["tests/test_kitchens.py"].replace("orm_session", "session")
     assert load_config(_write(tmp_path, files)).session_fixture == "session"
+
+
+def test_the_plan_s_classes_are_found_under_other_names(tmp_path: Path) -> None:
+    files = dict(LARDER)
+    files["src/larder/storage/engine.py"] = (
+        "from sqlalchemy.orm import scoped_session, sessionmaker\n\n\n"
+        "class Database:\n    def __init__(self, engine):\n"
+        "        self.session = scoped_session(sessionmaker(bind=engine))\n\n\n"
+        "class SessionScope:\n    def __enter__(self):\n        return self\n\n"
+        "    def __exit__(self, *exc):\n        return False\n\n\n"
+        "class Unrelated:\n    def __enter__(self):\n        return self\n"
+    )
+    files["src/larder/services/base.py"] = (
+        "class ManagerBase:\n    def _get_session(self):\n        return None, False\n"
+    )
+    config = load_config(_write(tmp_path, files))
+    assert config.database_manager_class == "Database"
+    assert config.base_manager_class == "ManagerBase"
+    assert config.session_context_class == "SessionScope"  # the other has no __exit__
+    assert config.session_module == "src/larder/storage/engine.py"
+    assert config.base_manager_module == "src/larder/services/base.py"

@@ -274,6 +274,58 @@ _ENV_READ = re.compile(
 )
 
 
+_CLASS = re.compile(r"^class\s+(\w+)\b[^\n]*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", re.MULTILINE)
+
+
+def _class_names(
+    root: Path, rels: Iterable[str], config: Config, configured: set[str]
+) -> dict[str, object]:
+    """The plan's three classes under the names the code gives them, where no class has the
+    plan's name: the database manager is the class that builds a ``scoped_session`` (else a
+    ``sessionmaker``), the base manager the one that defines the session helper or the
+    operation wrapper (``_get_session``, ``_execute_db_operation``), the session context a
+    class beside the database manager that is a context manager."""
+    bodies: dict[str, list[tuple[str, str]]] = {}  # rel -> [(class, body)]
+    for rel in rels:
+        try:
+            text = (root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if "class " in text:
+            bodies[rel] = _CLASS.findall(text)
+    defined = {name for found in bodies.values() for name, _ in found}
+    out: dict[str, object] = {}
+
+    def only(matching: list[tuple[str, str]]) -> tuple[str, str] | None:
+        return matching[0] if len({m[0] for m in matching}) == 1 else None
+
+    everything = [(rel, name, body) for rel, found in bodies.items() for name, body in found]
+    if "database_manager_class" not in configured and config.database_manager_class not in defined:
+        chosen = only([(n, r) for r, n, b in everything if "scoped_session(" in b]) or only(
+            [(n, r) for r, n, b in everything if "sessionmaker(" in b]
+        )
+        if chosen is not None:
+            out["database_manager_class"] = chosen[0]
+    if "base_manager_class" not in configured and config.base_manager_class not in defined:
+        helpers = (f"def {config.get_session_method}(", f"def {config.execute_method}(")
+        chosen = only([(n, r) for r, n, b in everything if any(h in b for h in helpers)])
+        if chosen is not None:
+            out["base_manager_class"] = chosen[0]
+    manager = out.get("database_manager_class", config.database_manager_class)
+    if "session_context_class" not in configured and config.session_context_class not in defined:
+        homes = {r for r, n, _ in everything if n == manager}
+        chosen = only(
+            [
+                (n, r)
+                for r, n, b in everything
+                if r in homes and "def __enter__(" in b and "def __exit__(" in b
+            ]
+        )
+        if chosen is not None:
+            out["session_context_class"] = chosen[0]
+    return out
+
+
 def _dir(path: str) -> str:
     """``path`` as a relative POSIX directory, ``""`` for the root."""
     cleaned = str(PurePosixPath(path.strip("/") or "."))
@@ -299,6 +351,8 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
     ``[tool.refactor-tool]`` table does not say it (the keys in ``configured`` are left
     alone):
 
+    * the database manager, base manager and session context classes, where none has the
+      plan's name (:func:`_class_names`);
     * ``package``: the top-level package that defines the database manager class, else the
       one named like the project, else the only one;
     * ``session_module`` and ``base_manager_module``: the module of the package that defines
@@ -313,6 +367,10 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
     """
     found: dict[str, object] = {}
     files = list(python_files_under(root, config.exclude))
+    classes = _class_names(root, [r for r in files if not _is_test_file(r)], config, configured)
+    if classes:
+        found.update(classes)
+        config = dataclasses.replace(config, **classes)
     package, source_root = config.package, config.source_root
     package_dir = _dir(f"{source_root}/{package}")
     if "package" not in configured and not (root / package_dir).is_dir():
