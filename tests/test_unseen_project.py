@@ -7,8 +7,9 @@ heart: the package (``questlog``), its entry point and environment variables, a 
 fixture (``dbs``). Its shared fixtures live in a plain module that the root conftest loads
 with ``pytest_plugins`` (no star imports). It also has a manager the bundled target lacks
 (``StatsManager``, which depends on another manager), whose fixture lives in a
-sub-directory conftest, and tests of it in the shapes phase 5 rewrites. Only the ``[tool.refactor-tool]`` table tells the tool
-the names it cannot find by analysis.
+sub-directory conftest, and tests of it in the shapes phase 5 rewrites. Its
+``[tool.refactor-tool]`` table names only the smoke command: the package, its modules, the
+session fixture and the entry point are what the tool finds in the code.
 """
 
 from __future__ import annotations
@@ -45,16 +46,11 @@ RENAMES = [
     (r"\bdb_session\b", "dbs"),
 ]
 
+# the package, its modules, the session fixture, the entry point and the variables the smoke
+# command is pointed with are found in the code; the smoke command itself is the project's choice
 CONFIG = """
 [tool.refactor-tool]
-package = "questlog"
-session_module = "questlog/database/session.py"
-base_manager_module = "questlog/core/base_manager.py"
-core_package = "questlog/core"
-factory_module = "questlog/core/factory.py"
-session_fixture = "dbs"
-script = "questlog"
-smoke_env = ["QUESTLOG_HOME", "QUESTLOG_DATABASE_URL"]
+smoke_args = ["game", "list"]
 """
 
 STATS_MANAGER = '''\
