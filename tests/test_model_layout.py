@@ -269,3 +269,17 @@ def test_the_plan_s_classes_are_found_under_other_names(tmp_path: Path) -> None:
     assert config.session_context_class == "SessionScope"  # the other has no __exit__
     assert config.session_module == "src/larder/storage/engine.py"
     assert config.base_manager_module == "src/larder/services/base.py"
+
+
+def test_console_scripts_of_setup_cfg_count_as_the_entry_point(tmp_path: Path) -> None:
+    from refactor_tool.model.config import project_scripts
+
+    files = {k: v for k, v in LARDER.items() if k != "pyproject.toml"}
+    files["setup.cfg"] = (
+        "[metadata]\nname = larder\n\n[options.entry_points]\nconsole_scripts =\n"
+        "    larder = larder.cli:main\n    larder-admin = larder.admin:main\n"
+    )
+    root = _write(tmp_path, files)
+    assert project_scripts(root) == {"larder": "larder.cli:main", "larder-admin": "larder.admin:main"}
+    config = load_config(root)
+    assert (config.package, config.script) == ("larder", "larder")

@@ -11,6 +11,7 @@ them in its own ``pyproject.toml``::
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import functools
 import json
@@ -415,7 +416,7 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
                 found["core_package"] = str(PurePosixPath(defining[0]).parent)
                 if "factory_module" not in configured:
                     found["factory_module"] = f"{found['core_package']}/factory.py"
-    scripts = dict(data.get("project", {}).get("scripts", {}))
+    scripts = project_scripts(root)
     if "script" not in configured and config.script not in scripts:
         dotted = package.replace("/", ".")
         own = sorted(
@@ -509,15 +510,32 @@ def keep_layout(root: Path) -> None:
 
 
 def project_scripts(root: Path) -> dict[str, str]:
-    """The target's ``[project.scripts]`` table (entry-point name -> ``module:function``)."""
+    """The target's console scripts (entry-point name -> ``module:function``): its
+    ``[project.scripts]`` table, else setup.cfg's ``console_scripts`` entry points."""
     pyproject = root / "pyproject.toml"
-    if not pyproject.is_file():
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data = {}
+        scripts = data.get("project", {}).get("scripts", {})
+        if isinstance(scripts, dict) and scripts:
+            return {str(k): str(v) for k, v in scripts.items()}
+    setup_cfg = root / "setup.cfg"
+    if not setup_cfg.is_file():
         return {}
+    parser = configparser.ConfigParser(interpolation=None)
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        parser.read_string(setup_cfg.read_text(encoding="utf-8"))
+        lines = parser.get("options.entry_points", "console_scripts", fallback="")
+    except (configparser.Error, UnicodeDecodeError):
         return {}
-    return dict(data.get("project", {}).get("scripts", {}))
+    out = {}
+    for line in lines.splitlines():
+        name, sep, target = line.partition("=")
+        if sep and name.strip() and target.strip():
+            out[name.strip()] = target.strip()
+    return out
 
 
 __all__ = [
