@@ -54,7 +54,7 @@ from .engine import (
     selected_steps,
     write_changes,
 )
-from .model.config import ConfigError, keep_layout, load_config
+from .model.config import ConfigError, found_in_code, keep_layout, load_config
 from .model.project import InputError, Project
 from .model.state import (
     GATE_FAILED,
@@ -1164,7 +1164,38 @@ def _status(rep: Reporter, target: str | None, jobs: int) -> int:
                 escape(detail),
             )
     rep.out.print(table)
+    _layout_line(rep, project)
     return EXIT_OK
+
+
+def _layout_line(rep: Reporter, project: Project) -> None:
+    """What the run works with where it is not the plan's default, and where it came from."""
+    config = project.config
+    found = found_in_code(project.root)
+    shown = [
+        ("package", config.package),
+        ("session module", config.session_module),
+        ("base manager", config.base_manager_module),
+        ("managers' package", config.core_package),
+        ("session fixture", config.session_fixture),
+        ("session-context fixture", config.session_context_fixture),
+        ("smoke command", " ".join([config.script, *config.smoke_args])),
+    ]
+    keys = [
+        ("package",), ("session_module", "database_manager_class"),
+        ("base_manager_module", "base_manager_class"), ("core_package",),
+        ("session_fixture",), ("session_context_fixture",), ("script", "smoke_args"),
+    ]
+    parts = [
+        f"{label} {escape(value)}" + (" [dim](from the code)[/]" if any(k in found for k in key) else "")
+        for (label, value), key in zip(shown, keys)
+    ]
+    rep.out.print("layout: " + "; ".join(parts))
+    if found:
+        rep.out.print(
+            "[dim]what the code says stands where pyproject.toml's \\[tool.refactor-tool] is silent; "
+            "a key set there wins[/]"
+        )
 
 
 @main.command(context_settings=CONTEXT, epilog=EPILOG)

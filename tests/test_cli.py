@@ -430,6 +430,21 @@ def test_status_before_and_after_phase_1(target: Path) -> None:
     assert set(later.values()) <= {"pending", "waiting"}, later  # phase 2 is still to come
 
 
+def test_status_names_what_it_found_in_the_code(target: Path) -> None:
+    """Where the plan's names do not fit, status says what the run works with instead."""
+    plain = " ".join(run_cli("status", "--target", str(target)).stdout.split())
+    assert "layout: package sologm; session module sologm/database/session.py;" in plain
+    assert "(from the code)" not in plain
+    for path in target.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("DatabaseManager", "Database"), encoding="utf-8")
+    result = run_cli("status", "--target", str(target))
+    assert result.returncode == 0, result.stderr
+    plain = " ".join(result.stdout.split())
+    assert "session module sologm/database/session.py (from the code)" in plain
+    assert "package sologm;" in plain  # the plan's own
+
+
 def test_step_applies_one_step_alone(target: Path) -> None:
     phase = PHASES[1]
     step = next(s for s in reversed(phase.steps) if s.mechanical)

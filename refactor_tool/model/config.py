@@ -137,11 +137,22 @@ def load_config(root: Path) -> Config:
     the code says (:func:`discover`, as recorded when the refactoring began), else the
     defaults."""
     config, configured, data = _read(root)
+    found = _found(root, config, configured, data)
+    return dataclasses.replace(config, **found) if found else config
+
+
+def found_in_code(root: Path) -> dict[str, object]:
+    """The settings :func:`load_config` takes from the code (:func:`discover`, as recorded
+    when the refactoring began), not from the project's table or the defaults."""
+    config, configured, data = _read(root)
+    return _found(root, config, configured, data)
+
+
+def _found(root: Path, config: Config, configured: set[str], data: dict) -> dict[str, object]:
     found = recorded_layout(root)
     if found is None:
         found = discover(root, config, configured, data)
-    found = {k: v for k, v in found.items() if k not in configured}
-    return dataclasses.replace(config, **found) if found else config
+    return {k: v for k, v in found.items() if k not in configured}
 
 
 def _read(root: Path) -> tuple[Config, set[str], dict]:
@@ -542,6 +553,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "discover",
+    "found_in_code",
     "keep_layout",
     "load_config",
     "project_scripts",
