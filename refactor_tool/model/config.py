@@ -303,7 +303,7 @@ def _class_names(
             text = (root / rel).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        if "class " in text:
+        if "class " in text and not _speaks_pytest(rel, text):
             bodies[rel] = _CLASS.findall(text)
     defined = {name for found in bodies.values() for name, _ in found}
     out: dict[str, object] = {}
@@ -353,9 +353,13 @@ def _defines(text: str, name: str) -> bool:
     return re.search(rf"\bdef\s+{re.escape(name)}\s*\(", text) is not None
 
 
-def _is_test_file(rel: str) -> bool:
-    name = PurePosixPath(rel).name
-    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
+_PYTEST = re.compile(r"^[ \t]*(?:import pytest\b|from pytest\b)|\bpytest\.fixture\b", re.MULTILINE)
+
+
+def _speaks_pytest(rel: str, text: str) -> bool:
+    """Whether the file is written for pytest (a conftest, or it imports pytest): where
+    fixtures are defined and handed around, and no application class is."""
+    return PurePosixPath(rel).name == "conftest.py" or _PYTEST.search(text) is not None
 
 
 def discover(root: Path, config: Config, configured: set[str], data: dict) -> dict[str, object]:
@@ -379,7 +383,7 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
     """
     found: dict[str, object] = {}
     files = list(python_files_under(root, config.exclude))
-    classes = _class_names(root, [r for r in files if not _is_test_file(r)], config, configured)
+    classes = _class_names(root, files, config, configured)
     if classes:
         found.update(classes)
         config = dataclasses.replace(config, **classes)
@@ -454,14 +458,14 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
             )
         found["smoke_env"] = tuple(sorted(names))
     if {"session_fixture", "session_context_fixture"} - configured:
-        # the test modules, conftests and whatever else defines fixtures
+        # where fixtures are defined and handed to managers
         texts = []
         for rel in files:
             try:
                 text = (root / rel).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            if _is_test_file(rel) or "pytest.fixture" in text:
+            if _speaks_pytest(rel, text):
                 texts.append(text)
         joined = "\n".join(texts)
     if "session_context_fixture" not in configured and not _defines(joined, config.session_context_fixture):
