@@ -283,3 +283,17 @@ def test_console_scripts_of_setup_cfg_count_as_the_entry_point(tmp_path: Path) -
     assert project_scripts(root) == {"larder": "larder.cli:main", "larder-admin": "larder.admin:main"}
     config = load_config(root)
     assert (config.package, config.script) == ("larder", "larder")
+
+
+def test_a_standalone_session_function_under_another_name_goes_like_get_session(
+    tmp_path: Path,
+) -> None:
+    files = dict(LARDER)
+    files["src/larder/storage/engine.py"] += (
+        "\n\ndef get_db_session():\n    return DatabaseManager.get_instance().get_session()\n"
+        "\n\ndef get_url():\n    return URL\n"
+    )
+    config = load_config(_write(tmp_path, files))
+    assert config.removed_session_apis == (
+        "get_session", "close_session", "scoped_session", "get_db_session"
+    )

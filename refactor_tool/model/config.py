@@ -286,6 +286,7 @@ _ENV_READ = re.compile(
 )
 
 
+_FUNCTION = re.compile(r"^def\s+(\w+)\b[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", re.MULTILINE)
 _CLASS = re.compile(r"^class\s+(\w+)\b[^\n]*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", re.MULTILINE)
 
 
@@ -369,6 +370,8 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
 
     * the database manager, base manager and session context classes, where none has the
       plan's name (:func:`_class_names`);
+    * ``removed_session_apis``: the plan's, and any standalone function of the session
+      module that hands out the database manager's session under another name;
     * ``package``: the top-level package that defines the database manager class, else the
       one named like the project, else the only one;
     * ``session_module`` and ``base_manager_module``: the module of the package that defines
@@ -423,6 +426,22 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
         defining = _defining(root, in_package, config.database_manager_class)
         if defining:
             found["session_module"] = defining[0]
+    if "removed_session_apis" not in configured:
+        # a standalone function of the session module that hands out the manager's session
+        # under another name goes like get_session()
+        session_module = str(found.get("session_module", config.session_module))
+        try:
+            text = (root / session_module).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        calls = tuple(f".{name}(" for name in config.removed_session_apis)
+        wrappers = [
+            name
+            for name, body in _FUNCTION.findall(text)
+            if name not in config.removed_session_apis and any(c in body for c in calls)
+        ]
+        if wrappers:
+            found["removed_session_apis"] = (*config.removed_session_apis, *wrappers)
     if "base_manager_module" not in configured and not (root / config.base_manager_module).is_file():
         defining = _defining(root, in_package, config.base_manager_class)
         if defining:
