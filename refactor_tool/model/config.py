@@ -266,18 +266,26 @@ def python_files_under(root: Path, exclude: Iterable[str]) -> Iterator[str]:
                 yield (rel_dir / name).as_posix()
 
 
-def _defining(root: Path, rels: Iterable[str], class_name: str) -> list[str]:
+class _Texts:
+    """The target's files as text, each read once (an unreadable one is empty)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._read: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> str:
+        if rel not in self._read:
+            try:
+                self._read[rel] = (self.root / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                self._read[rel] = ""
+        return self._read[rel]
+
+
+def _defining(text: _Texts, rels: Iterable[str], class_name: str) -> list[str]:
     """The files of ``rels`` that define the class ``class_name`` at their top level."""
     pattern = re.compile(rf"^class\s+{re.escape(class_name)}\b", re.MULTILINE)
-    out = []
-    for rel in rels:
-        try:
-            text = (root / rel).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if pattern.search(text):
-            out.append(rel)
-    return out
+    return [rel for rel in rels if pattern.search(text(rel))]
 
 
 _SESSION_KEYWORD = re.compile(r"\bsession\s*=\s*([A-Za-z_]\w*)\b(?!\s*[.(\[])")
@@ -291,7 +299,7 @@ _CLASS = re.compile(r"^class\s+(\w+)\b[^\n]*:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n
 
 
 def _class_names(
-    root: Path, rels: Iterable[str], config: Config, configured: set[str]
+    text: _Texts, rels: Iterable[str], config: Config, configured: set[str]
 ) -> dict[str, object]:
     """The plan's three classes under the names the code gives them, where no class has the
     plan's name: the database manager is the class that builds a ``scoped_session`` (else a
@@ -300,12 +308,9 @@ def _class_names(
     class beside the database manager that is a context manager."""
     bodies: dict[str, list[tuple[str, str]]] = {}  # rel -> [(class, body)]
     for rel in rels:
-        try:
-            text = (root / rel).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if "class " in text and not _speaks_pytest(rel, text):
-            bodies[rel] = _CLASS.findall(text)
+        source = text(rel)
+        if "class " in source and not _speaks_pytest(rel, source):
+            bodies[rel] = _CLASS.findall(source)
     defined = {name for found in bodies.values() for name, _ in found}
     out: dict[str, object] = {}
 
@@ -386,7 +391,8 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
     """
     found: dict[str, object] = {}
     files = list(python_files_under(root, config.exclude))
-    classes = _class_names(root, files, config, configured)
+    text = _Texts(root)
+    classes = _class_names(text, files, config, configured)
     if classes:
         found.update(classes)
         config = dataclasses.replace(config, **classes)
@@ -408,7 +414,7 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
         owning = [
             (base, name)
             for base, name in candidates
-            if _defining(root, _under(files, _dir(f"{base}/{name}")), config.database_manager_class)
+            if _defining(text, _under(files, _dir(f"{base}/{name}")), config.database_manager_class)
         ]
         named = str(data.get("project", {}).get("name", "")).replace("-", "_").lower()
         chosen = (
@@ -423,27 +429,23 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
             package_dir = _dir(f"{source_root}/{package}")
     in_package = _under(files, _dir(package_dir))
     if "session_module" not in configured and not (root / config.session_module).is_file():
-        defining = _defining(root, in_package, config.database_manager_class)
+        defining = _defining(text, in_package, config.database_manager_class)
         if defining:
             found["session_module"] = defining[0]
     if "removed_session_apis" not in configured:
         # a standalone function of the session module that hands out the manager's session
         # under another name goes like get_session()
         session_module = str(found.get("session_module", config.session_module))
-        try:
-            text = (root / session_module).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
         calls = tuple(f".{name}(" for name in config.removed_session_apis)
         wrappers = [
             name
-            for name, body in _FUNCTION.findall(text)
+            for name, body in _FUNCTION.findall(text(session_module))
             if name not in config.removed_session_apis and any(c in body for c in calls)
         ]
         if wrappers:
             found["removed_session_apis"] = (*config.removed_session_apis, *wrappers)
     if "base_manager_module" not in configured and not (root / config.base_manager_module).is_file():
-        defining = _defining(root, in_package, config.base_manager_class)
+        defining = _defining(text, in_package, config.base_manager_class)
         if defining:
             found["base_manager_module"] = defining[0]
             if "core_package" not in configured:
@@ -465,28 +467,16 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
     if "smoke_env" not in configured and package != config.package:
         names: set[str] = set()
         for rel in in_package:
-            try:
-                text = (root / rel).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
             names.update(
                 n
-                for n in _ENV_READ.findall(text)
+                for n in _ENV_READ.findall(text(rel))
                 if n.endswith(("_HOME", "_DIR"))
                 or (n.endswith("_URL") and ("DB" in n or "DATABASE" in n))
             )
         found["smoke_env"] = tuple(sorted(names))
     if {"session_fixture", "session_context_fixture"} - configured:
         # where fixtures are defined and handed to managers
-        texts = []
-        for rel in files:
-            try:
-                text = (root / rel).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            if _speaks_pytest(rel, text):
-                texts.append(text)
-        joined = "\n".join(texts)
+        joined = "\n".join(text(rel) for rel in files if _speaks_pytest(rel, text(rel)))
     if "session_context_fixture" not in configured and not _defines(joined, config.session_context_fixture):
         # the fixture that hands tests a session context already
         returning = re.findall(
