@@ -306,6 +306,13 @@ def _class_names(
     ``sessionmaker``), the base manager the one that defines the session helper or the
     operation wrapper (``_get_session``, ``_execute_db_operation``), the session context a
     class beside the database manager that is a context manager."""
+    home = {
+        config.database_manager_class: config.session_module,
+        config.session_context_class: config.session_module,
+        config.base_manager_class: config.base_manager_module,
+    }
+    if all(_defining(text, [rel], name) for name, rel in home.items()):
+        return {}  # the plan's classes, where the plan puts them
     bodies: dict[str, list[tuple[str, str]]] = {}  # rel -> [(class, body)]
     for rel in rels:
         source = text(rel)
