@@ -297,3 +297,10 @@ def test_a_standalone_session_function_under_another_name_goes_like_get_session(
     assert config.removed_session_apis == (
         "get_session", "close_session", "scoped_session", "get_db_session"
     )
+
+
+def test_an_entry_point_named_in_the_table_is_asked_for_help(tmp_path: Path) -> None:
+    files = dict(LARDER)
+    files["pyproject.toml"] += '\n[tool.refactor-tool]\nscript = "larder"\n'
+    config = load_config(_write(tmp_path, files))
+    assert (config.script, config.smoke_args) == ("larder", ("--help",))

@@ -469,8 +469,9 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
         )
         if own or len(scripts) == 1:
             found["script"] = (own or sorted(scripts))[0]
-            if "smoke_args" not in configured:
-                found["smoke_args"] = ("--help",)
+    if "smoke_args" not in configured and found.get("script", config.script) != Config.script:
+        # the plan's own command is the plan's application's; any other is asked for help
+        found["smoke_args"] = ("--help",)
     if "smoke_env" not in configured and package != config.package:
         names: set[str] = set()
         for rel in in_package:
