@@ -1389,7 +1389,10 @@ class RemoveSessionApis(RefactorCodemod):
         if node.value in self.analysis.removed or node.value in self._local_imports:
             self._name_uses.append(node)
             if self._functions:
-                self._use_owner[id(node)] = id(self._functions[0])
+                outer = self._functions[0]
+                self._use_owner[id(node)] = id(outer)
+                if is_test_function(outer, self.analysis.naming):
+                    self._in_test[id(node)] = outer.name.value
         elif node.value == SCOPED:
             self._scoped_uses.append(node)
 
@@ -1427,10 +1430,17 @@ class RemoveSessionApis(RefactorCodemod):
                 if id(node) in self._relocated
                 else "its import is gone"
             )
+            test = self._in_test.get(id(node))
+            opener = (
+                f"{min(self.analysis.context_openers)}()"
+                if self.analysis.context_openers
+                else f"{config.session_context_class}()"
+            )
             self.report(
                 node,
-                f"`{node.value}` was removed from {self.analysis.session_module_name} ({where}); "
-                "open the session with `with get_db_context() as session:` or receive it "
+                (f"{test}: " if test else "")
+                + f"`{node.value}` was removed from {self.analysis.session_module_name} ({where}); "
+                f"open the session with `with {opener} as session:` or receive it "
                 "as a parameter; rewrite by hand",
             )
         if self._imports_sources:

@@ -187,8 +187,8 @@ class _FixtureModuleCodemod(RefactorCodemod):
         return {
             i
             for i, s in enumerate(module.body)
-            if fx.is_fixture(s) and s.name.value in names
-        }  # type: ignore[attr-defined]
+            if fx.is_fixture(s) and fx.registered_name(s) in names  # type: ignore[arg-type]
+        }
 
 
 class RemoveSessionFixture(_FixtureModuleCodemod):
@@ -597,7 +597,7 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         redefined: set[str] = set()
         for i, stmt in enumerate(updated_node.body):
             if fx.is_fixture(stmt):
-                name = stmt.name.value  # type: ignore[attr-defined]
+                name = fx.registered_name(stmt)  # type: ignore[arg-type]
                 if name in seen:
                     doomed.add(seen[name])  # an earlier definition: dead code
                     redefined.add(name)

@@ -2030,15 +2030,6 @@ class _Classifier:
         deps = {p: self._dep(p, fixture) for p in fixture.params}
         dep_kinds = {p: (d.kind if d is not None else None) for p, d in deps.items()}
         touches_db = any(k in DB_KINDS for k in dep_kinds.values())
-        if fixture.function is not None and (
-            touches_db or self.config.session_fixture in fixture.params
-        ):
-            # phases 4 and 5 find definitions and recipes by the function's name
-            fixture.problem = (
-                f"is the function {fixture.function!r} registered with name="
-                f"{fixture.name!r}, which the tool does not rewrite"
-            )
-            return DB_OTHER
 
         # ---- manager: returns ``SomeManager(...)`` (directly or through one local)
         returned = returned_expression(body)
