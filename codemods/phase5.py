@@ -185,6 +185,7 @@ def left_alone(
                 analysis.graph,
                 config.session_fixture,
                 config.session_variable,
+                dropped=codemod.dropped_fixtures,
             )
         if tree is not original:  # lines of the file as it is
             back = line_map(original.code, tree.code)

@@ -1447,9 +1447,11 @@ def test_module_session_requests(
     graph: FixtureGraph,
     session_fixture: str,
     graph_session_variable: str,
+    dropped: Container[str] = (),
 ) -> list[Request]:
     """The session fixture requests the fixtures a test module defines (in the module or in
-    its classes) make once phase 5 is done with them: one that calls a factory fixture step
+    its classes) make once phase 5 is done with them (``dropped``: those phase 5 deletes,
+    its tests build what they made themselves, make none): one that calls a factory fixture step
     4.4 rewrites (whose inner function takes the session first now) and requests no session
     fixture passes it the session fixture, which it requests from then on (phase 5's
     ``_session_to_factories``), so phase 4 keeps that fixture. So does one that calls a
@@ -1465,7 +1467,11 @@ def test_module_session_requests(
         for stmt in body:
             if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
                 blocks.append((stmt.body.body, True))
-            elif isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
+            elif (
+                isinstance(stmt, cst.FunctionDef)
+                and is_fixture(stmt)
+                and registered_name(stmt) not in dropped
+            ):
                 asked = requested_names(stmt, method, fetches=False)
                 if session_fixture in asked or any(
                     (f := graph.resolve(n, rel)) is not None and f.kind == SESSION_CONTEXT
