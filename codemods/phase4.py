@@ -369,6 +369,14 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
         self._depth += 1
         return False  # a factory fixture is rewritten as a whole when it is left
 
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        if updated_node is original_node or self.analysis.graph.star_imported(self._rel):
+            return updated_node
+        # what only the parameters the factories lost used (their annotations)
+        return rewrite.drop_imports_made_unused(original_node, updated_node)
+
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
 

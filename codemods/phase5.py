@@ -936,6 +936,10 @@ class RefactorTestFunctions(RefactorCodemod):
         #: (name, line); and the lines of the definitions as they leave ``leave_FunctionDef``
         self._inlined_local: set[tuple[str, int]] = set()
         self._fixture_lines: dict[int, int] = {}
+        #: the notes about a fixture of the module, held back until it is known to stay
+        #: (registered name, line) -> [(node, message)]
+        self._deferred: dict[tuple[str, int], list[tuple[cst.CSTNode, str]]] = {}
+        self._deferring: tuple[str, int] | None = None
         #: ``decide_only``: the tests it would rewrite (ids of what it returned for them),
         #: and the names of the module's own fixtures it would then drop
         self._decided: set[int] = set()
@@ -1051,12 +1055,32 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
         if not fx.is_test_function(original_node, self.analysis.naming):
             if fx.is_fixture(original_node) and not self.decide_only:
-                result = self._local_fixture(original_node, updated_node)
-                self._fixture_lines[id(result)] = self._lines.start(original_node) or 0
+                line = self._lines.start(original_node) or 0
+                self._deferring = (fx.registered_name(original_node), line)
+                try:
+                    result = self._local_fixture(original_node, updated_node)
+                finally:
+                    self._deferring = None
+                self._fixture_lines[id(result)] = line
                 self._made.append(result)
                 return result
             return updated_node
         return self._test_function(original_node, updated_node)
+
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        if self._deferring is not None:
+            self._deferred.setdefault(self._deferring, []).append((node, message))
+            return
+        super().report(node, message)
+
+    def _report_deferred(self, gone: Container[tuple[str, int | None]]) -> None:
+        """The held-back notes of the module's fixtures, but those of the fixtures the
+        rewrite deleted (``gone``): their code is no longer there for a person."""
+        deferred, self._deferred = self._deferred, {}
+        for key, notes in deferred.items():
+            if key not in gone:
+                for node, message in notes:
+                    self.report(node, message)
 
     def _local_fixture(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -1234,8 +1258,9 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
         if self.survey:
             self._surveyed = updated_node
+            self._survey_original = original_node
             return updated_node
-        return self._finish(updated_node)
+        return self._finish(original_node, updated_node)
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         """The module rewritten; a module :func:`shared_helpers` rewrote already from this
@@ -1247,20 +1272,27 @@ class RefactorTestFunctions(RefactorCodemod):
             return super().transform_module_impl(tree)
         codemod = survey[1]
         codemod.survey = False
-        module = codemod._finish(codemod._surveyed)
+        module = codemod._finish(codemod._survey_original, codemod._surveyed)
         self._lines = codemod._lines
         self.notes, self.tree_lines = codemod.notes, codemod.tree_lines
         self.context.warnings.extend(codemod.context.warnings)
         self.context.scratch.update(codemod.context.scratch)
         return module
 
-    def _finish(self, updated_node: cst.Module) -> cst.Module:
-        """The rewritten module with its helpers, without what the rewrite left unread."""
+    def _finish(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        """The rewritten module with its helpers, without what the rewrite left unread (nor
+        the imports only what it removed used: the annotations of the old fixture
+        parameters)."""
         module = self._share_setups(updated_node)
         if not self._blocks:
+            self._report_deferred(())
             return module
         module = module.with_changes(body=[self._unread(s) for s in module.body])
-        return self._without_inlined_fixtures(module)
+        module = self._without_inlined_fixtures(module)
+        graph = self.analysis.graph
+        if any(g is not None and g.star_imported(self._rel) for g in (graph, graph.fallback)):
+            return module
+        return rewrite.drop_imports_made_unused(original_node, module)
 
     @staticmethod
     def _fixture_defs(body: Sequence[cst.BaseStatement]) -> Iterator[cst.FunctionDef]:
@@ -1275,6 +1307,13 @@ class RefactorTestFunctions(RefactorCodemod):
         """The module without the fixtures of its own (or of its classes) that rewritten
         tests now build themselves and that nothing left requests (:meth:`_dropped_fixtures`)."""
         dropped = self._dropped_fixtures(module)
+        self._report_deferred(
+            {
+                (fx.registered_name(f), self._fixture_lines.get(id(f)))
+                for f in self._fixture_defs(module.body)
+                if id(f) in dropped
+            }
+        )
         if not dropped:
             return module
         return self._without(module, dropped)

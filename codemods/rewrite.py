@@ -22,6 +22,7 @@ from refactor_tool.model.fixtures import (
     ScanMemo,
     call_on,
     scan,
+    top_level_bindings,
 )
 from refactor_tool.model.managers import import_map
 from refactor_tool.model.syntax import (
@@ -948,6 +949,20 @@ def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
     return {
         name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)
     }
+
+
+def drop_imports_made_unused(original: cst.Module, updated: cst.Module) -> cst.Module:
+    """``updated`` without the module-level imports of names ``original`` used and
+    ``updated`` no longer does (the annotation of a parameter the rewrite removed, the class
+    of a fixture it deleted). An import nothing used before stays as it was: it may be
+    there for its side effects, or for another module's sake."""
+    imported = {
+        name
+        for name, binding in top_level_bindings(original).items()
+        if binding is not None
+    }
+    used_before = imported - unused_names(original, imported)
+    return remove_unused_imports(updated, used_before)
 
 
 def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:

@@ -1086,6 +1086,11 @@ class FixtureGraph:
         out.update(self.fixtures.get(rel, {}))
         return out
 
+    def star_imported(self, rel: str) -> bool:
+        """Whether another fixture module star-imports the module at ``rel`` (the names it
+        imports are then that module's too)."""
+        return any(rel in module.stars for module in self.modules.values())
+
     def scopes(self, rel: str) -> list[str]:
         """Fixture modules whose fixtures a file at ``rel`` sees, nearest first."""
         out = [rel] if rel in self.modules else []
