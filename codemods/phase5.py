@@ -124,7 +124,10 @@ def analyze(
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
     analysis.cache[_ENTRY_POINTS] = {
         tuple(target.split(":", 1))
-        for target in project_scripts(project.root).values()
+        for target in project_scripts(
+            project.root,
+            project.read_bytes("pyproject.toml") if project.exists("pyproject.toml") else None,
+        ).values()
         if ":" in target
     }
     analysis.plan = fx.fixture_plan(analysis.graph)
@@ -1737,6 +1740,12 @@ class RefactorTestFunctions(RefactorCodemod):
                         block.body, cst.IndentedBlock
                     ):
                         used.update(fx.scan(block.body.body, memo=self._scans).used)
+                        # and the annotations of the parameters it was given
+                        used.update(
+                            fx.scan(
+                                [cst.Expr(p.annotation.annotation) for p in stmt.params.params if p.annotation]
+                            ).used
+                        )
 
         visit(module.body)
         self.context.scratch[AddImportsVisitor.CONTEXT_KEY] = [
@@ -2219,7 +2228,7 @@ class RefactorTestFunctions(RefactorCodemod):
                     "rolls back\n"
                 )
             )
-        elif inlined and (runs := self._application_runs(body, resolved)):
+        elif runs := self._application_runs(body, resolved):
             # the application reads in a session of its own, which sees only what was
             # committed (as the fixtures' managers did), not what this one only flushed
             commit = cst.parse_statement(
@@ -2237,7 +2246,7 @@ class RefactorTestFunctions(RefactorCodemod):
             }
             if first and names_used(cst.Module(body=new_body[:first]), writers):
                 new_body.insert(first, commit)
-            else:
+            elif inlined:
                 inlined.append(commit)
         block = [*inlined, *new_body]
         uses_managers = (
@@ -2278,7 +2287,7 @@ class RefactorTestFunctions(RefactorCodemod):
         new_params = rewrite.edit_params(
             fn.params,
             remove=removed,
-            insert=[rewrite.new_param(n) for n in insert],
+            insert=self._new_params(fn, insert),
             at=None if removed else first_default,
         )
         suite = fn.body
@@ -2288,6 +2297,36 @@ class RefactorTestFunctions(RefactorCodemod):
         return fn.with_changes(
             params=new_params, body=suite.with_changes(body=[*docstring, with_stmt])
         )
+
+    def _new_params(self, fn: cst.FunctionDef, names: Sequence[str]) -> list[cst.Param]:
+        """The parameters ``names`` the rewrite adds to the test ``fn``: where ``fn``
+        annotates its parameters, each is annotated with what its fixture returns (as the
+        fixture's definition says), the names that reads imported as its module imports
+        them; without an annotation where that cannot be written here."""
+        if not any(p.annotation is not None for p in fn.params.params):
+            return [rewrite.new_param(n) for n in names]
+        return [rewrite.new_param(n, self._fixture_annotation(n)) for n in names]
+
+    def _fixture_annotation(self, name: str) -> cst.BaseExpression | None:
+        fixture = self._resolve(name)
+        if fixture is None or fixture.returns is None:
+            return None
+        wanted = {}
+        for free, binding in fixture.returns_imports.items():
+            source, obj, asname = binding
+            if source is None or source.startswith("."):
+                return None
+            if free in self._bindings:
+                have = self._bindings[free]
+                # the same object, imported from the same module or re-exported
+                if have is None or (have[1] or have[0]) != (obj or source):
+                    return None
+            else:
+                wanted[free] = (source, obj, asname)
+        for free, (source, obj, asname) in wanted.items():
+            AddImportsVisitor.add_needed_import(self.context, source, obj, asname)  # type: ignore[arg-type]
+            self._bindings[free] = (source, obj, asname)
+        return cst.parse_expression(fixture.returns)
 
     def _sessionless(self, fn: cst.FunctionDef) -> set[int]:
         """The manager constructions in the test ``fn`` that pass no session (managers
@@ -2369,14 +2408,31 @@ class RefactorTestFunctions(RefactorCodemod):
             if binding is not None and binding[1] is not None
             and (binding[0], binding[1]) in entry_points
         }
-        if not runners and not apps:
+        # or reached through its module (``from app import cli`` ... ``cli.main(args)``)
+        in_module = {
+            (local, obj)
+            for local, binding in self._bindings.items()
+            if binding is not None
+            for module, obj in entry_points
+            if module == (f"{binding[0]}.{binding[1]}" if binding[1] else binding[0])
+            and (binding[1] is not None or binding[2] is not None)
+        }
+        if not runners and not apps and not in_module:
             return []
         call = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
         app = m.Name(m.MatchIfTrue(lambda n: n in apps))
+        modules = {local for local, _ in in_module}
+        objects = {obj for _, obj in in_module}
+        through = m.Attribute(
+            value=m.Name(m.MatchIfTrue(lambda n: n in modules)),
+            attr=m.Name(m.MatchIfTrue(lambda n: n in objects)),
+        ) if in_module else None
         return [
             i
             for i, stmt in enumerate(body)
-            if (runners and findall(stmt, call)) or (apps and findall(stmt, app))
+            if (runners and findall(stmt, call))
+            or (apps and findall(stmt, app))
+            or (through is not None and findall(stmt, through))
         ]
 
     def _expire_line(self) -> cst.SimpleStatementLine:

@@ -1037,6 +1037,10 @@ class Fixture:
     #: the function's own name when ``@pytest.fixture(name=...)`` registers it under
     #: another one (``name`` is the registered name, the one tests request)
     function: str | None = None
+    #: its return annotation, when every name the annotation reads is a builtin or imported
+    #: in its module (those imports: name -> [module, obj, asname]); None otherwise
+    returns: str | None = None
+    returns_imports: dict[str, list[str | None]] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -1836,6 +1840,7 @@ def _describe(
                 imports[name] = list(binding)
     source = code(fn.with_changes(leading_lines=[]), module)
     registered = registered_name(fn)
+    returns, returns_imports = _portable_annotation(fn, bindings, module)
     return Fixture(
         name=registered,
         function=fn.name.value if registered != fn.name.value else None,
@@ -1847,7 +1852,30 @@ def _describe(
         yields=scanned.yields,
         imports=imports,
         module_names=module_names,
+        returns=returns,
+        returns_imports=returns_imports,
     )
+
+
+def _portable_annotation(
+    fn: cst.FunctionDef, bindings: dict[str, Any], module: cst.Module
+) -> tuple[str | None, dict[str, list[str | None]]]:
+    """``fn``'s return annotation as code another module can write, with the imports it
+    needs there: every name it reads is a builtin or imported in ``fn``'s module. (None,
+    {}) when it has none, or reads a name its module defines, or is a string."""
+    if fn.returns is None:
+        return None, {}
+    annotation = fn.returns.annotation
+    if findall(annotation, m.SimpleString() | m.ConcatenatedString() | m.FormattedString()):
+        return None, {}
+    imports: dict[str, list[str | None]] = {}
+    for name in dict.fromkeys(scan([cst.Expr(annotation)]).used):
+        binding = bindings.get(name)
+        if binding is not None:
+            imports[name] = list(binding)
+        elif name in bindings or name not in _BUILTIN_NAMES:
+            return None, {}
+    return code(annotation, module), imports
 
 
 class _Classifier:
