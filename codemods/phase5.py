@@ -70,7 +70,7 @@ from libcst.matchers import matches
 from codemods import imports, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
-from refactor_tool.model.config import project_scripts
+from refactor_tool.model.config import Config, project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project, first_party
 from refactor_tool.model.state import state_of
@@ -481,6 +481,129 @@ class _Cut:
     first: int = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class _Typed:
+    """An annotation as code, with what its names are: name -> (module, obj, asname), the
+    imports a module writing it needs."""
+
+    code: str
+    imports: tuple[tuple[str, tuple[str, str | None, str | None]], ...] = ()
+
+    @staticmethod
+    def of_fixture(fixture: fx.Fixture | None) -> _Typed | None:
+        """What ``fixture`` returns, as its definition annotates it; None when it does not,
+        or when a name of its annotation is not imported from a module by its full name."""
+        if fixture is None or fixture.returns is None:
+            return None
+        imports = []
+        for name, binding in fixture.returns_imports.items():
+            module, obj, asname = binding
+            if not module or module.startswith("."):
+                return None
+            imports.append((name, (module, obj, asname)))
+        return _Typed(fixture.returns, tuple(imports))
+
+    @staticmethod
+    def imported(module: str, obj: str) -> _Typed:
+        return _Typed(obj, ((obj, (module, obj, None)),))
+
+    @staticmethod
+    def compose(code: str, parts: Sequence[_Typed]) -> _Typed | None:
+        """``code`` made of ``parts``: None when two of them use one name for different
+        objects."""
+        imports: dict[str, tuple[str, str | None, str | None]] = {}
+        for part in parts:
+            for name, binding in part.imports:
+                have = imports.setdefault(name, binding)
+                if (have[1] or have[0]) != (binding[1] or binding[0]):
+                    return None
+        return _Typed(code, tuple(imports.items()))
+
+    def imports_for(
+        self, bindings: dict[str, tuple[str, str | None, str | None] | None]
+    ) -> dict[str, tuple[str, str | None, str | None]] | None:
+        """The imports a module with ``bindings`` lacks to write this annotation; None when
+        it binds one of its names to something else."""
+        wanted = {}
+        for name, binding in self.imports:
+            if name in bindings:
+                have = bindings[name]
+                if have is None or (have[1] or have[0]) != (binding[1] or binding[0]):
+                    return None
+            else:
+                wanted[name] = binding
+        return wanted
+
+
+@dataclasses.dataclass(frozen=True)
+class _HelperTypes:
+    """The annotations of a helper fixture: its inner function's ``arguments`` and
+    ``result``, the fixtures it ``requests`` and what it returns (``helper``: a callable of
+    the arguments)."""
+
+    arguments: tuple[_Typed, ...]
+    result: _Typed
+    requests: tuple[tuple[str, _Typed], ...]
+    helper: _Typed
+
+    def every(self) -> list[_Typed]:
+        return [*self.arguments, self.result, *(t for _, t in self.requests), self.helper]
+
+
+def _helper_types(
+    plan: _Plan,
+    requested: Sequence[str],
+    resolve: Callable[[str], fx.Fixture | None],
+    config: Config,
+    helpers: dict[str, _Typed] | None = None,
+) -> _HelperTypes | None:
+    """The annotations of ``plan``'s helper, requesting ``requested``: the session is a
+    ``Session``, ``managers`` a ``SimpleNamespace`` (what ``create_all_managers``
+    returns), every other name what its fixture returns as its definition annotates it (a
+    helper it is built on: what that helper returns). None when one of them is unknown."""
+    arguments = []
+    for name in plan.arguments:
+        if name == config.session_variable:
+            arguments.append(_Typed.imported("sqlalchemy.orm", "Session"))
+        elif name == config.managers_variable:
+            arguments.append(_Typed.imported("types", "SimpleNamespace"))
+        else:
+            return None
+    results = [_Typed.of_fixture(resolve(name)) for name in plan.returned]
+    if any(r is None for r in results):
+        return None
+    known = [r for r in results if r is not None]
+    result = (
+        known[0]
+        if len(known) == 1
+        else _Typed.compose(f"tuple[{', '.join(r.code for r in known)}]", known)
+    )
+    requests = []
+    for name in requested:
+        if plan.base is not None and name == plan.base.name:
+            typed = plan.base.types.helper if plan.base.types is not None else None
+        elif helpers is not None and name in helpers:  # another helper, shared
+            typed = helpers[name]
+        else:
+            typed = _Typed.of_fixture(resolve(name))
+        if typed is None:
+            return None
+        requests.append((name, typed))
+    if result is None:
+        return None
+    callable_ = _Typed.imported("collections.abc", "Callable")
+    helper = _Typed.compose(
+        f"{callable_.code}[[{', '.join(a.code for a in arguments)}], {result.code}]",
+        [callable_, *arguments, result],
+    )
+    if helper is None:
+        return None
+    types = _HelperTypes(tuple(arguments), result, tuple(requests), helper)
+    if _Typed.compose("", types.every()) is None:
+        return None
+    return types
+
+
 @dataclasses.dataclass(eq=False)
 class _Plan:
     """A helper fixture: the setup statements it runs (``key``: their code) and the tests
@@ -505,6 +628,10 @@ class _Plan:
     position: int = 0
     #: written once in a conftest for several modules (:class:`SharedHelper`), not here
     external: bool = False
+    #: annotated like the tests that call it (every one annotates its parameters)
+    annotate: bool = False
+    #: its annotations, once known (:func:`_helper_types`)
+    types: _HelperTypes | None = None
 
     @property
     def fixtures(self) -> list[str]:
@@ -537,6 +664,8 @@ class SharedHelper:
     base: tuple[str, ...] | None = None
     #: the fixture module has it already (written by a run over other modules)
     written: bool = False
+    #: what it returns, annotated (when the tests calling it annotate their parameters)
+    typed: _Typed | None = None
 
 
 def _external_plan(helper: SharedHelper) -> _Plan:
@@ -551,6 +680,11 @@ def _external_plan(helper: SharedHelper) -> _Plan:
         arguments=list(helper.passed[: helper.first]),
         requests=set(helper.requests),
         external=True,
+        types=(
+            _HelperTypes((), helper.typed, (), helper.typed)
+            if helper.typed is not None
+            else None
+        ),
     )
 
 
@@ -751,16 +885,22 @@ def _helper(
     inner_name = "make"
     while inner_name in seen:
         inner_name += "_"
+    types = plan.types
+    if types is not None:
+        arguments = [f"{a}: {t.code}" for a, t in zip(plan.arguments, types.arguments)]
+        signature = f"({', '.join(arguments)}) -> {types.result.code}"
+        fixtures = dict(types.requests)
+        outer = [f"{n}: {fixtures[n].code}" for n in requested]
+        outer_signature = f"({', '.join(outer)}) -> {types.helper.code}"
+    else:
+        signature = f"({', '.join(plan.arguments)})"
+        outer_signature = f"({', '.join(requested)})"
     inner = cst.ensure_type(
-        cst.parse_statement(
-            f"def {inner_name}({', '.join(plan.arguments)}):\n    pass\n"
-        ),
+        cst.parse_statement(f"def {inner_name}{signature}:\n    pass\n"),
         cst.FunctionDef,
     ).with_changes(body=cst.IndentedBlock(body=stmts))
     fn = cst.ensure_type(
-        cst.parse_statement(
-            f"@{decorator}\ndef {plan.name}({', '.join(requested)}):\n    pass\n"
-        ),
+        cst.parse_statement(f"@{decorator}\ndef {plan.name}{outer_signature}:\n    pass\n"),
         cst.FunctionDef,
     )
     ret = cst.ensure_type(
@@ -781,9 +921,14 @@ def _reads_base(plan: _Plan, base: _Plan) -> bool:
     return bool(_needed(set(base.returned), rest))
 
 
-def _helper_code(plan: _Plan, decorator: str) -> cst.FunctionDef:
+def _helper_code(
+    plan: _Plan,
+    decorator: str,
+    annotations: Callable[[_Plan, list[str]], _HelperTypes | None] | None = None,
+) -> cst.FunctionDef:
     """``plan``'s helper fixture (a call of the helper it is built on first, if any); sets
-    ``plan.requests``."""
+    ``plan.requests``, and ``plan.types`` from ``annotations`` (given what it requests)
+    when the plan is to be annotated."""
     stmts = list(plan.statements)
     requested = plan.fixtures
     plan.requests = set(requested)
@@ -797,7 +942,14 @@ def _helper_code(plan: _Plan, decorator: str) -> cst.FunctionDef:
         )
         requested = [n for n in [base.name, *requested] if n in reads]
         plan.requests = set(requested) | base.requests
+    if plan.annotate and annotations is not None:
+        plan.types = annotations(plan, requested)
     return _helper(plan, stmts, requested, decorator)
+
+
+def _annotates(fn: cst.FunctionDef | None) -> bool:
+    """Whether the test ``fn`` annotates its parameters (one of them at least)."""
+    return fn is not None and any(p.annotation is not None for p in fn.params.params)
 
 
 def _call_setup(
@@ -807,10 +959,12 @@ def _call_setup(
     call: cst.BaseStatement,
     plan: _Plan,
     ctx: str,
+    annotation: cst.BaseExpression | None = None,
 ) -> cst.FunctionDef:
     """``fn`` (a rewritten test) with its first ``count`` setup statements replaced by
-    ``call``, asking for the helper fixture instead of the fixtures it requested that
-    only the helper reads now (pytest still builds them, for the helper)."""
+    ``call``, asking for the helper fixture (annotated with ``annotation``) instead of the
+    fixtures it requested that only the helper reads now (pytest still builds them, for
+    the helper)."""
     suite = cst.ensure_type(fn.body, cst.IndentedBlock)
     with_stmt = cst.ensure_type(suite.body[-1], cst.With)
     block = list(cst.ensure_type(with_stmt.body, cst.IndentedBlock).body)
@@ -839,7 +993,7 @@ def _call_setup(
         )
         at = min(at, first_default)
     params = rewrite.edit_params(
-        fn.params, remove=dropped, insert=[rewrite.new_param(plan.name)], at=at
+        fn.params, remove=dropped, insert=[rewrite.new_param(plan.name, annotation)], at=at
     )
     return fn.with_changes(params=params, body=suite.with_changes(body=body))
 
@@ -1671,10 +1825,35 @@ class RefactorTestFunctions(RefactorCodemod):
 
         # ---- the helpers' code, shorter ones first (a longer one requests what they do)
         helpers: dict[int, list[cst.FunctionDef]] = {}
+
+        def callers(plan: _Plan) -> list[cst.FunctionDef]:
+            """The tests that call ``plan``'s helper, or a longer one built on it."""
+            out = [fn for fn, _, _ in plan.tests]
+            for other in ordered:
+                if other.base is plan:
+                    out += callers(other)
+            return out
+
+        shared_types = {
+            p.name: p.types.helper for p in plans.values() if p.external and p.types is not None
+        }
+
+        def annotations(plan: _Plan, requested: list[str]) -> _HelperTypes | None:
+            types = _helper_types(plan, requested, self._resolve, config, shared_types)
+            every = _Typed.compose("", types.every()) if types is not None else None
+            if every is None or every.imports_for(self._bindings) is None:
+                return None
+            return types
+
         for plan in sorted(ordered, key=lambda p: len(p.key)):
+            tests = callers(plan)
+            plan.annotate = bool(tests) and all(_annotates(fn) for fn in tests)
             helpers.setdefault(plan.position, []).append(
-                _helper_code(plan, "pytest.fixture")
+                _helper_code(plan, "pytest.fixture", annotations)
             )
+            if plan.types is not None:
+                for typed in plan.types.every():
+                    self._typed_expression(typed)
 
         # ---- the tests call them
         replaced: dict[int, cst.FunctionDef] = {}
@@ -1686,8 +1865,13 @@ class RefactorTestFunctions(RefactorCodemod):
                 call = _call(plan, needed)
                 self._inlined.add(id(call))  # setup, as the statements it replaces
                 self._made.append(call)
+                annotation = (
+                    self._typed_expression(plan.types.helper)
+                    if plan.types is not None and _annotates(fn)
+                    else None
+                )
                 replaced[origin.get(id(fn), id(fn))] = _call_setup(
-                    fn, setup, count, call, plan, ctx
+                    fn, setup, count, call, plan, ctx, annotation
                 )
         if helpers:
             AddImportsVisitor.add_needed_import(self.context, "pytest")
@@ -2308,25 +2492,21 @@ class RefactorTestFunctions(RefactorCodemod):
         return [rewrite.new_param(n, self._fixture_annotation(n)) for n in names]
 
     def _fixture_annotation(self, name: str) -> cst.BaseExpression | None:
-        fixture = self._resolve(name)
-        if fixture is None or fixture.returns is None:
+        return self._typed_expression(_Typed.of_fixture(self._resolve(name)))
+
+    def _typed_expression(self, typed: _Typed | None) -> cst.BaseExpression | None:
+        """``typed`` as an expression of this module, its names imported (the same object
+        imported from the same module or re-exported counts as the same); None when the
+        module binds one of them to something else."""
+        if typed is None:
             return None
-        wanted = {}
-        for free, binding in fixture.returns_imports.items():
-            source, obj, asname = binding
-            if source is None or source.startswith("."):
-                return None
-            if free in self._bindings:
-                have = self._bindings[free]
-                # the same object, imported from the same module or re-exported
-                if have is None or (have[1] or have[0]) != (obj or source):
-                    return None
-            else:
-                wanted[free] = (source, obj, asname)
+        wanted = typed.imports_for(self._bindings)
+        if wanted is None:
+            return None
         for free, (source, obj, asname) in wanted.items():
             AddImportsVisitor.add_needed_import(self.context, source, obj, asname)  # type: ignore[arg-type]
             self._bindings[free] = (source, obj, asname)
-        return cst.parse_expression(fixture.returns)
+        return cst.parse_expression(typed.code)
 
     def _sessionless(self, fn: cst.FunctionDef) -> set[int]:
         """The manager constructions in the test ``fn`` that pass no session (managers
@@ -3144,6 +3324,8 @@ def _share_across(
                 built.setdefault(id(candidate), []).append((plan, pseudo, cut.needed))
                 return
 
+    #: a setup (id) -> its test
+    tests_of = {id(setup): fn for codemod in surveyed for fn, setup in codemod._setups}
     live: list[_Plan] = []
     for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
         tests = [
@@ -3172,6 +3354,9 @@ def _share_across(
         modules = modules_of(fit, fit_longer)
         if not fit and not fit_longer:
             continue
+        plan.annotate = bool(fit) and all(
+            _annotates(tests_of.get(id(setup))) for _c, setup, _n in fit
+        )
         users[id(plan)] = modules
         live.append(plan)
         for _codemod, setup, _count in fit:
@@ -3200,6 +3385,15 @@ def _share_across(
     for home in {f[0] for f in facts.values()}:
         taken |= set(home_bindings(home) or ())
     ordered = sorted(live, key=lambda p: (len(p.key), p.key))
+
+    def annotations(plan: _Plan, requested: list[str]) -> _HelperTypes | None:
+        types = _helper_types(plan, requested, owners[plan.key]._resolve, analysis.config)
+        every = _Typed.compose("", types.every()) if types is not None else None
+        bindings = home_bindings(facts[plan.key][0])
+        if every is None or bindings is None or every.imports_for(bindings) is None:
+            return None
+        return types
+
     named: list[_Plan] = []
     codes: dict[tuple[str, ...], str] = {}
     written: set[tuple[str, ...]] = set()
@@ -3210,7 +3404,7 @@ def _share_across(
         plan.name = _helper_name(
             plan.returned, lambda c, plan=plan, seen=seen: c in seen or c in plan.names
         )
-        code = _helper_source(_helper_code(plan, "pytest.fixture"))
+        code = _helper_source(_helper_code(plan, "pytest.fixture", annotations))
         if _fixture_sources(project, facts[plan.key][0]).get(plan.name) == code:
             written.add(plan.key)
         else:
@@ -3218,13 +3412,18 @@ def _share_across(
                 plan.returned,
                 lambda c, plan=plan, seen=seen: c in taken or c in seen or c in plan.names,
             )
-            code = _helper_source(_helper_code(plan, "pytest.fixture"))
+            code = _helper_source(_helper_code(plan, "pytest.fixture", annotations))
         codes[plan.key] = code
         named.append(plan)
 
     out: dict[tuple[str, ...], SharedHelper] = {}
     for plan in ordered:
         home, imported, modules = facts[plan.key]
+        if plan.types is not None:  # and what its annotations need
+            every = _Typed.compose("", plan.types.every())
+            bindings = home_bindings(home) or {}
+            wanted = every.imports_for(bindings) if every is not None else None
+            imported = (*imported, *(wanted or {}).values())
         out[plan.key] = SharedHelper(
             plan.key,
             plan.name,
@@ -3239,6 +3438,7 @@ def _share_across(
             modules,
             plan.base.key if plan.base is not None else None,
             plan.key in written,
+            plan.types.helper if plan.types is not None else None,
         )
     return out
 
