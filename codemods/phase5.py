@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import itertools
 import re
 from collections.abc import Callable, Container, Iterator, Sequence
 from typing import Any
@@ -2276,6 +2277,9 @@ class RefactorTestFunctions(RefactorCodemod):
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))
+        # the imports it starts with stay first, before the block
+        imports = list(itertools.takewhile(lambda s: matches(s, fx.ONE_IMPORT_LINE), body))
+        body = body[len(imports) :]
         merged_session = False
         if has_ctx:
             body, merged_session = self._merge_inner_contexts(
@@ -2479,7 +2483,8 @@ class RefactorTestFunctions(RefactorCodemod):
             suite = cst.IndentedBlock(body=[])
         self._changed = True
         return fn.with_changes(
-            params=new_params, body=suite.with_changes(body=[*docstring, with_stmt])
+            params=new_params,
+            body=suite.with_changes(body=[*docstring, *imports, with_stmt]),
         )
 
     def _new_params(self, fn: cst.FunctionDef, names: Sequence[str]) -> list[cst.Param]:
