@@ -6,6 +6,7 @@ They build new trees from the trees they are given and read the model; they writ
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -929,11 +930,23 @@ def remove_statements(
     return out, new_footer
 
 
+def _expression(literal: str) -> bool:
+    """Whether the string literal ``literal`` holds a Python expression (a string annotation
+    does; ``"Manager."``, a one-word docstring, does not)."""
+    try:
+        value = ast.literal_eval(literal)
+        if isinstance(value, str):
+            ast.parse(value, mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
     """Those of ``candidates`` that ``module`` mentions nowhere outside its import
-    statements: neither as a name nor in a string without whitespace (a string
-    annotation, an ``__all__`` entry; not prose). Most candidates stay in use: the walk
-    stops at the first mention of the last of them."""
+    statements: neither as a name nor in a string without whitespace that holds an
+    expression (a string annotation, an ``__all__`` entry; not prose). Most candidates
+    stay in use: the walk stops at the first mention of the last of them."""
     remaining = set(candidates)
     if not remaining:
         return remaining
@@ -943,7 +956,7 @@ def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
             remaining.discard(leaf.value)
             if not remaining:
                 return remaining
-        elif not re.search(r"\s", leaf.value):
+        elif not re.search(r"\s", leaf.value) and _expression(leaf.value):
             texts.append(leaf.value)
     strings = "\n".join(texts)
     return {
