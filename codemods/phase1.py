@@ -11,7 +11,9 @@
   ``__exit__`` no longer calls ``close_session()`` and closes the session in a ``finally``
   after the commit/rollback.
 * 1.3 The standalone ``get_session()`` function is removed, and so is every import and
-  re-export (``__all__``) of a removed name across the target. What cannot be rewritten
+  re-export (``__all__``) of a removed name across the target. A ``X.close_session()``
+  statement that closes no session of its own block is dropped (a ``sessionmaker`` keeps
+  no registry of sessions to clear). What cannot be rewritten
   mechanically (a call of a removed function or method, ``scoped_session`` used elsewhere,
   a function-local import) is reported with its file and line.
 
@@ -1223,7 +1225,10 @@ class RemoveSessionApis(RefactorCodemod):
         """Inside a function, ``V = X.get_session()`` becomes ``V = X.<sessionmaker>()``
         (a new session where the thread's was), and a later ``X.close_session()`` of the
         same block closes that session, ``V.close()``, or goes where the block already
-        closes it before."""
+        closes it before. An ``X.close_session()`` that closes no session opened in its
+        block (a teardown of its own) is dropped: it removed the thread's session from the
+        ``scoped_session`` registry, and a ``sessionmaker`` keeps none; every session is
+        closed by the code that opened it (``SessionContext`` in its ``finally``)."""
         if not self._functions:
             return updated_node
         opened = self._opened.setdefault(id(self._functions[-1]), {})
@@ -1235,7 +1240,7 @@ class RemoveSessionApis(RefactorCodemod):
             kind, receiver, call, _ = found
             if kind == "open":
                 seen.add(receiver)
-            if receiver in seen:
+            if receiver in seen or kind == "close":
                 self._fixed.add(id(call))
         out: list[cst.BaseStatement] = []
         closed: set[str] = set()
@@ -1265,8 +1270,8 @@ class RemoveSessionApis(RefactorCodemod):
                 closer = cst.parse_statement(f"{variable}.close()\n")
                 out.append(closer.with_changes(leading_lines=stmt.leading_lines))
                 closed.add(variable)
-            else:
-                out.append(stmt)
+            else:  # a closer with no session of its own: nothing is left to close
+                changed = True
         if not changed:
             return updated_node
         if not out:
@@ -1384,7 +1389,10 @@ class RemoveSessionApis(RefactorCodemod):
         if node.value in self.analysis.removed or node.value in self._local_imports:
             self._name_uses.append(node)
             if self._functions:
-                self._use_owner[id(node)] = id(self._functions[0])
+                outer = self._functions[0]
+                self._use_owner[id(node)] = id(outer)
+                if is_test_function(outer, self.analysis.naming):
+                    self._in_test[id(node)] = outer.name.value
         elif node.value == SCOPED:
             self._scoped_uses.append(node)
 
@@ -1422,10 +1430,17 @@ class RemoveSessionApis(RefactorCodemod):
                 if id(node) in self._relocated
                 else "its import is gone"
             )
+            test = self._in_test.get(id(node))
+            opener = (
+                f"{min(self.analysis.context_openers)}()"
+                if self.analysis.context_openers
+                else f"{config.session_context_class}()"
+            )
             self.report(
                 node,
-                f"`{node.value}` was removed from {self.analysis.session_module_name} ({where}); "
-                "open the session with `with get_db_context() as session:` or receive it "
+                (f"{test}: " if test else "")
+                + f"`{node.value}` was removed from {self.analysis.session_module_name} ({where}); "
+                f"open the session with `with {opener} as session:` or receive it "
                 "as a parameter; rewrite by hand",
             )
         if self._imports_sources:

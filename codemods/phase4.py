@@ -187,8 +187,8 @@ class _FixtureModuleCodemod(RefactorCodemod):
         return {
             i
             for i, s in enumerate(module.body)
-            if fx.is_fixture(s) and s.name.value in names
-        }  # type: ignore[attr-defined]
+            if fx.is_fixture(s) and fx.registered_name(s) in names  # type: ignore[arg-type]
+        }
 
 
 class RemoveSessionFixture(_FixtureModuleCodemod):
@@ -368,6 +368,14 @@ class RefactorFactoryFixtures(_FixtureModuleCodemod):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         self._depth += 1
         return False  # a factory fixture is rewritten as a whole when it is left
+
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        if updated_node is original_node or self.analysis.graph.star_imported(self._rel):
+            return updated_node
+        # what only the parameters the factories lost used (their annotations)
+        return rewrite.drop_imports_made_unused(original_node, updated_node)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
@@ -597,7 +605,7 @@ class RemoveObjectFixtures(_FixtureModuleCodemod):
         redefined: set[str] = set()
         for i, stmt in enumerate(updated_node.body):
             if fx.is_fixture(stmt):
-                name = stmt.name.value  # type: ignore[attr-defined]
+                name = fx.registered_name(stmt)  # type: ignore[arg-type]
                 if name in seen:
                     doomed.add(seen[name])  # an earlier definition: dead code
                     redefined.add(name)

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import itertools
 import re
 from collections.abc import Callable, Container, Iterator, Sequence
 from typing import Any
@@ -70,7 +71,7 @@ from libcst.matchers import matches
 from codemods import imports, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
-from refactor_tool.model.config import project_scripts
+from refactor_tool.model.config import Config, project_scripts
 from refactor_tool.model.managers import constructions_without_session, relpath_for
 from refactor_tool.model.project import Project, first_party
 from refactor_tool.model.state import state_of
@@ -124,7 +125,10 @@ def analyze(
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
     analysis.cache[_ENTRY_POINTS] = {
         tuple(target.split(":", 1))
-        for target in project_scripts(project.root).values()
+        for target in project_scripts(
+            project.root,
+            project.read_bytes("pyproject.toml") if project.exists("pyproject.toml") else None,
+        ).values()
         if ":" in target
     }
     analysis.plan = fx.fixture_plan(analysis.graph)
@@ -185,6 +189,7 @@ def left_alone(
                 analysis.graph,
                 config.session_fixture,
                 config.session_variable,
+                dropped=codemod.dropped_fixtures,
             )
         if tree is not original:  # lines of the file as it is
             back = line_map(original.code, tree.code)
@@ -477,6 +482,129 @@ class _Cut:
     first: int = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class _Typed:
+    """An annotation as code, with what its names are: name -> (module, obj, asname), the
+    imports a module writing it needs."""
+
+    code: str
+    imports: tuple[tuple[str, tuple[str, str | None, str | None]], ...] = ()
+
+    @staticmethod
+    def of_fixture(fixture: fx.Fixture | None) -> _Typed | None:
+        """What ``fixture`` returns, as its definition annotates it; None when it does not,
+        or when a name of its annotation is not imported from a module by its full name."""
+        if fixture is None or fixture.returns is None:
+            return None
+        imports = []
+        for name, binding in fixture.returns_imports.items():
+            module, obj, asname = binding
+            if not module or module.startswith("."):
+                return None
+            imports.append((name, (module, obj, asname)))
+        return _Typed(fixture.returns, tuple(imports))
+
+    @staticmethod
+    def imported(module: str, obj: str) -> _Typed:
+        return _Typed(obj, ((obj, (module, obj, None)),))
+
+    @staticmethod
+    def compose(code: str, parts: Sequence[_Typed]) -> _Typed | None:
+        """``code`` made of ``parts``: None when two of them use one name for different
+        objects."""
+        imports: dict[str, tuple[str, str | None, str | None]] = {}
+        for part in parts:
+            for name, binding in part.imports:
+                have = imports.setdefault(name, binding)
+                if (have[1] or have[0]) != (binding[1] or binding[0]):
+                    return None
+        return _Typed(code, tuple(imports.items()))
+
+    def imports_for(
+        self, bindings: dict[str, tuple[str, str | None, str | None] | None]
+    ) -> dict[str, tuple[str, str | None, str | None]] | None:
+        """The imports a module with ``bindings`` lacks to write this annotation; None when
+        it binds one of its names to something else."""
+        wanted = {}
+        for name, binding in self.imports:
+            if name in bindings:
+                have = bindings[name]
+                if have is None or (have[1] or have[0]) != (binding[1] or binding[0]):
+                    return None
+            else:
+                wanted[name] = binding
+        return wanted
+
+
+@dataclasses.dataclass(frozen=True)
+class _HelperTypes:
+    """The annotations of a helper fixture: its inner function's ``arguments`` and
+    ``result``, the fixtures it ``requests`` and what it returns (``helper``: a callable of
+    the arguments)."""
+
+    arguments: tuple[_Typed, ...]
+    result: _Typed
+    requests: tuple[tuple[str, _Typed], ...]
+    helper: _Typed
+
+    def every(self) -> list[_Typed]:
+        return [*self.arguments, self.result, *(t for _, t in self.requests), self.helper]
+
+
+def _helper_types(
+    plan: _Plan,
+    requested: Sequence[str],
+    resolve: Callable[[str], fx.Fixture | None],
+    config: Config,
+    helpers: dict[str, _Typed] | None = None,
+) -> _HelperTypes | None:
+    """The annotations of ``plan``'s helper, requesting ``requested``: the session is a
+    ``Session``, ``managers`` a ``SimpleNamespace`` (what ``create_all_managers``
+    returns), every other name what its fixture returns as its definition annotates it (a
+    helper it is built on: what that helper returns). None when one of them is unknown."""
+    arguments = []
+    for name in plan.arguments:
+        if name == config.session_variable:
+            arguments.append(_Typed.imported("sqlalchemy.orm", "Session"))
+        elif name == config.managers_variable:
+            arguments.append(_Typed.imported("types", "SimpleNamespace"))
+        else:
+            return None
+    results = [_Typed.of_fixture(resolve(name)) for name in plan.returned]
+    if any(r is None for r in results):
+        return None
+    known = [r for r in results if r is not None]
+    result = (
+        known[0]
+        if len(known) == 1
+        else _Typed.compose(f"tuple[{', '.join(r.code for r in known)}]", known)
+    )
+    requests = []
+    for name in requested:
+        if plan.base is not None and name == plan.base.name:
+            typed = plan.base.types.helper if plan.base.types is not None else None
+        elif helpers is not None and name in helpers:  # another helper, shared
+            typed = helpers[name]
+        else:
+            typed = _Typed.of_fixture(resolve(name))
+        if typed is None:
+            return None
+        requests.append((name, typed))
+    if result is None:
+        return None
+    callable_ = _Typed.imported("collections.abc", "Callable")
+    helper = _Typed.compose(
+        f"{callable_.code}[[{', '.join(a.code for a in arguments)}], {result.code}]",
+        [callable_, *arguments, result],
+    )
+    if helper is None:
+        return None
+    types = _HelperTypes(tuple(arguments), result, tuple(requests), helper)
+    if _Typed.compose("", types.every()) is None:
+        return None
+    return types
+
+
 @dataclasses.dataclass(eq=False)
 class _Plan:
     """A helper fixture: the setup statements it runs (``key``: their code) and the tests
@@ -501,6 +629,10 @@ class _Plan:
     position: int = 0
     #: written once in a conftest for several modules (:class:`SharedHelper`), not here
     external: bool = False
+    #: annotated like the tests that call it (every one annotates its parameters)
+    annotate: bool = False
+    #: its annotations, once known (:func:`_helper_types`)
+    types: _HelperTypes | None = None
 
     @property
     def fixtures(self) -> list[str]:
@@ -533,6 +665,8 @@ class SharedHelper:
     base: tuple[str, ...] | None = None
     #: the fixture module has it already (written by a run over other modules)
     written: bool = False
+    #: what it returns, annotated (when the tests calling it annotate their parameters)
+    typed: _Typed | None = None
 
 
 def _external_plan(helper: SharedHelper) -> _Plan:
@@ -547,6 +681,11 @@ def _external_plan(helper: SharedHelper) -> _Plan:
         arguments=list(helper.passed[: helper.first]),
         requests=set(helper.requests),
         external=True,
+        types=(
+            _HelperTypes((), helper.typed, (), helper.typed)
+            if helper.typed is not None
+            else None
+        ),
     )
 
 
@@ -747,16 +886,22 @@ def _helper(
     inner_name = "make"
     while inner_name in seen:
         inner_name += "_"
+    types = plan.types
+    if types is not None:
+        arguments = [f"{a}: {t.code}" for a, t in zip(plan.arguments, types.arguments)]
+        signature = f"({', '.join(arguments)}) -> {types.result.code}"
+        fixtures = dict(types.requests)
+        outer = [f"{n}: {fixtures[n].code}" for n in requested]
+        outer_signature = f"({', '.join(outer)}) -> {types.helper.code}"
+    else:
+        signature = f"({', '.join(plan.arguments)})"
+        outer_signature = f"({', '.join(requested)})"
     inner = cst.ensure_type(
-        cst.parse_statement(
-            f"def {inner_name}({', '.join(plan.arguments)}):\n    pass\n"
-        ),
+        cst.parse_statement(f"def {inner_name}{signature}:\n    pass\n"),
         cst.FunctionDef,
     ).with_changes(body=cst.IndentedBlock(body=stmts))
     fn = cst.ensure_type(
-        cst.parse_statement(
-            f"@{decorator}\ndef {plan.name}({', '.join(requested)}):\n    pass\n"
-        ),
+        cst.parse_statement(f"@{decorator}\ndef {plan.name}{outer_signature}:\n    pass\n"),
         cst.FunctionDef,
     )
     ret = cst.ensure_type(
@@ -777,9 +922,14 @@ def _reads_base(plan: _Plan, base: _Plan) -> bool:
     return bool(_needed(set(base.returned), rest))
 
 
-def _helper_code(plan: _Plan, decorator: str) -> cst.FunctionDef:
+def _helper_code(
+    plan: _Plan,
+    decorator: str,
+    annotations: Callable[[_Plan, list[str]], _HelperTypes | None] | None = None,
+) -> cst.FunctionDef:
     """``plan``'s helper fixture (a call of the helper it is built on first, if any); sets
-    ``plan.requests``."""
+    ``plan.requests``, and ``plan.types`` from ``annotations`` (given what it requests)
+    when the plan is to be annotated."""
     stmts = list(plan.statements)
     requested = plan.fixtures
     plan.requests = set(requested)
@@ -793,7 +943,14 @@ def _helper_code(plan: _Plan, decorator: str) -> cst.FunctionDef:
         )
         requested = [n for n in [base.name, *requested] if n in reads]
         plan.requests = set(requested) | base.requests
+    if plan.annotate and annotations is not None:
+        plan.types = annotations(plan, requested)
     return _helper(plan, stmts, requested, decorator)
+
+
+def _annotates(fn: cst.FunctionDef | None) -> bool:
+    """Whether the test ``fn`` annotates its parameters (one of them at least)."""
+    return fn is not None and any(p.annotation is not None for p in fn.params.params)
 
 
 def _call_setup(
@@ -803,10 +960,12 @@ def _call_setup(
     call: cst.BaseStatement,
     plan: _Plan,
     ctx: str,
+    annotation: cst.BaseExpression | None = None,
 ) -> cst.FunctionDef:
     """``fn`` (a rewritten test) with its first ``count`` setup statements replaced by
-    ``call``, asking for the helper fixture instead of the fixtures it requested that
-    only the helper reads now (pytest still builds them, for the helper)."""
+    ``call``, asking for the helper fixture (annotated with ``annotation``) instead of the
+    fixtures it requested that only the helper reads now (pytest still builds them, for
+    the helper)."""
     suite = cst.ensure_type(fn.body, cst.IndentedBlock)
     with_stmt = cst.ensure_type(suite.body[-1], cst.With)
     block = list(cst.ensure_type(with_stmt.body, cst.IndentedBlock).body)
@@ -835,7 +994,7 @@ def _call_setup(
         )
         at = min(at, first_default)
     params = rewrite.edit_params(
-        fn.params, remove=dropped, insert=[rewrite.new_param(plan.name)], at=at
+        fn.params, remove=dropped, insert=[rewrite.new_param(plan.name, annotation)], at=at
     )
     return fn.with_changes(params=params, body=suite.with_changes(body=body))
 
@@ -935,6 +1094,10 @@ class RefactorTestFunctions(RefactorCodemod):
         #: (name, line); and the lines of the definitions as they leave ``leave_FunctionDef``
         self._inlined_local: set[tuple[str, int]] = set()
         self._fixture_lines: dict[int, int] = {}
+        #: the notes about a fixture of the module, held back until it is known to stay
+        #: (registered name, line) -> [(node, message)]
+        self._deferred: dict[tuple[str, int], list[tuple[cst.CSTNode, str]]] = {}
+        self._deferring: tuple[str, int] | None = None
         #: ``decide_only``: the tests it would rewrite (ids of what it returned for them),
         #: and the names of the module's own fixtures it would then drop
         self._decided: set[int] = set()
@@ -1050,12 +1213,32 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
         if not fx.is_test_function(original_node, self.analysis.naming):
             if fx.is_fixture(original_node) and not self.decide_only:
-                result = self._local_fixture(original_node, updated_node)
-                self._fixture_lines[id(result)] = self._lines.start(original_node) or 0
+                line = self._lines.start(original_node) or 0
+                self._deferring = (fx.registered_name(original_node), line)
+                try:
+                    result = self._local_fixture(original_node, updated_node)
+                finally:
+                    self._deferring = None
+                self._fixture_lines[id(result)] = line
                 self._made.append(result)
                 return result
             return updated_node
         return self._test_function(original_node, updated_node)
+
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        if self._deferring is not None:
+            self._deferred.setdefault(self._deferring, []).append((node, message))
+            return
+        super().report(node, message)
+
+    def _report_deferred(self, gone: Container[tuple[str, int | None]]) -> None:
+        """The held-back notes of the module's fixtures, but those of the fixtures the
+        rewrite deleted (``gone``): their code is no longer there for a person."""
+        deferred, self._deferred = self._deferred, {}
+        for key, notes in deferred.items():
+            if key not in gone:
+                for node, message in notes:
+                    self.report(node, message)
 
     def _local_fixture(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -1233,8 +1416,9 @@ class RefactorTestFunctions(RefactorCodemod):
             return updated_node
         if self.survey:
             self._surveyed = updated_node
+            self._survey_original = original_node
             return updated_node
-        return self._finish(updated_node)
+        return self._finish(original_node, updated_node)
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         """The module rewritten; a module :func:`shared_helpers` rewrote already from this
@@ -1246,20 +1430,27 @@ class RefactorTestFunctions(RefactorCodemod):
             return super().transform_module_impl(tree)
         codemod = survey[1]
         codemod.survey = False
-        module = codemod._finish(codemod._surveyed)
+        module = codemod._finish(codemod._survey_original, codemod._surveyed)
         self._lines = codemod._lines
         self.notes, self.tree_lines = codemod.notes, codemod.tree_lines
         self.context.warnings.extend(codemod.context.warnings)
         self.context.scratch.update(codemod.context.scratch)
         return module
 
-    def _finish(self, updated_node: cst.Module) -> cst.Module:
-        """The rewritten module with its helpers, without what the rewrite left unread."""
+    def _finish(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        """The rewritten module with its helpers, without what the rewrite left unread (nor
+        the imports only what it removed used: the annotations of the old fixture
+        parameters)."""
         module = self._share_setups(updated_node)
         if not self._blocks:
+            self._report_deferred(())
             return module
         module = module.with_changes(body=[self._unread(s) for s in module.body])
-        return self._without_inlined_fixtures(module)
+        module = self._without_inlined_fixtures(module)
+        graph = self.analysis.graph
+        if any(g is not None and g.star_imported(self._rel) for g in (graph, graph.fallback)):
+            return module
+        return rewrite.drop_imports_made_unused(original_node, module)
 
     @staticmethod
     def _fixture_defs(body: Sequence[cst.BaseStatement]) -> Iterator[cst.FunctionDef]:
@@ -1274,6 +1465,13 @@ class RefactorTestFunctions(RefactorCodemod):
         """The module without the fixtures of its own (or of its classes) that rewritten
         tests now build themselves and that nothing left requests (:meth:`_dropped_fixtures`)."""
         dropped = self._dropped_fixtures(module)
+        self._report_deferred(
+            {
+                (fx.registered_name(f), self._fixture_lines.get(id(f)))
+                for f in self._fixture_defs(module.body)
+                if id(f) in dropped
+            }
+        )
         if not dropped:
             return module
         return self._without(module, dropped)
@@ -1628,10 +1826,35 @@ class RefactorTestFunctions(RefactorCodemod):
 
         # ---- the helpers' code, shorter ones first (a longer one requests what they do)
         helpers: dict[int, list[cst.FunctionDef]] = {}
+
+        def callers(plan: _Plan) -> list[cst.FunctionDef]:
+            """The tests that call ``plan``'s helper, or a longer one built on it."""
+            out = [fn for fn, _, _ in plan.tests]
+            for other in ordered:
+                if other.base is plan:
+                    out += callers(other)
+            return out
+
+        shared_types = {
+            p.name: p.types.helper for p in plans.values() if p.external and p.types is not None
+        }
+
+        def annotations(plan: _Plan, requested: list[str]) -> _HelperTypes | None:
+            types = _helper_types(plan, requested, self._resolve, config, shared_types)
+            every = _Typed.compose("", types.every()) if types is not None else None
+            if every is None or every.imports_for(self._bindings) is None:
+                return None
+            return types
+
         for plan in sorted(ordered, key=lambda p: len(p.key)):
+            tests = callers(plan)
+            plan.annotate = bool(tests) and all(_annotates(fn) for fn in tests)
             helpers.setdefault(plan.position, []).append(
-                _helper_code(plan, "pytest.fixture")
+                _helper_code(plan, "pytest.fixture", annotations)
             )
+            if plan.types is not None:
+                for typed in plan.types.every():
+                    self._typed_expression(typed)
 
         # ---- the tests call them
         replaced: dict[int, cst.FunctionDef] = {}
@@ -1643,8 +1866,13 @@ class RefactorTestFunctions(RefactorCodemod):
                 call = _call(plan, needed)
                 self._inlined.add(id(call))  # setup, as the statements it replaces
                 self._made.append(call)
+                annotation = (
+                    self._typed_expression(plan.types.helper)
+                    if plan.types is not None and _annotates(fn)
+                    else None
+                )
                 replaced[origin.get(id(fn), id(fn))] = _call_setup(
-                    fn, setup, count, call, plan, ctx
+                    fn, setup, count, call, plan, ctx, annotation
                 )
         if helpers:
             AddImportsVisitor.add_needed_import(self.context, "pytest")
@@ -1697,6 +1925,12 @@ class RefactorTestFunctions(RefactorCodemod):
                         block.body, cst.IndentedBlock
                     ):
                         used.update(fx.scan(block.body.body, memo=self._scans).used)
+                        # and the annotations of the parameters it was given
+                        used.update(
+                            fx.scan(
+                                [cst.Expr(p.annotation.annotation) for p in stmt.params.params if p.annotation]
+                            ).used
+                        )
 
         visit(module.body)
         self.context.scratch[AddImportsVisitor.CONTEXT_KEY] = [
@@ -2043,6 +2277,9 @@ class RefactorTestFunctions(RefactorCodemod):
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))
+        # the imports it starts with stay first, before the block
+        imports = list(itertools.takewhile(lambda s: matches(s, fx.ONE_IMPORT_LINE), body))
+        body = body[len(imports) :]
         merged_session = False
         if has_ctx:
             body, merged_session = self._merge_inner_contexts(
@@ -2179,7 +2416,7 @@ class RefactorTestFunctions(RefactorCodemod):
                     "rolls back\n"
                 )
             )
-        elif inlined and (runs := self._application_runs(body, resolved)):
+        elif runs := self._application_runs(body, resolved):
             # the application reads in a session of its own, which sees only what was
             # committed (as the fixtures' managers did), not what this one only flushed
             commit = cst.parse_statement(
@@ -2197,7 +2434,7 @@ class RefactorTestFunctions(RefactorCodemod):
             }
             if first and names_used(cst.Module(body=new_body[:first]), writers):
                 new_body.insert(first, commit)
-            else:
+            elif inlined:
                 inlined.append(commit)
         block = [*inlined, *new_body]
         uses_managers = (
@@ -2238,7 +2475,7 @@ class RefactorTestFunctions(RefactorCodemod):
         new_params = rewrite.edit_params(
             fn.params,
             remove=removed,
-            insert=[rewrite.new_param(n) for n in insert],
+            insert=self._new_params(fn, insert),
             at=None if removed else first_default,
         )
         suite = fn.body
@@ -2246,8 +2483,35 @@ class RefactorTestFunctions(RefactorCodemod):
             suite = cst.IndentedBlock(body=[])
         self._changed = True
         return fn.with_changes(
-            params=new_params, body=suite.with_changes(body=[*docstring, with_stmt])
+            params=new_params,
+            body=suite.with_changes(body=[*docstring, *imports, with_stmt]),
         )
+
+    def _new_params(self, fn: cst.FunctionDef, names: Sequence[str]) -> list[cst.Param]:
+        """The parameters ``names`` the rewrite adds to the test ``fn``: where ``fn``
+        annotates its parameters, each is annotated with what its fixture returns (as the
+        fixture's definition says), the names that reads imported as its module imports
+        them; without an annotation where that cannot be written here."""
+        if not any(p.annotation is not None for p in fn.params.params):
+            return [rewrite.new_param(n) for n in names]
+        return [rewrite.new_param(n, self._fixture_annotation(n)) for n in names]
+
+    def _fixture_annotation(self, name: str) -> cst.BaseExpression | None:
+        return self._typed_expression(_Typed.of_fixture(self._resolve(name)))
+
+    def _typed_expression(self, typed: _Typed | None) -> cst.BaseExpression | None:
+        """``typed`` as an expression of this module, its names imported (the same object
+        imported from the same module or re-exported counts as the same); None when the
+        module binds one of them to something else."""
+        if typed is None:
+            return None
+        wanted = typed.imports_for(self._bindings)
+        if wanted is None:
+            return None
+        for free, (source, obj, asname) in wanted.items():
+            AddImportsVisitor.add_needed_import(self.context, source, obj, asname)  # type: ignore[arg-type]
+            self._bindings[free] = (source, obj, asname)
+        return cst.parse_expression(typed.code)
 
     def _sessionless(self, fn: cst.FunctionDef) -> set[int]:
         """The manager constructions in the test ``fn`` that pass no session (managers
@@ -2329,14 +2593,31 @@ class RefactorTestFunctions(RefactorCodemod):
             if binding is not None and binding[1] is not None
             and (binding[0], binding[1]) in entry_points
         }
-        if not runners and not apps:
+        # or reached through its module (``from app import cli`` ... ``cli.main(args)``)
+        in_module = {
+            (local, obj)
+            for local, binding in self._bindings.items()
+            if binding is not None
+            for module, obj in entry_points
+            if module == (f"{binding[0]}.{binding[1]}" if binding[1] else binding[0])
+            and (binding[1] is not None or binding[2] is not None)
+        }
+        if not runners and not apps and not in_module:
             return []
         call = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
         app = m.Name(m.MatchIfTrue(lambda n: n in apps))
+        modules = {local for local, _ in in_module}
+        objects = {obj for _, obj in in_module}
+        through = m.Attribute(
+            value=m.Name(m.MatchIfTrue(lambda n: n in modules)),
+            attr=m.Name(m.MatchIfTrue(lambda n: n in objects)),
+        ) if in_module else None
         return [
             i
             for i, stmt in enumerate(body)
-            if (runners and findall(stmt, call)) or (apps and findall(stmt, app))
+            if (runners and findall(stmt, call))
+            or (apps and findall(stmt, app))
+            or (through is not None and findall(stmt, through))
         ]
 
     def _expire_line(self) -> cst.SimpleStatementLine:
@@ -3048,6 +3329,8 @@ def _share_across(
                 built.setdefault(id(candidate), []).append((plan, pseudo, cut.needed))
                 return
 
+    #: a setup (id) -> its test
+    tests_of = {id(setup): fn for codemod in surveyed for fn, setup in codemod._setups}
     live: list[_Plan] = []
     for plan in sorted(plans.values(), key=lambda p: len(p.key), reverse=True):
         tests = [
@@ -3076,6 +3359,9 @@ def _share_across(
         modules = modules_of(fit, fit_longer)
         if not fit and not fit_longer:
             continue
+        plan.annotate = bool(fit) and all(
+            _annotates(tests_of.get(id(setup))) for _c, setup, _n in fit
+        )
         users[id(plan)] = modules
         live.append(plan)
         for _codemod, setup, _count in fit:
@@ -3104,6 +3390,15 @@ def _share_across(
     for home in {f[0] for f in facts.values()}:
         taken |= set(home_bindings(home) or ())
     ordered = sorted(live, key=lambda p: (len(p.key), p.key))
+
+    def annotations(plan: _Plan, requested: list[str]) -> _HelperTypes | None:
+        types = _helper_types(plan, requested, owners[plan.key]._resolve, analysis.config)
+        every = _Typed.compose("", types.every()) if types is not None else None
+        bindings = home_bindings(facts[plan.key][0])
+        if every is None or bindings is None or every.imports_for(bindings) is None:
+            return None
+        return types
+
     named: list[_Plan] = []
     codes: dict[tuple[str, ...], str] = {}
     written: set[tuple[str, ...]] = set()
@@ -3114,7 +3409,7 @@ def _share_across(
         plan.name = _helper_name(
             plan.returned, lambda c, plan=plan, seen=seen: c in seen or c in plan.names
         )
-        code = _helper_source(_helper_code(plan, "pytest.fixture"))
+        code = _helper_source(_helper_code(plan, "pytest.fixture", annotations))
         if _fixture_sources(project, facts[plan.key][0]).get(plan.name) == code:
             written.add(plan.key)
         else:
@@ -3122,13 +3417,18 @@ def _share_across(
                 plan.returned,
                 lambda c, plan=plan, seen=seen: c in taken or c in seen or c in plan.names,
             )
-            code = _helper_source(_helper_code(plan, "pytest.fixture"))
+            code = _helper_source(_helper_code(plan, "pytest.fixture", annotations))
         codes[plan.key] = code
         named.append(plan)
 
     out: dict[tuple[str, ...], SharedHelper] = {}
     for plan in ordered:
         home, imported, modules = facts[plan.key]
+        if plan.types is not None:  # and what its annotations need
+            every = _Typed.compose("", plan.types.every())
+            bindings = home_bindings(home) or {}
+            wanted = every.imports_for(bindings) if every is not None else None
+            imported = (*imported, *(wanted or {}).values())
         out[plan.key] = SharedHelper(
             plan.key,
             plan.name,
@@ -3143,6 +3443,7 @@ def _share_across(
             modules,
             plan.base.key if plan.base is not None else None,
             plan.key in written,
+            plan.types.helper if plan.types is not None else None,
         )
     return out
 

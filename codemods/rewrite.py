@@ -6,6 +6,7 @@ They build new trees from the trees they are given and read the model; they writ
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from refactor_tool.model.fixtures import (
     ScanMemo,
     call_on,
     scan,
+    top_level_bindings,
 )
 from refactor_tool.model.managers import import_map
 from refactor_tool.model.syntax import (
@@ -928,11 +930,23 @@ def remove_statements(
     return out, new_footer
 
 
+def _expression(literal: str) -> bool:
+    """Whether the string literal ``literal`` holds a Python expression (a string annotation
+    does; ``"Manager."``, a one-word docstring, does not)."""
+    try:
+        value = ast.literal_eval(literal)
+        if isinstance(value, str):
+            ast.parse(value, mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
     """Those of ``candidates`` that ``module`` mentions nowhere outside its import
-    statements: neither as a name nor in a string without whitespace (a string
-    annotation, an ``__all__`` entry; not prose). Most candidates stay in use: the walk
-    stops at the first mention of the last of them."""
+    statements: neither as a name nor in a string without whitespace that holds an
+    expression (a string annotation, an ``__all__`` entry; not prose). Most candidates
+    stay in use: the walk stops at the first mention of the last of them."""
     remaining = set(candidates)
     if not remaining:
         return remaining
@@ -942,12 +956,26 @@ def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
             remaining.discard(leaf.value)
             if not remaining:
                 return remaining
-        elif not re.search(r"\s", leaf.value):
+        elif not re.search(r"\s", leaf.value) and _expression(leaf.value):
             texts.append(leaf.value)
     strings = "\n".join(texts)
     return {
         name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)
     }
+
+
+def drop_imports_made_unused(original: cst.Module, updated: cst.Module) -> cst.Module:
+    """``updated`` without the module-level imports of names ``original`` used and
+    ``updated`` no longer does (the annotation of a parameter the rewrite removed, the class
+    of a fixture it deleted). An import nothing used before stays as it was: it may be
+    there for its side effects, or for another module's sake."""
+    imported = {
+        name
+        for name, binding in top_level_bindings(original).items()
+        if binding is not None
+    }
+    used_before = imported - unused_names(original, imported)
+    return remove_unused_imports(updated, used_before)
 
 
 def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:

@@ -541,13 +541,16 @@ def keep_layout(root: Path) -> None:
     os.replace(tmp, path)
 
 
-def project_scripts(root: Path) -> dict[str, str]:
+def project_scripts(root: Path, text: bytes | None = None) -> dict[str, str]:
     """The target's console scripts (entry-point name -> ``module:function``): its
-    ``[project.scripts]`` table, else setup.cfg's ``console_scripts`` entry points."""
+    ``[project.scripts]`` table (read from ``text``, the contents of its ``pyproject.toml``,
+    when given), else setup.cfg's ``console_scripts`` entry points."""
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
+    if text is None and pyproject.is_file():
+        text = pyproject.read_bytes()
+    if text is not None:
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            data = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             data = {}
         scripts = data.get("project", {}).get("scripts", {})

@@ -1037,6 +1037,10 @@ class Fixture:
     #: the function's own name when ``@pytest.fixture(name=...)`` registers it under
     #: another one (``name`` is the registered name, the one tests request)
     function: str | None = None
+    #: its return annotation, when every name the annotation reads is a builtin or imported
+    #: in its module (those imports: name -> [module, obj, asname]); None otherwise
+    returns: str | None = None
+    returns_imports: dict[str, list[str | None]] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -1085,6 +1089,11 @@ class FixtureGraph:
                 out.setdefault(name, fixture)
         out.update(self.fixtures.get(rel, {}))
         return out
+
+    def star_imported(self, rel: str) -> bool:
+        """Whether another fixture module star-imports the module at ``rel`` (the names it
+        imports are then that module's too)."""
+        return any(rel in module.stars for module in self.modules.values())
 
     def scopes(self, rel: str) -> list[str]:
         """Fixture modules whose fixtures a file at ``rel`` sees, nearest first."""
@@ -1447,9 +1456,11 @@ def test_module_session_requests(
     graph: FixtureGraph,
     session_fixture: str,
     graph_session_variable: str,
+    dropped: Container[str] = (),
 ) -> list[Request]:
     """The session fixture requests the fixtures a test module defines (in the module or in
-    its classes) make once phase 5 is done with them: one that calls a factory fixture step
+    its classes) make once phase 5 is done with them (``dropped``: those phase 5 deletes,
+    its tests build what they made themselves, make none): one that calls a factory fixture step
     4.4 rewrites (whose inner function takes the session first now) and requests no session
     fixture passes it the session fixture, which it requests from then on (phase 5's
     ``_session_to_factories``), so phase 4 keeps that fixture. So does one that calls a
@@ -1465,7 +1476,11 @@ def test_module_session_requests(
         for stmt in body:
             if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
                 blocks.append((stmt.body.body, True))
-            elif isinstance(stmt, cst.FunctionDef) and is_fixture(stmt):
+            elif (
+                isinstance(stmt, cst.FunctionDef)
+                and is_fixture(stmt)
+                and registered_name(stmt) not in dropped
+            ):
                 asked = requested_names(stmt, method, fetches=False)
                 if session_fixture in asked or any(
                     (f := graph.resolve(n, rel)) is not None and f.kind == SESSION_CONTEXT
@@ -1825,6 +1840,7 @@ def _describe(
                 imports[name] = list(binding)
     source = code(fn.with_changes(leading_lines=[]), module)
     registered = registered_name(fn)
+    returns, returns_imports = _portable_annotation(fn, bindings, module)
     return Fixture(
         name=registered,
         function=fn.name.value if registered != fn.name.value else None,
@@ -1836,7 +1852,30 @@ def _describe(
         yields=scanned.yields,
         imports=imports,
         module_names=module_names,
+        returns=returns,
+        returns_imports=returns_imports,
     )
+
+
+def _portable_annotation(
+    fn: cst.FunctionDef, bindings: dict[str, Any], module: cst.Module
+) -> tuple[str | None, dict[str, list[str | None]]]:
+    """``fn``'s return annotation as code another module can write, with the imports it
+    needs there: every name it reads is a builtin or imported in ``fn``'s module. (None,
+    {}) when it has none, or reads a name its module defines, or is a string."""
+    if fn.returns is None:
+        return None, {}
+    annotation = fn.returns.annotation
+    if findall(annotation, m.SimpleString() | m.ConcatenatedString() | m.FormattedString()):
+        return None, {}
+    imports: dict[str, list[str | None]] = {}
+    for name in dict.fromkeys(scan([cst.Expr(annotation)]).used):
+        binding = bindings.get(name)
+        if binding is not None:
+            imports[name] = list(binding)
+        elif name in bindings or name not in _BUILTIN_NAMES:
+            return None, {}
+    return code(annotation, module), imports
 
 
 class _Classifier:
@@ -2030,15 +2069,6 @@ class _Classifier:
         deps = {p: self._dep(p, fixture) for p in fixture.params}
         dep_kinds = {p: (d.kind if d is not None else None) for p, d in deps.items()}
         touches_db = any(k in DB_KINDS for k in dep_kinds.values())
-        if fixture.function is not None and (
-            touches_db or self.config.session_fixture in fixture.params
-        ):
-            # phases 4 and 5 find definitions and recipes by the function's name
-            fixture.problem = (
-                f"is the function {fixture.function!r} registered with name="
-                f"{fixture.name!r}, which the tool does not rewrite"
-            )
-            return DB_OTHER
 
         # ---- manager: returns ``SomeManager(...)`` (directly or through one local)
         returned = returned_expression(body)
