@@ -974,8 +974,11 @@ def drop_imports_made_unused(original: cst.Module, updated: cst.Module) -> cst.M
         for name, binding in top_level_bindings(original).items()
         if binding is not None
     }
-    used_before = imported - unused_names(original, imported)
-    return remove_unused_imports(updated, used_before)
+    unused_now = unused_names(updated, imported)  # most imports stay in use: one walk
+    if not unused_now:
+        return updated
+    made_unused = unused_now - unused_names(original, unused_now)
+    return _without_imports_of(updated, made_unused)
 
 
 def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:
@@ -986,7 +989,11 @@ def remove_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.
     ``RemoveImportsVisitor`` would decide the same through a full scope analysis, which
     costs seconds on a large conftest, for every step that deletes something.
     """
-    unused = unused_names(module, candidates)
+    return _without_imports_of(module, unused_names(module, candidates))
+
+
+def _without_imports_of(module: cst.Module, unused: set[str]) -> cst.Module:
+    """``module`` without its module-level imports of the names in ``unused``."""
     if not unused:
         return module
 
