@@ -956,12 +956,14 @@ def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
             remaining.discard(leaf.value)
             if not remaining:
                 return remaining
-        elif not re.search(r"\s", leaf.value) and _expression(leaf.value):
+        elif not re.search(r"\s", leaf.value):
             texts.append(leaf.value)
-    strings = "\n".join(texts)
-    return {
-        name for name in remaining if not re.search(rf"\b{re.escape(name)}\b", strings)
-    }
+
+    def mentioned(name: str) -> bool:
+        word = re.compile(rf"\b{re.escape(name)}\b")
+        return any(word.search(text) and _expression(text) for text in texts)
+
+    return {name for name in remaining if not mentioned(name)}
 
 
 def drop_imports_made_unused(original: cst.Module, updated: cst.Module) -> cst.Module:
