@@ -2762,7 +2762,9 @@ class RefactorTestFunctions(RefactorCodemod):
         if key in cache:
             return cache[key]
         _, body = fx.split_docstring(
-            fx.recipe_statements(recipe.node(), self.config.session_fixture)
+            fx.recipe_statements(
+                recipe.node(), self.config.session_fixture, recipe.database_teardown
+            )
         )
         last = cst.ensure_type(body[-1], cst.SimpleStatementLine)
         value = cst.ensure_type(last.body[0], cst.Return).value

@@ -257,16 +257,47 @@ def _ends_session(stmt: cst.BaseStatement, session: str) -> bool:
     )
 
 
+def _yield_statement(body: Sequence[cst.BaseStatement]) -> int | None:
+    """The index of the statement ``yield <value>`` of ``body`` when it is the function's one
+    ``yield`` (a statement of its own, at the top level of the body); None otherwise."""
+    found = [
+        i
+        for i, stmt in enumerate(body)
+        if matches(
+            stmt, m.SimpleStatementLine(body=[m.Expr(value=m.Yield(value=m.DoNotCare()))])
+        )
+    ]
+    if len(found) != 1:
+        return None
+    value = cst.ensure_type(
+        cst.ensure_type(cst.ensure_type(body[found[0]], cst.SimpleStatementLine).body[0], cst.Expr).value,
+        cst.Yield,
+    ).value
+    if value is None or isinstance(value, cst.From):
+        return None
+    counter = _Yields()
+    for stmt in body:
+        stmt.visit(counter)
+    return found[0] if counter.count == 1 else None
+
+
 def recipe_statements(
-    fn: cst.FunctionDef, session: str | None = None
+    fn: cst.FunctionDef, session: str | None = None, drop_teardown: bool = False
 ) -> list[cst.BaseStatement]:
     """The statements of a fixture as a recipe: :func:`statements`, where a fixture whose one
     ``yield <value>`` is its last statement (nothing runs after it: no teardown) ends in
     ``return <value>`` instead, which is what it means to pytest. So does one whose teardown
     only ends the work of the session fixture ``session`` it requests (``db_session.
     rollback()``, ``.close()``): inside the test's ``with session_context as session:``
-    the context ends the session, and the session fixture goes."""
+    the context ends the session, and the session fixture goes. With ``drop_teardown``
+    (the fixture's :attr:`Fixture.database_teardown`, see :func:`database_only_teardown`)
+    whatever runs after its one ``yield <value>`` counts as no teardown too: it does only
+    database work, on a database that lives only for the test."""
     body = statements(fn)
+    if drop_teardown:
+        cut = _yield_statement(body)
+        if cut is not None:
+            body = body[: cut + 1]
     if session is not None and session in positional_params(fn):
         end = len(body)
         while end > 0 and _ends_session(body[end - 1], session):
@@ -278,15 +309,10 @@ def recipe_statements(
         m.SimpleStatementLine(body=[m.Expr(value=m.Yield(value=m.DoNotCare()))]),
     ):
         return statements(fn) if len(body) < len(statements(fn)) else body
+    if _yield_statement(body) != len(body) - 1:
+        return body
     last = cst.ensure_type(body[-1], cst.SimpleStatementLine)
     value = cst.ensure_type(cst.ensure_type(last.body[0], cst.Expr).value, cst.Yield).value
-    if value is None or isinstance(value, cst.From):
-        return body
-    counter = _Yields()
-    for stmt in body:
-        stmt.visit(counter)
-    if counter.count != 1:
-        return body
     return [*body[:-1], last.with_changes(body=[cst.Return(value=value)])]
 
 
@@ -1014,6 +1040,9 @@ class Fixture:
     )
     autouse: bool = False
     yields: bool = False
+    #: an object fixture whose teardown does only database work on a database that lives
+    #: only for the test (:func:`database_only_teardown`): its recipe ends at its ``yield``
+    database_teardown: bool = False
     kind: str = PLAIN
     #: manager fixtures: the manager class and its short name in ``create_all_managers``
     manager_class: str | None = None
@@ -1808,6 +1837,171 @@ def local_fixtures(
     return own
 
 
+# ------------------------------------------------------------------------------- the test's database
+
+#: the directories pytest makes for each test (function-scoped fixtures of its own)
+_TEST_DIRECTORIES = ("tmp_path", "tmpdir")
+#: builtins that reach past the objects handed to them (files, the console, other code)
+_OUTSIDE_BUILTINS = frozenset(
+    {"open", "print", "input", "breakpoint", "exec", "eval", "compile", "__import__", "globals"}
+)
+
+
+def in_memory_sqlite(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``,
+    ``sqlite:///:memory:``, ``sqlite+pysqlite://``, a ``mode=memory`` URI)."""
+    match = re.fullmatch(r"sqlite(?:\+\w+)?://(?P<path>[^?]*)(?:\?(?P<query>.*))?", url)
+    if match is None:
+        return False
+    if match["path"] in ("", "/", "/:memory:"):
+        return True
+    return bool(re.search(r"(?:^|&)mode=memory(?:&|$)", match["query"] or ""))
+
+
+def _builtin(fixture: Fixture, name: str) -> bool:
+    """Whether ``name``, read in ``fixture``, is a builtin (its module binds no such name)."""
+    return (
+        name in _BUILTIN_NAMES
+        and name not in fixture.imports
+        and name not in fixture.module_names
+    )
+
+
+def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> bool:
+    """Whether ``fixture`` calls SQLAlchemy's ``create_engine`` with a URL of a database that
+    lives only for the test at ``rel``: an in-memory SQLite URL literal, or one built from
+    the directory pytest makes for the test (``tmp_path``, where the project defines no
+    fixture of that name) with nothing but builtins; a local name is followed to its one
+    assignment."""
+    fn = fixture.node()
+    dirs = {
+        p for p in fixture.params if p in _TEST_DIRECTORIES and graph.resolve(p, rel) is None
+    }
+    values: dict[str, list[cst.BaseExpression]] = {}
+    for node in findall(fn.body, m.Assign() | m.AnnAssign() | m.AugAssign() | m.For() | m.NamedExpr()):
+        simple = (
+            isinstance(node, cst.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0].target, cst.Name)
+        )
+        for name in scan([node.targets[0].target if simple else node]).bound:  # type: ignore[union-attr]
+            values.setdefault(name, []).append(node.value if simple else None)  # type: ignore[union-attr,arg-type]
+
+    def url_of(expr: cst.BaseExpression, seen: frozenset[str]) -> str | None:
+        """``"memory"`` (an in-memory SQLite URL), ``"directory"`` (built from the test's
+        directory), ``""`` (neither), None (reads something else than those and builtins)."""
+        text = _string(expr)
+        if text is not None:
+            return "memory" if in_memory_sqlite(text) else ""
+        if isinstance(expr, cst.Name) and len(values.get(expr.value, [])) == 1:
+            value = values[expr.value][0]
+            if value is None or expr.value in seen:
+                return None
+            return url_of(value, seen | {expr.value})
+        directory = False
+        for name in scan([expr]).used:
+            if name in dirs:
+                directory = True
+            elif name in values:
+                inner = url_of(cst.Name(name), seen)
+                if inner is None:
+                    return None
+                directory = directory or inner == "directory"
+            elif not _builtin(fixture, name):
+                return None
+        return "directory" if directory else ""
+
+    for node in findall(fn.body, m.Call()):
+        call = cst.ensure_type(node, cst.Call)
+        dotted = get_full_name_for_node(call.func)
+        binding = fixture.imports.get(dotted.split(".")[0]) if dotted else None
+        if dotted is None or binding is None:
+            continue
+        qualified = [str(p) for p in (binding[0], binding[1]) if p] + dotted.split(".")[1:]
+        if qualified[0].split(".")[0] != "sqlalchemy" or qualified[-1] != "create_engine":
+            continue
+        for index, arg in enumerate(call.args):
+            first = arg.keyword is None and not arg.star and index == 0
+            if first or (arg.keyword is not None and arg.keyword.value == "url"):
+                if url_of(arg.value, frozenset()) in ("memory", "directory"):
+                    return True
+    return False
+
+
+def database_per_test(graph: FixtureGraph, rel: str, config: Config) -> bool:
+    """Whether every test at ``rel`` gets a database of its own: the session fixture
+    (``Config.session_fixture``, as a test at ``rel`` gets it, phase 4's record where it
+    deleted it) is set up once per test and so is every fixture on a chain of requests from
+    it (resolved as pytest resolves them for that test) to one that creates the engine with
+    a URL of a database that lives only for the test (:func:`_creates_test_engine`). A
+    fixture of a wider scope on the way, a URL from the environment or a constant file
+    path: not per test."""
+    memo = graph._memo_table()
+    key = ("database per test", rel)
+    if key not in memo:
+        start = graph.resolve(config.session_fixture, rel)
+        seen: set[int] = set()
+
+        def reaches(fixture: Fixture) -> bool:
+            if id(fixture) in seen:
+                return False
+            seen.add(id(fixture))
+            if not per_test(fixture.node()):
+                return False
+            if _creates_test_engine(graph, fixture, rel):
+                return True
+            for param in fixture.params:
+                dep = graph.above(fixture) if param == fixture.name else graph.resolve(param, rel)
+                if dep is not None and reaches(dep):
+                    return True
+            return False
+
+        memo[key] = start is not None and reaches(start)
+    return bool(memo[key])
+
+
+def database_only_teardown(fixture: Fixture, kinds: dict[str, str | None]) -> bool:
+    """Whether what the fixture runs after its one ``yield <value>`` does only database work:
+    it reads nothing but the fixture's session and manager fixture parameters (``kinds``:
+    the kind of what each parameter gets, None where no fixture of the project answers),
+    the names the fixture binds before the ``yield`` from no other fixture's value (the
+    objects it made), the names the teardown binds itself and builtins that reach nothing
+    outside (no files, no console). Another fixture (a fake client's ``reset()``), a name
+    of its module or an import (``os``) is other work. With a database that lives only for
+    the test (:func:`database_per_test`) such a teardown has no effect a later test could
+    see: it counts as no teardown (:func:`recipe_statements`)."""
+    body = split_docstring(statements(fixture.node()))[1]
+    cut = _yield_statement(body)
+    if cut is None or cut == len(body) - 1:
+        return False
+    before, teardown = body[:cut], body[cut + 1 :]
+    database = {p for p, kind in kinds.items() if kind in (SESSION, MANAGER)}
+    foreign = {p for p, kind in kinds.items() if kind not in DB_KINDS}
+    made: set[str] = set()
+    for stmt in before:
+        found = scan([stmt])
+        if foreign.isdisjoint(found.used):
+            made |= found.bound
+        else:
+            foreign |= found.bound
+    own = scan(teardown)
+    if own.yields or own.returns:
+        return False
+    if findall(cst.Module(body=list(teardown)), m.Global() | m.Nonlocal()):
+        return False
+    allowed = database | (made - foreign) | (own.bound - set(kinds))
+    return all(
+        name in allowed
+        or (
+            name not in kinds
+            and name not in made
+            and _builtin(fixture, name)
+            and name not in _OUTSIDE_BUILTINS
+        )
+        for name in own.used
+    )
+
+
 def _describe(
     module: cst.Module,
     rel: str,
@@ -2138,8 +2332,17 @@ class _Classifier:
         if is_session_helper(fixture.node(), dep_kinds.values(), config):
             return PLAIN
         if fixture.yields:
-            fixture.problem = "yields (a teardown phase 5 cannot inline)"
-            return DB_OTHER
+            if not (
+                database_only_teardown(fixture, dep_kinds)
+                and database_per_test(self.graph, fixture.rel, config)
+            ):
+                fixture.problem = "yields (a teardown phase 5 cannot inline)"
+                return DB_OTHER
+            fixture.yields = False
+            fixture.database_teardown = True
+            _, body = split_docstring(
+                recipe_statements(fn, config.session_fixture, drop_teardown=True)
+            )
         if fixture.autouse:
             fixture.problem = "is autouse (every test would need its recipe)"
             return DB_OTHER
