@@ -1877,15 +1877,22 @@ def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> boo
     dirs = {
         p for p in fixture.params if p in _TEST_DIRECTORIES and graph.resolve(p, rel) is None
     }
-    values: dict[str, list[cst.BaseExpression]] = {}
-    for node in findall(fn.body, m.Assign() | m.AnnAssign() | m.AugAssign() | m.For() | m.NamedExpr()):
-        simple = (
-            isinstance(node, cst.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0].target, cst.Name)
-        )
-        for name in scan([node.targets[0].target if simple else node]).bound:  # type: ignore[union-attr]
-            values.setdefault(name, []).append(node.value if simple else None)  # type: ignore[union-attr,arg-type]
+    values: dict[str, list[cst.BaseExpression | None]] = {}
+    for node in findall(
+        fn.body, m.Assign() | m.AnnAssign() | m.AugAssign() | m.For() | m.NamedExpr()
+    ):
+        value: cst.BaseExpression | None = None
+        if matches(node, m.Assign(targets=[m.AssignTarget(target=m.Name())])):
+            assign = cst.ensure_type(node, cst.Assign)
+            target, value = assign.targets[0].target, assign.value
+        elif matches(node, m.AnnAssign(target=m.Name())):
+            annotated = cst.ensure_type(node, cst.AnnAssign)
+            target, value = annotated.target, annotated.value
+        if value is not None:
+            values.setdefault(cst.ensure_type(target, cst.Name).value, []).append(value)
+            continue
+        for name in scan([node]).bound:  # bound otherwise: not followed
+            values.setdefault(name, []).append(None)
 
     def url_of(expr: cst.BaseExpression, seen: frozenset[str]) -> str | None:
         """``"memory"`` (an in-memory SQLite URL), ``"directory"`` (built from the test's
@@ -1893,11 +1900,11 @@ def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> boo
         text = _string(expr)
         if text is not None:
             return "memory" if in_memory_sqlite(text) else ""
-        if isinstance(expr, cst.Name) and len(values.get(expr.value, [])) == 1:
-            value = values[expr.value][0]
-            if value is None or expr.value in seen:
+        if isinstance(expr, cst.Name) and expr.value in values:
+            bound = values[expr.value]
+            if len(bound) != 1 or bound[0] is None or expr.value in seen:
                 return None
-            return url_of(value, seen | {expr.value})
+            return url_of(bound[0], seen | {expr.value})
         directory = False
         for name in scan([expr]).used:
             if name in dirs:
@@ -1907,7 +1914,7 @@ def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> boo
                 if inner is None:
                     return None
                 directory = directory or inner == "directory"
-            elif not _builtin(fixture, name):
+            elif not _builtin(fixture, name) or name in _OUTSIDE_BUILTINS:
                 return None
         return "directory" if directory else ""
 
