@@ -394,6 +394,144 @@ def test_fixture_kinds_come_from_the_code_not_the_names(tmp_path: Path) -> None:
     assert fixtures["rows"].problem and "yields" in fixtures["rows"].problem
 
 
+_SESSION_CHAIN = """
+import os
+
+import pytest
+from sqlalchemy import create_engine
+
+{engine}
+
+
+@pytest.fixture
+def database_manager(db_engine):
+    return object()
+
+
+@pytest.fixture{session_scope}
+def db_session(database_manager):
+    yield database_manager
+"""
+
+
+@pytest.mark.parametrize(
+    ("engine", "session_scope", "per_test"),
+    [
+        ('@pytest.fixture\ndef db_engine():\n    return create_engine("sqlite://")', "", True),
+        (
+            "@pytest.fixture(scope='function')\ndef db_engine():\n"
+            + '    return create_engine(url="sqlite+pysqlite:///:memory:")',
+            "",
+            True,
+        ),
+        (
+            "@pytest.fixture\ndef db_engine(tmp_path):\n"
+            + '    url = f"sqlite:///{tmp_path / \'t.db\'}"\n    return create_engine(url)',
+            "",
+            True,
+        ),
+        ('@pytest.fixture\ndef db_engine():\n    return create_engine("sqlite://")', '(scope="session")', False),
+        (
+            '@pytest.fixture(scope="module")\ndef db_engine():\n    return create_engine("sqlite://")',
+            "",
+            False,
+        ),
+        (
+            '@pytest.fixture\ndef db_engine():\n    return create_engine(os.environ["DB_URL"])',
+            "",
+            False,
+        ),
+        (
+            '@pytest.fixture\ndef db_engine():\n    return create_engine("sqlite:///test.db")',
+            "",
+            False,
+        ),
+        (
+            "@pytest.fixture\ndef db_engine(tmp_path_factory):\n"
+            + '    return create_engine(f"sqlite:///{tmp_path_factory.getbasetemp()}/t.db")',
+            "",
+            False,
+        ),
+    ],
+    ids=[
+        "in-memory URL",
+        "in-memory URL with a driver",
+        "URL built from tmp_path",
+        "session fixture of wider scope",
+        "module-scoped engine",
+        "URL from the environment",
+        "file path constant",
+        "directory shared by the session",
+    ],
+)
+def test_a_database_per_test_is_found_through_the_session_fixtures_chain(
+    tmp_path: Path, engine: str, session_scope: str, per_test: bool
+) -> None:
+    """The session fixture's chain of function-scoped fixtures reaches one that creates
+    the engine on a database living only for the test: an in-memory SQLite URL, or one
+    built from ``tmp_path``; anything else is not a database per test."""
+    conftest = _SESSION_CHAIN.format(engine=engine, session_scope=session_scope)
+    root = tmp_path / "project"
+    (root / "sologm" / "tests").mkdir(parents=True)
+    (root / "sologm" / "tests" / "conftest.py").write_text(conftest, encoding="utf-8")
+    project = Project(root)
+    graph = fx.analyze_current(project).graph
+    assert fx.database_per_test(graph, "sologm/tests/test_x.py", project.config) is per_test
+
+
+@pytest.mark.parametrize(
+    ("teardown", "database_only"),
+    [
+        ("games.delete_game(game.id)", True),
+        ("for entry in games.list_games():\n        games.delete_game(entry.id)", True),
+        ("db_session.delete(game)\n    db_session.commit()", True),
+        ("if games.get_game(game.id) is not None:\n        games.delete_game(game.id)", True),
+        ("client.reset()", False),
+        ("feed.reset()", False),
+        ("os.remove(game.path)", False),
+        ("print(game)", False),
+        ("games.delete_game(a_game.id)", False),
+    ],
+    ids=[
+        "through a manager",
+        "in a loop of its own",
+        "through the session",
+        "under a condition",
+        "another fixture",
+        "what another fixture gave",
+        "an import",
+        "the console",
+        "an object another fixture made",
+    ],
+)
+def test_a_teardown_does_only_database_work_when_it_reads_only_what_the_fixture_made(
+    teardown: str, database_only: bool
+) -> None:
+    source = (
+        "@pytest.fixture\n"
+        "def game(db_session, games, client, a_game):\n"
+        "    game = games.create_game('G')\n"
+        "    feed = client\n"
+        "    yield game\n"
+        f"    {teardown}\n"
+    )
+    fixture = fx.Fixture(
+        name="game",
+        rel="sologm/tests/conftest.py",
+        line=1,
+        params=["db_session", "games", "client", "a_game"],
+        source=source,
+        imports={"os": ["os", None, None]},
+    )
+    kinds: dict[str, str | None] = {
+        "db_session": fx.SESSION,
+        "games": fx.MANAGER,
+        "client": fx.PLAIN,
+        "a_game": fx.OBJECT,
+    }
+    assert fx.database_only_teardown(fixture, kinds) is database_only
+
+
 def test_star_imports_are_followed_and_nearest_conftest_wins(tmp_path: Path) -> None:
     root = write(
         tmp_path,

@@ -1929,9 +1929,9 @@ def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> boo
             continue
         for index, arg in enumerate(call.args):
             first = arg.keyword is None and not arg.star and index == 0
-            if first or (arg.keyword is not None and arg.keyword.value == "url"):
-                if url_of(arg.value, frozenset()) in ("memory", "directory"):
-                    return True
+            named = arg.keyword is not None and arg.keyword.value == "url"
+            if (first or named) and url_of(arg.value, frozenset()) in ("memory", "directory"):
+                return True
     return False
 
 
