@@ -5,9 +5,11 @@ that builds a weather client from an environment variable unless one is injected
 own layout: fixtures in a sub-directory conftest, a manager fixture that builds its manager
 without a session, a module whose ``pytestmark`` requests an object fixture for every test (its tests ask
 for it as a parameter once the rewrite is done),
-a test class with fixtures of its own, a yield fixture with a teardown, a fixture defined
-twice, CLI tests through click's runner. Six of its tests fail before the refactoring for
-the stale-collection reason (``KNOWN_FAILURES.txt``).
+a test class with fixtures of its own, a yield fixture whose teardown deletes what it made
+through managers (every test has an in-memory database of its own, so the teardown goes and
+its tests are rewritten like any other), a fixture defined twice, CLI tests through click's
+runner. Six of its tests fail before the refactoring for the stale-collection reason
+(``KNOWN_FAILURES.txt``).
 
 The test copies it to a scratch git repository, runs ``refactor-tool apply --all --commit``
 through the CLI (exit 0: every gate as expected, the end-state differences only where the
@@ -17,6 +19,7 @@ and so do the known failures.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -33,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "projects" / "verdant"
 #: the module whose ``pytestmark`` requests an object fixture for every test
 MARKED = "verdant/tests/beds/test_bed.py"
+#: the yield fixture whose teardown deletes through managers (one of MARKED's tests uses it)
+YIELDING = "seeded_bed"
 
 pytestmark = [
     pytest.mark.skipif(
@@ -100,6 +105,16 @@ def test_apply_all_keeps_every_passing_test_and_fixes_the_stale_ones(
     # the mark's fixture is a parameter of the tests it covered, rebuilt where they are rewritten
     assert "usefixtures" not in (verdant / MARKED).read_text()
     assert "usefixtures" not in output, output[-6000:]
+    # the yield fixture's teardown did only database work on the test's own database
+    assert "yields (a teardown" not in output, output[-6000:]
+    tree = ast.parse((verdant / MARKED).read_text())
+    requested = {
+        arg.arg
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        for arg in node.args.args
+    }
+    assert YIELDING not in requested
 
     after = _outcomes(verdant, tmp_path / "after.json")
     assert set(after) == set(before)
