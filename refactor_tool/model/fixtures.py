@@ -16,8 +16,10 @@ and classifies every fixture from its code, its parameters and the manager class
 ``factory``          ``create_test_*`` returning an inner closure
 ``object``           builds data through managers, factories or the session and returns it:
                      phase 5 inlines its recipe into the tests that use it, phase 4 removes it
-``db_other``         touches the session but fits none of the above (a yield fixture, a
-                     helper closure over the session): reported with file:line, never guessed
+``db_other``         touches the session but fits none of the above (a yield fixture whose
+                     teardown is more than database work on a database of the test's own,
+                     :func:`database_only_teardown`; a helper closure over the session):
+                     reported with file:line, never guessed
 ``plain``            does not touch the session (mock clients, config, the autouse seeding
                      fixture that uses ``session_context``): kept as it is
 
@@ -257,22 +259,17 @@ def _ends_session(stmt: cst.BaseStatement, session: str) -> bool:
     )
 
 
+_YIELD_LINE = m.SimpleStatementLine(body=[m.Expr(value=m.Yield())])
+
+
 def _yield_statement(body: Sequence[cst.BaseStatement]) -> int | None:
     """The index of the statement ``yield <value>`` of ``body`` when it is the function's one
     ``yield`` (a statement of its own, at the top level of the body); None otherwise."""
-    found = [
-        i
-        for i, stmt in enumerate(body)
-        if matches(
-            stmt, m.SimpleStatementLine(body=[m.Expr(value=m.Yield(value=m.DoNotCare()))])
-        )
-    ]
+    found = [i for i, stmt in enumerate(body) if matches(stmt, _YIELD_LINE)]
     if len(found) != 1:
         return None
-    value = cst.ensure_type(
-        cst.ensure_type(cst.ensure_type(body[found[0]], cst.SimpleStatementLine).body[0], cst.Expr).value,
-        cst.Yield,
-    ).value
+    line = cst.ensure_type(body[found[0]], cst.SimpleStatementLine)
+    value = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Yield).value
     if value is None or isinstance(value, cst.From):
         return None
     counter = _Yields()
@@ -304,10 +301,7 @@ def recipe_statements(
             end -= 1
         if 0 < end < len(body):
             body = body[:end]
-    if not body or not matches(
-        body[-1],
-        m.SimpleStatementLine(body=[m.Expr(value=m.Yield(value=m.DoNotCare()))]),
-    ):
+    if not body or not matches(body[-1], _YIELD_LINE):
         return statements(fn) if len(body) < len(statements(fn)) else body
     if _yield_statement(body) != len(body) - 1:
         return body
@@ -1944,7 +1938,7 @@ def database_per_test(graph: FixtureGraph, rel: str, config: Config) -> bool:
     fixture of a wider scope on the way, a URL from the environment or a constant file
     path: not per test."""
     memo = graph._memo_table()
-    key = ("database per test", rel)
+    key = ("database per test", rel, id(graph.fallback))
     if key not in memo:
         start = graph.resolve(config.session_fixture, rel)
         seen: set[int] = set()
