@@ -178,9 +178,13 @@ class _FixtureModuleCodemod(RefactorCodemod):
             n for n in fx.scan(removed_nodes).used if bindings.get(n) is not None
         }
         body, footer = rewrite.remove_statements(module.body, doomed, module.footer)
-        return rewrite.remove_unused_imports(
+        result = rewrite.remove_unused_imports(
             module.with_changes(body=body, footer=footer), imported
         )
+        if not result.body and not any(line.comment for line in result.footer):
+            # nothing is left but the module's leading comments, if any: no blank lines
+            result = result.with_changes(footer=[], has_trailing_newline=bool(result.header))
+        return result
 
     @staticmethod
     def fixture_indices(module: cst.Module, names: set[str]) -> set[int]:
