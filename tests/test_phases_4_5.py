@@ -442,7 +442,14 @@ def db_session(database_manager):
             False,
         ),
         (
-            '@pytest.fixture\ndef db_engine():\n    return create_engine("sqlite:///test.db")',
+            'TEST_URL = "sqlite:///:memory:"\n\n\n'
+            + "@pytest.fixture\ndef db_engine():\n    return create_engine(TEST_URL)",
+            "",
+            True,
+        ),
+        (
+            'TEST_URL = "sqlite:///test.db"\n\n\n'
+            + "@pytest.fixture\ndef db_engine():\n    return create_engine(TEST_URL)",
             "",
             False,
         ),
@@ -460,7 +467,8 @@ def db_session(database_manager):
         "session fixture of wider scope",
         "module-scoped engine",
         "URL from the environment",
-        "file path constant",
+        "in-memory URL constant of the module",
+        "file path constant of the module",
         "directory shared by the session",
     ],
 )

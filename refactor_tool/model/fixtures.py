@@ -1052,6 +1052,8 @@ class Fixture:
     imports: dict[str, list[str | None]] = field(default_factory=dict)
     #: names the recipe reads that its module defines itself (helpers, constants)
     module_names: list[str] = field(default_factory=list)
+    #: those of them the module binds once, to a string literal: name -> the string
+    constants: dict[str, str] = field(default_factory=dict)
     #: why the tool will not rewrite it (reported with file:line), None if it will
     problem: str | None = None
     #: returns a closure that calls into the application (``run_cli``): the application
@@ -1738,13 +1740,20 @@ def build_graph(
             rel=rel, module=project.module_name(rel), own=list(defs), stars=stars
         )
         bindings = top_level_bindings(module)
+        strings = string_constants(module)
         graph.fixtures[rel] = {}
         for name, nodes in defs.items():
             if len(nodes) > 1:
                 fixture_module.dead[name] = [lines.start(n) or 0 for n in nodes[:-1]]
             fn = nodes[-1]
             graph.fixtures[rel][name] = _describe(
-                module, rel, fn, bindings, lines, session=project.config.session_fixture
+                module,
+                rel,
+                fn,
+                bindings,
+                lines,
+                session=project.config.session_fixture,
+                strings=strings,
             )
         graph.modules[rel] = fixture_module
     if classify:
@@ -1772,6 +1781,7 @@ def local_fixtures(
     graph = analysis.graph
     lines = lines if lines is not None else Lines(module)
     bindings = top_level_bindings(module)
+    strings = string_constants(module)
     own: dict[str, Fixture] = {}
     #: fixtures that request the definition they override, which is one of the module's
     #: or touches the database
@@ -1779,7 +1789,7 @@ def local_fixtures(
     for fns, method in layers:
         for fn in fns:
             fixture = _describe(
-                module, rel, fn, bindings, lines, method, project.config.session_fixture
+                module, rel, fn, bindings, lines, method, project.config.session_fixture, strings
             )
             instance = positional_params(fn)[:1] if method else []
             if (
@@ -1866,7 +1876,8 @@ def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> boo
     lives only for the test at ``rel``: an in-memory SQLite URL literal, or one built from
     the directory pytest makes for the test (``tmp_path``, where the project defines no
     fixture of that name) with nothing but builtins; a local name is followed to its one
-    assignment."""
+    assignment, a name of the module to the string it binds once
+    (:attr:`Fixture.constants`)."""
     fn = fixture.node()
     dirs = {
         p for p in fixture.params if p in _TEST_DIRECTORIES and graph.resolve(p, rel) is None
@@ -1892,6 +1903,8 @@ def _creates_test_engine(graph: FixtureGraph, fixture: Fixture, rel: str) -> boo
         """``"memory"`` (an in-memory SQLite URL), ``"directory"`` (built from the test's
         directory), ``""`` (neither), None (reads something else than those and builtins)."""
         text = _string(expr)
+        if text is None and isinstance(expr, cst.Name) and expr.value not in values:
+            text = fixture.constants.get(expr.value)
         if text is not None:
             return "memory" if in_memory_sqlite(text) else ""
         if isinstance(expr, cst.Name) and expr.value in values:
@@ -2011,7 +2024,11 @@ def _describe(
     lines: Lines,
     method: bool = False,
     session: str | None = None,
+    strings: dict[str, str] | None = None,
 ) -> Fixture:
+    """``fn`` described (its kind left to the classifier); ``bindings`` and ``strings`` are
+    the module's :func:`top_level_bindings` and :func:`string_constants` (computed here
+    when not given)."""
     params = positional_params(fn)
     if method and params and not any(
         matches(d, m.Decorator(decorator=m.Name("staticmethod"))) for d in fn.decorators
@@ -2033,6 +2050,9 @@ def _describe(
                 module_names.append(name)
             else:
                 imports[name] = list(binding)
+    if strings is None:
+        strings = string_constants(module) if module_names else {}
+    constants = {n: strings[n] for n in module_names if n in strings}
     source = code(fn.with_changes(leading_lines=[]), module)
     registered = registered_name(fn)
     returns, returns_imports = _portable_annotation(fn, bindings, module)
@@ -2049,6 +2069,7 @@ def _describe(
         module_names=module_names,
         returns=returns,
         returns_imports=returns_imports,
+        constants=constants,
     )
 
 
@@ -2071,6 +2092,25 @@ def _portable_annotation(
         elif name in bindings or name not in _BUILTIN_NAMES:
             return None, {}
     return code(annotation, module), imports
+
+
+def string_constants(module: cst.Module) -> dict[str, str]:
+    """The names ``module`` binds once, at its top level, to a string literal
+    (``TEST_URL = "sqlite://"``): name -> the string."""
+    found: dict[str, str | None] = {}
+    for stmt in module.body:
+        value = None
+        if matches(
+            stmt,
+            m.SimpleStatementLine(
+                body=[m.Assign(targets=[m.AssignTarget(target=m.Name())]) | m.AnnAssign(target=m.Name())]
+            ),
+        ):
+            small = cst.ensure_type(stmt, cst.SimpleStatementLine).body[0]
+            value = _string(small.value) if small.value is not None else None  # type: ignore[union-attr]
+        for name in scan([stmt], own_scope=True).bound:
+            found[name] = value if name not in found else None
+    return {n: v for n, v in found.items() if v is not None}
 
 
 class _Classifier:
