@@ -951,13 +951,14 @@ def unused_names(module: cst.Module, candidates: Iterable[str]) -> set[str]:
     if not remaining:
         return remaining
     texts: list[str] = []
-    for leaf in names_below(module, outside_imports=True, strings=True):
-        if type(leaf) is cst.Name:
-            remaining.discard(leaf.value)
-            if not remaining:
-                return remaining
-        elif not re.search(r"\s", leaf.value):
-            texts.append(leaf.value)
+    for stmt in module.body:  # statement by statement: the first uses end the walk
+        for leaf in names_below(stmt, outside_imports=True, strings=True):
+            if type(leaf) is cst.Name:
+                remaining.discard(leaf.value)
+                if not remaining:
+                    return remaining
+            elif not re.search(r"\s", leaf.value):
+                texts.append(leaf.value)
 
     def mentioned(name: str) -> bool:
         word = re.compile(rf"\b{re.escape(name)}\b")
