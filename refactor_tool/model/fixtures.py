@@ -1072,7 +1072,12 @@ class Fixture:
         return f"{self.rel}:{self.line}"
 
     def node(self) -> cst.FunctionDef:
-        """The definition as a libcst node (parsed from the recorded source, cached)."""
+        """The definition as a libcst node, parsed from the recorded source once (nodes are
+        immutable: every caller may share it)."""
+        return self._node
+
+    @functools.cached_property
+    def _node(self) -> cst.FunctionDef:
         return cst.ensure_type(cst.parse_statement(self.source), cst.FunctionDef)
 
 
