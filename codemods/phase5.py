@@ -2752,7 +2752,10 @@ class RefactorTestFunctions(RefactorCodemod):
         # appears; the tests after it repeat the statements only
         origin = (recipe.rel, recipe.line, recipe.name)
         if origin in self._explained:
-            return rewrite.drop_comments(stmts)
+            quiet = ("uncommented", *key[1:])
+            if quiet not in cache:
+                cache[quiet] = rewrite.drop_comments(stmts)
+            return list(cache[quiet])
         self._explained.add(origin)
         return list(stmts)
 

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -260,7 +261,9 @@ def compute(
     records = []
     for phase, step_ids in selection:
         with file_progress(rep, f"phase {phase.number}:") as tick:
+            started = time.perf_counter()
             analysis = phase.analyze(project)
+            analysed = time.perf_counter()
             files = list(phase.files(project, analysis))
             if only:
                 files = [rel for rel in files if rel in only]
@@ -279,6 +282,10 @@ def compute(
                 jobs=jobs,
                 progress=tick,
             )
+            seconds = {
+                "analysis": analysed - started,
+                "files": time.perf_counter() - analysed,
+            }
         project.apply(result.changes)
         # phase 6 formats exactly the files the refactoring changed (codemods/phase6.py)
         state = state_of(project)
@@ -288,7 +295,12 @@ def compute(
         steps = step_ids or [s.id for s in phase.steps]
         records.append(
             PhaseRecord(
-                phase.number, phase.title, list(steps), result.changes, result.notes
+                phase.number,
+                phase.title,
+                list(steps),
+                result.changes,
+                result.notes,
+                seconds=seconds,
             )
         )
     return records

@@ -348,6 +348,10 @@ class PhaseRecord:
     commit: str | None = None
     gate: GateResult | None = None
     status: str = "computed"  # computed | written | verified | failed | skipped
+    #: where computing the phase spent its time, in seconds: ``analysis`` (the phase's
+    #: model of the target) and ``files`` (parsing, the step codemods, printing and
+    #: post-processing of the files it changes)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -369,6 +373,7 @@ class PhaseRecord:
             "diff": "".join(c.diff() for c in self.changes),
             "manual_attention": [n.as_dict() | {"text": str(n)} for n in self.notes],
             "gate": self.gate.as_dict() if self.gate else None,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
 

@@ -369,6 +369,11 @@ def test_dry_run_all_combined_diff_equals_apply_all(
     assert report["dry_run"] is True
     assert [p["phase"] for p in report["phases"]] == sorted(PHASES)
     assert all(p["written"] is False and p["gate"] is None for p in report["phases"])
+    # each phase says where computing it took its time
+    assert all(
+        set(p["seconds"]) == {"analysis", "files"} and min(p["seconds"].values()) >= 0
+        for p in report["phases"]
+    )
     patch = tmp_path / "all.patch"
     patch.write_text(dry.stdout)
     git(target, "apply", str(patch))
