@@ -250,6 +250,23 @@ def test_a_session_fixture_named_session_is_found(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, files)).session_fixture == "session"
 
 
+def test_a_session_fixture_handed_over_in_the_session_s_place_is_found(tmp_path: Path) -> None:
+    """``KitchenManager(db)``: the base manager's constructor takes ``session`` first, and the
+    subclass inherits it; the fixture handed over there is the session fixture."""
+    files = dict(LARDER)
+    files["src/larder/services/base.py"] = (
+        "class BaseManager:\n    def __init__(self, session=None):\n        self._session = session\n"
+    )
+    files["tests/conftest.py"] = (
+        files["tests/conftest.py"].replace("orm_session", "db").replace("session=db", "db")
+    )
+    files["tests/test_kitchens.py"] = (
+        files["tests/test_kitchens.py"].replace("orm_session", "db").replace("session=db", "db")
+    )
+    assert "session=" not in files["tests/conftest.py"] + files["tests/test_kitchens.py"]
+    assert load_config(_write(tmp_path, files)).session_fixture == "db"
+
+
 def test_the_plan_s_classes_are_found_under_other_names(tmp_path: Path) -> None:
     files = dict(LARDER)
     files["src/larder/storage/engine.py"] = (

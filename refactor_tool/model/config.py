@@ -351,6 +351,44 @@ def _class_names(
     return out
 
 
+_CLASS_BASES = re.compile(r"class\s+\w+\s*\(([^)]*)\)")
+_INIT_FIRST = re.compile(r"\bdef\s+__init__\s*\(\s*self\s*,\s*(\w+)")
+
+
+def _takes_session_first(text: _Texts, rels: Iterable[str]) -> set[str]:
+    """The classes of ``rels`` whose constructor takes ``session`` as its first parameter,
+    by their own ``__init__`` or, lacking one, by the one they inherit from a class of
+    ``rels``."""
+    first: dict[str, str | None] = {}  # class -> its own __init__'s first parameter
+    bases: dict[str, list[str]] = {}
+    for rel in rels:
+        source = text(rel)
+        if "class " not in source or _speaks_pytest(rel, source):
+            continue
+        for found in _CLASS.finditer(source):
+            name, body = found.groups()
+            init = _INIT_FIRST.search(body)
+            first[name] = init.group(1) if init else None
+            header = _CLASS_BASES.match(found.group(0))
+            bases[name] = [
+                b.split("[")[0].strip().rsplit(".", 1)[-1]
+                for b in (header.group(1) if header else "").split(",")
+                if b.strip() and "=" not in b
+            ]
+
+    def parameter(name: str, seen: frozenset[str] = frozenset()) -> str | None:
+        if first.get(name) is not None or name in seen:
+            return first.get(name)
+        for base in bases.get(name, ()):
+            if base in first:
+                found = parameter(base, seen | {name})
+                if found is not None:
+                    return found
+        return None
+
+    return {name for name in first if parameter(name) == "session"}
+
+
 def _dir(path: str) -> str:
     """``path`` as a relative POSIX directory, ``""`` for the root."""
     cleaned = str(PurePosixPath(path.strip("/") or "."))
@@ -394,7 +432,8 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
       ``--help`` as the smoke command; ``smoke_env``: the environment variables the package
       reads for a home directory or a database URL;
     * ``session_fixture``: the fixture the conftests and tests hand to managers as
-      ``session=`` most often, where no fixture has the plan's name.
+      ``session=``, or as the first argument of a class whose constructor takes ``session``
+      first, most often, where no fixture has the plan's name.
     """
     found: dict[str, object] = {}
     files = list(python_files_under(root, config.exclude))
@@ -495,11 +534,15 @@ def discover(root: Path, config: Config, configured: set[str], data: dict) -> di
         if len(set(returning)) == 1:
             found["session_context_fixture"] = returning[0]
     if "session_fixture" not in configured and not _defines(joined, config.session_fixture):
-        counts = Counter(
-            n
-            for n in _SESSION_KEYWORD.findall(joined)
-            if n not in ("None", "self") and _defines(joined, n)
-        )
+        handed = _SESSION_KEYWORD.findall(joined)
+        first = _takes_session_first(text, in_package)
+        if first:
+            # ``StudentManager(db)``: handed over in the session's place, without its name
+            positional = re.compile(
+                rf"\b(?:{'|'.join(map(re.escape, sorted(first)))})\(\s*([A-Za-z_]\w*)\s*[,)]"
+            )
+            handed += positional.findall(joined)
+        counts = Counter(n for n in handed if n not in ("None", "self") and _defines(joined, n))
         if counts:
             found["session_fixture"] = counts.most_common(1)[0][0]
     return found
