@@ -46,8 +46,10 @@ from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
     DEFAULT_NAMING,
     TestNaming,
+    is_fixture,
     is_test_function,
     pytest_naming,
+    yields,
 )
 from refactor_tool.model.managers import (
     import_map,
@@ -1231,6 +1233,7 @@ class RemoveSessionApis(RefactorCodemod):
         closed by the code that opened it (``SessionContext`` in its ``finally``)."""
         if not self._functions:
             return updated_node
+        updated_node = self._fixture_returning_a_session(original_node, updated_node)
         opened = self._opened.setdefault(id(self._functions[-1]), {})
         seen = set(opened)
         for stmt in original_node.body:  # the calls the rewrite below takes care of
@@ -1277,6 +1280,60 @@ class RemoveSessionApis(RefactorCodemod):
         if not out:
             out = [cst.SimpleStatementLine(body=[cst.Pass()])]
         return updated_node.with_changes(body=out)
+
+    def _fixture_returning_a_session(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        """A fixture whose last statement returns something built on ``X.get_session()``
+        (``return CourseManager(db.get_session())``) had the thread's session for as long as
+        what it returned lived: it opens a session of its own for its lifetime instead,
+        ``session = X.<sessionmaker>()``, yields what it returned built on it, and closes it
+        at teardown."""
+        fn = self._functions[-1]
+        if fn.body is not original_node or not is_fixture(fn) or yields(fn):
+            return updated_node
+        if not original_node.body or len(updated_node.body) != len(original_node.body):
+            return updated_node
+        last = original_node.body[-1]
+        if not (
+            isinstance(last, cst.SimpleStatementLine)
+            and len(last.body) == 1
+            and isinstance(last.body[0], cst.Return)
+            and last.body[0].value is not None
+        ):
+            return updated_node
+        analysis = self.analysis
+        method_calls = findall(last.body[0].value, _method_call(sorted(analysis.removed)))
+        if len(method_calls) != 1:
+            return updated_node
+        call = method_calls[0]
+        method = call.func.attr.value
+        if (
+            call.args
+            or not method.startswith("get")  # a getter, as step 1.2 tells one from a closer
+            or method in analysis.methods_elsewhere
+            or findall(call.func.value, m.Call())
+        ):
+            return updated_node
+        variable = self.config.session_variable
+        if variable in identifiers(fn):
+            return updated_node
+        updated_last = cst.ensure_type(updated_node.body[-1], cst.SimpleStatementLine)
+        returned = cst.ensure_type(updated_last.body[0], cst.Return).value
+        updated_calls = findall(returned, _method_call(sorted(analysis.removed)))
+        if len(updated_calls) != 1:
+            return updated_node
+        self._fixed.add(id(call))
+        receiver = code(call.func.value)
+        value = returned.deep_replace(updated_calls[0], cst.Name(variable))
+        opening = cst.parse_statement(
+            f"{variable} = {receiver}.{analysis.session_attr}()\n"
+        ).with_changes(leading_lines=updated_last.leading_lines)
+        giving = cst.SimpleStatementLine(
+            body=[cst.Expr(cst.Yield(value=value))], trailing_whitespace=updated_last.trailing_whitespace
+        )
+        closing = cst.parse_statement(f"{variable}.close()\n")
+        return updated_node.with_changes(body=[*updated_node.body[:-1], opening, giving, closing])
 
     def _removed_call(self, node: cst.BaseExpression) -> cst.Name | None:
         """``get_session()``: a call, without arguments, of a removed name imported here."""

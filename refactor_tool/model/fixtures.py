@@ -234,6 +234,13 @@ class _Yields(Visitor):
         self.count += 1
 
 
+def yields(fn: cst.FunctionDef) -> bool:
+    """Whether ``fn`` is a generator: it yields itself (nested functions' yields are theirs)."""
+    counter = _Yields()
+    fn.body.visit(counter)
+    return counter.count > 0
+
+
 _SESSION_ENDINGS = ("rollback", "close", "expunge_all", "expire_all")
 
 
