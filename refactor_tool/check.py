@@ -156,6 +156,19 @@ def _top_class(module: cst.Module, name: str) -> Optional[cst.ClassDef]:
     return None
 
 
+#: ``setattr(self, name, <something built>)``: what a lazy initializer does
+_LAZY_SETATTR = m.Call(
+    func=m.Name("setattr"),
+    args=[m.Arg(value=m.Name("self")), m.Arg(), m.Arg(value=m.Call())],
+)
+
+
+def _methods(cls: cst.ClassDef) -> list[cst.FunctionDef]:
+    if not isinstance(cls.body, cst.IndentedBlock):
+        return []
+    return [stmt for stmt in cls.body.body if isinstance(stmt, cst.FunctionDef)]
+
+
 def _method(cls: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
     if not isinstance(cls.body, cst.IndentedBlock):
         return None
@@ -475,7 +488,19 @@ def check_base_manager(src: _Source) -> list[Failure]:
 
     lazy = _method(cls, config.lazy_init_method)
     if lazy is None:
-        failures.append(src.fail(rel, cls, f"no method {config.lazy_init_method}; set lazy_init_method if it has another name"))
+        # no lazy initializer: nothing is created lazily through the base manager, unless a
+        # method under another name does what one does (sets an attribute of its own to
+        # something it builds)
+        for other in _methods(cls):
+            if findall(other, _LAZY_SETATTR):
+                failures.append(
+                    src.fail(
+                        rel,
+                        other,
+                        f"no method {config.lazy_init_method}, but {other.name.value} creates "
+                        "managers lazily; set lazy_init_method to its name",
+                    )
+                )
     else:
         own_session = m.Attribute(value=_SELF, attr=m.Name(session_attr))
         kwargs = m.Subscript(

@@ -454,6 +454,24 @@ def test_base_manager_session_attribute_is_read_from_init(tmp_path: Path) -> Non
     ]
 
 
+def test_a_base_manager_without_a_lazy_initializer_creates_nothing_lazily(tmp_path: Path) -> None:
+    """No ``_lazy_init_manager`` at all: managers get their managers handed in, and the
+    invariant holds; one under another name is still asked for by name."""
+    files = dict(GOOD)
+    rel = "sologm/core/base_manager.py"
+    start = files[rel].index("    def _lazy_init_manager")
+    end = files[rel].index("        return getattr(self, attr_name)\n") + len("        return getattr(self, attr_name)\n")
+    files[rel] = files[rel][:start].rstrip() + "\n" + files[rel][end:]
+    results = _results(_write(tmp_path, files))
+    assert results[3].ok, [str(f) for f in results[3].failures]
+    files[rel] = GOOD[rel].replace("def _lazy_init_manager", "def _manager")
+    results = _results(_write(tmp_path / "renamed", files))
+    assert [f.message for f in results[3].failures] == [
+        "no method _lazy_init_manager, but _manager creates managers lazily; set "
+        "lazy_init_method to its name"
+    ]
+
+
 def _copy_target(tmp_path: Path) -> Path:
     if not (TARGET / "sologm").is_dir():
         pytest.skip("target_project is not there")
