@@ -829,7 +829,11 @@ def check_tests(src: _Source, graph: Any, fixtures: list[_FixtureInfo]) -> list[
     while changed:
         changed = False
         for fixture in fixtures:
-            if fixture.name not in db_fixtures and db_fixtures.intersection(fixture.params):
+            if (
+                fixture.name not in db_fixtures
+                and db_fixtures.intersection(fixture.params)
+                and not _keeps_its_session(fixture, db_fixtures, session_context, prefix)
+            ):
                 db_fixtures.add(fixture.name)
                 changed = True
     needles = sorted(db_fixtures | manager_classes | {factory, prefix})
@@ -848,6 +852,24 @@ def check_tests(src: _Source, graph: Any, fixtures: list[_FixtureInfo]) -> list[
                 _check_test(src, rel, fn, db_fixtures - local, removed - local, manager_classes, config)
             )
     return failures
+
+
+def _keeps_its_session(
+    fixture: _FixtureInfo, db_fixtures: set[str], session_context: str, prefix: str
+) -> bool:
+    """Whether ``fixture`` does its database work the end state's way itself: it opens
+    ``with <session_context>`` and requests nothing else of the database but factories, so
+    a test requesting it touches no session of its own."""
+    asked = db_fixtures.intersection(fixture.params)
+    if session_context not in asked or any(
+        p != session_context and not p.startswith(prefix) for p in asked
+    ):
+        return False
+    return any(
+        matches(item.item, m.Name(session_context))
+        for with_node in _collect(fixture.node, cst.With)[cst.With]
+        for item in with_node.items
+    )
 
 
 def _check_test(

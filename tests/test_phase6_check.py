@@ -472,6 +472,44 @@ def test_a_base_manager_without_a_lazy_initializer_creates_nothing_lazily(tmp_pa
     ]
 
 
+def test_a_fixture_opening_the_session_context_itself_is_no_database_use_of_its_tests(
+    tmp_path: Path,
+) -> None:
+    """A fixture that seeds the database in a ``with session_context`` block of its own is
+    already the end state's way: a test requesting only it opens no session."""
+    files = dict(GOOD)
+    files["sologm/tests/conftest.py"] += _d(
+        """
+
+
+        @pytest.fixture
+        def seeded_games(session_context, create_test_game):
+            with session_context as session:
+                return [create_test_game(session, name=n) for n in ("a", "b")]
+
+
+        @pytest.fixture
+        def seeded_names(session_context):
+            return session_context
+        """
+    )
+    files["sologm/core/tests/test_seeded.py"] = _d(
+        """
+        def test_seeded(seeded_games):
+            assert seeded_games
+
+
+        def test_leaked(seeded_names):
+            assert seeded_names
+        """
+    )
+    results = _results(_write(tmp_path, files))
+    assert [f.message for f in results[6].failures] == [
+        "test `test_leaked` uses the database (seeded_names) outside "
+        "`with session_context as session:`"
+    ]
+
+
 def _copy_target(tmp_path: Path) -> Path:
     if not (TARGET / "sologm").is_dir():
         pytest.skip("target_project is not there")
