@@ -1360,6 +1360,10 @@ class RefactorTestFunctions(RefactorCodemod):
         if sum(1 for i in range(count) if i not in setup.managers) < 2:
             # a manager built beside one line of data: the test says it as well itself
             return None
+        if any(i in setup.managers for i in range(count)):
+            # a helper returning managers and objects hides both: the test builds its
+            # managers itself (after the helper's objects, where nothing between reads them)
+            return None
         bound = scope_scan(head, memo).bound
         free = [
             n for n in dict.fromkeys(fx.scan(head, memo=memo).used) if n not in bound
@@ -1666,6 +1670,11 @@ class RefactorTestFunctions(RefactorCodemod):
         for fn, setup in self._setups:
             if self._cut(setup, len(setup.statements)) is not None:
                 groups.setdefault(setup.codes, []).append((fn, setup))
+            elif (variant := self._managers_last(setup)) is not None:
+                # a helper makes the objects; the managers are built after it, by the test
+                data = len(variant.statements) - len(variant.managers)
+                if self._cut(variant, data) is not None:
+                    groups.setdefault(variant.codes[:data], []).append((fn, variant))
         every_shared: dict[tuple[str, ...], SharedHelper] = self.analysis.cache.get(
             _SHARED, {}
         )
@@ -1679,7 +1688,7 @@ class RefactorTestFunctions(RefactorCodemod):
             cut = self._cut(setup, len(key))
             if key in plans or len(group) < 2 or cut is None or not cut.assigned:
                 continue
-            plan = _Plan(key, setup.statements, cut)
+            plan = _Plan(key, setup.statements[: len(key)], cut)
             for fn, s in group:
                 plan.own |= self._cut(s, len(key)).not_fixtures  # type: ignore[union-attr]
             plans[key] = plan
@@ -2004,6 +2013,26 @@ class RefactorTestFunctions(RefactorCodemod):
         kinds = (kind(p) for p in fx.positional_params(fixture))
         return fx.is_session_helper(fixture, kinds, self.config)
 
+    def _manager_rebuilt(
+        self, fixture: fx.Fixture | None, seen: frozenset[str] = frozenset()
+    ) -> bool:
+        """Whether a manager fixture is rebuilt in the test from its recipe rather than
+        stood for by ``managers.<short>``: it builds its manager otherwise than
+        ``create_all_managers`` does, or it is handed a manager fixture that does, as the
+        test gets it (a test module's own ``enrollment_manager`` reaches the conftest's
+        ``grade_manager`` that requests that name)."""
+        if fixture is None or fixture.kind != fx.MANAGER:
+            return False
+        if not fixture.plain_manager and not self._by_factory(fixture):
+            return True
+        if fixture.name in seen:
+            return False
+        return any(
+            self._manager_rebuilt(self._dep_resolve(p, fixture), seen | {fixture.name})
+            for p in fixture.params
+            if p != fixture.name
+        )
+
     def _by_factory(self, fixture: fx.Fixture) -> bool:
         """Whether ``create_all_managers`` builds what this manager fixture built, handed the
         objects the fixture injected (its ``factory_overrides``) as keywords it takes."""
@@ -2174,12 +2203,7 @@ class RefactorTestFunctions(RefactorCodemod):
 
         def needs_inlining(fixture: fx.Fixture | None) -> bool:
             return fixture is not None and (
-                fixture.kind == fx.OBJECT
-                or (
-                    fixture.kind == fx.MANAGER
-                    and not fixture.plain_manager
-                    and not self._by_factory(fixture)
-                )
+                fixture.kind == fx.OBJECT or self._manager_rebuilt(fixture)
             )
 
         # manager fixtures that create_all_managers builds when handed what they injected
@@ -2268,9 +2292,7 @@ class RefactorTestFunctions(RefactorCodemod):
             fixture = resolved.get(p)
             if fixture is None or fixture.kind == fx.SESSION:
                 replacements[p] = session_expr
-            elif fixture.kind == fx.MANAGER and (
-                fixture.plain_manager or self._by_factory(fixture)
-            ):
+            elif fixture.kind == fx.MANAGER and not self._manager_rebuilt(fixture):
                 replacements[p] = rewrite.managers_attr(
                     config, fixture.manager_short or p
                 )
@@ -2856,7 +2878,7 @@ class RefactorTestFunctions(RefactorCodemod):
             elif (
                 dep is not None
                 and dep.kind == fx.MANAGER
-                and (dep.plain_manager or self._by_factory(dep))
+                and not self._manager_rebuilt(dep)
             ):
                 local_replacements[param] = rewrite.managers_attr(
                     config, dep.manager_short or param

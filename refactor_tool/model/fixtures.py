@@ -1837,6 +1837,11 @@ def local_fixtures(
         problem = fixture.problem
         fixture.problem = None
         kind = classifier.kind(fixture)
+        if kind == MANAGER and not fixture.plain_manager and not fixture.yields:
+            # built otherwise than create_all_managers builds it: rebuilt in its tests, as
+            # a conftest's manager fixture built otherwise is
+            fixture.problem = problem or fixture.problem
+            continue
         if kind not in (PLAIN, OBJECT, DB_OTHER):
             # a session, manager or factory fixture of the test module, which phases 4 and
             # 5 do not rewrite: one on top of database fixtures is left as it is
