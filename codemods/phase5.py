@@ -1117,6 +1117,8 @@ class RefactorTestFunctions(RefactorCodemod):
         self._changed = False
         #: rewritten tests and the setup they start with (see ``_setup_of``)
         self._setups: list[tuple[cst.FunctionDef, _Setup]] = []
+        #: (factory, overriding fixture) pairs reported (``_report_lost_overrides``)
+        self._lost_overrides: set[tuple[str, str, str, int]] = set()
         self._setup: _Setup | None = None
         self._cuts: dict[tuple[int, int], _Cut | None] = {}
         self._pseudo: list[_Setup] = []
@@ -2108,6 +2110,51 @@ class RefactorTestFunctions(RefactorCodemod):
         )
         return updated_node if new.deep_equals(updated_node) else new
 
+    def _overrides_factories_lose(
+        self, called: dict[str, fx.Fixture | None]
+    ) -> list[tuple[str, str, str, fx.Fixture]]:
+        """The factory fixtures the test calls that were handed, in this test, a manager
+        fixture that the test's module (or a conftest nearer it) builds otherwise than the
+        one the factory's own module sees: phase 4 made the factory build its managers with
+        ``create_all_managers``, so its calls here no longer go through that construction.
+        Each as (the factory's name, where it is, the name it requested, what it got)."""
+        graph = self.analysis.graph
+        before = graph.fallback if graph.fallback is not None else graph
+        out: list[tuple[str, str, str, fx.Fixture]] = []
+        for factory_name, factory in called.items():
+            if factory is None:
+                continue
+            where = factory.where
+            # what it requested before phase 4 rewrote it
+            factory = before.resolve(factory.name, factory.rel) or factory
+            for param in factory.params:
+                dep = self._dep_resolve(param, factory)
+                own = before.resolve(param, factory.rel)
+                if dep is None or dep is own or not self._manager_rebuilt(dep):
+                    continue
+                if own is not None and (own.rel, own.line) == (dep.rel, dep.line):
+                    continue
+                out.append((factory_name, where, param, dep))
+        return out
+
+    def _report_lost_overrides(
+        self, fn: cst.FunctionDef, lost: list[tuple[str, str, str, fx.Fixture]]
+    ) -> None:
+        """Reported once per factory and fixture, at the first test."""
+        for factory_name, where, param, dep in lost:
+            key = (factory_name, where, dep.rel, dep.line)
+            if key in self._lost_overrides:
+                continue
+            self._lost_overrides.add(key)
+            self.report(
+                fn,
+                f"{fn.name.value}: factory fixture {factory_name!r} ({where}) got "
+                f"{param!r} ({dep.where}) here, which builds its manager otherwise; the "
+                f"factory builds its managers with {self.config.factory_function}(session) "
+                "now, so its calls in this module no longer use that construction; check "
+                "what they build",
+            )
+
     def _skip(self, node: cst.CSTNode, message: str) -> None:
         self.report(node, message)
         raise _Skip(message)
@@ -2378,8 +2425,12 @@ class RefactorTestFunctions(RefactorCodemod):
         self._inlined_local.update(
             (recipe.name, recipe.line) for recipe in order if recipe.rel == self._rel
         )
+        lost = self._overrides_factories_lose(called)
+        # the module's own fixture the factory got is requested by nothing rewritten now
+        self._inlined_local.update((d.name, d.line) for _, _, _, d in lost if d.rel == self._rel)
         if self.decide_only:
             return fn.with_changes()  # rewritten: nothing after this point leaves it alone
+        self._report_lost_overrides(fn, lost)
 
         arguments = [config.session_variable]
         arguments += [f"{keyword}={source}" for keyword, source in keywords.items()]
