@@ -206,6 +206,7 @@ class _OptionalText:
             ),
             ((b"default",), re.compile(rb"(?i)defaults?\s+to\s+`{0,2}None")),
             ((b"own",), re.compile(rb"(?i)own\s+" + s)),
+            ((b"thread",), re.compile(rb"(?i)thread(?:'s|-local)\s+" + s)),
         ]
 
     def search(self, data: bytes) -> bool:
@@ -559,7 +560,8 @@ _FALLBACK = re.compile(
     r"\b(?:provided|given|passed|supplied|specified|set)\b"
     r"|\b(?:if|when)\s+`{0,2}\w*session\w*`{0,2}\s+is\s+`{0,2}None\b"
     r"|\bdefaults?\s+to\s+`{0,2}None\b"
-    r"|\b(?:creates?|opens?|fetch(?:es)?|gets?|uses?)\b[^.;]*\bown\s+session\b",
+    r"|\b(?:creates?|opens?|fetch(?:es)?|gets?|uses?)\b[^.;]*\bown\s+session\b"
+    r"|\b(?:fetch(?:es)?|gets?|uses?|takes?)\b[^.;]*\bthread(?:'s|-local)\s+session\b",
     re.IGNORECASE,
 )
 _OPTIONAL_ARTICLE = re.compile(r"\b([Aa])n\s+optional\s+(?=(?:[\w`.]+\s+){0,2}`{0,2}\w*session)")
