@@ -757,6 +757,7 @@ def test_optional_text_prefilter_is_the_single_pattern() -> None:
         + rb"|\b(?:if|when|unless)\b[^\n.;]*\b(?:not|no|none|omitted|missing)\b[^\n.;]*"
         rb"\b(?:provided|given|passed|supplied|specified)\b"
         + rb"|defaults?\s+to\s+`{0,2}None|own\s+" + s
+        + rb"|thread(?:'s|-local)\s+" + s
     )
     guarded = _OptionalText("session")
     texts = [
@@ -766,6 +767,7 @@ def test_optional_text_prefilter_is_the_single_pattern() -> None:
         b"when no session is given",
         b"Defaults to ``None``.",
         b"opens its Own  session",
+        b"uses the Thread's session",
         b"nothing to see here",
         b"own sessions\nif x:\n    pass\n",
     ]
