@@ -2457,10 +2457,21 @@ class RefactorTestFunctions(RefactorCodemod):
                 new_body, signatures, config.session_variable, self._scans
             )
         rolls_back = _rolls_back(new_body, config.session_variable, self._scans)
-        if rolls_back and factory_names:
-            # its own calls of factories before it provokes the error committed what they
-            # built too: the last of them is followed by the commit
-            calls = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in factory_names)))
+        rebuilt_managers = {r.name for r in order if r.kind == fx.MANAGER}
+        if rolls_back:
+            # its own calls of factories and managers before it provokes the error
+            # committed what they did too (a manager committed every operation): the last
+            # of them is followed by the commit
+            managers_variable = config.managers_variable
+            calls = (
+                m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in factory_names)))
+                | m.Call(
+                    func=m.Attribute(
+                        value=m.Attribute(value=m.Name(managers_variable))
+                        | m.Name(m.MatchIfTrue(lambda n: n in rebuilt_managers))
+                    )
+                )
+            )
             ends = next(
                 (
                     i
