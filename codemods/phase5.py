@@ -2850,7 +2850,7 @@ class RefactorTestFunctions(RefactorCodemod):
             return cache[key]
         _, body = fx.split_docstring(
             fx.recipe_statements(
-                recipe.node(), self.config.session_fixture, recipe.database_teardown
+                recipe.node(), self.config.session_fixture, recipe.drops_teardown
             )
         )
         last = cst.ensure_type(body[-1], cst.SimpleStatementLine)

@@ -65,6 +65,7 @@ from libcst.matchers import matches
 
 from refactor_tool.model.config import Config
 from refactor_tool.model.managers import (
+    FRESH_CONTAINER,
     ManagerGraph,
     analyze_managers,
     import_map,
@@ -1044,6 +1045,10 @@ class Fixture:
     #: an object fixture whose teardown does only database work on a database that lives
     #: only for the test (:func:`database_only_teardown`): its recipe ends at its ``yield``
     database_teardown: bool = False
+    #: a manager fixture whose teardown only empties containers of the manager's own
+    #: (``manager._cache.clear()``): each test builds its managers afresh, so its recipe
+    #: ends at its ``yield`` too (:meth:`_Classifier._empties_own_state`)
+    state_teardown: bool = False
     kind: str = PLAIN
     #: manager fixtures: the manager class and its short name in ``create_all_managers``
     manager_class: str | None = None
@@ -1077,6 +1082,12 @@ class Fixture:
     @property
     def where(self) -> str:
         return f"{self.rel}:{self.line}"
+
+    @property
+    def drops_teardown(self) -> bool:
+        """Whether its recipe ends at its ``yield``: what runs after it is no teardown a
+        test needs (:attr:`database_teardown`, :attr:`state_teardown`)."""
+        return self.database_teardown or self.state_teardown
 
     def node(self) -> cst.FunctionDef:
         """The definition as a libcst node, parsed from the recorded source once (nodes are
@@ -2182,6 +2193,40 @@ class _Classifier:
             self._done.add(key)
         return fixture.kind
 
+    def _empties_own_state(self, fixture: Fixture, fn: cst.FunctionDef) -> bool:
+        """Whether ``fn`` yields a manager it builds (``manager = CourseManager(db)``) and
+        its teardown only empties containers that manager got for itself in its
+        ``__init__`` (``manager._by_id.clear()``, ``manager._by_id = {}``): state of that
+        one instance, which no test sees once it is over."""
+        if self.managers is None:
+            return False
+        _, body = split_docstring(statements(fn))
+        at = _yield_statement(body)
+        if at is None or at == len(body) - 1:
+            return False
+        line = cst.ensure_type(body[at], cst.SimpleStatementLine)
+        value = cst.ensure_type(cst.ensure_type(line.body[0], cst.Expr).value, cst.Yield).value
+        if not isinstance(value, cst.Name):
+            return False
+        built = returned_expression(
+            [*body[:at], cst.SimpleStatementLine(body=[cst.Return(value=value)])]
+        )
+        manager = self._manager_class(fixture, built) if built is not value else None
+        if manager is None:
+            return False
+        state = self.managers.own_state(self.managers.classes[manager])
+        own = m.Attribute(
+            value=m.Name(value.value), attr=m.Name(m.MatchIfTrue(lambda a: a in state))
+        )
+        emptying = m.Expr(m.Call(func=m.Attribute(value=own, attr=m.Name("clear")), args=[])) | m.Assign(
+            targets=[m.AssignTarget(own)], value=FRESH_CONTAINER
+        )
+        return all(
+            isinstance(stmt, cst.SimpleStatementLine)
+            and all(matches(small, emptying) for small in stmt.body)
+            for stmt in body[at + 1 :]
+        )
+
     def _manager_class(self, fixture: Fixture, expr: cst.BaseExpression) -> str | None:
         """The qualified manager class ``expr`` (a call) instantiates, if any."""
         if not isinstance(expr, cst.Call) or self.managers is None:
@@ -2317,7 +2362,12 @@ class _Classifier:
         if fixture.name == config.session_context_fixture:
             return SESSION_CONTEXT
         fn = fixture.node()
-        _, body = split_docstring(recipe_statements(fn, config.session_fixture))
+        if fixture.yields and self._empties_own_state(fixture, fn):
+            fixture.yields = False
+            fixture.state_teardown = True
+        _, body = split_docstring(
+            recipe_statements(fn, config.session_fixture, drop_teardown=fixture.state_teardown)
+        )
         deps = {p: self._dep(p, fixture) for p in fixture.params}
         dep_kinds = {p: (d.kind if d is not None else None) for p, d in deps.items()}
         touches_db = any(k in DB_KINDS for k in dep_kinds.values())
@@ -2331,7 +2381,8 @@ class _Classifier:
             cls = self.managers.classes[manager] if self.managers is not None else None
             fixture.manager_class = manager
             fixture.manager_short = cls.short if cls is not None else None
-            simple = len(body) == 1 and isinstance(returned, cst.Call)
+            # ``return Manager(...)``, or ``manager = Manager(...)`` then ``return manager``
+            simple = len(body) <= 2 and isinstance(returned, cst.Call)
             plain_params = all(
                 k in (SESSION, MANAGER) for k in dep_kinds.values()
             ) and all(

@@ -297,6 +297,25 @@ class ManagerGraph:
             todo.extend(self.classes[b] for b in current.bases if b in self.classes)
         return []
 
+    def own_state(self, cls: ManagerClass) -> frozenset[str]:
+        """The attributes every instance of ``cls`` gets a container of its own for in an
+        ``__init__`` (its own or one it inherits from a manager base): ``self.x = {}``
+        (``[]``, ``set()``, ``dict()``, ``defaultdict(...)`` ...). Emptying one touches
+        nothing but that instance."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        todo = [cls]
+        while todo:
+            current = todo.pop(0)
+            if current.qualified in seen:
+                continue
+            seen.add(current.qualified)
+            init = own_init(current.node) if current.node is not None else None
+            if init is not None:
+                found |= _fresh_containers(init)
+            todo.extend(self.classes[b] for b in current.bases if b in self.classes)
+        return frozenset(found)
+
     def alternate_constructor(self, cls: ManagerClass, name: str) -> list[Param] | None:
         """The parameters (after ``cls``) of ``cls``'s classmethod ``name`` (own or
         inherited) when it is another constructor of the manager: it builds ``cls(...)``
@@ -492,6 +511,37 @@ def own_init(node: cst.ClassDef) -> cst.FunctionDef | None:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
             return stmt
     return None
+
+
+#: a new, empty container: ``{}``, ``[]``, ``set()``, ``defaultdict(list)`` ...
+FRESH_CONTAINER = (
+    m.Dict(elements=[])
+    | m.List(elements=[])
+    | m.Call(
+        func=m.Name(m.MatchIfTrue(lambda n: n in _CONTAINER_TYPES))
+        | m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _CONTAINER_TYPES)))
+    )
+)
+_CONTAINER_TYPES = frozenset(
+    {"dict", "list", "set", "OrderedDict", "defaultdict", "Counter", "deque", "WeakValueDictionary"}
+)
+
+
+def _fresh_containers(init: cst.FunctionDef) -> set[str]:
+    """The attributes ``init`` gives a new empty container: ``self.x = {}``,
+    ``self.x: Dict[int, C] = {}``."""
+    found: set[str] = set()
+    for node in findall(
+        init,
+        m.Assign(targets=[m.AssignTarget(m.Attribute(value=m.Name("self")))], value=FRESH_CONTAINER)
+        | m.AnnAssign(target=m.Attribute(value=m.Name("self")), value=FRESH_CONTAINER),
+    ):
+        if isinstance(node, cst.Assign):
+            target = node.targets[0].target
+        else:
+            target = cst.ensure_type(node, cst.AnnAssign).target
+        found.add(cst.ensure_type(target, cst.Attribute).attr.value)
+    return found
 
 
 def stored_attribute(init: cst.FunctionDef, name: str) -> str | None:
