@@ -2382,7 +2382,10 @@ class _Classifier:
             fixture.manager_class = manager
             fixture.manager_short = cls.short if cls is not None else None
             # ``return Manager(...)``, or ``manager = Manager(...)`` then ``return manager``
-            simple = len(body) <= 2 and isinstance(returned, cst.Call)
+            simple = isinstance(returned, cst.Call) and (
+                len(body) == 1
+                or (len(body) == 2 and matches(body[-1], m.SimpleStatementLine(body=[m.Return(m.Name())])))
+            )
             plain_params = all(
                 k in (SESSION, MANAGER) for k in dep_kinds.values()
             ) and all(
