@@ -60,13 +60,12 @@ from refactor_tool.model.managers import (
     builds_own_class,
     ManagerGraph,
     analyze_managers,
+    context_openers,
     import_map,
     is_test_path,
     own_init,
     relpath_for,
     resolve_local,
-    reexported_as,
-    session_context_openers,
     unwrap_optional,
 )
 from refactor_tool.model.project import Project
@@ -99,30 +98,14 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     defined = bool(
         project.grep(project.python_files(), f"def {project.config.session_fixture}(")
     )
-    config = project.config
-    openers: frozenset[str] = frozenset()
-    if project.exists(config.session_module):
-        module = config.session_module_name
-        openers = reexported_as(
-            project,
-            (
-                f"{module}.{name}"
-                for name in (
-                    config.session_context_class,
-                    *session_context_openers(
-                        project.parse(config.session_module), config.session_context_class
-                    ),
-                )
-            ),
-        )
     return BaseManagerAnalysis(
-        config,
+        project.config,
         project.root,
         graph,
         session_attr,
         _step_files(project, graph),
         defined,
-        openers,
+        context_openers(project),
         pytest_naming(project),
     )
 

@@ -66,13 +66,20 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.helpers import get_full_name_for_node
 from libcst.matchers import matches
 
 from codemods import imports, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.config import Config, project_scripts
-from refactor_tool.model.managers import constructions_without_session, relpath_for
+from refactor_tool.model.managers import (
+    constructions_without_session,
+    context_openers,
+    import_map,
+    relpath_for,
+    resolve_local,
+)
 from refactor_tool.model.project import Project, first_party
 from refactor_tool.model.state import state_of
 from refactor_tool.model.syntax import (
@@ -95,6 +102,8 @@ _TEXT_FACTS = ("text facts",)
 _SHARED = ("shared helpers",)
 #: rel -> (the tree the survey rewrote, the codemod that did): finished, not redone
 _SURVEYED = ("surveyed modules",)
+#: dotted names of what opens a session context (``SessionContext``, ``get_db_context``)
+_OPENERS = ("context openers",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +132,7 @@ def analyze(
     if previous is not None and (current is None or previous is not current.graph):
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
+    analysis.cache[_OPENERS] = context_openers(project)
     analysis.cache[_ENTRY_POINTS] = {
         tuple(target.split(":", 1))
         for target in project_scripts(
@@ -2280,6 +2290,9 @@ class RefactorTestFunctions(RefactorCodemod):
         # the imports it starts with stay first, before the block
         imports = list(itertools.takewhile(lambda s: matches(s, fx.ONE_IMPORT_LINE), body))
         body = body[len(imports) :]
+        body, checked_after, opened_at = self._checked_in_own_context(
+            body, {*removed, *factories, config.session_fixture}
+        )
         merged_session = False
         if has_ctx:
             body, merged_session = self._merge_inner_contexts(
@@ -2315,6 +2328,14 @@ class RefactorTestFunctions(RefactorCodemod):
         )
         for index in sorted(stale_after, reverse=True):
             new_body.insert(index + 1, self._expire_line())
+        if opened_at is not None:
+            new_body.insert(
+                opened_at + sum(1 for i in stale_after if i < opened_at),
+                cst.parse_statement(
+                    f"{config.session_variable}.commit()  # the test's own session context "
+                    "sees what is committed\n"
+                ),
+            )
         if rewriter.conflicts:
             self._skip(
                 fn,
@@ -2484,8 +2505,62 @@ class RefactorTestFunctions(RefactorCodemod):
         self._changed = True
         return fn.with_changes(
             params=new_params,
-            body=suite.with_changes(body=[*docstring, *imports, with_stmt]),
+            body=suite.with_changes(body=[*docstring, *imports, with_stmt, *checked_after]),
         )
+
+    def _checked_in_own_context(
+        self, body: list[cst.BaseStatement], database: set[str]
+    ) -> tuple[list[cst.BaseStatement], list[cst.BaseStatement], int | None]:
+        """``body`` split where the test opens a session context of its own at its top level
+        (``with SessionContext(...) as s:``) to look at what it did before, when nothing from
+        there on reads the database fixtures (``database``), the session or managers the
+        rewrite names, or a name the statements before bind (objects of a session that is
+        closed by then). The new block ends there: it commits on its way out, as the old
+        managers did, and the test's own context opens after it, as before.
+
+        When something from there on does read them, the body stays whole and the index of
+        that statement is returned third: the new block commits right before it (the
+        managers had committed), so the test's own session sees the work. Without such a
+        statement: ``body``, nothing, None."""
+        openers = self.analysis.cache.get(_OPENERS, frozenset())
+        if not openers:
+            return body, [], None
+        config = self.config
+        module_name = self.context.full_module_name or ""
+        imports = import_map(self._module, module_name, self._rel)
+        local = [n.name.value for n in self._module.body if isinstance(n, cst.ClassDef)]
+
+        def opens_context(stmt: cst.BaseStatement) -> bool:
+            if not isinstance(stmt, cst.With) or not stmt.items:
+                return False
+            call = stmt.items[0].item
+            if not isinstance(call, cst.Call):
+                return False
+            dotted = get_full_name_for_node(call.func)
+            origin = resolve_local(dotted, imports, module_name, local) if dotted else None
+            return origin in openers
+
+        start = next((i for i, stmt in enumerate(body) if opens_context(stmt)), None)
+        if not start:
+            return body, [], None
+        head, tail = body[:start], body[start:]
+        read = fx.scan(tail, own_scope=True, memo=self._scans)
+        items = fx.scan(
+            [item.item for item in cst.ensure_type(tail[0], cst.With).items],
+            own_scope=True,
+            memo=self._scans,
+        )
+        forbidden = {
+            *database,
+            config.session_variable,
+            config.managers_variable,
+            config.session_context_fixture,
+            *scope_scan(head, self._scans).bound,
+        }
+        free = (set(read.used) - set(read.bound)) | set(items.used)
+        if free & forbidden:
+            return body, [], start
+        return head, tail, None
 
     def _new_params(self, fn: cst.FunctionDef, names: Sequence[str]) -> list[cst.Param]:
         """The parameters ``names`` the rewrite adds to the test ``fn``: where ``fn``

@@ -868,6 +868,7 @@ __all__ = [
     "annotation_names",
     "builds_own_class",
     "code",
+    "context_openers",
     "import_map",
     "is_test_path",
     "iter_statements",
@@ -925,3 +926,21 @@ def session_context_openers(module: cst.Module, context_class: str) -> frozenset
         for n in module.body
         if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
     )
+
+
+def context_openers(project: Project) -> frozenset[str]:
+    """Dotted names of what opens a session context when called: the session module's
+    ``SessionContext`` class and its functions returning one (:func:`session_context_openers`),
+    under every name the project's packages re-export them as; empty when the session module
+    is not there."""
+    config = project.config
+    if not project.exists(config.session_module):
+        return frozenset()
+    module = config.session_module_name
+    names = (
+        config.session_context_class,
+        *session_context_openers(
+            project.parse(config.session_module), config.session_context_class
+        ),
+    )
+    return reexported_as(project, (f"{module}.{name}" for name in names))
