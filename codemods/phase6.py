@@ -43,7 +43,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -564,6 +564,8 @@ _FALLBACK = re.compile(
 )
 _OPTIONAL_ARTICLE = re.compile(r"\b([Aa])n\s+optional\s+(?=(?:[\w`.]+\s+){0,2}`{0,2}\w*session)")
 _OPTIONAL = re.compile(r"(?<![Aa]n )\b([Oo])ptional\s+(?=(?:[\w`.]+\s+){0,2}`{0,2}\w*session)(\S)")
+#: a parenthetical aside in a sentence, with the space before it
+_ASIDE = re.compile(r"\s*\([^()]*\)")
 _OPTIONAL_MARK = re.compile(r"\s*\(\s*optional\s*\)", re.IGNORECASE)
 
 
@@ -791,9 +793,17 @@ def _rewrite_entry(
             )
 
         keep_end = s1
-        if stale(sentence):
+        asides = [a for a in _ASIDE.finditer(sentence) if stale(a.group())]
+        rest = _ASIDE.sub(lambda a: "" if stale(a.group()) else a.group(), sentence)
+        if asides and rest.strip(" .") and not stale(rest):
+            # "A manager on ``session`` (instead of ``_get_session``)." loses its stale aside
+            deletions.extend((s0 + a.start(), s0 + a.end(), "") for a in asides)
+        elif stale(sentence):
             # "Optional session; if not provided, uses get_session()." keeps its first clause
+            # "Run the operation and commit." keeps what comes before its stale "and ..."
             semi = _clause_break(sentence)
+            if not (semi > 0 and not stale(sentence[:semi])):
+                semi = _stale_conjunct(sentence, stale, ctx)
             if semi > 0 and not stale(sentence[:semi]):
                 stop = sentence.rstrip()[-1] if sentence.rstrip()[-1] in ".!?" else "."
                 deletions.append((s0 + semi, s1, stop))
@@ -846,6 +856,10 @@ def _rewrite_entry(
     return edits, set(), None
 
 
+#: ``and commits``, ``, and then rolls back``: a conjunct saying something commits
+_AND_COMMITS = re.compile(
+    r",?\s+and\s+(?:then\s+)?(?=commit|roll(?:s|ed|ing)?\s+back)", re.IGNORECASE
+)
 _COMMITS = re.compile(r"\b(?:commit(?:s|ted|ting)?|roll(?:s|ed|ing)?\s+back|rollbacks?)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:never|not|no longer|without|nor|neither)\b|n't\b", re.IGNORECASE)
 
@@ -855,6 +869,17 @@ def _stale_commit(part: str, ctx: DocContext) -> bool:
     if not ctx.execute_method or not _COMMITS.search(part) or _NEGATION.search(part):
         return False
     return ctx.in_execute_method or re.search(rf"(?<!\w){re.escape(ctx.execute_method)}(?!\w)", part) is not None
+
+
+def _stale_conjunct(sentence: str, stale: Callable[[str], bool], ctx: DocContext) -> int:
+    """Where a sentence's last ``and <commit or roll back> ...`` starts when it says the
+    execute method commits and what comes before it is not stale (``Run the operation
+    and commit.``), or -1."""
+    for found in reversed(list(_AND_COMMITS.finditer(sentence))):
+        conjunct = sentence[found.start() :]
+        if _stale_commit(conjunct, ctx) and not stale(sentence[: found.start()]):
+            return found.start()
+    return -1
 
 
 def _clause_break(sentence: str) -> int:
