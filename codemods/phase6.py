@@ -940,6 +940,24 @@ def _session_required(node: cst.FunctionDef, name: str) -> bool:
     return False
 
 
+def _classes_require_session(module: cst.Module, name: str) -> bool:
+    """Whether the classes of ``module`` whose own ``__init__`` takes the session all require
+    it, and there is one: what its docstring says of their session is said of a required
+    one."""
+    takes = [
+        init
+        for stmt in module.body
+        if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock)
+        for init in [own_init(stmt)]
+        if init is not None
+        and any(
+            p.name.value == name
+            for p in (*init.params.posonly_params, *init.params.params, *init.params.kwonly_params)
+        )
+    ]
+    return bool(takes) and all(_session_required(init, name) for init in takes)
+
+
 _DOCSTRING = m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])
 
 
@@ -963,7 +981,11 @@ class UpdateDocstrings(RefactorCodemod):
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if not updated_node.body or not matches(updated_node.body[0], _DOCSTRING):
             return updated_node
-        new_first = self._rewrite(original_node.body[0], updated_node.body[0], False)
+        new_first = self._rewrite(
+            original_node.body[0], updated_node.body[0], _classes_require_session(
+                original_node, self.config.session_variable
+            )
+        )
         if new_first is None:
             return updated_node
         return updated_node.with_changes(body=[new_first, *updated_node.body[1:]])
