@@ -26,6 +26,7 @@ nothing that mentions it is touched: the phase only tidies what the earlier phas
 from __future__ import annotations
 
 import ast
+import configparser
 import dataclasses
 import difflib
 import functools
@@ -1280,12 +1281,39 @@ def style_options(source: bytes) -> list[str]:
     return options
 
 
+#: where flake8 reads its settings, in its order
+_FLAKE8_FILES = (".flake8", "setup.cfg", "tox.ini")
+
+
+def flake8_line_length(root: Path) -> Optional[int]:
+    """The ``max-line-length`` of the target's flake8 settings (``[flake8]`` of ``.flake8``,
+    ``setup.cfg`` or ``tox.ini``, the first that has the section), None without one."""
+    for name in _FLAKE8_FILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(path.read_text(encoding="utf-8"))
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        if not parser.has_section("flake8"):
+            continue
+        for key in ("max-line-length", "max_line_length"):
+            value = parser.get("flake8", key, fallback="").strip()
+            if value.isdigit():
+                return int(value)
+        return None
+    return None
+
+
 def house_line_length(project: Project, command: list[str], formatted: set[str]) -> Optional[int]:
     """The line length to format ``formatted`` with when no ruff settings apply to them
     (``None``: the target's own ruff settings apply, or there is nothing to learn from, and
     ruff's default stands).
 
-    A project that configures black gets black's ``line-length``. Any other is formatted at
+    A project that configures black gets black's ``line-length``, one that configures flake8
+    its ``max-line-length`` (:func:`flake8_line_length`). Any other is formatted at
     the length its own code is written to: of the usual choices and its longest line, the
     one under which ``ruff format`` would change its untouched Python files, and the
     files it formats as they were before the refactoring (where that is known), least (the
@@ -1303,6 +1331,9 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
             found = _BLACK_LINE_LENGTH.search(section)
             if found:
                 return int(found.group(1))
+    stated = flake8_line_length(root)
+    if stated is not None:
+        return stated
     untouched = [
         rel
         for rel in project.python_files()
