@@ -1457,10 +1457,55 @@ class RefactorTestFunctions(RefactorCodemod):
             return module
         module = module.with_changes(body=[self._unread(s) for s in module.body])
         module = self._without_inlined_fixtures(module)
+        module = self._helpers_take_the_session(module)
         graph = self.analysis.graph
         if any(g is not None and g.star_imported(self._rel) for g in (graph, graph.fallback)):
             return module
         return rewrite.drop_imports_made_unused(original_node, module)
+
+    def _helpers_take_the_session(self, module: cst.Module) -> cst.Module:
+        """The module's plain functions (no test, no fixture: ``repair_bench(db_session)``)
+        with a parameter named like the session fixture, which the rewritten tests hand
+        their session now, name it like the session: ``repair_bench(session)``. Not where the
+        function already uses that name, nor where the module passes that parameter by
+        keyword."""
+        config = self.config
+        old, new = config.session_fixture, config.session_variable
+        if old == new or findall(module, m.Arg(keyword=m.Name(old))):
+            return module
+        naming = self.analysis.naming
+
+        def renamed(stmt: cst.BaseStatement) -> cst.BaseStatement:
+            if (
+                not isinstance(stmt, cst.FunctionDef)
+                or fx.is_fixture(stmt)
+                or fx.is_test_function(stmt, naming)
+                or not isinstance(stmt.body, cst.IndentedBlock)
+            ):
+                return stmt
+            params = stmt.params
+            names = fx.scan([stmt.body], memo=self._scans)
+            taken = {*names.used, *names.bound, *(p.name.value for p in _every_param(params))}
+            if new in taken:
+                return stmt
+            named = [
+                p
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+                if p.name.value == old
+            ]
+            if not named:
+                return stmt
+            body, rewriter = rewrite.rewrite_names(
+                list(stmt.body.body), {old: cst.Name(new)}, (), new
+            )
+            if rewriter.conflicts:
+                return stmt
+            param = named[0]
+            return stmt.with_deep_changes(param, name=cst.Name(new)).with_changes(
+                body=stmt.body.with_changes(body=body)
+            )
+
+        return module.with_changes(body=[renamed(s) for s in module.body])
 
     @staticmethod
     def _fixture_defs(body: Sequence[cst.BaseStatement]) -> Iterator[cst.FunctionDef]:
@@ -3178,6 +3223,11 @@ def _class_defs(body: Sequence[cst.CSTNode]) -> Iterator[cst.ClassDef]:
             yield stmt
             if isinstance(stmt.body, cst.IndentedBlock):
                 yield from _class_defs(stmt.body.body)
+
+
+def _every_param(params: cst.Parameters) -> list[cst.Param]:
+    star = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+    return [*params.posonly_params, *params.params, *params.kwonly_params, *star]
 
 
 def _asking_first(params: cst.Parameters, names: list[str], method: bool) -> cst.Parameters:
