@@ -69,6 +69,7 @@ from refactor_tool.model.managers import (
     analyze_managers,
     import_map,
     package_of,
+    plain_alternate_constructor,
     resolve_local,
 )
 from refactor_tool.model.project import InputError, Project
@@ -2188,12 +2189,39 @@ class _Classifier:
         candidates = self._classes_by_name.get(dotted.split(".")[-1], [])
         if origin is not None and origin in self.managers.classes:
             return origin
+        if isinstance(expr.func, cst.Attribute):
+            # ``Manager.for_session(db_session)``: another constructor of the manager
+            owner = self._manager_class(fixture, expr.with_changes(func=expr.func.value))
+            if owner is not None and self.managers.alternate_constructor(
+                self.managers.classes[owner], expr.func.attr.value
+            ) is not None:
+                return owner
         if origin is not None:
             # a re-export (``from sologm.core import GameManager``): match by class name
             for qualified in candidates:
                 if qualified.rsplit(".", 1)[-1] == origin.rsplit(".", 1)[-1]:
                     return qualified
         return None
+
+    def _as_construction(self, call: cst.Call, manager: str) -> cst.Call | None:
+        """``Manager.name(x)`` as the ``Manager(session=x)`` it is when ``name`` builds
+        nothing but that (:func:`plain_alternate_constructor`); None otherwise."""
+        graph = self.managers
+        func = cst.ensure_type(call.func, cst.Attribute)
+        if graph is None or not plain_alternate_constructor(
+            graph, graph.classes[manager], func.attr.value
+        ):
+            return None
+        if len(call.args) != 1 or call.args[0].star:
+            return None
+        session = self.config.session_variable
+        arg = call.args[0]
+        if arg.keyword is not None and arg.keyword.value != session:
+            return None
+        return call.with_changes(
+            func=func.value,
+            args=[cst.Arg(keyword=cst.Name(session), value=arg.value)],
+        )
 
     def _factory_overrides(
         self,
@@ -2320,6 +2348,11 @@ class _Classifier:
             fixture.manager_class = manager
             fixture.manager_short = cls.short if cls is not None else None
             simple = len(body) == 1 and isinstance(returned, cst.Call)
+            if simple and isinstance(cst.ensure_type(returned, cst.Call).func, cst.Attribute):
+                # another constructor stands for ``Manager(session=...)`` when that is all
+                # it builds (:func:`plain_alternate_constructor`), else for nothing simple
+                returned = self._as_construction(cst.ensure_type(returned, cst.Call), manager)
+                simple = returned is not None
             plain_params = all(
                 k in (SESSION, MANAGER) for k in dep_kinds.values()
             ) and all(

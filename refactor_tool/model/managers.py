@@ -542,6 +542,42 @@ def alternate_constructor_node(
     return None
 
 
+def plain_alternate_constructor(graph: ManagerGraph, cls: ManagerClass, name: str) -> bool:
+    """Whether ``cls``'s other constructor ``name`` builds nothing but ``cls(session=session)``
+    from its one parameter, the session: ``Manager.name(s)`` is ``Manager(session=s)``."""
+    fn = alternate_constructor_node(graph, cls, name)
+    if fn is None:
+        return False
+    params = fn.params
+    session = graph.config.session_variable
+    names = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if (
+        len(names) != 2
+        or names[1] != session
+        or params.kwonly_params
+        or isinstance(params.star_arg, cst.Param)
+        or isinstance(params.star_kwarg, cst.Param)
+    ):
+        return False
+    body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else ()
+    statements = [
+        s for s in body if not matches(s, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())]))
+    ]
+    return len(statements) == 1 and matches(
+        statements[0],
+        m.SimpleStatementLine(
+            body=[
+                m.Return(
+                    m.Call(
+                        func=m.Name(names[0]),
+                        args=[m.Arg(keyword=m.Name(session), value=m.Name(session))],
+                    )
+                )
+            ]
+        ),
+    )
+
+
 def builds_own_class(fn: cst.FunctionDef, session: str) -> bool:
     """Whether ``fn`` is a classmethod that builds its class (``cls(...)``) passing its
     own ``session`` parameter on by keyword: another constructor of a manager."""
@@ -875,6 +911,7 @@ __all__ = [
     "line_of",
     "own_init",
     "package_of",
+    "plain_alternate_constructor",
     "relpath_for",
     "resolve_local",
     "short_name",
