@@ -144,7 +144,11 @@ def _step_files(project: Project, graph: ManagerGraph) -> dict[str, frozenset[st
                 callers.add(rel)
     return {
         "2.1": frozenset(managers | callers),
-        "2.2": frozenset({base} | containing(config.get_session_method)),
+        "2.2": frozenset(
+            {base}
+            | containing(config.get_session_method)
+            | set(project.grep(project.python_files(), f".{config.get_session_method}("))
+        ),
         "2.3": frozenset(
             {base}
             | containing(".commit(", ".rollback(", f"def {config.execute_method}")
@@ -818,19 +822,29 @@ class RequireSession(_ManagerCodemod):
                 return
         if id(node) in self._rebuilt_later:
             return
+        test = self._test_name()
+        prefix = f"{test}: " if test else ""
         if kind == "positional":
             self.report(
                 node,
-                f"`{cls.name}(...)` passes {n_positional} positional arguments; `{name}` and the "
+                f"{prefix}`{cls.name}(...)` passes {n_positional} positional arguments; `{name}` and the "
                 f"parameters after it are keyword-only now: pass `{name}=...` and the rest by "
                 "keyword; rewrite by hand",
             )
         else:
             self.report(
                 node,
-                f"`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
+                f"{prefix}`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
                 f"`{name}=...` from the caller's SessionContext; rewrite by hand",
             )
+
+    def _test_name(self) -> str | None:
+        """The name of the test function the current code is in (its outermost function),
+        None outside one: a note about code of a test starts with it."""
+        outer = self._owners[0] if self._owners else None
+        if outer is not None and is_test_function(outer, self.analysis.naming):
+            return outer.name.value
+        return None
 
     def _keywords_for(self, cls: ManagerClass, node: cst.Call) -> list[str] | None:
         """The parameter names of the positional arguments of ``node`` from the session's
@@ -1249,6 +1263,40 @@ class RemoveGetSession(_ManagerCodemod):
 
     def prepare(self, tree: cst.Module) -> None:
         self._drop: set[str] = set()
+        self._outer: list[cst.FunctionDef] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        super().visit_FunctionDef(node)
+        self._outer.append(node)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        self._outer.pop()
+        return super().leave_FunctionDef(original_node, updated_node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        """A call of the removed method on something else than a manager's own ``self``
+        (a test asking a manager for its session) is reported: nothing stands for it."""
+        method = self.config.get_session_method
+        if not matches(node.func, m.Attribute(attr=m.Name(method))):
+            return
+        receiver = cst.ensure_type(node.func, cst.Attribute).value
+        if self.current_manager is not None and matches(receiver, m.Name("self")):
+            return  # the manager's own methods: leave_method
+        outer = self._outer[0] if self._outer else None
+        test = (
+            outer.name.value
+            if outer is not None and is_test_function(outer, self.analysis.naming)
+            else None
+        )
+        self.report(
+            node,
+            (f"{test}: " if test else "")
+            + f"`{code(node.func)}()` calls `{method}`, removed from "
+            f"{self.config.base_manager_class}; the manager's session is "
+            f"`{code(receiver)}.{self.analysis.session_attr}` now, always given; rewrite by hand",
+        )
 
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module

@@ -134,6 +134,16 @@ def _covering_collection_error(
     return None
 
 
+#: failures of a test the run reported for a person (its own code calls a removed session
+#: API, or builds a manager without the session it requires now): not the phase's error
+REPORTED_KINDS = {
+    "removed-session-api": "calls a removed session API itself; reported for a person to rewrite",
+    "missing-session": (
+        "builds a manager without the session it requires now; reported for a person to rewrite"
+    ),
+}
+
+
 def reported_test(test_id: str, reported: Sequence[tuple[str, str]]) -> bool:
     """Whether a manual-attention item of the test's file starts with the test's name
     (``test_x: `db.get_session()` calls a removed session API; ...``): the run left code of
@@ -156,8 +166,9 @@ def judge(
     """Compare a run with the baseline under the phase's expectation (no I/O).
 
     ``reported``: the manual-attention items (path, message) of the phases written so far.
-    In phases 5 and 6, a test that now fails on a removed session API it calls itself,
-    reported for a person, is *reported*: not the phase's error, and listed."""
+    In phases 5 and 6, a test that now fails on a removed session API it calls itself, or on
+    a manager it builds without the session, reported for a person, is *reported*: not the
+    phase's error, and listed."""
     gate = GateResult(
         phase, title, expectation_text(phase), baseline_taken_at=baseline.taken_at
     )
@@ -178,11 +189,8 @@ def judge(
 
     def judge_new_failure(test_id: str, outcome: TestOutcome) -> tuple[str, str]:
         kind = outcome.kind or "other"
-        if strict and kind == "removed-session-api" and reported_test(test_id, reported):
-            return (
-                "reported",
-                "calls a removed session API itself; reported for a person to rewrite",
-            )
+        if strict and kind in REPORTED_KINDS and reported_test(test_id, reported):
+            return "reported", REPORTED_KINDS[kind]
         if strict:
             return "regression", f"passed at baseline, now {kind}"
         if kind in ALWAYS_UNEXPECTED:
