@@ -90,6 +90,9 @@ class BaseManagerAnalysis:
     context_openers: frozenset[str] = frozenset()
     #: how the target's pytest names its tests
     naming: TestNaming = DEFAULT_NAMING
+    #: (old, new): the literal pieces of the execute method's log messages that step 2.3
+    #: rewords (``committed `` -> ``flushed ``), for the tests that read them in ``caplog``
+    reworded_log: tuple[tuple[str, str], ...] = ()
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -98,16 +101,72 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     defined = bool(
         project.grep(project.python_files(), f"def {project.config.session_fixture}(")
     )
+    reworded = _reworded_log(graph, project.config)
+    step_files = _step_files(project, graph)
+    if reworded:
+        readers = {
+            rel
+            for rel in project.grep(project.python_files(), "caplog")
+            if is_test_path(rel)
+        }
+        step_files["2.3"] = step_files["2.3"] | readers
     return BaseManagerAnalysis(
         project.config,
         project.root,
         graph,
         session_attr,
-        _step_files(project, graph),
+        step_files,
         defined,
         context_openers(project),
         pytest_naming(project),
+        reworded,
     )
+
+
+#: a placeholder of a log message: a %-style field or a ``{...}`` of an f-string or format
+_PLACEHOLDER = re.compile(
+    r"%%|%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z]|\{[^{}]*\}"
+)
+
+
+def _reworded_log(graph: ManagerGraph, config: Config) -> tuple[tuple[str, str], ...]:
+    """The literal pieces (between placeholders) of the log messages of the base manager's
+    execute method that step 2.3 rewords, with their new text; none when the method does
+    not commit (the step leaves it as it is)."""
+    node = graph.base.node
+    if node is None:
+        return ()
+    execute = next(
+        (
+            s
+            for s in node.body.body
+            if isinstance(s, cst.FunctionDef) and s.name.value == config.execute_method
+        ),
+        None,
+    )
+    if execute is None or not findall(
+        execute.body, m.Call(func=m.Attribute(attr=m.Name("commit")))
+    ):
+        return ()
+    found: dict[str, str] = {}
+    for call in findall(execute.body, LOG_CALL):
+        call = cst.ensure_type(call, cst.Call)
+        if not call.args:
+            continue
+        texts = [
+            n.raw_value
+            for n in findall(call.args[0].value, m.SimpleString())
+            if isinstance(n, cst.SimpleString)
+        ] + [
+            n.value
+            for n in findall(call.args[0].value, m.FormattedStringText())
+            if isinstance(n, cst.FormattedStringText)
+        ]
+        for text in texts:
+            for piece in _PLACEHOLDER.split(text):
+                if piece.strip() and reword(piece) != piece:
+                    found.setdefault(piece, reword(piece))
+    return tuple(found.items())
 
 
 def _step_files(project: Project, graph: ManagerGraph) -> dict[str, frozenset[str]]:
@@ -1754,6 +1813,61 @@ class _InSavepoint(Transformer):
         )
 
 
+class CaplogReadsTheRewordedLog(RefactorCodemod):
+    """A test asserting on captured log text (``caplog``) that quotes a piece of a log message
+    of the execute method that this step rewords (``committed ``) quotes its new text."""
+
+    STEP = "2.3"
+    ANALYZE = analyze
+    DESCRIPTION = (
+        "In tests, assertions on caplog that quote a reworded log message of the execute "
+        "method quote its new text."
+    )
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: BaseManagerAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if not analysis.reworded_log or rel is None or not is_test_path(rel):
+            raise SkipFile("no test reading a reworded log message")
+        self._asserts = 0
+        return super().transform_module_impl(tree)
+
+    def visit_Assert(self, node: cst.Assert) -> None:
+        if findall(node, m.Name("caplog")):
+            self._asserts += 1
+
+    def leave_Assert(self, original_node: cst.Assert, updated_node: cst.Assert) -> cst.Assert:
+        if findall(original_node, m.Name("caplog")):
+            self._asserts -= 1
+        return updated_node
+
+    def _reworded(self, text: str) -> str:
+        for old, new in self.analysis.reworded_log:
+            text = text.replace(old, new)
+        return text
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        if not self._asserts:
+            return updated_node
+        raw = updated_node.raw_value
+        new = self._reworded(raw)
+        if new == raw:
+            return updated_node
+        head = updated_node.value[: len(updated_node.value) - len(raw) - len(updated_node.quote)]
+        return updated_node.with_changes(value=f"{head}{new}{updated_node.quote}")
+
+    def leave_FormattedStringText(
+        self,
+        original_node: cst.FormattedStringText,
+        updated_node: cst.FormattedStringText,
+    ) -> cst.FormattedStringText:
+        if not self._asserts:
+            return updated_node
+        return updated_node.with_changes(value=self._reworded(updated_node.value))
+
+
 class SimplifyExecuteDbOperation(_ManagerCodemod):
     """``_execute_db_operation`` runs the operation on ``self._session`` in a savepoint and
     never commits."""
@@ -1970,7 +2084,7 @@ PHASE = PhaseSpec(
         StepSpec(
             "2.3",
             "Simplify `BaseManager._execute_db_operation`",
-            (SimplifyExecuteDbOperation,),
+            (SimplifyExecuteDbOperation, CaplogReadsTheRewordedLog),
         ),
         StepSpec(
             "2.4", "Update `BaseManager._lazy_init_manager`", (LazyInitSharesSession,)
