@@ -2329,6 +2329,8 @@ class RefactorTestFunctions(RefactorCodemod):
                 replacements[p] = rewrite.managers_attr(
                     config, fixture.manager_short or p
                 )
+                if fixture.rel == self._rel:  # one of the module's: managers.<name> now
+                    self._inlined_local.add((fixture.name, fixture.line))
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))

@@ -1831,9 +1831,13 @@ def local_fixtures(
         problem = fixture.problem
         fixture.problem = None
         kind = classifier.kind(fixture)
+        if kind == MANAGER and problem is None and fixture.problem is None:
+            # a manager fixture of the test module: built as create_all_managers builds it,
+            # or a recipe its tests build again on their session (as a conftest's)
+            continue
         if kind not in (PLAIN, OBJECT, DB_OTHER):
-            # a session, manager or factory fixture of the test module, which phases 4 and
-            # 5 do not rewrite: one on top of database fixtures is left as it is
+            # a session or factory fixture of the test module, which phases 4 and 5 do not
+            # rewrite: one on top of database fixtures is left as it is
             touches = any(
                 (dep := classifier._dep(p, fixture)) is not None and dep.kind in DB_KINDS
                 for p in fixture.params
