@@ -2344,6 +2344,22 @@ class _Classifier:
 
         # ---- manager: returns ``SomeManager(...)`` (directly or through one local)
         returned = returned_expression(body)
+        if fixture.yields and returned is None:
+            # one that yields its manager and then only does database work, on a database
+            # that lives only for the test, builds what its recipe up to the yield builds
+            trimmed = split_docstring(
+                recipe_statements(fn, config.session_fixture, drop_teardown=True)
+            )[1]
+            built = returned_expression(trimmed)
+            if (
+                built is not None
+                and self._manager_class(fixture, built) is not None
+                and database_only_teardown(fixture, dep_kinds)
+                and database_per_test(self.graph, fixture.rel, config)
+            ):
+                fixture.yields = False
+                fixture.database_teardown = True
+                body, returned = trimmed, built
         manager = (
             self._manager_class(fixture, returned) if returned is not None else None
         )
@@ -2351,7 +2367,21 @@ class _Classifier:
             cls = self.managers.classes[manager] if self.managers is not None else None
             fixture.manager_class = manager
             fixture.manager_short = cls.short if cls is not None else None
-            simple = len(body) == 1 and isinstance(returned, cst.Call)
+            # ``return M(...)``, or ``m = M(...)`` then ``return m``
+            simple = isinstance(returned, cst.Call) and (
+                len(body) == 1
+                or (
+                    len(body) == 2
+                    and matches(
+                        body[0],
+                        m.SimpleStatementLine(
+                            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])]
+                        ),
+                    )
+                    and cst.ensure_type(body[0], cst.SimpleStatementLine).body[0].value  # type: ignore[attr-defined]
+                    is returned
+                )
+            )
             if simple and isinstance(cst.ensure_type(returned, cst.Call).func, cst.Attribute):
                 # another constructor stands for ``Manager(session=...)`` when that is all
                 # it builds (:func:`plain_alternate_constructor`), else for nothing simple
