@@ -694,6 +694,9 @@ def _rewrite_docstring_body(body: str, ctx: DocContext) -> DocResult:
                 continue
             line = line.rstrip()
         new_lines.append(line)
+    for entry in entries:
+        if any(i in edits or i in dropped for i in entry):
+            _reflow(entry, lines, new_lines)
     # blank lines left doubled (or hanging before the closing quotes) by a removed paragraph
     result_lines: list[str] = []
     removed_since = False
@@ -737,6 +740,33 @@ def _rewrite_docstring_body(body: str, ctx: DocContext) -> DocResult:
                     f"docstring {where} still mentions removed {_names(found)}; update it by hand"
                 )
     return DocResult(new_body, _dedupe(problems))
+
+
+def _reflow(entry: list[int], lines: list[str], new_lines: list[Optional[str]]) -> None:
+    """A paragraph the rewrite shortened, wrapped again as it was written: at the width of
+    its longest line, with its lines' indentation. Only a plain paragraph of two lines or
+    more below the summary line, all indented alike (not an ``Args:`` item, a list, the
+    introduction of an example)."""
+    kept = [i for i in entry if new_lines[i] is not None]
+    if len(entry) < 2 or not kept or entry[0] == 0:
+        return
+    prefix = lines[entry[0]][: _indent(lines[entry[0]])]
+    if any(lines[i][: len(prefix)] != prefix or _indent(lines[i]) != len(prefix) for i in entry):
+        return
+    if any(_ENTRY.match(lines[i]) or lines[i].rstrip().endswith("::") for i in entry):
+        return  # a list, or a line introducing a literal block, keeps its lines
+    wrapped = textwrap.wrap(
+        " ".join((new_lines[i] or "").strip() for i in kept),
+        width=max(len(lines[i]) for i in entry),
+        initial_indent=prefix,
+        subsequent_indent=prefix,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    if not wrapped or len(wrapped) > len(kept):
+        return
+    for position, i in enumerate(kept):
+        new_lines[i] = wrapped[position] if position < len(wrapped) else None
 
 
 def _is_literal_text(line: str, lines: list[str], literal: list[bool]) -> bool:
