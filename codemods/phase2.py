@@ -93,6 +93,8 @@ class BaseManagerAnalysis:
     #: (old, new): the literal pieces of the execute method's log messages that step 2.3
     #: rewords (``committed `` -> ``flushed ``), for the tests that read them in ``caplog``
     reworded_log: tuple[tuple[str, str], ...] = ()
+    #: whether the base manager's execute method commits (step 2.3 has work to do)
+    execute_commits: bool = False
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -101,13 +103,15 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     defined = bool(
         project.grep(project.python_files(), f"def {project.config.session_fixture}(")
     )
-    reworded = _reworded_log(graph, project.config)
+    commits = _execute_method(graph, project.config) is not None
+    reworded = _reworded_log(graph, project.config) if commits else ()
     step_files = _step_files(project, graph)
-    if reworded:
+    if commits:
+        # tests that read the execute method's log, or spy on a session's commit
+        needles = ["caplog"] if reworded else []
+        needles += [f"{q}{name}{q}" for name in ("commit", "rollback") for q in "'\""]
         readers = {
-            rel
-            for rel in project.grep(project.python_files(), "caplog")
-            if is_test_path(rel)
+            rel for rel in project.grep(project.python_files(), *needles) if is_test_path(rel)
         }
         step_files["2.3"] = step_files["2.3"] | readers
     return BaseManagerAnalysis(
@@ -120,6 +124,7 @@ def analyze(project: Project) -> BaseManagerAnalysis:
         context_openers(project),
         pytest_naming(project),
         reworded,
+        commits,
     )
 
 
@@ -129,13 +134,11 @@ _PLACEHOLDER = re.compile(
 )
 
 
-def _reworded_log(graph: ManagerGraph, config: Config) -> tuple[tuple[str, str], ...]:
-    """The literal pieces (between placeholders) of the log messages of the base manager's
-    execute method that step 2.3 rewords, with their new text; none when the method does
-    not commit (the step leaves it as it is)."""
+def _execute_method(graph: ManagerGraph, config: Config) -> cst.FunctionDef | None:
+    """The base manager's execute method when it commits (step 2.3 has work to do)."""
     node = graph.base.node
     if node is None:
-        return ()
+        return None
     execute = next(
         (
             s
@@ -147,6 +150,16 @@ def _reworded_log(graph: ManagerGraph, config: Config) -> tuple[tuple[str, str],
     if execute is None or not findall(
         execute.body, m.Call(func=m.Attribute(attr=m.Name("commit")))
     ):
+        return None
+    return execute
+
+
+def _reworded_log(graph: ManagerGraph, config: Config) -> tuple[tuple[str, str], ...]:
+    """The literal pieces (between placeholders) of the log messages of the base manager's
+    execute method that step 2.3 rewords, with their new text; none when the method does
+    not commit (the step leaves it as it is)."""
+    execute = _execute_method(graph, config)
+    if execute is None:
         return ()
     found: dict[str, str] = {}
     for call in findall(execute.body, LOG_CALL):
@@ -1813,6 +1826,74 @@ class _InSavepoint(Transformer):
         )
 
 
+#: what a note says of a test that spies on the session's commit or rollback (the gates
+#: leave its assertion failures to the person the note is for)
+NO_LONGER_CALLED = "which managers no longer call"
+
+#: ``patch.object(x, "commit", ...)``, ``mocker.patch.object(...)``,
+#: ``monkeypatch.setattr(x, "rollback", ...)``
+_SPY_ON_TRANSACTION = m.Call(
+    func=m.Attribute(attr=m.Name("object") | m.Name("setattr")),
+    args=[
+        m.Arg(keyword=None),
+        m.Arg(
+            keyword=None,
+            value=m.SimpleString(value=m.MatchRegex(r"""^[rbuRBU]?['"](commit|rollback)['"]$""")),
+        ),
+        m.ZeroOrMore(),
+    ],
+)
+
+
+class SpiesOnTheSessionsCommitReported(RefactorCodemod):
+    """A test that spies on a session's ``commit`` or ``rollback`` checks what the execute
+    method did before this step (it commits no more, and rolls back only its savepoint):
+    it is reported under its name."""
+
+    STEP = "2.3"
+    ANALYZE = analyze
+    DESCRIPTION = (
+        "Report the tests that spy on a session's commit or rollback, which the execute "
+        "method no longer calls."
+    )
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: BaseManagerAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if not analysis.execute_commits or rel is None or not is_test_path(rel):
+            raise SkipFile("no test of the execute method's commit")
+        self._functions: list[cst.FunctionDef] = []
+        return super().transform_module_impl(tree)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self._functions.pop()
+        return updated_node
+
+    def _test(self) -> str | None:
+        """The test the current code is in: its outermost function, when that is a test."""
+        outer = self._functions[0] if self._functions else None
+        if outer is not None and is_test_function(outer, self.analysis.naming):
+            return outer.name.value
+        return None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        test = self._test()
+        if test is None or not matches(node, _SPY_ON_TRANSACTION):
+            return
+        attr = cst.ensure_type(node.args[1].value, cst.SimpleString).evaluated_value
+        self.report(
+            node,
+            f"{test}: spies on the session's `{attr}`, {NO_LONGER_CALLED} "
+            f"(`{self.config.execute_method}` flushes in a savepoint; the "
+            f"`{self.config.session_context_class}` commits or rolls back); rewrite by hand",
+        )
+
+
 class CaplogReadsTheRewordedLog(RefactorCodemod):
     """A test asserting on captured log text (``caplog``) that quotes a piece of a log message
     of the execute method that this step rewords (``committed ``) quotes its new text."""
@@ -2084,7 +2165,11 @@ PHASE = PhaseSpec(
         StepSpec(
             "2.3",
             "Simplify `BaseManager._execute_db_operation`",
-            (SimplifyExecuteDbOperation, CaplogReadsTheRewordedLog),
+            (
+                SimplifyExecuteDbOperation,
+                CaplogReadsTheRewordedLog,
+                SpiesOnTheSessionsCommitReported,
+            ),
         ),
         StepSpec(
             "2.4", "Update `BaseManager._lazy_init_manager`", (LazyInitSharesSession,)

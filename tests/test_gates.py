@@ -552,6 +552,18 @@ def test_judge_strict_phase_leaves_a_reported_test_building_a_manager_without_se
     assert not judge(5, "five", BASE, run, reported=reported).ok
 
 
+def test_judge_strict_phase_leaves_a_reported_spy_on_the_commit_to_a_person() -> None:
+    """An assertion failure is the person's only in a test reported for spying on a
+    session's commit, which managers no longer make."""
+    from codemods.phase2 import NO_LONGER_CALLED
+
+    run = make_run(outcome(DB, "assertion"), outcome(PURE, "passed"), outcome(OLD, "other"))
+    spy = [("t/test_db.py", f"test_db: spies on the session's `commit`, {NO_LONGER_CALLED}")]
+    gate = judge(5, "five", BASE, run, reported=spy)
+    assert gate.ok, gate.problems
+    assert judgements(gate) == {DB: "reported"}
+
+
 def test_judge_strict_phase_fails_on_any_regression_and_lists_fixes() -> None:
     gate = judge(
         5,
