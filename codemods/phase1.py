@@ -1500,10 +1500,17 @@ class RemoveSessionApis(RefactorCodemod):
                 f"open the session with `with {opener} as session:` or receive it "
                 "as a parameter; rewrite by hand",
             )
-        if self._imports_sources:
-            for node in self._method_calls:
-                if id(node) in self._fixed:
-                    continue
+        for node in self._method_calls:
+            if id(node) in self._fixed:
+                continue
+            method = cst.ensure_type(node.func, cst.Attribute).attr.value
+            # without an import of the session module, a call is the DatabaseManager's
+            # when no other class of the project has a method of that name (a fixture's
+            # ``database_manager.get_session()``)
+            if self._imports_sources or (
+                method in self.analysis.removed
+                and method not in self.analysis.methods_elsewhere
+            ):
                 name = code(node.func)
                 test = self._in_test.get(id(node))
                 self.report(

@@ -60,13 +60,12 @@ from refactor_tool.model.managers import (
     builds_own_class,
     ManagerGraph,
     analyze_managers,
+    context_openers,
     import_map,
     is_test_path,
     own_init,
     relpath_for,
     resolve_local,
-    reexported_as,
-    session_context_openers,
     unwrap_optional,
 )
 from refactor_tool.model.project import Project
@@ -91,6 +90,11 @@ class BaseManagerAnalysis:
     context_openers: frozenset[str] = frozenset()
     #: how the target's pytest names its tests
     naming: TestNaming = DEFAULT_NAMING
+    #: (old, new): the literal pieces of the execute method's log messages that step 2.3
+    #: rewords (``committed `` -> ``flushed ``), for the tests that read them in ``caplog``
+    reworded_log: tuple[tuple[str, str], ...] = ()
+    #: whether the base manager's execute method commits (step 2.3 has work to do)
+    execute_commits: bool = False
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -99,32 +103,83 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     defined = bool(
         project.grep(project.python_files(), f"def {project.config.session_fixture}(")
     )
-    config = project.config
-    openers: frozenset[str] = frozenset()
-    if project.exists(config.session_module):
-        module = config.session_module_name
-        openers = reexported_as(
-            project,
-            (
-                f"{module}.{name}"
-                for name in (
-                    config.session_context_class,
-                    *session_context_openers(
-                        project.parse(config.session_module), config.session_context_class
-                    ),
-                )
-            ),
-        )
+    commits = _execute_method(graph, project.config) is not None
+    reworded = _reworded_log(graph, project.config) if commits else ()
+    step_files = _step_files(project, graph)
+    if commits:
+        # tests that read the execute method's log, or spy on a session's commit
+        needles = ["caplog"] if reworded else []
+        needles += [f"{q}{name}{q}" for name in ("commit", "rollback") for q in "'\""]
+        readers = {
+            rel for rel in project.grep(project.python_files(), *needles) if is_test_path(rel)
+        }
+        step_files["2.3"] = step_files["2.3"] | readers
     return BaseManagerAnalysis(
-        config,
+        project.config,
         project.root,
         graph,
         session_attr,
-        _step_files(project, graph),
+        step_files,
         defined,
-        openers,
+        context_openers(project),
         pytest_naming(project),
+        reworded,
+        commits,
     )
+
+
+#: a placeholder of a log message: a %-style field or a ``{...}`` of an f-string or format
+_PLACEHOLDER = re.compile(
+    r"%%|%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z]|\{[^{}]*\}"
+)
+
+
+def _execute_method(graph: ManagerGraph, config: Config) -> cst.FunctionDef | None:
+    """The base manager's execute method when it commits (step 2.3 has work to do)."""
+    node = graph.base.node
+    if node is None:
+        return None
+    execute = next(
+        (
+            s
+            for s in node.body.body
+            if isinstance(s, cst.FunctionDef) and s.name.value == config.execute_method
+        ),
+        None,
+    )
+    if execute is None or not findall(
+        execute.body, m.Call(func=m.Attribute(attr=m.Name("commit")))
+    ):
+        return None
+    return execute
+
+
+def _reworded_log(graph: ManagerGraph, config: Config) -> tuple[tuple[str, str], ...]:
+    """The literal pieces (between placeholders) of the log messages of the base manager's
+    execute method that step 2.3 rewords, with their new text; none when the method does
+    not commit (the step leaves it as it is)."""
+    execute = _execute_method(graph, config)
+    if execute is None:
+        return ()
+    found: dict[str, str] = {}
+    for call in findall(execute.body, LOG_CALL):
+        call = cst.ensure_type(call, cst.Call)
+        if not call.args:
+            continue
+        texts = [
+            n.raw_value
+            for n in findall(call.args[0].value, m.SimpleString())
+            if isinstance(n, cst.SimpleString)
+        ] + [
+            n.value
+            for n in findall(call.args[0].value, m.FormattedStringText())
+            if isinstance(n, cst.FormattedStringText)
+        ]
+        for text in texts:
+            for piece in _PLACEHOLDER.split(text):
+                if piece.strip() and reword(piece) != piece:
+                    found.setdefault(piece, reword(piece))
+    return tuple(found.items())
 
 
 def _step_files(project: Project, graph: ManagerGraph) -> dict[str, frozenset[str]]:
@@ -161,7 +216,11 @@ def _step_files(project: Project, graph: ManagerGraph) -> dict[str, frozenset[st
                 callers.add(rel)
     return {
         "2.1": frozenset(managers | callers),
-        "2.2": frozenset({base} | containing(config.get_session_method)),
+        "2.2": frozenset(
+            {base}
+            | containing(config.get_session_method)
+            | set(project.grep(project.python_files(), f".{config.get_session_method}("))
+        ),
         "2.3": frozenset(
             {base}
             | containing(".commit(", ".rollback(", f"def {config.execute_method}")
@@ -835,19 +894,29 @@ class RequireSession(_ManagerCodemod):
                 return
         if id(node) in self._rebuilt_later:
             return
+        test = self._test_name()
+        prefix = f"{test}: " if test else ""
         if kind == "positional":
             self.report(
                 node,
-                f"`{cls.name}(...)` passes {n_positional} positional arguments; `{name}` and the "
+                f"{prefix}`{cls.name}(...)` passes {n_positional} positional arguments; `{name}` and the "
                 f"parameters after it are keyword-only now: pass `{name}=...` and the rest by "
                 "keyword; rewrite by hand",
             )
         else:
             self.report(
                 node,
-                f"`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
+                f"{prefix}`{cls.name}(...)` passes no `{name}`; it is required now (TypeError): pass "
                 f"`{name}=...` from the caller's SessionContext; rewrite by hand",
             )
+
+    def _test_name(self) -> str | None:
+        """The name of the test function the current code is in (its outermost function),
+        None outside one: a note about code of a test starts with it."""
+        outer = self._owners[0] if self._owners else None
+        if outer is not None and is_test_function(outer, self.analysis.naming):
+            return outer.name.value
+        return None
 
     def _keywords_for(self, cls: ManagerClass, node: cst.Call) -> list[str] | None:
         """The parameter names of the positional arguments of ``node`` from the session's
@@ -1266,6 +1335,40 @@ class RemoveGetSession(_ManagerCodemod):
 
     def prepare(self, tree: cst.Module) -> None:
         self._drop: set[str] = set()
+        self._outer: list[cst.FunctionDef] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        super().visit_FunctionDef(node)
+        self._outer.append(node)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel:
+        self._outer.pop()
+        return super().leave_FunctionDef(original_node, updated_node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        """A call of the removed method on something else than a manager's own ``self``
+        (a test asking a manager for its session) is reported: nothing stands for it."""
+        method = self.config.get_session_method
+        if not matches(node.func, m.Attribute(attr=m.Name(method))):
+            return
+        receiver = cst.ensure_type(node.func, cst.Attribute).value
+        if self.current_manager is not None and matches(receiver, m.Name("self")):
+            return  # the manager's own methods: leave_method
+        outer = self._outer[0] if self._outer else None
+        test = (
+            outer.name.value
+            if outer is not None and is_test_function(outer, self.analysis.naming)
+            else None
+        )
+        self.report(
+            node,
+            (f"{test}: " if test else "")
+            + f"`{code(node.func)}()` calls `{method}`, removed from "
+            f"{self.config.base_manager_class}; the manager's session is "
+            f"`{code(receiver)}.{self.analysis.session_attr}` now, always given; rewrite by hand",
+        )
 
     def leave_Module(
         self, original_node: cst.Module, updated_node: cst.Module
@@ -1723,6 +1826,129 @@ class _InSavepoint(Transformer):
         )
 
 
+#: what a note says of a test that spies on the session's commit or rollback (the gates
+#: leave its assertion failures to the person the note is for)
+NO_LONGER_CALLED = "which managers no longer call"
+
+#: ``patch.object(x, "commit", ...)``, ``mocker.patch.object(...)``,
+#: ``monkeypatch.setattr(x, "rollback", ...)``
+_SPY_ON_TRANSACTION = m.Call(
+    func=m.Attribute(attr=m.Name("object") | m.Name("setattr")),
+    args=[
+        m.Arg(keyword=None),
+        m.Arg(
+            keyword=None,
+            value=m.SimpleString(value=m.MatchRegex(r"""^[rbuRBU]?['"](commit|rollback)['"]$""")),
+        ),
+        m.ZeroOrMore(),
+    ],
+)
+
+
+class SpiesOnTheSessionsCommitReported(RefactorCodemod):
+    """A test that spies on a session's ``commit`` or ``rollback`` checks what the execute
+    method did before this step (it commits no more, and rolls back only its savepoint):
+    it is reported under its name."""
+
+    STEP = "2.3"
+    ANALYZE = analyze
+    DESCRIPTION = (
+        "Report the tests that spy on a session's commit or rollback, which the execute "
+        "method no longer calls."
+    )
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: BaseManagerAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if not analysis.execute_commits or rel is None or not is_test_path(rel):
+            raise SkipFile("no test of the execute method's commit")
+        self._functions: list[cst.FunctionDef] = []
+        return super().transform_module_impl(tree)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node)
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self._functions.pop()
+        return updated_node
+
+    def _test(self) -> str | None:
+        """The test the current code is in: its outermost function, when that is a test."""
+        outer = self._functions[0] if self._functions else None
+        if outer is not None and is_test_function(outer, self.analysis.naming):
+            return outer.name.value
+        return None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        test = self._test()
+        if test is None or not matches(node, _SPY_ON_TRANSACTION):
+            return
+        attr = cst.ensure_type(node.args[1].value, cst.SimpleString).evaluated_value
+        self.report(
+            node,
+            f"{test}: spies on the session's `{attr}`, {NO_LONGER_CALLED} "
+            f"(`{self.config.execute_method}` flushes in a savepoint; the "
+            f"`{self.config.session_context_class}` commits or rolls back); rewrite by hand",
+        )
+
+
+class CaplogReadsTheRewordedLog(RefactorCodemod):
+    """A test asserting on captured log text (``caplog``) that quotes a piece of a log message
+    of the execute method that this step rewords (``committed ``) quotes its new text."""
+
+    STEP = "2.3"
+    ANALYZE = analyze
+    DESCRIPTION = (
+        "In tests, assertions on caplog that quote a reworded log message of the execute "
+        "method quote its new text."
+    )
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: BaseManagerAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if not analysis.reworded_log or rel is None or not is_test_path(rel):
+            raise SkipFile("no test reading a reworded log message")
+        self._asserts = 0
+        return super().transform_module_impl(tree)
+
+    def visit_Assert(self, node: cst.Assert) -> None:
+        if findall(node, m.Name("caplog")):
+            self._asserts += 1
+
+    def leave_Assert(self, original_node: cst.Assert, updated_node: cst.Assert) -> cst.Assert:
+        if findall(original_node, m.Name("caplog")):
+            self._asserts -= 1
+        return updated_node
+
+    def _reworded(self, text: str) -> str:
+        for old, new in self.analysis.reworded_log:
+            text = text.replace(old, new)
+        return text
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        if not self._asserts:
+            return updated_node
+        raw = updated_node.raw_value
+        new = self._reworded(raw)
+        if new == raw:
+            return updated_node
+        head = updated_node.value[: len(updated_node.value) - len(raw) - len(updated_node.quote)]
+        return updated_node.with_changes(value=f"{head}{new}{updated_node.quote}")
+
+    def leave_FormattedStringText(
+        self,
+        original_node: cst.FormattedStringText,
+        updated_node: cst.FormattedStringText,
+    ) -> cst.FormattedStringText:
+        if not self._asserts:
+            return updated_node
+        return updated_node.with_changes(value=self._reworded(updated_node.value))
+
+
 class SimplifyExecuteDbOperation(_ManagerCodemod):
     """``_execute_db_operation`` runs the operation on ``self._session`` in a savepoint and
     never commits."""
@@ -1939,7 +2165,11 @@ PHASE = PhaseSpec(
         StepSpec(
             "2.3",
             "Simplify `BaseManager._execute_db_operation`",
-            (SimplifyExecuteDbOperation,),
+            (
+                SimplifyExecuteDbOperation,
+                CaplogReadsTheRewordedLog,
+                SpiesOnTheSessionsCommitReported,
+            ),
         ),
         StepSpec(
             "2.4", "Update `BaseManager._lazy_init_manager`", (LazyInitSharesSession,)

@@ -66,13 +66,20 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.helpers import get_full_name_for_node
 from libcst.matchers import matches
 
 from codemods import imports, rewrite
 from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.config import Config, project_scripts
-from refactor_tool.model.managers import constructions_without_session, relpath_for
+from refactor_tool.model.managers import (
+    constructions_without_session,
+    context_openers,
+    import_map,
+    relpath_for,
+    resolve_local,
+)
 from refactor_tool.model.project import Project, first_party
 from refactor_tool.model.state import state_of
 from refactor_tool.model.syntax import (
@@ -95,6 +102,8 @@ _TEXT_FACTS = ("text facts",)
 _SHARED = ("shared helpers",)
 #: rel -> (the tree the survey rewrote, the codemod that did): finished, not redone
 _SURVEYED = ("surveyed modules",)
+#: dotted names of what opens a session context (``SessionContext``, ``get_db_context``)
+_OPENERS = ("context openers",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +132,7 @@ def analyze(
     if previous is not None and (current is None or previous is not current.graph):
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
+    analysis.cache[_OPENERS] = context_openers(project)
     analysis.cache[_ENTRY_POINTS] = {
         tuple(target.split(":", 1))
         for target in project_scripts(
@@ -1453,10 +1463,55 @@ class RefactorTestFunctions(RefactorCodemod):
             return module
         module = module.with_changes(body=[self._unread(s) for s in module.body])
         module = self._without_inlined_fixtures(module)
+        module = self._helpers_take_the_session(module)
         graph = self.analysis.graph
         if any(g is not None and g.star_imported(self._rel) for g in (graph, graph.fallback)):
             return module
         return rewrite.drop_imports_made_unused(original_node, module)
+
+    def _helpers_take_the_session(self, module: cst.Module) -> cst.Module:
+        """The module's plain functions (no test, no fixture: ``repair_bench(db_session)``)
+        with a parameter named like the session fixture, which the rewritten tests hand
+        their session now, name it like the session: ``repair_bench(session)``. Not where the
+        function already uses that name, nor where the module passes that parameter by
+        keyword."""
+        config = self.config
+        old, new = config.session_fixture, config.session_variable
+        if old == new or findall(module, m.Arg(keyword=m.Name(old))):
+            return module
+        naming = self.analysis.naming
+
+        def renamed(stmt: cst.BaseStatement) -> cst.BaseStatement:
+            if (
+                not isinstance(stmt, cst.FunctionDef)
+                or fx.is_fixture(stmt)
+                or fx.is_test_function(stmt, naming)
+                or not isinstance(stmt.body, cst.IndentedBlock)
+            ):
+                return stmt
+            params = stmt.params
+            names = fx.scan([stmt.body], memo=self._scans)
+            taken = {*names.used, *names.bound, *(p.name.value for p in _every_param(params))}
+            if new in taken:
+                return stmt
+            named = [
+                p
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+                if p.name.value == old
+            ]
+            if not named:
+                return stmt
+            body, rewriter = rewrite.rewrite_names(
+                list(stmt.body.body), {old: cst.Name(new)}, (), new
+            )
+            if rewriter.conflicts:
+                return stmt
+            param = named[0]
+            return stmt.with_deep_changes(param, name=cst.Name(new)).with_changes(
+                body=stmt.body.with_changes(body=body)
+            )
+
+        return module.with_changes(body=[renamed(s) for s in module.body])
 
     @staticmethod
     def _fixture_defs(body: Sequence[cst.BaseStatement]) -> Iterator[cst.FunctionDef]:
@@ -2343,12 +2398,17 @@ class RefactorTestFunctions(RefactorCodemod):
                 replacements[p] = rewrite.managers_attr(
                     config, fixture.manager_short or p
                 )
+                if fixture.rel == self._rel:  # one of the module's: managers.<name> now
+                    self._inlined_local.add((fixture.name, fixture.line))
 
         # ---- the body
         docstring, body = fx.split_docstring(fx.statements(fn))
         # the imports it starts with stay first, before the block
         imports = list(itertools.takewhile(lambda s: matches(s, fx.ONE_IMPORT_LINE), body))
         body = body[len(imports) :]
+        body, checked_after, opened_at = self._checked_in_own_context(
+            body, {*removed, *factories, config.session_fixture}
+        )
         merged_session = False
         if has_ctx:
             body, merged_session = self._merge_inner_contexts(
@@ -2384,6 +2444,14 @@ class RefactorTestFunctions(RefactorCodemod):
         )
         for index in sorted(stale_after, reverse=True):
             new_body.insert(index + 1, self._expire_line())
+        if opened_at is not None:
+            new_body.insert(
+                opened_at + sum(1 for i in stale_after if i < opened_at),
+                cst.parse_statement(
+                    f"{config.session_variable}.commit()  # the test's own session context "
+                    "sees what is committed\n"
+                ),
+            )
         if rewriter.conflicts:
             self._skip(
                 fn,
@@ -2568,8 +2636,62 @@ class RefactorTestFunctions(RefactorCodemod):
         self._changed = True
         return fn.with_changes(
             params=new_params,
-            body=suite.with_changes(body=[*docstring, *imports, with_stmt]),
+            body=suite.with_changes(body=[*docstring, *imports, with_stmt, *checked_after]),
         )
+
+    def _checked_in_own_context(
+        self, body: list[cst.BaseStatement], database: set[str]
+    ) -> tuple[list[cst.BaseStatement], list[cst.BaseStatement], int | None]:
+        """``body`` split where the test opens a session context of its own at its top level
+        (``with SessionContext(...) as s:``) to look at what it did before, when nothing from
+        there on reads the database fixtures (``database``), the session or managers the
+        rewrite names, or a name the statements before bind (objects of a session that is
+        closed by then). The new block ends there: it commits on its way out, as the old
+        managers did, and the test's own context opens after it, as before.
+
+        When something from there on does read them, the body stays whole and the index of
+        that statement is returned third: the new block commits right before it (the
+        managers had committed), so the test's own session sees the work. Without such a
+        statement: ``body``, nothing, None."""
+        openers = self.analysis.cache.get(_OPENERS, frozenset())
+        if not openers:
+            return body, [], None
+        config = self.config
+        module_name = self.context.full_module_name or ""
+        imports = import_map(self._module, module_name, self._rel)
+        local = [n.name.value for n in self._module.body if isinstance(n, cst.ClassDef)]
+
+        def opens_context(stmt: cst.BaseStatement) -> bool:
+            if not isinstance(stmt, cst.With) or not stmt.items:
+                return False
+            call = stmt.items[0].item
+            if not isinstance(call, cst.Call):
+                return False
+            dotted = get_full_name_for_node(call.func)
+            origin = resolve_local(dotted, imports, module_name, local) if dotted else None
+            return origin in openers
+
+        start = next((i for i, stmt in enumerate(body) if opens_context(stmt)), None)
+        if not start:
+            return body, [], None
+        head, tail = body[:start], body[start:]
+        read = fx.scan(tail, own_scope=True, memo=self._scans)
+        items = fx.scan(
+            [item.item for item in cst.ensure_type(tail[0], cst.With).items],
+            own_scope=True,
+            memo=self._scans,
+        )
+        forbidden = {
+            *database,
+            config.session_variable,
+            config.managers_variable,
+            config.session_context_fixture,
+            *scope_scan(head, self._scans).bound,
+        }
+        free = (set(read.used) - set(read.bound)) | set(items.used)
+        if free & forbidden:
+            return body, [], start
+        return head, tail, None
 
     def _new_params(self, fn: cst.FunctionDef, names: Sequence[str]) -> list[cst.Param]:
         """The parameters ``names`` the rewrite adds to the test ``fn``: where ``fn``
@@ -3187,6 +3309,11 @@ def _class_defs(body: Sequence[cst.CSTNode]) -> Iterator[cst.ClassDef]:
             yield stmt
             if isinstance(stmt.body, cst.IndentedBlock):
                 yield from _class_defs(stmt.body.body)
+
+
+def _every_param(params: cst.Parameters) -> list[cst.Param]:
+    star = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+    return [*params.posonly_params, *params.params, *params.kwonly_params, *star]
 
 
 def _asking_first(params: cst.Parameters, names: list[str], method: bool) -> cst.Parameters:

@@ -26,6 +26,7 @@ nothing that mentions it is touched: the phase only tidies what the earlier phas
 from __future__ import annotations
 
 import ast
+import configparser
 import dataclasses
 import difflib
 import functools
@@ -43,7 +44,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -566,6 +567,8 @@ _FALLBACK = re.compile(
 )
 _OPTIONAL_ARTICLE = re.compile(r"\b([Aa])n\s+optional\s+(?=(?:[\w`.]+\s+){0,2}`{0,2}\w*session)")
 _OPTIONAL = re.compile(r"(?<![Aa]n )\b([Oo])ptional\s+(?=(?:[\w`.]+\s+){0,2}`{0,2}\w*session)(\S)")
+#: a parenthetical aside in a sentence, with the space before it
+_ASIDE = re.compile(r"\s*\([^()]*\)")
 _OPTIONAL_MARK = re.compile(r"\s*\(\s*optional\s*\)", re.IGNORECASE)
 
 
@@ -693,6 +696,9 @@ def _rewrite_docstring_body(body: str, ctx: DocContext) -> DocResult:
                 continue
             line = line.rstrip()
         new_lines.append(line)
+    for entry in entries:
+        if any(i in edits or i in dropped for i in entry):
+            _reflow(entry, lines, new_lines)
     # blank lines left doubled (or hanging before the closing quotes) by a removed paragraph
     result_lines: list[str] = []
     removed_since = False
@@ -736,6 +742,33 @@ def _rewrite_docstring_body(body: str, ctx: DocContext) -> DocResult:
                     f"docstring {where} still mentions removed {_names(found)}; update it by hand"
                 )
     return DocResult(new_body, _dedupe(problems))
+
+
+def _reflow(entry: list[int], lines: list[str], new_lines: list[Optional[str]]) -> None:
+    """A paragraph the rewrite shortened, wrapped again as it was written: at the width of
+    its longest line, with its lines' indentation. Only a plain paragraph of two lines or
+    more below the summary line, all indented alike (not an ``Args:`` item, a list, the
+    introduction of an example)."""
+    kept = [i for i in entry if new_lines[i] is not None]
+    if len(entry) < 2 or not kept or entry[0] == 0:
+        return
+    prefix = lines[entry[0]][: _indent(lines[entry[0]])]
+    if any(lines[i][: len(prefix)] != prefix or _indent(lines[i]) != len(prefix) for i in entry):
+        return
+    if any(_ENTRY.match(lines[i]) or lines[i].rstrip().endswith("::") for i in entry):
+        return  # a list, or a line introducing a literal block, keeps its lines
+    wrapped = textwrap.wrap(
+        " ".join((new_lines[i] or "").strip() for i in kept),
+        width=max(len(lines[i]) for i in entry),
+        initial_indent=prefix,
+        subsequent_indent=prefix,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    if not wrapped or len(wrapped) > len(kept):
+        return
+    for position, i in enumerate(kept):
+        new_lines[i] = wrapped[position] if position < len(wrapped) else None
 
 
 def _is_literal_text(line: str, lines: list[str], literal: list[bool]) -> bool:
@@ -793,9 +826,17 @@ def _rewrite_entry(
             )
 
         keep_end = s1
-        if stale(sentence):
+        asides = [a for a in _ASIDE.finditer(sentence) if stale(a.group())]
+        rest = _ASIDE.sub(lambda a: "" if stale(a.group()) else a.group(), sentence)
+        if asides and rest.strip(" .") and not stale(rest):
+            # "A manager on ``session`` (instead of ``_get_session``)." loses its stale aside
+            deletions.extend((s0 + a.start(), s0 + a.end(), "") for a in asides)
+        elif stale(sentence):
             # "Optional session; if not provided, uses get_session()." keeps its first clause
+            # "Run the operation and commit." keeps what comes before its stale "and ..."
             semi = _clause_break(sentence)
+            if not (semi > 0 and not stale(sentence[:semi])):
+                semi = _stale_conjunct(sentence, stale, ctx)
             if semi > 0 and not stale(sentence[:semi]):
                 stop = sentence.rstrip()[-1] if sentence.rstrip()[-1] in ".!?" else "."
                 deletions.append((s0 + semi, s1, stop))
@@ -848,6 +889,10 @@ def _rewrite_entry(
     return edits, set(), None
 
 
+#: ``and commits``, ``, and then rolls back``: a conjunct saying something commits
+_AND_COMMITS = re.compile(
+    r",?\s+and\s+(?:then\s+)?(?=commit|roll(?:s|ed|ing)?\s+back)", re.IGNORECASE
+)
 _COMMITS = re.compile(r"\b(?:commit(?:s|ted|ting)?|roll(?:s|ed|ing)?\s+back|rollbacks?)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:never|not|no longer|without|nor|neither)\b|n't\b", re.IGNORECASE)
 
@@ -857,6 +902,17 @@ def _stale_commit(part: str, ctx: DocContext) -> bool:
     if not ctx.execute_method or not _COMMITS.search(part) or _NEGATION.search(part):
         return False
     return ctx.in_execute_method or re.search(rf"(?<!\w){re.escape(ctx.execute_method)}(?!\w)", part) is not None
+
+
+def _stale_conjunct(sentence: str, stale: Callable[[str], bool], ctx: DocContext) -> int:
+    """Where a sentence's last ``and <commit or roll back> ...`` starts when it says the
+    execute method commits and what comes before it is not stale (``Run the operation
+    and commit.``), or -1."""
+    for found in reversed(list(_AND_COMMITS.finditer(sentence))):
+        conjunct = sentence[found.start() :]
+        if _stale_commit(conjunct, ctx) and not stale(sentence[: found.start()]):
+            return found.start()
+    return -1
 
 
 def _clause_break(sentence: str) -> int:
@@ -917,6 +973,24 @@ def _session_required(node: cst.FunctionDef, name: str) -> bool:
     return False
 
 
+def _classes_require_session(module: cst.Module, name: str) -> bool:
+    """Whether the classes of ``module`` whose own ``__init__`` takes the session all require
+    it, and there is one: what its docstring says of their session is said of a required
+    one."""
+    takes = [
+        init
+        for stmt in module.body
+        if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock)
+        for init in [own_init(stmt)]
+        if init is not None
+        and any(
+            p.name.value == name
+            for p in (*init.params.posonly_params, *init.params.params, *init.params.kwonly_params)
+        )
+    ]
+    return bool(takes) and all(_session_required(init, name) for init in takes)
+
+
 _DOCSTRING = m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])
 
 
@@ -940,7 +1014,11 @@ class UpdateDocstrings(RefactorCodemod):
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if not updated_node.body or not matches(updated_node.body[0], _DOCSTRING):
             return updated_node
-        new_first = self._rewrite(original_node.body[0], updated_node.body[0], False)
+        new_first = self._rewrite(
+            original_node.body[0], updated_node.body[0], _classes_require_session(
+                original_node, self.config.session_variable
+            )
+        )
         if new_first is None:
             return updated_node
         return updated_node.with_changes(body=[new_first, *updated_node.body[1:]])
@@ -1235,12 +1313,39 @@ def style_options(source: bytes) -> list[str]:
     return options
 
 
+#: where flake8 reads its settings, in its order
+_FLAKE8_FILES = (".flake8", "setup.cfg", "tox.ini")
+
+
+def flake8_line_length(root: Path) -> Optional[int]:
+    """The ``max-line-length`` of the target's flake8 settings (``[flake8]`` of ``.flake8``,
+    ``setup.cfg`` or ``tox.ini``, the first that has the section), None without one."""
+    for name in _FLAKE8_FILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(path.read_text(encoding="utf-8"))
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        if not parser.has_section("flake8"):
+            continue
+        for key in ("max-line-length", "max_line_length"):
+            value = parser.get("flake8", key, fallback="").strip()
+            if value.isdigit():
+                return int(value)
+        return None
+    return None
+
+
 def house_line_length(project: Project, command: list[str], formatted: set[str]) -> Optional[int]:
     """The line length to format ``formatted`` with when no ruff settings apply to them
     (``None``: the target's own ruff settings apply, or there is nothing to learn from, and
     ruff's default stands).
 
-    A project that configures black gets black's ``line-length``. Any other is formatted at
+    A project that configures black gets black's ``line-length``, one that configures flake8
+    its ``max-line-length`` (:func:`flake8_line_length`). Any other is formatted at
     the length its own code is written to: of the usual choices and its longest line, the
     one under which ``ruff format`` would change its untouched Python files, and the
     files it formats as they were before the refactoring (where that is known), least (the
@@ -1258,6 +1363,9 @@ def house_line_length(project: Project, command: list[str], formatted: set[str])
             found = _BLACK_LINE_LENGTH.search(section)
             if found:
                 return int(found.group(1))
+    stated = flake8_line_length(root)
+    if stated is not None:
+        return stated
     untouched = [
         rel
         for rel in project.python_files()

@@ -540,6 +540,30 @@ def test_judge_strict_phase_leaves_a_reported_test_on_a_removed_api_to_a_person(
     assert not judge(5, "five", BASE, run, reported=other).ok
 
 
+def test_judge_strict_phase_leaves_a_reported_test_building_a_manager_without_session() -> None:
+    """So is a reported test failing because it builds a manager without the session it
+    requires now; an assertion failure of a reported test is still the phase's error."""
+    reported = [("t/test_db.py", "test_db: `GameManager(...)` passes no `session`; rewrite by hand")]
+    run = make_run(outcome(DB, "missing-session"), outcome(PURE, "passed"), outcome(OLD, "other"))
+    gate = judge(5, "five", BASE, run, reported=reported)
+    assert gate.ok, gate.problems
+    assert judgements(gate) == {DB: "reported"}
+    run = make_run(outcome(DB, "assertion"), outcome(PURE, "passed"), outcome(OLD, "other"))
+    assert not judge(5, "five", BASE, run, reported=reported).ok
+
+
+def test_judge_strict_phase_leaves_a_reported_spy_on_the_commit_to_a_person() -> None:
+    """An assertion failure is the person's only in a test reported for spying on a
+    session's commit, which managers no longer make."""
+    from codemods.phase2 import NO_LONGER_CALLED
+
+    run = make_run(outcome(DB, "assertion"), outcome(PURE, "passed"), outcome(OLD, "other"))
+    spy = [("t/test_db.py", f"test_db: spies on the session's `commit`, {NO_LONGER_CALLED}")]
+    gate = judge(5, "five", BASE, run, reported=spy)
+    assert gate.ok, gate.problems
+    assert judgements(gate) == {DB: "reported"}
+
+
 def test_judge_strict_phase_fails_on_any_regression_and_lists_fixes() -> None:
     gate = judge(
         5,
@@ -813,6 +837,8 @@ def test_end_state_failures_in_reported_code_are_left_for_a_person() -> None:
     covered = [
         ["app/tests/conftest.py", 42, "fixture `db_session` still exists; delete it"],
         {"path": "app/tests/test_a.py", "line": 3, "message": "test `test_a` uses the database"},
+        # a call named by its callee
+        ["app/tests/test_a.py", 4, "`thing(...)` is built without the test's session"],
     ]
     not_covered = [
         # same name, other file

@@ -302,6 +302,22 @@ def test_console_scripts_of_setup_cfg_count_as_the_entry_point(tmp_path: Path) -
     assert (config.package, config.script) == ("larder", "larder")
 
 
+def test_console_scripts_of_setup_py_count_as_the_entry_point(tmp_path: Path) -> None:
+    """A ``setup.py`` is read, not run: its ``setup()`` call's literal ``entry_points``."""
+    from refactor_tool.model.config import project_scripts
+
+    files = {k: v for k, v in LARDER.items() if k != "pyproject.toml"}
+    files["setup.py"] = (
+        "from setuptools import find_packages, setup\n\n"
+        "setup(\n    name='larder',\n    packages=find_packages('src'),\n"
+        "    entry_points={'console_scripts': ['larder=larder.cli:main']},\n)\n"
+    )
+    root = _write(tmp_path, files)
+    assert project_scripts(root) == {"larder": "larder.cli:main"}
+    config = load_config(root)
+    assert (config.package, config.script) == ("larder", "larder")
+
+
 def test_a_standalone_session_function_under_another_name_goes_like_get_session(
     tmp_path: Path,
 ) -> None:

@@ -898,6 +898,16 @@ def test_black_line_length_is_taken(tmp_path: Path) -> None:
     assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) == 100
 
 
+def test_flake8_line_length_is_taken(tmp_path: Path) -> None:
+    from codemods.phase6 import house_line_length, ruff_command
+
+    project = _house_project(tmp_path / "p", '[project]\nname = "p"\n')
+    (tmp_path / "p" / "tox.ini").write_text(
+        "[tox]\nenvlist = py311\n\n[flake8]\nmax-line-length = 100\n"
+    )
+    assert house_line_length(project, ruff_command(), {"pkg/changed.py"}) == 100
+
+
 def test_ruff_settings_of_the_target_stand(tmp_path: Path) -> None:
     from codemods.phase6 import house_line_length, ruff_command
 

@@ -122,7 +122,8 @@ def behaviour_unchanged(
     return Unchanged(True, len(changes), f"phase {phase} " + " and ".join(parts))
 
 
-_NAMED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+#: the first name in backquotes of a message: ``name`` or a call of it, ``Name(...)``
+_NAMED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:\(\.\.\.\))?`")
 
 
 def left_for_a_person(failure: Any, reported: Sequence[tuple[str, str]]) -> bool:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from codemods.phase2 import NO_LONGER_CALLED
+
 from .commands import CommandResult
 from .dbusage import DbMap
 from .results import KIND_HELP, KINDS, SuiteRun, TestOutcome
@@ -134,14 +136,36 @@ def _covering_collection_error(
     return None
 
 
-def reported_test(test_id: str, reported: Sequence[tuple[str, str]]) -> bool:
+#: failures of a test the run reported for a person (its own code calls a removed session
+#: API, or builds a manager without the session it requires now, or spies on a session's
+#: commit that managers no longer call): not the phase's error. Kind -> (what the note must
+#: say, if anything in particular; what the gate says of it)
+REPORTED_KINDS = {
+    "removed-session-api": (
+        "",
+        "calls a removed session API itself; reported for a person to rewrite",
+    ),
+    "missing-session": (
+        "",
+        "builds a manager without the session it requires now; reported for a person to rewrite",
+    ),
+    "assertion": (
+        NO_LONGER_CALLED,
+        "checks a commit or rollback managers no longer make; reported for a person to rewrite",
+    ),
+}
+
+
+def reported_test(
+    test_id: str, reported: Sequence[tuple[str, str]], saying: str = ""
+) -> bool:
     """Whether a manual-attention item of the test's file starts with the test's name
-    (``test_x: `db.get_session()` calls a removed session API; ...``): the run left code of
-    that test for a person."""
+    (``test_x: `db.get_session()` calls a removed session API; ...``), and says ``saying``:
+    the run left code of that test for a person."""
     path, _, rest = test_id.partition("::")
     name = rest.split("[", 1)[0].rsplit("::", 1)[-1]
     return bool(name) and any(
-        p == path and m.startswith(f"{name}: ") for p, m in reported
+        p == path and m.startswith(f"{name}: ") and saying in m for p, m in reported
     )
 
 
@@ -156,8 +180,10 @@ def judge(
     """Compare a run with the baseline under the phase's expectation (no I/O).
 
     ``reported``: the manual-attention items (path, message) of the phases written so far.
-    In phases 5 and 6, a test that now fails on a removed session API it calls itself,
-    reported for a person, is *reported*: not the phase's error, and listed."""
+    In phases 5 and 6, a test that now fails on a removed session API it calls itself, on a
+    manager it builds without the session, or on an assertion about a session's commit that
+    managers no longer make, reported for a person, is *reported*: not the phase's error,
+    and listed."""
     gate = GateResult(
         phase, title, expectation_text(phase), baseline_taken_at=baseline.taken_at
     )
@@ -178,11 +204,10 @@ def judge(
 
     def judge_new_failure(test_id: str, outcome: TestOutcome) -> tuple[str, str]:
         kind = outcome.kind or "other"
-        if strict and kind == "removed-session-api" and reported_test(test_id, reported):
-            return (
-                "reported",
-                "calls a removed session API itself; reported for a person to rewrite",
-            )
+        if strict and kind in REPORTED_KINDS:
+            saying, why = REPORTED_KINDS[kind]
+            if reported_test(test_id, reported, saying):
+                return "reported", why
         if strict:
             return "regression", f"passed at baseline, now {kind}"
         if kind in ALWAYS_UNEXPECTED:
@@ -342,8 +367,9 @@ def judge(
     left = [c.id for c in gate.changes if c.judgement == "reported"]
     if left:
         gate.messages.append(
-            f"{len(left)} test(s) fail on a removed session API they call themselves, "
-            "reported for a person (see the manual-attention items): " + ", ".join(left)
+            f"{len(left)} test(s) fail on session plumbing the refactoring removed, which "
+            "their own code uses; reported for a person (see the manual-attention items): "
+            + ", ".join(left)
         )
     if gate.order_dependent:
         gate.messages.append(

@@ -11,6 +11,7 @@ them in its own ``pyproject.toml``::
 
 from __future__ import annotations
 
+import ast
 import configparser
 import dataclasses
 import functools
@@ -587,7 +588,8 @@ def keep_layout(root: Path) -> None:
 def project_scripts(root: Path, text: bytes | None = None) -> dict[str, str]:
     """The target's console scripts (entry-point name -> ``module:function``): its
     ``[project.scripts]`` table (read from ``text``, the contents of its ``pyproject.toml``,
-    when given), else setup.cfg's ``console_scripts`` entry points."""
+    when given), else setup.cfg's ``console_scripts`` entry points, else setup.py's (when its
+    ``setup()`` call writes them as a literal)."""
     pyproject = root / "pyproject.toml"
     if text is None and pyproject.is_file():
         text = pyproject.read_bytes()
@@ -600,20 +602,54 @@ def project_scripts(root: Path, text: bytes | None = None) -> dict[str, str]:
         if isinstance(scripts, dict) and scripts:
             return {str(k): str(v) for k, v in scripts.items()}
     setup_cfg = root / "setup.cfg"
-    if not setup_cfg.is_file():
-        return {}
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(setup_cfg.read_text(encoding="utf-8"))
-        lines = parser.get("options.entry_points", "console_scripts", fallback="")
-    except (configparser.Error, UnicodeDecodeError):
-        return {}
+    lines = ""
+    if setup_cfg.is_file():
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(setup_cfg.read_text(encoding="utf-8"))
+            lines = parser.get("options.entry_points", "console_scripts", fallback="")
+        except (configparser.Error, UnicodeDecodeError):
+            lines = ""
+    if not lines.strip():
+        lines = "\n".join(_setup_py_console_scripts(root / "setup.py"))
     out = {}
     for line in lines.splitlines():
         name, sep, target = line.partition("=")
         if sep and name.strip() and target.strip():
             out[name.strip()] = target.strip()
     return out
+
+
+def _setup_py_console_scripts(setup_py: Path) -> list[str]:
+    """The ``console_scripts`` entries (``name = module:function``) of a ``setup.py`` whose
+    ``setup(...)`` call writes its ``entry_points`` as a literal (a dict whose
+    ``console_scripts`` is a list of strings, or one string); read, not run."""
+    if not setup_py.is_file():
+        return []
+    try:
+        tree = ast.parse(setup_py.read_bytes())
+    except (SyntaxError, ValueError):
+        return []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called != "setup":
+            continue
+        for keyword in node.keywords:
+            if keyword.arg != "entry_points":
+                continue
+            try:
+                value = ast.literal_eval(keyword.value)
+            except ValueError:
+                return []
+            scripts = value.get("console_scripts") if isinstance(value, dict) else None
+            if isinstance(scripts, str):
+                scripts = scripts.splitlines()
+            if isinstance(scripts, (list, tuple)):
+                return [s for s in scripts if isinstance(s, str)]
+    return []
 
 
 __all__ = [

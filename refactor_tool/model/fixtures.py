@@ -70,6 +70,7 @@ from refactor_tool.model.managers import (
     analyze_managers,
     import_map,
     package_of,
+    plain_alternate_constructor,
     resolve_local,
 )
 from refactor_tool.model.project import InputError, Project
@@ -1848,14 +1849,13 @@ def local_fixtures(
         problem = fixture.problem
         fixture.problem = None
         kind = classifier.kind(fixture)
-        if kind == MANAGER and not fixture.plain_manager and not fixture.yields:
-            # built otherwise than create_all_managers builds it: rebuilt in its tests, as
-            # a conftest's manager fixture built otherwise is
-            fixture.problem = problem or fixture.problem
+        if kind == MANAGER and problem is None and fixture.problem is None:
+            # a manager fixture of the test module: built as create_all_managers builds it,
+            # or a recipe its tests build again on their session (as a conftest's)
             continue
         if kind not in (PLAIN, OBJECT, DB_OTHER):
-            # a session, manager or factory fixture of the test module, which phases 4 and
-            # 5 do not rewrite: one on top of database fixtures is left as it is
+            # a session or factory fixture of the test module, which phases 4 and 5 do not
+            # rewrite: one on top of database fixtures is left as it is
             touches = any(
                 (dep := classifier._dep(p, fixture)) is not None and dep.kind in DB_KINDS
                 for p in fixture.params
@@ -2245,12 +2245,39 @@ class _Classifier:
         candidates = self._classes_by_name.get(dotted.split(".")[-1], [])
         if origin is not None and origin in self.managers.classes:
             return origin
+        if isinstance(expr.func, cst.Attribute):
+            # ``Manager.for_session(db_session)``: another constructor of the manager
+            owner = self._manager_class(fixture, expr.with_changes(func=expr.func.value))
+            if owner is not None and self.managers.alternate_constructor(
+                self.managers.classes[owner], expr.func.attr.value
+            ) is not None:
+                return owner
         if origin is not None:
             # a re-export (``from sologm.core import GameManager``): match by class name
             for qualified in candidates:
                 if qualified.rsplit(".", 1)[-1] == origin.rsplit(".", 1)[-1]:
                     return qualified
         return None
+
+    def _as_construction(self, call: cst.Call, manager: str) -> cst.Call | None:
+        """``Manager.name(x)`` as the ``Manager(session=x)`` it is when ``name`` builds
+        nothing but that (:func:`plain_alternate_constructor`); None otherwise."""
+        graph = self.managers
+        func = cst.ensure_type(call.func, cst.Attribute)
+        if graph is None or not plain_alternate_constructor(
+            graph, graph.classes[manager], func.attr.value
+        ):
+            return None
+        if len(call.args) != 1 or call.args[0].star:
+            return None
+        session = self.config.session_variable
+        arg = call.args[0]
+        if arg.keyword is not None and arg.keyword.value != session:
+            return None
+        return call.with_changes(
+            func=func.value,
+            args=[cst.Arg(keyword=cst.Name(session), value=arg.value)],
+        )
 
     def _factory_overrides(
         self,
@@ -2374,6 +2401,22 @@ class _Classifier:
 
         # ---- manager: returns ``SomeManager(...)`` (directly or through one local)
         returned = returned_expression(body)
+        if fixture.yields and returned is None:
+            # one that yields its manager and then only does database work, on a database
+            # that lives only for the test, builds what its recipe up to the yield builds
+            trimmed = split_docstring(
+                recipe_statements(fn, config.session_fixture, drop_teardown=True)
+            )[1]
+            built = returned_expression(trimmed)
+            if (
+                built is not None
+                and self._manager_class(fixture, built) is not None
+                and database_only_teardown(fixture, dep_kinds)
+                and database_per_test(self.graph, fixture.rel, config)
+            ):
+                fixture.yields = False
+                fixture.database_teardown = True
+                body, returned = trimmed, built
         manager = (
             self._manager_class(fixture, returned) if returned is not None else None
         )
@@ -2381,11 +2424,26 @@ class _Classifier:
             cls = self.managers.classes[manager] if self.managers is not None else None
             fixture.manager_class = manager
             fixture.manager_short = cls.short if cls is not None else None
-            # ``return Manager(...)``, or ``manager = Manager(...)`` then ``return manager``
+            # ``return M(...)``, or ``m = M(...)`` then ``return m``
             simple = isinstance(returned, cst.Call) and (
                 len(body) == 1
-                or (len(body) == 2 and matches(body[-1], m.SimpleStatementLine(body=[m.Return(m.Name())])))
+                or (
+                    len(body) == 2
+                    and matches(
+                        body[0],
+                        m.SimpleStatementLine(
+                            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])]
+                        ),
+                    )
+                    and cst.ensure_type(body[0], cst.SimpleStatementLine).body[0].value  # type: ignore[attr-defined]
+                    is returned
+                )
             )
+            if simple and isinstance(cst.ensure_type(returned, cst.Call).func, cst.Attribute):
+                # another constructor stands for ``Manager(session=...)`` when that is all
+                # it builds (:func:`plain_alternate_constructor`), else for nothing simple
+                returned = self._as_construction(cst.ensure_type(returned, cst.Call), manager)
+                simple = returned is not None
             plain_params = all(
                 k in (SESSION, MANAGER) for k in dep_kinds.values()
             ) and all(

@@ -10,7 +10,8 @@ the file's imports (aliases, ``import x as y``, dotted bases, re-exports from a 
 same name imported from somewhere else is not a manager.
 
 For each manager it records the ``__init__`` signature (inherited from the nearest manager
-ancestor when the class has none) and which parameters are other managers: a parameter
+ancestor when the class has none, and extended with the ancestor's when it hands its
+``*args``/``**kwargs`` on to it) and which parameters are other managers: a parameter
 whose annotation names a manager class, or, without such an annotation, whose name is
 ``<short>_manager`` of a known manager (``GameManager`` -> ``game``).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import libcst as cst
@@ -284,17 +285,34 @@ class ManagerGraph:
         return self.by_rel.get(rel or "", {})
 
     def init_params(self, cls: ManagerClass) -> list[Param]:
-        """The ``__init__`` parameters that apply to ``cls`` (own or inherited)."""
-        seen: set[str] = set()
+        """The ``__init__`` parameters that apply to ``cls`` (own or inherited).
+
+        An ``__init__`` that hands its ``*args`` or ``**kwargs`` on to its base's
+        (``super().__init__(*args, **kwargs)``) takes the base's parameters as well, in
+        their place: its own first, then the base's that the call does not pass itself
+        (positional ones stay positional only when ``*args`` is handed on, keyword ones
+        stay only when ``**kwargs`` is)."""
+        return self._init_params(cls, set())
+
+    def _init_params(self, cls: ManagerClass, seen: set[str]) -> list[Param]:
         todo = [cls]
         while todo:
             current = todo.pop(0)
             if current.qualified in seen:
                 continue
             seen.add(current.qualified)
-            if current.params is not None:
+            if current.params is None:
+                todo.extend(self.classes[b] for b in current.bases if b in self.classes)
+                continue
+            init = own_init(current.node) if current.node is not None else None
+            forwarded = _forwarded_to_base(init, current.params) if init else None
+            parent = next((b for b in current.bases if b in self.classes), None)
+            if forwarded is None or parent is None:
                 return current.params
-            todo.extend(self.classes[b] for b in current.bases if b in self.classes)
+            star, starstar, passed = forwarded
+            return _merged_params(
+                current.params, self._init_params(self.classes[parent], seen), star, starstar, passed
+            )
         return []
 
     def own_state(self, cls: ManagerClass) -> frozenset[str]:
@@ -464,6 +482,65 @@ def _params(fn: cst.FunctionDef) -> list[Param]:
     return out
 
 
+def _forwarded_to_base(
+    init: cst.FunctionDef, params: list[Param]
+) -> tuple[bool, bool, set[str]] | None:
+    """Whether ``init`` hands its ``*args`` and its ``**kwargs`` on to its base's
+    ``__init__`` (``super().__init__(...)``, ``super(C, self).__init__(...)`` or
+    ``Base.__init__(self, ...)``), and the names that call passes by keyword itself; None
+    when it hands on neither."""
+    star = next((p.name for p in params if p.kind == "star"), None)
+    starstar = next((p.name for p in params if p.kind == "starstar"), None)
+    if star is None and starstar is None:
+        return None
+    for call in findall(init.body, m.Call(func=m.Attribute(attr=m.Name("__init__")))):
+        call = cst.ensure_type(call, cst.Call)
+        owner = cst.ensure_type(call.func, cst.Attribute).value
+        is_super = matches(owner, m.Call(func=m.Name("super")))
+        if not is_super and not (
+            isinstance(owner, (cst.Name, cst.Attribute))
+            and call.args
+            and matches(call.args[0], m.Arg(value=m.Name("self"), keyword=None, star=""))
+        ):
+            continue
+        handed_star = any(
+            a.star == "*" and matches(a.value, m.Name(star)) for a in call.args
+        ) if star else False
+        handed_starstar = any(
+            a.star == "**" and matches(a.value, m.Name(starstar)) for a in call.args
+        ) if starstar else False
+        if handed_star or handed_starstar:
+            passed = {a.keyword.value for a in call.args if a.keyword is not None}
+            return handed_star, handed_starstar, passed
+    return None
+
+
+def _merged_params(
+    own: list[Param], base: list[Param], star: bool, starstar: bool, passed: set[str]
+) -> list[Param]:
+    """``own`` parameters with the handed-on ``*args``/``**kwargs`` replaced by the base's
+    parameters they reach (see :meth:`ManagerGraph.init_params`)."""
+    names = {p.name for p in own}
+    inherited = [p for p in base if p.name not in names and p.name not in passed]
+    out = [p for p in own if p.kind in ("posonly", "positional")]
+    for p in inherited:
+        if p.kind in ("posonly", "positional"):
+            if star:
+                out.append(p if starstar or p.kind == "posonly" else replace(p, kind="posonly"))
+            elif starstar and p.kind == "positional":
+                out.append(replace(p, kind="kwonly"))
+    if not star:
+        out.extend(p for p in own if p.kind == "star")
+    else:
+        out.extend(p for p in inherited if p.kind == "star")
+    out.extend(p for p in own if p.kind == "kwonly")
+    if starstar:
+        out.extend(p for p in inherited if p.kind in ("kwonly", "starstar"))
+    else:
+        out.extend(p for p in own if p.kind == "starstar")
+    return out
+
+
 def alternate_constructor_node(
     graph: ManagerGraph, cls: ManagerClass, name: str
 ) -> cst.FunctionDef | None:
@@ -482,6 +559,42 @@ def alternate_constructor_node(
                 return stmt if builds_own_class(stmt, session) else None
         todo.extend(graph.classes[b] for b in current.bases if b in graph.classes)
     return None
+
+
+def plain_alternate_constructor(graph: ManagerGraph, cls: ManagerClass, name: str) -> bool:
+    """Whether ``cls``'s other constructor ``name`` builds nothing but ``cls(session=session)``
+    from its one parameter, the session: ``Manager.name(s)`` is ``Manager(session=s)``."""
+    fn = alternate_constructor_node(graph, cls, name)
+    if fn is None:
+        return False
+    params = fn.params
+    session = graph.config.session_variable
+    names = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if (
+        len(names) != 2
+        or names[1] != session
+        or params.kwonly_params
+        or isinstance(params.star_arg, cst.Param)
+        or isinstance(params.star_kwarg, cst.Param)
+    ):
+        return False
+    body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else ()
+    statements = [
+        s for s in body if not matches(s, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())]))
+    ]
+    return len(statements) == 1 and matches(
+        statements[0],
+        m.SimpleStatementLine(
+            body=[
+                m.Return(
+                    m.Call(
+                        func=m.Name(names[0]),
+                        args=[m.Arg(keyword=m.Name(session), value=m.Name(session))],
+                    )
+                )
+            ]
+        ),
+    )
 
 
 def builds_own_class(fn: cst.FunctionDef, session: str) -> bool:
@@ -841,12 +954,14 @@ __all__ = [
     "annotation_names",
     "builds_own_class",
     "code",
+    "context_openers",
     "import_map",
     "is_test_path",
     "iter_statements",
     "line_of",
     "own_init",
     "package_of",
+    "plain_alternate_constructor",
     "relpath_for",
     "resolve_local",
     "short_name",
@@ -898,3 +1013,21 @@ def session_context_openers(module: cst.Module, context_class: str) -> frozenset
         for n in module.body
         if isinstance(n, cst.FunctionDef) and matches(n, opens_context)
     )
+
+
+def context_openers(project: Project) -> frozenset[str]:
+    """Dotted names of what opens a session context when called: the session module's
+    ``SessionContext`` class and its functions returning one (:func:`session_context_openers`),
+    under every name the project's packages re-export them as; empty when the session module
+    is not there."""
+    config = project.config
+    if not project.exists(config.session_module):
+        return frozenset()
+    module = config.session_module_name
+    names = (
+        config.session_context_class,
+        *session_context_openers(
+            project.parse(config.session_module), config.session_context_class
+        ),
+    )
+    return reexported_as(project, (f"{module}.{name}" for name in names))
