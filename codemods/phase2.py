@@ -95,6 +95,10 @@ class BaseManagerAnalysis:
     reworded_log: tuple[tuple[str, str], ...] = ()
     #: whether the base manager's execute method commits (step 2.3 has work to do)
     execute_commits: bool = False
+    #: test modules whose text mentions ``caplog`` (when step 2.3 rewords a log message)
+    log_readers: frozenset[str] = frozenset()
+    #: test modules whose text quotes ``"commit"`` or ``"rollback"`` (a spy on either)
+    transaction_spies: frozenset[str] = frozenset()
 
 
 def analyze(project: Project) -> BaseManagerAnalysis:
@@ -106,14 +110,19 @@ def analyze(project: Project) -> BaseManagerAnalysis:
     commits = _execute_method(graph, project.config) is not None
     reworded = _reworded_log(graph, project.config) if commits else ()
     step_files = _step_files(project, graph)
+    readers: frozenset[str] = frozenset()
+    spies: frozenset[str] = frozenset()
     if commits:
         # tests that read the execute method's log, or spy on a session's commit
-        needles = ["caplog"] if reworded else []
-        needles += [f"{q}{name}{q}" for name in ("commit", "rollback") for q in "'\""]
-        readers = {
-            rel for rel in project.grep(project.python_files(), *needles) if is_test_path(rel)
-        }
-        step_files["2.3"] = step_files["2.3"] | readers
+        tests = [rel for rel in project.python_files() if is_test_path(rel)]
+        if reworded:
+            readers = frozenset(project.grep(tests, "caplog"))
+        spies = frozenset(
+            project.grep(
+                tests, *(f"{q}{name}{q}" for name in ("commit", "rollback") for q in "'\"")
+            )
+        )
+        step_files["2.3"] = step_files["2.3"] | readers | spies
     return BaseManagerAnalysis(
         project.config,
         project.root,
@@ -125,6 +134,8 @@ def analyze(project: Project) -> BaseManagerAnalysis:
         pytest_naming(project),
         reworded,
         commits,
+        readers,
+        spies,
     )
 
 
@@ -1860,7 +1871,7 @@ class SpiesOnTheSessionsCommitReported(RefactorCodemod):
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         analysis: BaseManagerAnalysis = self.analysis
         rel = relpath_for(self.context.filename, analysis.root)
-        if not analysis.execute_commits or rel is None or not is_test_path(rel):
+        if rel not in analysis.transaction_spies:
             raise SkipFile("no test of the execute method's commit")
         self._functions: list[cst.FunctionDef] = []
         return super().transform_module_impl(tree)
@@ -1908,7 +1919,7 @@ class CaplogReadsTheRewordedLog(RefactorCodemod):
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         analysis: BaseManagerAnalysis = self.analysis
         rel = relpath_for(self.context.filename, analysis.root)
-        if not analysis.reworded_log or rel is None or not is_test_path(rel):
+        if rel not in analysis.log_readers:
             raise SkipFile("no test reading a reworded log message")
         self._asserts = 0
         return super().transform_module_impl(tree)

@@ -1477,36 +1477,47 @@ class RefactorTestFunctions(RefactorCodemod):
         keyword."""
         config = self.config
         old, new = config.session_fixture, config.session_variable
-        if old == new or findall(module, m.Arg(keyword=m.Name(old))):
-            return module
         naming = self.analysis.naming
 
-        def renamed(stmt: cst.BaseStatement) -> cst.BaseStatement:
+        def named(stmt: cst.BaseStatement) -> list[cst.Param]:
+            """The parameters of a plain function of the module named like the fixture."""
             if (
                 not isinstance(stmt, cst.FunctionDef)
                 or fx.is_fixture(stmt)
                 or fx.is_test_function(stmt, naming)
                 or not isinstance(stmt.body, cst.IndentedBlock)
             ):
-                return stmt
+                return []
             params = stmt.params
-            names = fx.scan([stmt.body], memo=self._scans)
-            taken = {*names.used, *names.bound, *(p.name.value for p in _every_param(params))}
-            if new in taken:
-                return stmt
-            named = [
+            return [
                 p
                 for p in (*params.posonly_params, *params.params, *params.kwonly_params)
                 if p.name.value == old
             ]
-            if not named:
+
+        if (
+            old == new
+            or not any(named(s) for s in module.body)
+            or findall(module, m.Arg(keyword=m.Name(old)))
+        ):
+            return module
+
+        def renamed(stmt: cst.BaseStatement) -> cst.BaseStatement:
+            found = named(stmt)
+            if not found:
+                return stmt
+            assert isinstance(stmt, cst.FunctionDef) and isinstance(stmt.body, cst.IndentedBlock)
+            params = stmt.params
+            names = fx.scan([stmt.body], memo=self._scans)
+            taken = {*names.used, *names.bound, *(p.name.value for p in _every_param(params))}
+            if new in taken:
                 return stmt
             body, rewriter = rewrite.rewrite_names(
                 list(stmt.body.body), {old: cst.Name(new)}, (), new
             )
             if rewriter.conflicts:
                 return stmt
-            param = named[0]
+            param = found[0]
             return stmt.with_deep_changes(param, name=cst.Name(new)).with_changes(
                 body=stmt.body.with_changes(body=body)
             )
@@ -2655,6 +2666,11 @@ class RefactorTestFunctions(RefactorCodemod):
         statement: ``body``, nothing, None."""
         openers = self.analysis.cache.get(_OPENERS, frozenset())
         if not openers:
+            return body, [], None
+        if not any(
+            isinstance(stmt, cst.With) and stmt.items and isinstance(stmt.items[0].item, cst.Call)
+            for stmt in body[1:]
+        ):
             return body, [], None
         config = self.config
         module_name = self.context.full_module_name or ""
