@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import libcst as cst
 import libcst.matchers as m
@@ -1856,25 +1856,39 @@ _SPY_ON_TRANSACTION = m.Call(
 )
 
 
-class SpiesOnTheSessionsCommitReported(RefactorCodemod):
+class _ChosenTests(RefactorCodemod):
+    """A step-2.3 codemod of test modules: it runs on those the analysis chose by their text
+    (the analysis field named by ``CHOSEN``) and skips every other file."""
+
+    STEP = "2.3"
+    ANALYZE = analyze
+    CHOSEN: ClassVar[str] = ""
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        analysis: BaseManagerAnalysis = self.analysis
+        rel = relpath_for(self.context.filename, analysis.root)
+        if rel not in getattr(analysis, self.CHOSEN):
+            raise SkipFile(f"not one of the analysis's {self.CHOSEN.replace('_', ' ')}")
+        self.start()
+        return super().transform_module_impl(tree)
+
+    def start(self) -> None:
+        """Per-file setup."""
+
+
+class SpiesOnTheSessionsCommitReported(_ChosenTests):
     """A test that spies on a session's ``commit`` or ``rollback`` checks what the execute
     method did before this step (it commits no more, and rolls back only its savepoint):
     it is reported under its name."""
 
-    STEP = "2.3"
-    ANALYZE = analyze
+    CHOSEN = "transaction_spies"
     DESCRIPTION = (
         "Report the tests that spy on a session's commit or rollback, which the execute "
         "method no longer calls."
     )
 
-    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        analysis: BaseManagerAnalysis = self.analysis
-        rel = relpath_for(self.context.filename, analysis.root)
-        if rel not in analysis.transaction_spies:
-            raise SkipFile("no test of the execute method's commit")
+    def start(self) -> None:
         self._functions: list[cst.FunctionDef] = []
-        return super().transform_module_impl(tree)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._functions.append(node)
@@ -1905,24 +1919,18 @@ class SpiesOnTheSessionsCommitReported(RefactorCodemod):
         )
 
 
-class CaplogReadsTheRewordedLog(RefactorCodemod):
+class CaplogReadsTheRewordedLog(_ChosenTests):
     """A test asserting on captured log text (``caplog``) that quotes a piece of a log message
     of the execute method that this step rewords (``committed ``) quotes its new text."""
 
-    STEP = "2.3"
-    ANALYZE = analyze
+    CHOSEN = "log_readers"
     DESCRIPTION = (
         "In tests, assertions on caplog that quote a reworded log message of the execute "
         "method quote its new text."
     )
 
-    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        analysis: BaseManagerAnalysis = self.analysis
-        rel = relpath_for(self.context.filename, analysis.root)
-        if rel not in analysis.log_readers:
-            raise SkipFile("no test reading a reworded log message")
+    def start(self) -> None:
         self._asserts = 0
-        return super().transform_module_impl(tree)
 
     def visit_Assert(self, node: cst.Assert) -> None:
         if findall(node, m.Name("caplog")):

@@ -315,12 +315,8 @@ class ManagerGraph:
             )
         return []
 
-    def own_state(self, cls: ManagerClass) -> frozenset[str]:
-        """The attributes every instance of ``cls`` gets a container of its own for in an
-        ``__init__`` (its own or one it inherits from a manager base): ``self.x = {}``
-        (``[]``, ``set()``, ``dict()``, ``defaultdict(...)`` ...). Emptying one touches
-        nothing but that instance."""
-        found: set[str] = set()
+    def lineage(self, cls: ManagerClass) -> Iterator[ManagerClass]:
+        """``cls`` and the manager classes it derives from, nearest first, each once."""
         seen: set[str] = set()
         todo = [cls]
         while todo:
@@ -328,10 +324,19 @@ class ManagerGraph:
             if current.qualified in seen:
                 continue
             seen.add(current.qualified)
+            yield current
+            todo.extend(self.classes[b] for b in current.bases if b in self.classes)
+
+    def own_state(self, cls: ManagerClass) -> frozenset[str]:
+        """The attributes every instance of ``cls`` gets a container of its own for in an
+        ``__init__`` (its own or one it inherits from a manager base): ``self.x = {}``
+        (``[]``, ``set()``, ``dict()``, ``defaultdict(...)`` ...). Emptying one touches
+        nothing but that instance."""
+        found: set[str] = set()
+        for current in self.lineage(cls):
             init = own_init(current.node) if current.node is not None else None
             if init is not None:
                 found |= _fresh_containers(init)
-            todo.extend(self.classes[b] for b in current.bases if b in self.classes)
         return frozenset(found)
 
     def alternate_constructor(self, cls: ManagerClass, name: str) -> list[Param] | None:
