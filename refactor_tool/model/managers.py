@@ -295,14 +295,8 @@ class ManagerGraph:
         return self._init_params(cls, set())
 
     def _init_params(self, cls: ManagerClass, seen: set[str]) -> list[Param]:
-        todo = [cls]
-        while todo:
-            current = todo.pop(0)
-            if current.qualified in seen:
-                continue
-            seen.add(current.qualified)
+        for current in self.lineage(cls, seen):
             if current.params is None:
-                todo.extend(self.classes[b] for b in current.bases if b in self.classes)
                 continue
             init = own_init(current.node) if current.node is not None else None
             forwarded = _forwarded_to_base(init, current.params) if init else None
@@ -315,9 +309,12 @@ class ManagerGraph:
             )
         return []
 
-    def lineage(self, cls: ManagerClass) -> Iterator[ManagerClass]:
-        """``cls`` and the manager classes it derives from, nearest first, each once."""
-        seen: set[str] = set()
+    def lineage(
+        self, cls: ManagerClass, seen: set[str] | None = None
+    ) -> Iterator[ManagerClass]:
+        """``cls`` and the manager classes it derives from, nearest first, each once (and
+        none of ``seen``, the qualified names of classes met already, which it extends)."""
+        seen = set() if seen is None else seen
         todo = [cls]
         while todo:
             current = todo.pop(0)
