@@ -40,12 +40,12 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.matchers import matches
 
-from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
+from codemods.base import PhaseSpec, RefactorCodemod, StepSpec, find_project_root
 from codemods import rewrite
 from codemods.rewrite import drop_unused_imports
 from refactor_tool.model.config import Config
 from refactor_tool.model.fixtures import (
-    literal_value,
+    holds_no_session_object,
     is_fixture,
     DEFAULT_NAMING,
     TestNaming,
@@ -68,7 +68,7 @@ from refactor_tool.model.managers import (
     resolve_local,
     unwrap_optional,
 )
-from refactor_tool.model.project import Project
+from refactor_tool.model.project import Project, first_party
 from refactor_tool.model.syntax import Transformer, code, findall, identifiers
 
 # ------------------------------------------------------------------------------- analysis
@@ -621,15 +621,18 @@ class RequireSession(_ManagerCodemod):
         opened = self._opening.get(id(fn))
         if opened is not None:
             return opened[1]
+        own = first_party(find_project_root(self.context.filename), self._module_name)
         if (
-            len(self._owners) > 1
+            any(id(outer) in self._opening for outer in self._owners[:-1])
+            or any(
+                is_fixture(f) or is_test_function(f, self.analysis.naming)
+                for f in self._owners
+            )
             or fn.asynchronous is not None
-            or is_fixture(fn)
-            or is_test_function(fn, self.analysis.naming)
             or findall(fn.body, m.Yield())
             or any(
                 (value := cst.ensure_type(r, cst.Return).value) is not None
-                and literal_value(value) is None
+                and not holds_no_session_object(value, self._imports, own)
                 for r in findall(fn.body, m.Return())
             )
         ):

@@ -2765,13 +2765,23 @@ class RefactorTestFunctions(RefactorCodemod):
         if not runs:
             return set()
         session_fixture = self.config.session_fixture
-        reads = [bool(findall(stmt, m.Name(session_fixture))) for stmt in body]
         database = {session_fixture} | {
             p for p, f in resolved.items() if f is not None and f.kind in fx.DB_KINDS
         }
         uses = [
             bool(findall(stmt, m.Name(m.MatchIfTrue(lambda n: n in database))))
             for stmt in body
+        ]
+        # what the session holds: the session itself, the objects of object fixtures and
+        # the names a statement using the database bound before the first run
+        held = {session_fixture} | {
+            p for p, f in resolved.items() if f is not None and f.kind == fx.OBJECT
+        }
+        for stmt, used in zip(body[: runs[0]], uses):
+            if used:
+                held |= set(scope_scan([stmt], self._scans).bound)
+        reads = [
+            bool(findall(stmt, m.Name(m.MatchIfTrue(lambda n: n in held)))) for stmt in body
         ]
         set_up = any(f is not None and f.kind == fx.OBJECT for f in resolved.values())
         expires = m.SimpleStatementLine(
@@ -2826,7 +2836,9 @@ class RefactorTestFunctions(RefactorCodemod):
         }
         if not runners and not apps and not in_module:
             return []
-        call = m.Call(func=m.Name(m.MatchIfTrue(lambda n: n in runners)))
+        # a runner called (``run_cli(...)``) or driven (``client.post(...)``)
+        runner = m.Name(m.MatchIfTrue(lambda n: n in runners))
+        call = m.Call(func=runner | m.Attribute(value=runner))
         app = m.Name(m.MatchIfTrue(lambda n: n in apps))
         modules = {local for local, _ in in_module}
         objects = {obj for _, obj in in_module}

@@ -2382,6 +2382,51 @@ class _Classifier:
                 return True
         return False
 
+    def _serves_application(
+        self, fixture: Fixture, body: Sequence[cst.BaseStatement]
+    ) -> bool:
+        """Whether the fixture returns (or yields) the application, or what drives it (a web
+        framework's test client, ``app.test_client()``): a value built by a function of the
+        package whose module builds managers or opens session contexts (``create_app``), or
+        built on another fixture that is such a value. Code a test runs through it opens
+        sessions of its own."""
+        if body and matches(
+            body[-1], m.SimpleStatementLine(body=[m.Expr(m.Yield(value=m.DoNotCare()))])
+        ):
+            value = cst.ensure_type(body[-1], cst.SimpleStatementLine).body[0].value  # type: ignore[attr-defined]
+            body = [*body[:-1], cst.SimpleStatementLine(body=[cst.Return(value=value.value)])]
+        value = returned_expression(body)
+        if not isinstance(value, (cst.Call, cst.Attribute)):
+            return False
+        root: cst.BaseExpression = value
+        while isinstance(root, (cst.Attribute, cst.Call)):
+            root = root.value if isinstance(root, cst.Attribute) else root.func
+        if not isinstance(root, cst.Name):
+            return False
+        if root.value in fixture.params:
+            dep = self._dep(root.value, fixture)
+            return dep is not None and dep.kind == PLAIN and dep.runs_app
+        binding = fixture.imports.get(root.value)
+        package = self.config.package_dotted
+        if not binding or not (
+            binding[0] == package or str(binding[0]).startswith(package + ".")
+        ):
+            return False
+        rel = self.project.module_file(str(binding[0]))
+        if rel is None:
+            return False
+        try:
+            tree = self.project.parse(rel)
+        except InputError:
+            return False
+        origins = set(import_map(tree, self.project.module_name(rel), rel).values())
+        session_module = self.config.session_module_name
+        managers = {c.qualified for c in self.managers.subclasses()} if self.managers else set()
+        return any(
+            o in managers or o == session_module or o.startswith(session_module + ".")
+            for o in origins
+        )
+
     def _classify(self, fixture: Fixture) -> str:
         config = self.config
         if fixture.name == config.session_fixture:
@@ -2498,6 +2543,8 @@ class _Classifier:
             runner = inner if inner is not None else returned_expression(body)
             if isinstance(runner, (cst.FunctionDef, cst.Lambda)):
                 fixture.runs_app = self._calls_application(fixture, runner)
+            else:
+                fixture.runs_app = self._serves_application(fixture, body)
             return PLAIN
         if is_session_helper(fixture.node(), dep_kinds.values(), config):
             return PLAIN
@@ -2610,6 +2657,27 @@ def literal_value(expr: cst.BaseExpression) -> tuple[type, Any] | None:
     except (ValueError, SyntaxError, TypeError):
         return None
     return type(value), value
+
+
+def holds_no_session_object(
+    expr: cst.BaseExpression, imports: dict[str, str], own: Container[str]
+) -> bool:
+    """Whether the value of ``expr``, computed inside a session context and returned from it,
+    cannot carry an object of that session out of it once the context closes: a literal, a
+    tuple of such values, or what a function of another library builds (``jsonify(...)``,
+    ``json.dumps(...)``: its own objects, whatever it was given); ``imports`` is the module's
+    local name -> dotted origin, ``own`` the project's top-level module names."""
+    if literal_value(expr) is not None or isinstance(expr, cst.FormattedString):
+        return True
+    if isinstance(expr, cst.Tuple):
+        return all(holds_no_session_object(e.value, imports, own) for e in expr.elements)
+    if isinstance(expr, cst.Call):
+        root: cst.BaseExpression = expr.func
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if isinstance(root, cst.Name) and root.value in imports:
+            return imports[root.value].split(".")[0] not in own
+    return False
 
 
 @dataclass(frozen=True)
