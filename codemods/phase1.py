@@ -962,6 +962,8 @@ class RemoveSessionApis(RefactorCodemod):
         self._relocated: set[int] = set()
         #: per function (id): the receiver of a rewritten ``V = X.get_session()`` -> ``V``
         self._opened: dict[int, dict[str, str]] = {}
+        #: functions (ids) whose whole body was such a closer
+        self._emptied: set[int] = set()
         #: calls of removed methods rewritten by :meth:`_session_methods` (not reported)
         self._fixed: set[int] = set()
         return super().transform_module_impl(tree)
@@ -1016,7 +1018,21 @@ class RemoveSessionApis(RefactorCodemod):
             return cst.RemoveFromParent()
         if not self._functions:
             return self._import_locally(original_node, updated_node)
+        if self._registered_only(original_node):
+            self._drop |= identifiers(original_node)
+            return cst.RemoveFromParent()
         return updated_node
+
+    def _registered_only(self, fn: cst.FunctionDef) -> bool:
+        """A function nested in another whose whole body was a closer this step drops, that
+        its decorators register (a web app's ``@app.teardown_appcontext`` hook) and that its
+        enclosing function never names: nothing is left for it to do, and nothing else can
+        reach it, so it goes with its registration."""
+        if id(fn) not in self._emptied or not fn.decorators:
+            return False
+        name = fn.name.value
+        outer = self._functions[-1]
+        return len(findall(outer, m.Name(name))) == len(findall(fn, m.Name(name)))
 
     def _import_locally(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -1278,6 +1294,8 @@ class RemoveSessionApis(RefactorCodemod):
         if not changed:
             return updated_node
         if not out:
+            if self._functions[-1].body is original_node:
+                self._emptied.add(id(self._functions[-1]))
             out = [cst.SimpleStatementLine(body=[cst.Pass()])]
         return updated_node.with_changes(body=out)
 
