@@ -74,6 +74,7 @@ from codemods.base import PhaseSpec, RefactorCodemod, StepSpec
 from refactor_tool.model import fixtures as fx
 from refactor_tool.model.config import Config, project_scripts
 from refactor_tool.model.managers import (
+    attributes_set_in_place,
     constructions_without_session,
     context_openers,
     import_map,
@@ -96,6 +97,7 @@ from refactor_tool.model.syntax import (
 _FACTORY_KEYWORDS = ("factory keywords",)
 #: (module, object) of each ``[project.scripts]`` entry point: the application itself
 _ENTRY_POINTS = ("entry points",)
+_SET_IN_PLACE = ("attributes set in place",)
 #: rel -> what the text prefilter of :func:`files` learned of the module (:class:`_TextFacts`)
 _TEXT_FACTS = ("text facts",)
 #: setup code -> the :class:`SharedHelper` running it (:func:`shared_helpers`)
@@ -133,6 +135,7 @@ def analyze(
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
     analysis.cache[_OPENERS] = context_openers(project)
+    analysis.cache[_SET_IN_PLACE] = attributes_set_in_place(project)
     analysis.cache[_ENTRY_POINTS] = {
         tuple(target.split(":", 1))
         for target in project_scripts(
@@ -2772,17 +2775,21 @@ class RefactorTestFunctions(RefactorCodemod):
             bool(findall(stmt, m.Name(m.MatchIfTrue(lambda n: n in database))))
             for stmt in body
         ]
-        # what the session holds: the session itself, the objects of object fixtures and
+        # a read through the session, or of an attribute the application sets in place
+        # (``tool.status``) on what the session holds: the objects of object fixtures and
         # the names a statement using the database bound before the first run
-        held = {session_fixture} | {
+        held = {
             p for p, f in resolved.items() if f is not None and f.kind == fx.OBJECT
         }
         for stmt, used in zip(body[: runs[0]], uses):
             if used:
                 held |= set(scope_scan([stmt], self._scans).bound)
-        reads = [
-            bool(findall(stmt, m.Name(m.MatchIfTrue(lambda n: n in held)))) for stmt in body
-        ]
+        changed = self.analysis.cache.get(_SET_IN_PLACE, frozenset())
+        stale = m.Name(session_fixture) | m.Attribute(
+            value=m.Name(m.MatchIfTrue(lambda n: n in held)),
+            attr=m.Name(m.MatchIfTrue(lambda n: n in changed)),
+        )
+        reads = [bool(findall(stmt, stale)) for stmt in body]
         set_up = any(f is not None and f.kind == fx.OBJECT for f in resolved.values())
         expires = m.SimpleStatementLine(
             body=[

@@ -1033,3 +1033,30 @@ def context_openers(project: Project) -> frozenset[str]:
         ),
     )
     return reexported_as(project, (f"{module}.{name}" for name in names))
+
+
+def attributes_set_in_place(project: Project) -> frozenset[str]:
+    """The attribute names the application's own code (the package, its tests aside) assigns
+    on an object it was handed or loaded (``tool.status = "repair"``; ``self.x = ...`` is
+    the object's own state): what running the application may change in the rows a test
+    holds. Computed once per run (``project.memo``)."""
+    memo = project.memo.get("attributes_set_in_place")
+    if isinstance(memo, frozenset):
+        return memo
+    package = project.config.package_dotted
+    target = m.Attribute(value=m.Name(m.MatchIfTrue(lambda n: n != "self")) | m.Attribute())
+    found: set[str] = set()
+    for rel in project.python_files():
+        name = project.module_name(rel)
+        if is_test_path(rel) or not (name == package or name.startswith(package + ".")):
+            continue
+        try:
+            tree = project.parse(rel)
+        except InputError:
+            continue
+        for node in findall(tree, m.AssignTarget(target=target) | m.AugAssign(target=target)):
+            attribute = node.target  # type: ignore[attr-defined]
+            found.add(cst.ensure_type(attribute, cst.Attribute).attr.value)
+    result = frozenset(found)
+    project.memo["attributes_set_in_place"] = result
+    return result
