@@ -607,10 +607,13 @@ class RequireSession(_ManagerCodemod):
         any session context: the manager fetched the thread's session, which phase 1 takes
         away, so the function's body runs in ``with SessionContext() as session:`` from now
         on and the manager gets that session; the context commits what the manager's
-        operations committed one by one. Not for a function that returns a value other
-        than a literal (an exit status; anything else may be an object that would leave
-        the session that closes), a generator or a coroutine, nor where the function
-        already uses the name."""
+        operations committed one by one. A function nested in another (a web view in an
+        app factory) counts too, unless an enclosing one opens a context already or is a
+        test or fixture. Not for a function that returns a value other than a literal or
+        what another library builds (an exit status, ``jsonify(...)``: see
+        :func:`refactor_tool.model.fixtures.holds_no_session_object`; anything else may be
+        an object that would leave the session that closes), a generator or a coroutine,
+        nor where the function already uses the name."""
         if not self._owners or self._contexts or self._class_depths:
             return None
         if self.rel is None or is_test_path(self.rel):
