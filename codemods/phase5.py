@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Callable, Container, Iterator, Sequence
@@ -135,7 +136,8 @@ def analyze(
         analysis.graph.fallback = previous
     analysis.cache[_FACTORY_KEYWORDS] = factory_keywords(analysis, project)
     analysis.cache[_OPENERS] = context_openers(project)
-    analysis.cache[_SET_IN_PLACE] = attributes_set_in_place(project)
+    # read only where a test drives the application (a walk of the whole package)
+    analysis.cache[_SET_IN_PLACE] = functools.partial(attributes_set_in_place, project)
     analysis.cache[_ENTRY_POINTS] = {
         tuple(target.split(":", 1))
         for target in project_scripts(
@@ -2784,7 +2786,8 @@ class RefactorTestFunctions(RefactorCodemod):
         for stmt, used in zip(body[: runs[0]], uses):
             if used:
                 held |= set(scope_scan([stmt], self._scans).bound)
-        changed = self.analysis.cache.get(_SET_IN_PLACE, frozenset())
+        found = self.analysis.cache.get(_SET_IN_PLACE)
+        changed = found() if found is not None else frozenset()
         stale = m.Name(session_fixture) | m.Attribute(
             value=m.Name(m.MatchIfTrue(lambda n: n in held)),
             attr=m.Name(m.MatchIfTrue(lambda n: n in changed)),

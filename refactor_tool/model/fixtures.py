@@ -2415,13 +2415,19 @@ class _Classifier:
         rel = self.project.module_file(str(binding[0]))
         if rel is None:
             return False
+        session_module = self.config.session_module_name
+        classes = self.managers.subclasses() if self.managers else []
+        # an import of the session module names its last part, one of a manager its class
+        if not self.project.grep(
+            [rel], session_module.rsplit(".", 1)[-1], *(c.name for c in classes)
+        ):
+            return False
         try:
             tree = self.project.parse(rel)
         except InputError:
             return False
         origins = set(import_map(tree, self.project.module_name(rel), rel).values())
-        session_module = self.config.session_module_name
-        managers = {c.qualified for c in self.managers.subclasses()} if self.managers else set()
+        managers = {c.qualified for c in classes}
         return any(
             o in managers or o == session_module or o.startswith(session_module + ".")
             for o in origins

@@ -1035,6 +1035,13 @@ def context_openers(project: Project) -> frozenset[str]:
     return reexported_as(project, (f"{module}.{name}" for name in names))
 
 
+#: the text of an assignment to an attribute (plain or augmented); group 1 is what comes
+#: before the dot (``self``, a name, or the closing bracket of a call or subscript)
+_ATTRIBUTE_ASSIGNED = re.compile(
+    rb"(\w+|[)\]])\s*\.\s*\w+\s*(?:[-+*/%&|^@]|//|<<|>>|\*\*)?=(?!=)"
+)
+
+
 def attributes_set_in_place(project: Project) -> frozenset[str]:
     """The attribute names the application's own code (the package, its tests aside) assigns
     on an object it was handed or loaded (``tool.status = "repair"``; ``self.x = ...`` is
@@ -1050,6 +1057,10 @@ def attributes_set_in_place(project: Project) -> frozenset[str]:
         name = project.module_name(rel)
         if is_test_path(rel) or not (name == package or name.startswith(package + ".")):
             continue
+        if not any(
+            receiver != b"self" for receiver in _ATTRIBUTE_ASSIGNED.findall(project.read_bytes(rel))
+        ):
+            continue  # the text assigns no attribute but its own object's
         try:
             tree = project.parse(rel)
         except InputError:
