@@ -74,7 +74,7 @@ from refactor_tool.model.managers import (
     resolve_local,
 )
 from refactor_tool.model.project import InputError, Project
-from refactor_tool.model.syntax import Lines, Visitor, code, findall
+from refactor_tool.model.syntax import Lines, Visitor, chain_root, code, findall
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -2398,9 +2398,7 @@ class _Classifier:
         value = returned_expression(body)
         if not isinstance(value, (cst.Call, cst.Attribute)):
             return False
-        root: cst.BaseExpression = value
-        while isinstance(root, (cst.Attribute, cst.Call)):
-            root = root.value if isinstance(root, cst.Attribute) else root.func
+        root = chain_root(value)
         if not isinstance(root, cst.Name):
             return False
         if root.value in fixture.params:
@@ -2678,9 +2676,7 @@ def holds_no_session_object(
     if isinstance(expr, cst.Tuple):
         return all(holds_no_session_object(e.value, imports, own) for e in expr.elements)
     if isinstance(expr, cst.Call):
-        root: cst.BaseExpression = expr.func
-        while isinstance(root, cst.Attribute):
-            root = root.value
+        root = chain_root(expr.func, through_calls=False)
         if isinstance(root, cst.Name) and root.value in imports:
             return imports[root.value].split(".")[0] not in own
     return False

@@ -305,6 +305,14 @@ class Lines:
         return None if position is None else position.start.line
 
 
+def chain_root(expr: cst.BaseExpression, through_calls: bool = True) -> cst.BaseExpression:
+    """What an attribute chain starts from: ``a`` of ``a.b.c``, and of ``a(x).b()`` when
+    ``through_calls`` (else the call ``a(x)`` there)."""
+    while isinstance(expr, cst.Attribute) or (through_calls and isinstance(expr, cst.Call)):
+        expr = expr.value if isinstance(expr, cst.Attribute) else expr.func
+    return expr
+
+
 def line_of(module: cst.Module, node: cst.CSTNode) -> int | None:
     """The 1-based first line of ``node`` in ``module`` (for one question; use :class:`Lines`
     for several about the same module)."""
